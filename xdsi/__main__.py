@@ -1,0 +1,5 @@
+"""`python -m xdsi` runs the command-line interface."""
+
+from xdsi.cli import main
+
+raise SystemExit(main())

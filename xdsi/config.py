@@ -1,0 +1,262 @@
+"""Settings: explicit arguments > XDSI_* environment > TOML file named by XDSI_CONFIG > defaults.
+
+Every value is validated when the settings are built, and every bad key is named in one
+`ConfigError`, so a misconfigured server refuses to start instead of failing on first use.
+Secrets (fields marked ``secret``) are read only from the environment or explicit arguments;
+a TOML file that carries one is an error, because configuration files get committed and copied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "XDSI_"
+CONFIG_FILE_ENV = "XDSI_CONFIG"
+MIB = 1024 * 1024
+
+DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
+SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ConfigError(ValueError):
+    """Raised when settings cannot be built; ``problems`` names every bad key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _doc(text: str, *, secret: bool = False) -> dict[str, Any]:
+    return {"doc": text, "secret": secret}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The effective configuration of one xdsi process."""
+
+    database_url: str = field(
+        default="sqlite:///./var/xdsi.db",
+        metadata=_doc("SQLAlchemy URL of the index (SQLite or PostgreSQL)"),
+    )
+    database_password: str | None = field(
+        default=None,
+        metadata=_doc("password merged into database_url (environment only)", secret=True),
+    )
+    storage: Path = field(
+        default=Path("./var/store"),
+        metadata=_doc("folder of the blob store (instances as received)"),
+    )
+    bind: str = field(default="127.0.0.1:8080", metadata=_doc("HOST:PORT the server listens on"))
+    workers: int = field(default=2, metadata=_doc("gunicorn worker processes"))
+    threads: int = field(default=8, metadata=_doc("threads per worker (gthread)"))
+    base_url: str | None = field(
+        default=None,
+        metadata=_doc("public URL of the server, used in RetrieveURL and BulkDataURI"),
+    )
+    duplicate_policy: DuplicatePolicy = field(
+        default="reject",
+        metadata=_doc(
+            "same SOP Instance UID again: reject (identical copy is success, different content fails), "
+            "overwrite, or ignore (keep the first)"
+        ),
+    )
+    max_instance_bytes: int = field(
+        default=2048 * MIB, metadata=_doc("largest instance accepted, in bytes")
+    )
+    max_inflated_bytes: int = field(
+        default=512 * MIB, metadata=_doc("largest inflated size of a Deflated transfer syntax dataset")
+    )
+    max_deflate_ratio: int = field(
+        default=200, metadata=_doc("largest inflated/deflated ratio accepted beyond 1 MiB inflated")
+    )
+    bulk_data_threshold: int = field(
+        default=1024,
+        metadata=_doc("values longer than this many bytes become BulkDataURI in metadata"),
+    )
+    sqlite_synchronous: SqliteSynchronous = field(
+        default="FULL", metadata=_doc("SQLite PRAGMA synchronous (FULL survives power loss)")
+    )
+    sqlite_busy_timeout_ms: int = field(
+        default=5000, metadata=_doc("how long a SQLite writer waits for the lock before 503")
+    )
+    log_level: LogLevel = field(default="INFO", metadata=_doc("logging level"))
+
+    def __post_init__(self) -> None:
+        problems = _check_values(self)
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL with the environment-only password merged in."""
+        if not self.database_password:
+            return self.database_url
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).set(password=self.database_password).render_as_string(
+            hide_password=False
+        )
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.bind.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        **explicit: Any,
+    ) -> Settings:
+        """Build settings from explicit arguments, the environment and the TOML file."""
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+        hints = get_type_hints(cls)
+
+        config_file = explicit.pop("config_file", None) or env.get(CONFIG_FILE_ENV)
+        if config_file:
+            for key, raw in _read_toml(Path(config_file), problems).items():
+                f = fields_by_name.get(key)
+                if f is None:
+                    problems.append(f"{config_file}: unknown key {key!r}")
+                elif f.metadata.get("secret"):
+                    problems.append(
+                        f"{config_file}: {key!r} is a secret; set {ENV_PREFIX}{key.upper()} in the environment"
+                    )
+                else:
+                    values[key] = _coerce(raw, hints[key], f"{config_file}: {key}", problems)
+                    sources[key] = str(config_file)
+        for name in fields_by_name:
+            env_key = ENV_PREFIX + name.upper()
+            if env_key in env:
+                values[name] = _coerce(env[env_key], hints[name], env_key, problems)
+                sources[name] = "environment"
+        for name, raw in explicit.items():
+            if name not in fields_by_name:
+                problems.append(f"argument: unknown setting {name!r}")
+                continue
+            values[name] = _coerce(raw, hints[name], f"argument {name}", problems)
+            sources[name] = "argument"
+        if sources.get("database_url") not in (None, "environment", "argument"):
+            if _has_password(values.get("database_url")):
+                problems.append(
+                    f"{sources['database_url']}: database_url carries a password; "
+                    f"set {ENV_PREFIX}DATABASE_PASSWORD in the environment instead"
+                )
+        if problems:
+            raise ConfigError(problems)
+        settings = cls(**values)
+        object.__setattr__(settings, "_sources", sources)
+        return settings
+
+    def describe(self) -> list[tuple[str, str, str, str]]:
+        """(key, value, source, doc) rows for ``xdsi check-config``, secrets masked."""
+        sources: dict[str, str] = getattr(self, "_sources", {})
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                shown = "********"
+            elif f.name == "database_url":
+                shown = _mask_url(value)
+            else:
+                shown = "" if value is None else str(value)
+            rows.append((f.name, shown, sources.get(f.name, "default"), f.metadata["doc"]))
+        return rows
+
+
+def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        problems.append(f"{CONFIG_FILE_ENV}: file {str(path)!r} does not exist")
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"{path}: cannot be read as TOML: {exc}")
+        return {}
+    # A [xdsi] table is accepted so the settings can live in a shared file.
+    section = data.get("xdsi", data)
+    if not isinstance(section, dict):
+        problems.append(f"{path}: [xdsi] must be a table")
+        return {}
+    return section
+
+
+def _coerce(raw: Any, hint: Any, where: str, problems: list[str]) -> Any:
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin is Literal:
+        text = str(raw)
+        for choice in args:
+            if text.lower() == str(choice).lower():
+                return choice
+        problems.append(f"{where}: {raw!r} is not one of {', '.join(map(str, args))}")
+        return None
+    if type(None) in args:  # Optional[X]
+        if raw is None or raw == "":
+            return None
+        return _coerce(raw, next(a for a in args if a is not type(None)), where, problems)
+    if hint is int:
+        if isinstance(raw, bool):
+            problems.append(f"{where}: {raw!r} is not an integer")
+            return None
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            problems.append(f"{where}: {raw!r} is not an integer")
+            return None
+    if hint is Path:
+        return Path(str(raw))
+    if hint is str:
+        if not isinstance(raw, str):
+            problems.append(f"{where}: {raw!r} is not a string")
+            return None
+        return raw
+    raise TypeError(f"unsupported setting type {hint!r}")
+
+
+def _check_values(s: Settings) -> list[str]:
+    problems = []
+    if not s.database_url.startswith(("sqlite", "postgresql")):
+        problems.append(f"database_url: {s.database_url!r} is neither sqlite:// nor postgresql://")
+    host, _, port = s.bind.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        problems.append(f"bind: {s.bind!r} is not HOST:PORT")
+    for name in ("workers", "threads", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio"):
+        if getattr(s, name) is not None and getattr(s, name) < 1:
+            problems.append(f"{name}: must be at least 1, not {getattr(s, name)}")
+    if s.bulk_data_threshold is not None and s.bulk_data_threshold < 0:
+        problems.append(f"bulk_data_threshold: must not be negative, not {s.bulk_data_threshold}")
+    if s.sqlite_busy_timeout_ms is not None and s.sqlite_busy_timeout_ms < 0:
+        problems.append(f"sqlite_busy_timeout_ms: must not be negative, not {s.sqlite_busy_timeout_ms}")
+    if s.base_url is not None:
+        parts = urlsplit(s.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(f"base_url: {s.base_url!r} is not an absolute http(s) URL")
+    for f in dataclasses.fields(s):
+        if getattr(s, f.name) is None and f.default is not None:
+            problems.append(f"{f.name}: must be set")
+    return problems
+
+
+def _has_password(url: Any) -> bool:
+    return isinstance(url, str) and bool(urlsplit(url).password)
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return url.replace(f":{parts.password}@", ":********@", 1)

@@ -1,0 +1,1 @@
+"""Pure DICOM logic: UIDs, transfer syntaxes, bounded file parsing, index keys, names."""

@@ -1,0 +1,100 @@
+"""Domain errors raised by services, repository, encoders and DICOM code.
+
+No HTTP status or SOAP fault lives here: ``errormap.py`` is the one table that turns these
+into wire answers. The tree::
+
+    XdsiError
+    ├── InvalidRequest          the client asked for something malformed (bad UID, bad parameter)
+    │   └── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
+    ├── NotFound                the named study, series, instance or resource does not exist
+    ├── InstanceRejected        one instance cannot be stored; ``reason`` says why in words
+    │   ├── NotDicom            not a PS3.10 file (no preamble and 'DICM' prefix)
+    │   ├── MalformedDicom      truncated, inconsistent lengths, unparsable element, bad deflate
+    │   ├── MissingAttribute    a required attribute (Study/Series/SOP Instance UID, SOP Class) is absent
+    │   ├── BadAttribute        a required attribute has an invalid value (e.g. a UID with '/')
+    │   ├── UnsupportedTransferSyntax
+    │   ├── UnsupportedSOPClass
+    │   ├── InstanceTooLarge    over ``max_instance_bytes`` or an inflate limit
+    │   ├── DuplicateConflict   same SOP Instance UID, different content, policy ``reject``
+    │   └── HierarchyConflict   the UIDs place the instance under another study/series/patient
+    ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
+    └── StorageFull             the blob store or database volume is out of space
+"""
+
+from __future__ import annotations
+
+
+class XdsiError(Exception):
+    """Base of every error xdsi raises on purpose."""
+
+
+class InvalidRequest(XdsiError):
+    """The client sent a malformed request; the message says what is wrong."""
+
+
+class InvalidUID(InvalidRequest):
+    """A UID failed PS3.5 9.1 syntax: ASCII digits and dots, no empty component, at most 64 chars."""
+
+
+class NotFound(XdsiError):
+    """The requested object is not in the archive."""
+
+
+class InstanceRejected(XdsiError):
+    """One instance cannot be stored. ``sop_class_uid``/``sop_instance_uid`` are set when known."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        sop_class_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+
+
+class NotDicom(InstanceRejected):
+    """The bytes are not a PS3.10 file."""
+
+
+class MalformedDicom(InstanceRejected):
+    """The file is DICOM but cannot be parsed safely."""
+
+
+class MissingAttribute(InstanceRejected):
+    """A required attribute is absent."""
+
+
+class BadAttribute(InstanceRejected):
+    """A required attribute is present but invalid."""
+
+
+class UnsupportedTransferSyntax(InstanceRejected):
+    """The transfer syntax is unknown or cannot be stored."""
+
+
+class UnsupportedSOPClass(InstanceRejected):
+    """The SOP Class is not a storage SOP class this archive accepts."""
+
+
+class InstanceTooLarge(InstanceRejected):
+    """The instance, or its inflated dataset, exceeds a configured limit."""
+
+
+class DuplicateConflict(InstanceRejected):
+    """A different instance with the same SOP Instance UID is already stored."""
+
+
+class HierarchyConflict(InstanceRejected):
+    """The instance's UIDs contradict where the archive already files its study or series."""
+
+
+class RepositoryBusy(XdsiError):
+    """The index could not be written in time (locked or unreachable); the client may retry."""
+
+
+class StorageFull(XdsiError):
+    """No space left for the blob store or the index."""

@@ -1,0 +1,1 @@
+"""Protocol-neutral work shared by every web and SOAP transaction."""
