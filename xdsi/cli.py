@@ -1,5 +1,188 @@
-"""Command-line interface."""
+"""The ``xdsi`` command: serve, import, init-db, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from xdsi import __version__
+from xdsi.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from xdsi.services.archive import Archive
+
+DESCRIPTION = """\
+xdsi is an imaging document source and DICOMweb archive: WADO-URI, WADO-WS (IHE XDS-I.b
+RAD-69), WADO-RS, STOW-RS and QIDO-RS over one index and one store of DICOM files.
+
+Settings come from, in order of precedence: command-line options, XDSI_* environment
+variables (e.g. XDSI_DATABASE_URL, XDSI_STORAGE), the TOML file named by --config or
+XDSI_CONFIG, and built-in defaults (SQLite at ./var/xdsi.db, files under ./var/store).
+Run `xdsi check-config` to see the effective values and where each came from.
+"""
+
+EPILOG = """\
+examples:
+  xdsi serve                                serve on http://127.0.0.1:8080
+  xdsi serve --bind 0.0.0.0:8080 --workers 4
+  xdsi import /media/cdrom ~/studies/*.dcm  import files, folders and DICOMDIRs
+  XDSI_DATABASE_URL=postgresql://xdsi@db/xdsi xdsi init-db
+"""
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    explicit = {
+        name: getattr(args, name)
+        for name in ("bind", "workers", "threads", "database_url", "storage")
+        if getattr(args, name, None) is not None
+    }
+    try:
+        settings = Settings.load(config_file=args.config, **explicit)
+    except ConfigError as exc:
+        print(f"xdsi: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return int(args.run(settings, args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xdsi",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"xdsi {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $XDSI_CONFIG)")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the server (upgrades the schema and sweeps the store first)",
+        description="Upgrade the index schema, remove what an earlier crash left in the store, "
+        "then serve every protocol with gunicorn (gthread workers).",
+    )
+    serve.add_argument("--bind", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8080)")
+    serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default 2)")
+    serve.add_argument("--threads", type=int, metavar="N", help="threads per worker (default 8)")
+    serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    _storage_options(serve)
+    serve.set_defaults(run=_serve)
+
+    importer = commands.add_parser(
+        "import",
+        help="store DICOM files, folders (recursively) and DICOMDIRs",
+        description="Store every DICOM file found under the given paths. Folders are searched "
+        "recursively; a DICOMDIR contributes the files it references. Files are kept byte for byte. "
+        "At the end a summary lists stored, duplicate and failed files, each failure with its "
+        "reason. The exit status is 1 if any file failed.",
+    )
+    importer.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or DICOMDIR")
+    importer.add_argument("--batch", type=int, default=32, metavar="N",
+                          help="instances per database transaction (default 32)")
+    importer.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _storage_options(importer)
+    importer.set_defaults(run=_import)
+
+    init_db = commands.add_parser(
+        "init-db",
+        help="create or upgrade the index schema and the store folders",
+        description="Create the database schema (or upgrade it to this version) and the store folders.",
+    )
+    _storage_options(init_db)
+    init_db.set_defaults(run=_init_db)
+
+    check = commands.add_parser(
+        "check-config",
+        help="print the effective settings and where each came from (secrets masked)",
+        description="Validate the settings and print each value with its source: argument, "
+        "environment, config file or default. Secrets are masked. Exit status 2 if invalid.",
+    )
+    check.set_defaults(run=_check_config)
+    return parser
+
+
+def _storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", dest="database_url", metavar="URL",
+                        help="index database (default sqlite:///./var/xdsi.db)")
+    parser.add_argument("--storage", metavar="DIR", help="blob store folder (default ./var/store)")
+
+
+def _open_prepared(settings: Settings) -> Archive:
+    from xdsi.services.archive import Archive
+
+    archive = Archive.open(settings)
+    archive.prepare()
+    return archive
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from xdsi.app import create_app
+    from xdsi.server import Server
+
+    archive = _open_prepared(settings)
+    endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
+    archive.close()
+    host, port = settings.host_port
+    origin = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    print(f"xdsi {__version__} on {origin}  (database {settings.display_database_url}, store {settings.storage})")
+    width = max(len(name) for name, _path in endpoints)
+    for name, path in endpoints:
+        print(f"  {name:<{width}}  {origin}{path}")
+    sys.stdout.flush()
+    Server(settings, access_log=not args.no_access_log).run()
+    return 0
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from xdsi.services.importer import discover, import_files
+
+    archive = _open_prepared(settings)
+    try:
+        found = discover(args.paths, exclude=archive.own_files())
+        print(f"found {len(found.files)} files ({found.dicomdirs} DICOMDIRs expanded)", file=sys.stderr)
+        with tqdm(total=len(found.files), unit="file", disable=args.no_progress, file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+            report = import_files(archive.store, found.files, max(1, args.batch), progress=bar.update)
+    finally:
+        archive.close()
+    failures = found.problems + report.failures
+    for problem in report.warnings:
+        print(f"warning: {problem.path}: {problem.reason}", file=sys.stderr)
+    for problem in failures:
+        print(f"failed: {problem.path}: {problem.reason}", file=sys.stderr)
+    print(f"stored {report.stored}, duplicate {report.duplicates}, failed {len(failures)}")
+    return 1 if failures else 0
+
+
+def _init_db(settings: Settings, args: argparse.Namespace) -> int:
+    from xdsi.repository.db import current_revision
+
+    archive = _open_prepared(settings)
+    try:
+        print(f"schema at revision {current_revision(archive.engine)}; store at {archive.blobs.root}")
+    finally:
+        archive.close()
+    return 0
+
+
+def _check_config(settings: Settings, args: argparse.Namespace) -> int:
+    rows = settings.describe()
+    width = max(len(key) for key, *_ in rows)
+    for key, value, source, doc in rows:
+        print(f"{key:<{width}} = {value}  [{source}]  # {doc}")
     return 0

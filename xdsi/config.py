@@ -90,7 +90,7 @@ class Settings:
     log_level: LogLevel = field(default="INFO", metadata=_doc("logging level"))
 
     def __post_init__(self) -> None:
-        problems = _check_values(self)
+        problems = _check_values(dataclasses.asdict(self))
         if problems:
             raise ConfigError(problems)
 
@@ -104,6 +104,11 @@ class Settings:
         return make_url(self.database_url).set(password=self.database_password).render_as_string(
             hide_password=False
         )
+
+    @property
+    def display_database_url(self) -> str:
+        """The database URL with any password masked, for logs and banners."""
+        return _mask_url(self.database_url)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -154,6 +159,8 @@ class Settings:
                     f"{sources['database_url']}: database_url carries a password; "
                     f"set {ENV_PREFIX}DATABASE_PASSWORD in the environment instead"
                 )
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        problems += _check_values(defaults | {k: v for k, v in values.items() if v is not None})
         if problems:
             raise ConfigError(problems)
         settings = cls(**values)
@@ -169,7 +176,7 @@ class Settings:
             if f.metadata.get("secret") and value:
                 shown = "********"
             elif f.name == "database_url":
-                shown = _mask_url(value)
+                shown = self.display_database_url
             else:
                 shown = "" if value is None else str(value)
             rows.append((f.name, shown, sources.get(f.name, "default"), f.metadata["doc"]))
@@ -227,27 +234,25 @@ def _coerce(raw: Any, hint: Any, where: str, problems: list[str]) -> Any:
     raise TypeError(f"unsupported setting type {hint!r}")
 
 
-def _check_values(s: Settings) -> list[str]:
+def _check_values(values: dict[str, Any]) -> list[str]:
     problems = []
-    if not s.database_url.startswith(("sqlite", "postgresql")):
-        problems.append(f"database_url: {s.database_url!r} is neither sqlite:// nor postgresql://")
-    host, _, port = s.bind.rpartition(":")
+    url = values["database_url"]
+    if not url.startswith(("sqlite", "postgresql")):
+        problems.append(f"database_url: {url!r} is neither sqlite:// nor postgresql://")
+    host, _, port = values["bind"].rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        problems.append(f"bind: {s.bind!r} is not HOST:PORT")
+        problems.append(f"bind: {values['bind']!r} is not HOST:PORT")
     for name in ("workers", "threads", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio"):
-        if getattr(s, name) is not None and getattr(s, name) < 1:
-            problems.append(f"{name}: must be at least 1, not {getattr(s, name)}")
-    if s.bulk_data_threshold is not None and s.bulk_data_threshold < 0:
-        problems.append(f"bulk_data_threshold: must not be negative, not {s.bulk_data_threshold}")
-    if s.sqlite_busy_timeout_ms is not None and s.sqlite_busy_timeout_ms < 0:
-        problems.append(f"sqlite_busy_timeout_ms: must not be negative, not {s.sqlite_busy_timeout_ms}")
-    if s.base_url is not None:
-        parts = urlsplit(s.base_url)
+        if values[name] < 1:
+            problems.append(f"{name}: must be at least 1, not {values[name]}")
+    for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms"):
+        if values[name] < 0:
+            problems.append(f"{name}: must not be negative, not {values[name]}")
+    base_url = values["base_url"]
+    if base_url is not None:
+        parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            problems.append(f"base_url: {s.base_url!r} is not an absolute http(s) URL")
-    for f in dataclasses.fields(s):
-        if getattr(s, f.name) is None and f.default is not None:
-            problems.append(f"{f.name}: must be set")
+            problems.append(f"base_url: {base_url!r} is not an absolute http(s) URL")
     return problems
 
 

@@ -16,7 +16,8 @@ into wire answers. The tree::
     │   ├── UnsupportedSOPClass
     │   ├── InstanceTooLarge    over ``max_instance_bytes`` or an inflate limit
     │   ├── DuplicateConflict   same SOP Instance UID, different content, policy ``reject``
-    │   └── HierarchyConflict   the UIDs place the instance under another study/series/patient
+    │   ├── HierarchyConflict   the UIDs place the instance under another study/series/patient
+    │   └── StudyMismatch       a study-targeted store received an instance of another study
     ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
     └── StorageFull             the blob store or database volume is out of space
 """
@@ -90,6 +91,10 @@ class DuplicateConflict(InstanceRejected):
 
 class HierarchyConflict(InstanceRejected):
     """The instance's UIDs contradict where the archive already files its study or series."""
+
+
+class StudyMismatch(InstanceRejected):
+    """A request addressed to one study carried an instance of another (PS3.18 10.5.1)."""
 
 
 class RepositoryBusy(XdsiError):

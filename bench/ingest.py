@@ -1,0 +1,108 @@
+"""Ingest throughput: instances/s importing the benchmark corpus, on SQLite and PostgreSQL.
+
+The corpus comes from the DICOMweb benchmark harness (``make_corpus.py``, seeded, so every run
+imports the same bytes). Each database starts empty; the timer covers discovery, spooling,
+parsing, indexing and the per-batch commits, as ``xdsi import`` does them.
+
+Usage:
+  python bench/ingest.py --corpus bench/corpus [--postgres URL] [--batch 32] [--out FILE]
+  python bench/ingest.py --make-corpus ../shared/bench/make_corpus.py --corpus bench/corpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xdsi import __version__  # noqa: E402
+from xdsi.config import Settings  # noqa: E402
+from xdsi.services.archive import Archive  # noqa: E402
+from xdsi.services.importer import discover, import_files  # noqa: E402
+
+
+def measure(database_url: str, storage: Path, corpus: Path, batch: int) -> dict[str, object]:
+    settings = Settings.load(environ={}, database_url=database_url, storage=str(storage))
+    archive = Archive.open(settings)
+    archive.prepare()
+    try:
+        started = time.perf_counter()
+        found = discover([corpus])
+        files = [f for f in found.files if f.suffix == ".dcm"]
+        report = import_files(archive.store, files, batch)
+        seconds = time.perf_counter() - started
+    finally:
+        archive.close()
+    size = sum(f.stat().st_size for f in files)
+    return {
+        "database": database_url.split(":", 1)[0].split("+", 1)[0],
+        "instances": report.stored,
+        "failed": report.failed,
+        "seconds": round(seconds, 2),
+        "instances_per_second": round(report.stored / seconds, 1),
+        "mb_per_second": round(size / seconds / 1e6, 1),
+        "batch": batch,
+    }
+
+
+def _fresh_postgres(admin_url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, required=True, help="corpus folder (made by make_corpus.py)")
+    parser.add_argument("--make-corpus", type=Path, metavar="SCRIPT",
+                        help="generate the corpus first with this make_corpus.py if the folder is missing")
+    parser.add_argument("--corpus-args", default="", help="extra arguments for make_corpus.py")
+    parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL (a server where databases can be created)")
+    parser.add_argument("--batch", type=int, default=32, help="instances per transaction (default 32)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    args = parser.parse_args()
+
+    if not args.corpus.is_dir():
+        if not args.make_corpus:
+            parser.error(f"{args.corpus} does not exist; pass --make-corpus PATH/TO/make_corpus.py")
+        subprocess.run([sys.executable, str(args.make_corpus), "--out", str(args.corpus),
+                        *args.corpus_args.split()], check=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="xdsi-ingest-") as scratch:
+        root = Path(scratch)
+        results.append(measure(f"sqlite:///{root / 'sqlite.db'}", root / "store-sqlite", args.corpus, args.batch))
+        if args.postgres:
+            url = _fresh_postgres(args.postgres, "xdsi_bench_ingest")
+            results.append(measure(url, root / "store-pg", args.corpus, args.batch))
+    print(f"{'database':<11} {'instances':>9} {'seconds':>8} {'inst/s':>8} {'MB/s':>7}")
+    for row in results:
+        print(f"{row['database']:<11} {row['instances']:>9} {row['seconds']:>8} {row['instances_per_second']:>8}"
+              f" {row['mb_per_second']:>7}")
+    if args.out:
+        args.out.write_text(json.dumps({
+            "xdsi": __version__,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": platform.platform(),
+            "corpus": str(args.corpus),
+            "results": results,
+        }, indent=2) + "\n")
+    return 0 if all(row["failed"] == 0 for row in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Shared fixtures: a fresh index per test on SQLite and, when configured, PostgreSQL.
+
+``XDSI_TEST_DATABASE_URL`` names a PostgreSQL server where the test user may create
+databases (``.ci/run`` starts one). Each test gets its own database cloned from a migrated
+template, so tests never see each other's rows. Without the variable only SQLite runs;
+the session header says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from xdsi.config import Settings
+from xdsi.repository import db
+from xdsi.services.archive import Archive
+
+PG_URL = os.environ.get("XDSI_TEST_DATABASE_URL")
+DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+_counter = itertools.count()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if PG_URL:
+        return f"xdsi: databases sqlite and postgresql ({make_url(PG_URL).render_as_string(hide_password=True)})"
+    return "xdsi: database sqlite only (set XDSI_TEST_DATABASE_URL for PostgreSQL)"
+
+
+class PostgresDatabases:
+    """Creates one database per test from a template migrated once per session."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = make_url(admin_url).set(drivername="postgresql+psycopg")
+        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        self.prefix = f"xdsi_test_{uuid.uuid4().hex[:8]}"
+        self.template = f"{self.prefix}_template"
+        self.created: list[str] = []
+        self._create(self.template, None)
+        engine = db.create_engine_for(self.url(self.template))
+        db.upgrade(engine)
+        engine.dispose()
+
+    def url(self, name: str) -> str:
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def _create(self, name: str, template: str | None) -> None:
+        with self.admin.connect() as connection:
+            suffix = f" TEMPLATE {template}" if template else ""
+            connection.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+        self.created.append(name)
+
+    def new(self) -> str:
+        name = f"{self.prefix}_{next(_counter)}"
+        self._create(name, self.template)
+        return self.url(name)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as connection:
+            for name in reversed(self.created):
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases | None]:
+    if not PG_URL:
+        yield None
+        return
+    databases = PostgresDatabases(PG_URL)
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of a fresh, empty, migrated index."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'xdsi.db'}"
+        engine = db.create_engine_for(url)
+        db.upgrade(engine)
+        engine.dispose()
+        return url
+    postgres: PostgresDatabases = request.getfixturevalue("postgres")
+    return postgres.new()
+
+
+def make_settings(database_url: str, storage: Path, **overrides: object) -> Settings:
+    """Settings from explicit values only, so the developer's XDSI_* environment never leaks in."""
+    return Settings.load(environ={}, database_url=database_url, storage=str(storage), **overrides)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path / "store")
+
+
+@pytest.fixture
+def archive(settings: Settings) -> Iterator[Archive]:
+    opened = Archive.open(settings)
+    opened.prepare()
+    yield opened
+    opened.close()

@@ -1,0 +1,176 @@
+"""Bounded parsing: structure walk, capped inflate, header-first read."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+
+from tests.dicomfiles import make_dataset, make_instance, pydicom_files, to_bytes
+from xdsi.dicom.parsing import Limits, open_instance
+from xdsi.errors import InstanceTooLarge, MalformedDicom, MissingAttribute, NotDicom, UnsupportedTransferSyntax
+
+LIMITS = Limits(max_bytes=1 << 30, max_inflated_bytes=64 << 20, max_deflate_ratio=200, defer_size=1024)
+META_END_MARKER = b"\x02\x00\x10\x00UI"  # (0002,0010) Transfer Syntax UID, explicit VR LE
+
+
+def write(tmp_path: Path, data: bytes, name: str = "x.dcm") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def deflated_file(dataset_bytes: bytes) -> bytes:
+    """A PS3.10 file whose dataset is the raw deflate of ``dataset_bytes`` (PS3.5 A.5)."""
+    head = to_bytes(make_dataset(transfer_syntax=DeflatedExplicitVRLittleEndian))
+    meta_length = struct.unpack("<L", head[140:144])[0]
+    prefix = head[: 144 + meta_length]
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return prefix + compressor.compress(dataset_bytes) + compressor.flush()
+
+
+def element(tag: int, vr: bytes, value: bytes, *, length: int | None = None) -> bytes:
+    group, elem = tag >> 16, tag & 0xFFFF
+    size = len(value) if length is None else length
+    if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT"):
+        return struct.pack("<HH2s2xL", group, elem, vr, size) + value
+    return struct.pack("<HH2sH", group, elem, vr, size) + value
+
+
+def test_every_pydicom_file_is_parsed_or_refused_with_a_domain_error(tmp_path: Path) -> None:
+    parsed = 0
+    for path in pydicom_files():
+        try:
+            with open_instance(path, LIMITS) as instance:
+                assert instance.transfer_syntax
+                parsed += 1
+        except (NotDicom, MalformedDicom, MissingAttribute, UnsupportedTransferSyntax) as exc:
+            assert str(exc)
+    assert parsed >= 240
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian])
+def test_other_encodings_parse(tmp_path: Path, syntax: str) -> None:
+    ds = make_dataset(transfer_syntax=syntax, rows=64, columns=64)
+    with open_instance(write(tmp_path, to_bytes(ds)), LIMITS) as instance:
+        assert instance.dataset.SOPInstanceUID == ds.SOPInstanceUID
+        assert instance.pixel_data is not None and instance.pixel_data.length == 64 * 64 * 2
+
+
+def test_pixel_data_is_located_not_read(tmp_path: Path) -> None:
+    ds = make_dataset(rows=256, columns=256)
+    data = to_bytes(ds)
+    with open_instance(write(tmp_path, data), LIMITS) as instance:
+        pixel = instance.pixel_data
+        assert pixel is not None
+        assert data[pixel.value_offset : pixel.value_offset + pixel.length] == ds.PixelData
+        raw = instance.dataset.get_item(0x7FE00010, keep_deferred=True)
+        assert raw.value is None and raw.length == len(ds.PixelData)
+
+
+def test_not_dicom(tmp_path: Path) -> None:
+    with pytest.raises(NotDicom, match="DICM"):
+        with open_instance(write(tmp_path, b"%PDF-1.7\n" * 100), LIMITS):
+            pass
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.3, 0.6, 0.99])
+def test_truncated_file(tmp_path: Path, fraction: float) -> None:
+    data = make_instance(rows=32, columns=32)
+    cut = data[: int(len(data) * fraction)]
+    with pytest.raises((NotDicom, MalformedDicom)):
+        with open_instance(write(tmp_path, cut), LIMITS):
+            pass
+
+
+def test_declared_length_of_four_gigabytes_is_refused_without_allocation(tmp_path: Path) -> None:
+    data = make_instance(rows=2, columns=2)
+    position = data.index(b"\xe0\x7f\x10\x00OW")
+    forged = data[: position + 8] + struct.pack("<L", 0xFFFFFFF0) + data[position + 12 :]
+    with pytest.raises(MalformedDicom, match="declares 4294967280 bytes"):
+        with open_instance(write(tmp_path, forged), LIMITS):
+            pass
+
+
+def test_nested_item_longer_than_the_file(tmp_path: Path) -> None:
+    data = make_instance()
+    sequence = element(0x00081115, b"SQ", struct.pack("<HHL", 0xFFFE, 0xE000, 10_000) + b"\0" * 8)
+    position = data.index(b"\x08\x00\x16\x00")  # before SOP Class UID, keeping tag order
+    with pytest.raises(MalformedDicom, match="item declares 10000 bytes"):
+        with open_instance(write(tmp_path, data[:position] + sequence + data[position:]), LIMITS):
+            pass
+
+
+def test_sequences_nested_too_deep(tmp_path: Path) -> None:
+    item_end = struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
+    sequence_end = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
+    body = b""
+    for _ in range(64):
+        body = (element(0x00081115, b"SQ", b"", length=0xFFFFFFFF) + struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
+                + body + item_end + sequence_end)
+    data = make_instance()
+    position = data.index(b"\x08\x00\x16\x00")
+    with pytest.raises(MalformedDicom, match="nested deeper"):
+        with open_instance(write(tmp_path, data[:position] + body + data[position:]), LIMITS):
+            pass
+
+
+def test_missing_transfer_syntax(tmp_path: Path) -> None:
+    data = make_instance()
+    position = data.index(META_END_MARKER)
+    length = struct.unpack("<H", data[position + 6 : position + 8])[0]
+    without = data[:position] + data[position + 8 + length :]
+    group_length = struct.unpack("<L", without[140:144])[0] - (8 + length)
+    without = without[:140] + struct.pack("<L", group_length) + without[144:]
+    with pytest.raises(MissingAttribute, match="Transfer Syntax UID"):
+        with open_instance(write(tmp_path, without), LIMITS):
+            pass
+
+
+def test_unknown_transfer_syntax(tmp_path: Path) -> None:
+    data = make_instance().replace(b"1.2.840.10008.1.2.1\0", b"1.2.3.4.5.6.7.8.9.1\0", 1)
+    with pytest.raises(UnsupportedTransferSyntax, match="1.2.3.4.5.6.7.8.9.1"):
+        with open_instance(write(tmp_path, data), LIMITS):
+            pass
+
+
+def test_file_over_the_size_limit(tmp_path: Path) -> None:
+    small = Limits(max_bytes=1000, max_inflated_bytes=1 << 20, max_deflate_ratio=200, defer_size=1024)
+    with pytest.raises(InstanceTooLarge, match="exceeds the limit of 1000 bytes"):
+        with open_instance(write(tmp_path, make_instance(rows=64, columns=64)), small):
+            pass
+
+
+def test_deflate_bomb_is_stopped_by_the_ratio(tmp_path: Path) -> None:
+    zeros = element(0x7FE00010, b"OB", b"", length=1 << 30)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = b"\0" * (1 << 20)
+    body = compressor.compress(zeros) + b"".join(compressor.compress(block) for _ in range(1024)) + compressor.flush()
+    head = to_bytes(make_dataset(transfer_syntax=DeflatedExplicitVRLittleEndian))
+    meta_length = struct.unpack("<L", head[140:144])[0]
+    path = write(tmp_path, head[: 144 + meta_length] + body)
+    assert path.stat().st_size < 2 << 20
+    with pytest.raises(InstanceTooLarge, match="deflate bomb"):
+        with open_instance(path, LIMITS):
+            pass
+
+
+def test_deflated_dataset_over_the_inflate_cap(tmp_path: Path) -> None:
+    noise = bytes(range(256)) * (1 << 14)  # 4 MiB that deflate cannot shrink much
+    cap = Limits(max_bytes=1 << 30, max_inflated_bytes=1 << 20, max_deflate_ratio=200, defer_size=1024)
+    path = write(tmp_path, deflated_file(element(0x7FE00010, b"OB", noise)))
+    with pytest.raises(InstanceTooLarge, match="inflates beyond the limit of 1048576 bytes"):
+        with open_instance(path, cap):
+            pass
+
+
+def test_corrupt_deflate_stream(tmp_path: Path) -> None:
+    head = to_bytes(make_dataset(transfer_syntax=DeflatedExplicitVRLittleEndian))
+    meta_length = struct.unpack("<L", head[140:144])[0]
+    path = write(tmp_path, head[: 144 + meta_length] + b"\xff\xff\xff\xff garbage")
+    with pytest.raises(MalformedDicom, match="deflate"):
+        with open_instance(path, LIMITS):
+            pass

@@ -1,0 +1,451 @@
+"""PS3.18 Annex F DICOM JSON Model: encoding rules, decoding rules, hostile input."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import struct
+import time
+from typing import Any
+
+import pytest
+from pydicom import config, dcmread, dcmwrite
+from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian
+
+from xdsi.encoding.bulkdata import BulkDataRef
+from xdsi.encoding.dicom_json import (
+    dataset_to_json,
+    dumps_dataset,
+    dumps_datasets,
+    json_to_dataset,
+    loads_dataset,
+)
+from xdsi.errors import InvalidRequest
+
+from .conftest import read_quietly
+
+
+def _ds(*elements: tuple[int, str, Any]) -> Dataset:
+    ds = Dataset()
+    for tag, vr, value in elements:
+        ds.add(DataElement(tag, vr, value, validation_mode=config.IGNORE))
+    return ds
+
+
+def _charset_file(name: str) -> str:
+    return next(p for p in get_charset_files() if p.endswith("/" + name))
+
+
+def _round_trip(ds: Dataset) -> Dataset:
+    return loads_dataset(dumps_dataset(ds))
+
+
+# --- structure -------------------------------------------------------------------------------
+
+
+def test_members_are_uppercase_tags_in_ascending_order_with_vr() -> None:
+    ds = _ds((0x0020000D, "UI", "1.2.3"), (0x00100010, "PN", "Doe^John"), (0x0008103E, "LO", "chest"))
+    obj = dataset_to_json(ds)
+    assert list(obj) == ["0008103E", "00100010", "0020000D"]
+    assert all(set(attr) <= {"vr", "Value"} and "vr" in attr for attr in obj.values())
+
+
+def test_group_length_file_meta_and_trailing_padding_are_left_out() -> None:
+    ds = _ds((0x00080000, "UL", 42), (0x00080060, "CS", "CT"), (0xFFFCFFFC, "OB", b"\0\0"))
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    assert dataset_to_json(ds) == {"00080060": {"vr": "CS", "Value": ["CT"]}}
+
+
+def test_zero_length_element_has_only_vr() -> None:
+    ds = _ds((0x00100020, "LO", ""), (0x00280030, "DS", None), (0x00081140, "SQ", []), (0x7FE00010, "OB", b""))
+    assert dataset_to_json(ds) == {
+        "00081140": {"vr": "SQ"},
+        "00100020": {"vr": "LO"},
+        "00280030": {"vr": "DS"},
+        "7FE00010": {"vr": "OB"},
+    }
+    back = _round_trip(ds)
+    assert sorted(back.keys()) == sorted(ds.keys()) and not any(e.value for e in back)
+
+
+def test_empty_value_among_several_is_null_and_comes_back_empty() -> None:
+    ds = _ds((0x00080008, "CS", ["ORIGINAL", "", "AXIAL"]), (0x00280030, "DS", ["1.5", "", "2"]))
+    obj = dataset_to_json(ds)
+    assert obj["00080008"]["Value"] == ["ORIGINAL", None, "AXIAL"]
+    assert obj["00280030"]["Value"] == [1.5, None, 2]
+    back = _round_trip(ds)
+    assert list(back.ImageType) == ["ORIGINAL", "", "AXIAL"]
+    assert [str(v) for v in back.PixelSpacing] == ["1.5", "", "2"]
+
+
+def test_sequence_items_are_objects_and_an_empty_item_is_empty_object() -> None:
+    item = _ds((0x00081150, "UI", "1.2.840.10008.5.1.4.1.1.2"))
+    ds = _ds((0x00081140, "SQ", Sequence([item, Dataset()])))
+    assert dataset_to_json(ds)["00081140"] == {
+        "vr": "SQ",
+        "Value": [{"00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]}}, {}],
+    }
+    back = _round_trip(ds)
+    assert len(back[0x00081140].value) == 2 and len(back[0x00081140].value[1]) == 0
+
+
+# --- value types -----------------------------------------------------------------------------
+
+
+def test_person_name_groups_only_non_empty() -> None:
+    names = ["Yamada^Tarou=山田^太郎=やまだ^たろう", "=山田^太郎", "", "Doe^John"]
+    ds = _ds((0x00100010, "PN", names))
+    assert dataset_to_json(ds)["00100010"]["Value"] == [
+        {"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう"},
+        {"Ideographic": "山田^太郎"},
+        None,
+        {"Alphabetic": "Doe^John"},
+    ]
+    assert [str(v) for v in _round_trip(ds).PatientName] == names
+
+
+def test_phonetic_without_ideographic_keeps_the_group_positions() -> None:
+    back = json_to_dataset({"00100010": {"vr": "PN", "Value": [{"Alphabetic": "A^B", "Phonetic": "P^Q"}]}})
+    assert str(back.PatientName) == "A^B==P^Q"
+
+
+def test_at_values_are_eight_uppercase_hex_digits() -> None:
+    ds = _ds((0x00209165, "AT", [0x00100010, 0x7FE00010]))
+    assert dataset_to_json(ds)["00209165"]["Value"] == ["00100010", "7FE00010"]
+    assert list(_round_trip(ds)[0x00209165].value) == [0x00100010, 0x7FE00010]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("42", 42),
+        ("-7", -7),
+        ("1.5", 1.5),
+        ("-0.25", -0.25),
+        ("1e+20", 1e20),
+        ("1.50", "1.50"),
+        ("007", "007"),
+        ("+3", "+3"),
+        ("-0", "-0"),
+        ("1E5", "1E5"),
+        (".5", ".5"),
+        ("12345678901234", 12345678901234),
+        ("9007199254740993", "9007199254740993"),
+    ],
+)
+def test_ds_is_a_number_only_when_the_text_comes_back_unchanged(text: str, expected: Any) -> None:
+    ds = _ds((0x00180050, "DS", text))
+    value = dataset_to_json(ds)["00180050"]["Value"][0]
+    assert value == expected and type(value) is type(expected)
+    assert str(_round_trip(ds).SliceThickness) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("42", 42), ("-5", -5), ("+42", "+42"), ("007", "007"), ("1A", "1A")]
+)
+def test_is_is_a_number_only_for_canonical_integers(text: str, expected: Any) -> None:
+    ds = Dataset()
+    ds.add(DataElement(0x00200013, "IS", text, already_converted=True))
+    value = dataset_to_json(ds)["00200013"]["Value"][0]
+    assert value == expected and type(value) is type(expected)
+    assert str(_round_trip(ds).InstanceNumber) == text
+
+
+def test_ds_and_is_sent_as_numbers_by_clients() -> None:
+    back = json_to_dataset(
+        {
+            "00180050": {"vr": "DS", "Value": [2, 0.1, 0.1234567890123456789]},
+            "00200013": {"vr": "IS", "Value": [12]},
+        }
+    )
+    assert [str(v) for v in back.SliceThickness] == ["2", "0.1", "0.12345678901235"]
+    assert back.InstanceNumber == 12
+
+
+@pytest.mark.parametrize(
+    ("vr", "value", "expected"),
+    [
+        ("UV", 2**53 - 1, 2**53 - 1),
+        ("UV", 2**53, "9007199254740992"),
+        ("UV", 2**64 - 1, "18446744073709551615"),
+        ("SV", -(2**53 - 1), -(2**53 - 1)),
+        ("SV", -(2**63), "-9223372036854775808"),
+    ],
+)
+def test_sv_uv_are_strings_beyond_two_to_the_53(vr: str, value: int, expected: Any) -> None:
+    ds = _ds((0x00720082, vr, value))
+    assert dataset_to_json(ds)["00720082"]["Value"] == [expected]
+    assert _round_trip(ds)[0x00720082].value == value
+
+
+def test_float_values_are_shortest_exact_numbers_and_non_finite_strings() -> None:
+    ds = _ds(
+        (0x00189352, "FL", [struct.unpack("<f", struct.pack("<f", 0.1))[0], -53.2, math.inf]),
+        (0x00460044, "FD", [0.1, math.nan, -math.inf]),
+    )
+    obj = dataset_to_json(ds)
+    assert obj["00189352"]["Value"] == [0.1, -53.2, "Infinity"]
+    assert obj["00460044"]["Value"][0] == 0.1 and obj["00460044"]["Value"][1:] == ["NaN", "-Infinity"]
+    back = _round_trip(ds)
+    assert struct.pack("<3f", *back[0x00189352].value) == struct.pack("<3f", *ds[0x00189352].value)
+    assert struct.pack("<3d", *back[0x00460044].value) == struct.pack("<3d", *ds[0x00460044].value)
+
+
+def test_binary_vrs_are_inline_base64_of_the_little_endian_value_field() -> None:
+    ds = read_quietly(get_testdata_file("MR_small_bigendian.dcm"))
+    little = read_quietly(get_testdata_file("MR_small.dcm"))
+    inline = dataset_to_json(ds)["7FE00010"]
+    assert inline["vr"] == "OW"
+    assert base64.b64decode(inline["InlineBinary"]) == little.PixelData
+
+
+def test_encapsulated_pixel_data_inline_is_the_whole_value_field() -> None:
+    ds = read_quietly(get_testdata_file("SC_rgb_rle_2frame.dcm"))
+    data = base64.b64decode(dataset_to_json(ds)["7FE00010"]["InlineBinary"])
+    assert data.startswith(b"\xfe\xff\x00\xe0") and data.endswith(b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    back = _round_trip(ds)
+    assert back[0x7FE00010].is_undefined_length and back.PixelData == ds.PixelData
+
+
+def test_private_elements_keep_their_real_tags() -> None:
+    ds = _ds(
+        (0x00090010, "LO", "ACME 1"),
+        (0x00091001, "LO", "x"),
+        (0x00090011, "LO", "OTHER"),
+        (0x00091101, "US", 7),
+    )
+    obj = dataset_to_json(ds)
+    assert list(obj) == ["00090010", "00090011", "00091001", "00091101"]
+    back = _round_trip(ds)
+    assert back[0x00091101].value == 7 and back[0x00090011].value == "OTHER"
+
+
+def test_un_is_kept_even_for_a_known_tag() -> None:
+    back = json_to_dataset({"00100010": {"vr": "UN", "InlineBinary": base64.b64encode(b"Doe^John").decode()}})
+    assert back[0x00100010].VR == "UN" and back[0x00100010].value == b"Doe^John"
+
+
+# --- bulk data -------------------------------------------------------------------------------
+
+
+def test_callback_sees_path_vr_and_length_of_each_candidate() -> None:
+    icon = _ds((0x00280010, "US", 2), (0x7FE00010, "OB", b"\1\2\3\4"), (0x00284000, "LT", ""))
+    ds = _ds(
+        (0x00080060, "CS", "OT"),
+        (0x00880200, "SQ", Sequence([icon])),
+        (0x00181030, "LO", "x" * 60),
+        (0x00185100, "CS", "HFS"),
+        (0x00204000, "LT", "a long comment"),
+    )
+    offered: list[BulkDataRef] = []
+
+    def take_binary(ref: BulkDataRef) -> str | None:
+        offered.append(ref)
+        return "https://archive.test/icon" if ref.vr == "OB" else None
+
+    obj = dataset_to_json(ds, take_binary)
+    assert offered == [
+        BulkDataRef((0x00204000,), "LT", 14),
+        BulkDataRef((0x00880200, 1, 0x00280010), "US", 2),
+        BulkDataRef((0x00880200, 1, 0x7FE00010), "OB", 4),
+    ]
+    assert obj["00880200"]["Value"][0]["7FE00010"] == {"vr": "OB", "BulkDataURI": "https://archive.test/icon"}
+    assert obj["00204000"] == {"vr": "LT", "Value": ["a long comment"]}
+
+
+def test_bulk_data_uri_resolves_through_the_loader_for_binary_numeric_and_text() -> None:
+    obj = {
+        "00080005": {"vr": "CS", "Value": ["ISO_IR 100"]},
+        "00204000": {"vr": "LT", "BulkDataURI": "u:text"},
+        "00280106": {"vr": "US", "BulkDataURI": "u:us"},
+        "7FE00010": {"vr": "OW", "BulkDataURI": "u:pixels"},
+    }
+    blobs = {"u:text": "Jérôme".encode("latin-1"), "u:us": struct.pack("<2H", 1, 65535), "u:pixels": b"\0\1" * 4}
+    seen: list[tuple[str, str]] = []
+
+    def load(uri: str, vr: str) -> bytes:
+        seen.append((uri, vr))
+        return blobs[uri]
+
+    back = json_to_dataset(obj, load)
+    assert back.ImageComments == "Jérôme"
+    assert list(back[0x00280106].value) == [1, 65535]
+    assert back.PixelData == b"\0\1" * 4
+    assert sorted(seen) == [("u:pixels", "OW"), ("u:text", "LT"), ("u:us", "US")]
+
+
+# --- dumps -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "rtplan.dcm", "SC_rgb_rle_2frame.dcm"])
+def test_orjson_output_is_the_json_module_output(name: str) -> None:
+    ds = dcmread(get_testdata_file(name))
+    obj = dataset_to_json(ds)
+    reference = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(dumps_dataset(ds)) == json.loads(reference)
+
+
+def test_orjson_output_is_byte_identical_without_floats() -> None:
+    ds = read_quietly(_charset_file("chrH31.dcm"))
+    expected = json.dumps(dataset_to_json(ds), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert dumps_dataset(ds) == expected
+
+
+def test_dumps_datasets_is_one_array() -> None:
+    data = dumps_datasets([_ds((0x00100020, "LO", "1")), _ds((0x00100020, "LO", "2"))])
+    assert json.loads(data) == [
+        {"00100020": {"vr": "LO", "Value": ["1"]}},
+        {"00100020": {"vr": "LO", "Value": ["2"]}},
+    ]
+
+
+# --- character sets --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "patient_name"),
+    [
+        ("chrH31.dcm", "Yamada^Tarou=山田^太郎=やまだ^たろう"),
+        ("chrI2.dcm", "Hong^Gildong=洪^吉洞=홍^길동"),
+        ("chrGreek.dcm", "Διονυσιος"),
+        ("chrX2.dcm", "Wang^XiaoDong=王^小东"),
+    ],
+)
+def test_unicode_out_charset_kept_and_rewritten_strings_identical(name: str, patient_name: str) -> None:
+    ds = read_quietly(_charset_file(name))
+    data = dumps_dataset(ds)
+    assert patient_name.split("=")[-1].encode("utf-8") in data
+    back = loads_dataset(data)
+    assert back.SpecificCharacterSet == ds.SpecificCharacterSet
+    assert str(back.PatientName) == patient_name
+    buffer = io.BytesIO()
+    back.file_meta = FileMetaDataset()
+    back.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dcmwrite(buffer, back, enforce_file_format=False)
+    assert str(dcmread(io.BytesIO(buffer.getvalue()), force=True).PatientName) == patient_name
+
+
+def test_text_the_declared_charset_cannot_hold_switches_to_utf8() -> None:
+    back = json_to_dataset(
+        {
+            "00080005": {"vr": "CS", "Value": ["ISO_IR 100"]},
+            "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Müller", "Ideographic": "山田"}]},
+        }
+    )
+    assert back.SpecificCharacterSet == "ISO_IR 192"
+
+
+def test_non_ascii_without_charset_gets_utf8_and_ascii_gets_nothing() -> None:
+    def patient(name: str) -> dict[str, Any]:
+        return {"00100010": {"vr": "PN", "Value": [{"Alphabetic": name}]}}
+
+    assert json_to_dataset(patient("Ærø")).SpecificCharacterSet == "ISO_IR 192"
+    assert "SpecificCharacterSet" not in json_to_dataset(patient("Doe"))
+
+
+def test_latin1_text_under_latin1_keeps_the_declared_charset() -> None:
+    back = json_to_dataset(
+        {
+            "00080005": {"vr": "CS", "Value": ["ISO_IR 100"]},
+            "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Buc^Jérôme"}]},
+        }
+    )
+    assert back.SpecificCharacterSet == "ISO_IR 100"
+
+
+def test_file_meta_elements_go_to_file_meta() -> None:
+    back = json_to_dataset(
+        {"00020010": {"vr": "UI", "Value": ["1.2.840.10008.1.2.4.50"]}, "00080060": {"vr": "CS", "Value": ["CT"]}}
+    )
+    assert back.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50" and 0x00020010 not in back
+
+
+# --- hostile and malformed input -------------------------------------------------------------
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for _ in range(levels):
+        obj = {"00081140": {"vr": "SQ", "Value": [obj]}}
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"00100010": {"vr": "PN"', "malformed JSON"),
+        (b"\xff\xfe{}", "malformed JSON"),
+        (b"[{}]", "expected a JSON object"),
+        (b'{"0010001": {"vr": "LO"}}', "0010001: tag '0010001' is not 8 hexadecimal digits"),
+        (b'{"0010001G": {"vr": "LO"}}', "not 8 hexadecimal digits"),
+        (b'{"00100020": {"vr": "XX"}}', "00100020: VR 'XX' is not a PS3.5"),
+        (b'{"00100020": {"Value": ["1"]}}', '00100020: missing "vr"'),
+        (b'{"00100020": {"vr": "LO", "Value": "1"}}', "00100020: Value must be an array, got str"),
+        (b'{"00100020": {"vr": "LO", "value": ["1"]}}', "unknown member(s) 'value'"),
+        (b'{"00100020": ["LO"]}', "attribute must be a JSON object"),
+        (b'{"00100020": {"vr": "LO", "Value": [1]}}', "00100020.Value[0]: LO value must be a string"),
+        (b'{"00280010": {"vr": "US", "Value": [70000]}}', "US value 70000 is outside 0..65535"),
+        (b'{"00280010": {"vr": "US", "Value": [true]}}', "is not an integer"),
+        (b'{"00280010": {"vr": "US", "Value": [null]}}', "null is not a US value"),
+        (b'{"00280010": {"vr": "US", "Value": ["12"]}}', "US value must be a number"),
+        (b'{"00200013": {"vr": "IS", "Value": [1.5]}}', "IS value 1.5 is not a integer"),
+        (b'{"00209165": {"vr": "AT", "Value": ["0010"]}}', "tag '0010' is not 8 hexadecimal digits"),
+        (b'{"00100010": {"vr": "PN", "Value": ["Doe^John"]}}', "a PN value must be an object"),
+        (b'{"00100010": {"vr": "PN", "Value": [{"Alphabetical": "Doe"}]}}', "unknown PN group(s) 'Alphabetical'"),
+        (b'{"7FE00010": {"vr": "OB", "InlineBinary": "not base64!"}}', "InlineBinary is not valid base64"),
+        (b'{"00100020": {"vr": "LO", "InlineBinary": "AAAA"}}', "InlineBinary is not allowed for VR LO"),
+        (b'{"7FE00010": {"vr": "OB", "Value": [1]}}', "carried by InlineBinary or BulkDataURI"),
+        (b'{"00100020": {"vr": "LO", "BulkDataURI": "u:x"}}', "BulkDataURI is not allowed for VR LO"),
+        (b'{"7FE00010": {"vr": "OB", "InlineBinary": "AAAA", "BulkDataURI": "u:x"}}', "at most one of"),
+        (b'{"00081140": {"vr": "SQ", "Value": [5]}}', "00081140[1]: a data set must be a JSON object"),
+        (b'{"00081140": {"vr": "SQ", "Value": [{"00020010": {"vr": "UI"}}]}}', "File Meta Information"),
+        (b'{"00081140": {"vr": "SQ", "Value": [{"0008115X": {"vr": "UI"}}]}}', "00081140[1].0008115X"),
+        (b'{"00204000": {"vr": "LT", "Value": ["a", "b"]}}', "VR LT has a single value, got 2"),
+        (b'{"00189352": {"vr": "FL", "Value": [1e39]}}', "FL value 1e+39 is out of range"),
+    ],
+)
+def test_malformed_json_is_an_invalid_request(data: bytes, message: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        loads_dataset(data)
+    assert message in str(raised.value)
+
+
+def test_bulk_data_uri_without_a_loader_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match=r"7FE00010: BulkDataURI 'u:x' given but no bulk data"):
+        loads_dataset(b'{"7FE00010": {"vr": "OB", "BulkDataURI": "u:x"}}')
+
+
+def test_bulk_data_uri_the_loader_does_not_know_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match=r"7FE00010: unknown BulkDataURI 'u:x'"):
+        loads_dataset(b'{"7FE00010": {"vr": "OB", "BulkDataURI": "u:x"}}', lambda uri, vr: {}[uri])
+
+
+def test_bulk_data_of_a_partial_number_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="not a whole number of US values"):
+        loads_dataset(b'{"00280106": {"vr": "US", "BulkDataURI": "u:x"}}', lambda uri, vr: b"\1\2\3")
+
+
+def test_ten_thousand_levels_of_json_text_fail_fast() -> None:
+    text = '{"00081140":{"vr":"SQ","Value":[' * 10_000 + "{}" + "]}}" * 10_000
+    started = time.perf_counter()
+    with pytest.raises(InvalidRequest, match="malformed JSON"):
+        loads_dataset(text)
+    assert time.perf_counter() - started < 1
+
+
+def test_ten_thousand_levels_of_python_objects_stop_at_the_depth_limit() -> None:
+    started = time.perf_counter()
+    with pytest.raises(InvalidRequest, match="sequences nested deeper than 64 levels"):
+        json_to_dataset(_deep(10_000))
+    assert time.perf_counter() - started < 1
+
+
+def test_sixty_four_levels_are_accepted() -> None:
+    assert len(json_to_dataset(_deep(64))) == 1

@@ -1,0 +1,309 @@
+"""Storing instances: outcomes, duplicate policies, hierarchy rules, bad input, nothing partial."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import pytest
+from pydicom.dataelem import DataElement
+from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+from sqlalchemy import select
+
+from tests.conftest import make_settings
+from tests.consistency import assert_consistent
+from tests.dicomfiles import make_dataset, make_instance, to_bytes
+from xdsi.errors import (
+    BadAttribute,
+    DuplicateConflict,
+    HierarchyConflict,
+    InstanceTooLarge,
+    MalformedDicom,
+    MissingAttribute,
+    NotDicom,
+    StudyMismatch,
+    UnsupportedSOPClass,
+)
+from xdsi.repository import index
+from xdsi.repository.models import Instance, InstanceMetadata, Patient, Series, Study
+from xdsi.services.archive import Archive
+from xdsi.services.store import Status
+
+
+def store(archive: Archive, *payloads: bytes, study_uid: str | None = None):  # type: ignore[no-untyped-def]
+    return archive.store.store((io.BytesIO(p) for p in payloads), study_uid=study_uid)
+
+
+def counts(archive: Archive) -> dict[str, int]:
+    with archive.sessions() as session:
+        return index.counts(session)
+
+
+def test_store_one_instance(archive: Archive) -> None:
+    ds = make_dataset(patient_name="Müller^Jürgen", modality="MR")
+    [outcome] = store(archive, to_bytes(ds))
+    assert outcome.status is Status.STORED, outcome.reason
+    assert outcome.sop_instance_uid == ds.SOPInstanceUID
+    with archive.sessions() as session:
+        instance = session.scalar(select(Instance))
+        assert instance is not None and instance.sop_instance_uid == ds.SOPInstanceUID
+        assert instance.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+        study = instance.series.study
+        assert study.study_uid == ds.StudyInstanceUID
+        assert study.modalities_in_study == "MR"
+        assert study.patient.patient_name == "Müller^Jürgen"
+        assert study.patient.name_family == "muller"
+        assert (study.number_of_series, study.number_of_instances) == (1, 1)
+        fragment = session.get(InstanceMetadata, instance.id)
+        assert fragment is not None and b"/bulkdata/7FE00010" in fragment.json
+        assert b"/bulkdata/7FE00010" in fragment.xml
+    assert assert_consistent(archive) == 1
+
+
+def test_stored_bytes_are_kept_as_received(archive: Archive) -> None:
+    ds = make_dataset(rows=16, columns=16)
+    data = to_bytes(ds)
+    store(archive, data)
+    with archive.sessions() as session:
+        instance = session.scalar(select(Instance))
+        assert instance is not None
+        assert archive.blobs.path(instance.blob_key).read_bytes() == data
+        assert instance.pixel_data_offset is not None
+        start = instance.pixel_data_offset
+        assert data[start : start + instance.pixel_data_length] == ds.PixelData
+
+
+def test_identical_duplicate_is_success_without_a_second_file(archive: Archive) -> None:
+    data = make_instance()
+    store(archive, data)
+    [again] = store(archive, data)
+    assert again.status is Status.DUPLICATE
+    assert counts(archive)["instances"] == 1
+    assert assert_consistent(archive) == 1
+
+
+def test_conflicting_duplicate_is_rejected_by_default(archive: Archive) -> None:
+    first = make_dataset()
+    second = make_dataset(sop_uid=first.SOPInstanceUID, study_uid=first.StudyInstanceUID,
+                          series_uid=first.SeriesInstanceUID, InstanceNumber=2)
+    store(archive, to_bytes(first))
+    [outcome] = store(archive, to_bytes(second))
+    assert outcome.status is Status.FAILED
+    assert isinstance(outcome.error, DuplicateConflict)
+    assert "already stored with different content" in outcome.reason
+    with archive.sessions() as session:
+        assert session.scalar(select(Instance.instance_number)) == 1
+    assert_consistent(archive)
+
+
+def test_overwrite_policy_replaces_and_deletes_the_old_file(database_url: str, tmp_path: Path) -> None:
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", duplicate_policy="overwrite"))
+    archive.prepare()
+    try:
+        first = make_dataset(StudyDescription="Old")
+        second = make_dataset(sop_uid=first.SOPInstanceUID, study_uid=first.StudyInstanceUID,
+                              series_uid=first.SeriesInstanceUID, StudyDescription="Corrected")
+        store(archive, to_bytes(first))
+        [outcome] = store(archive, to_bytes(second))
+        assert outcome.status is Status.REPLACED
+        with archive.sessions() as session:
+            study = session.scalar(select(Study))
+            assert study is not None and study.study_description == "Corrected"
+            assert (study.number_of_series, study.number_of_instances) == (1, 1)
+        assert assert_consistent(archive) == 1
+    finally:
+        archive.close()
+
+
+def test_overwrite_can_move_an_instance_to_another_study(database_url: str, tmp_path: Path) -> None:
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", duplicate_policy="overwrite"))
+    archive.prepare()
+    try:
+        first = make_dataset()
+        moved = make_dataset(sop_uid=first.SOPInstanceUID)
+        store(archive, to_bytes(first))
+        [outcome] = store(archive, to_bytes(moved))
+        assert outcome.status is Status.REPLACED
+        with archive.sessions() as session:
+            assert session.scalars(select(Study.study_uid)).all() == [moved.StudyInstanceUID]
+            assert session.scalars(select(Series.series_uid)).all() == [moved.SeriesInstanceUID]
+        assert assert_consistent(archive) == 1
+    finally:
+        archive.close()
+
+
+def test_ignore_policy_keeps_the_first(database_url: str, tmp_path: Path) -> None:
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", duplicate_policy="ignore"))
+    archive.prepare()
+    try:
+        first = make_dataset(InstanceNumber=1)
+        second = make_dataset(sop_uid=first.SOPInstanceUID, study_uid=first.StudyInstanceUID,
+                              series_uid=first.SeriesInstanceUID, InstanceNumber=7)
+        store(archive, to_bytes(first))
+        [outcome] = store(archive, to_bytes(second))
+        assert outcome.status is Status.IGNORED and outcome.warnings
+        with archive.sessions() as session:
+            assert session.scalar(select(Instance.instance_number)) == 1
+        assert assert_consistent(archive) == 1
+    finally:
+        archive.close()
+
+
+def test_study_of_another_patient_is_refused(archive: Archive) -> None:
+    first = make_dataset(patient_id="A")
+    other = make_dataset(patient_id="B", study_uid=first.StudyInstanceUID)
+    store(archive, to_bytes(first))
+    [outcome] = store(archive, to_bytes(other))
+    assert isinstance(outcome.error, HierarchyConflict)
+    assert "filed under Patient ID 'A'" in outcome.reason
+    assert counts(archive)["instances"] == 1
+    assert_consistent(archive)
+
+
+def test_series_of_another_study_is_refused(archive: Archive) -> None:
+    first = make_dataset()
+    other = make_dataset(series_uid=first.SeriesInstanceUID)
+    store(archive, to_bytes(first))
+    [outcome] = store(archive, to_bytes(other))
+    assert isinstance(outcome.error, HierarchyConflict)
+    assert counts(archive)["instances"] == 1
+    assert_consistent(archive)
+
+
+def test_later_instance_with_other_attributes_keeps_the_first_and_warns(archive: Archive) -> None:
+    first = make_dataset(StudyDescription="Chest", patient_name="Doe^John")
+    second = make_dataset(study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID,
+                          StudyDescription="CHEST CT", patient_name="Doe^Johnny", InstanceNumber=2)
+    store(archive, to_bytes(first))
+    [outcome] = store(archive, to_bytes(second))
+    assert outcome.status is Status.STORED
+    assert any("study_description" in w and "'Chest'" in w for w in outcome.warnings)
+    assert any("patient_name" in w for w in outcome.warnings)
+    with archive.sessions() as session:
+        study = session.scalar(select(Study))
+        assert study is not None and study.study_description == "Chest"
+        assert study.patient.patient_name == "Doe^John"
+        assert study.number_of_instances == 2
+
+
+def test_counts_and_computed_sets(archive: Archive) -> None:
+    study = generate_uid()
+    ct, mr = generate_uid(), generate_uid()
+    payloads = [to_bytes(make_dataset(study_uid=study, series_uid=ct, modality="CT")) for _ in range(3)]
+    payloads.append(to_bytes(make_dataset(study_uid=study, series_uid=mr, modality="MR",
+                                          sop_class_uid="1.2.840.10008.5.1.4.1.1.4")))
+    assert all(o.status is Status.STORED for o in store(archive, *payloads))
+    with archive.sessions() as session:
+        row = session.scalar(select(Study))
+        assert row is not None
+        assert (row.number_of_series, row.number_of_instances) == (2, 4)
+        assert row.modalities_in_study == "CT\\MR"
+        assert row.sop_classes_in_study == "1.2.840.10008.5.1.4.1.1.2\\1.2.840.10008.5.1.4.1.1.4"
+        assert sorted(session.scalars(select(Series.number_of_instances))) == [1, 3]
+
+
+def test_studies_without_patient_id_do_not_share_a_patient(archive: Archive) -> None:
+    one = make_dataset(patient_id="", patient_name="Anon^One")
+    two = make_dataset(patient_id="", patient_name="Anon^Two")
+    three = make_dataset(patient_id="", patient_name="Anon^One", study_uid=one.StudyInstanceUID)
+    store(archive, to_bytes(one), to_bytes(two), to_bytes(three))
+    with archive.sessions() as session:
+        assert sorted(session.scalars(select(Patient.patient_name))) == ["Anon^One", "Anon^Two"]
+
+
+def test_study_targeted_store_refuses_other_studies(archive: Archive) -> None:
+    ds = make_dataset()
+    [outcome] = store(archive, to_bytes(ds), study_uid=generate_uid())
+    assert isinstance(outcome.error, StudyMismatch)
+    assert counts(archive)["instances"] == 0
+    assert_consistent(archive)
+
+
+def test_unsupported_sop_class(archive: Archive) -> None:
+    [outcome] = store(archive, make_instance(sop_class_uid="1.2.840.10008.1.3.10"))
+    assert isinstance(outcome.error, UnsupportedSOPClass)
+    assert_consistent(archive)
+
+
+def test_one_bad_instance_does_not_lose_the_good_ones(archive: Archive) -> None:
+    good = [make_instance() for _ in range(3)]
+    outcomes = store(archive, good[0], b"not dicom at all", good[1], make_instance()[:300], good[2])
+    assert [o.status for o in outcomes] == [Status.STORED, Status.FAILED, Status.STORED, Status.FAILED,
+                                            Status.STORED]
+    assert assert_consistent(archive) == 3
+
+
+def _with_raw_uid(tag: int, value: bytes) -> bytes:
+    """A file whose UID element holds ``value`` verbatim, bytes that pydicom would refuse to write."""
+    placeholder = "9" * max(len(value), 5)
+    ds = make_dataset()
+    ds[tag] = DataElement(tag, "UI", placeholder)
+    if tag == 0x00080018:
+        ds.file_meta.MediaStorageSOPInstanceUID = placeholder
+    data = to_bytes(ds)
+    assert data.count(placeholder.encode()) >= 1
+    return data.replace(placeholder.encode(), value.ljust(len(placeholder), b"9"))
+
+
+def _without(keyword: str) -> bytes:
+    ds = make_dataset()
+    delattr(ds, keyword)
+    return to_bytes(ds)
+
+
+def _four_gigabytes() -> bytes:
+    data = make_instance()
+    position = data.index(b"\xe0\x7f\x10\x00OW")
+    return data[: position + 8] + struct.pack("<L", 0xFFFFFFF0) + data[position + 12:]
+
+
+def _deflate_bomb() -> bytes:
+    head = to_bytes(make_dataset(transfer_syntax=DeflatedExplicitVRLittleEndian))
+    meta_length = struct.unpack("<L", head[140:144])[0]
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    header = struct.pack("<HH2s2xL", 0x7FE0, 0x0010, b"OB", 1 << 30)
+    zeros = b"\0" * (1 << 20)
+    body = compressor.compress(header) + b"".join(compressor.compress(zeros) for _ in range(1024))
+    return head[: 144 + meta_length] + body + compressor.flush()
+
+
+BAD_INPUT = {
+    "empty": (lambda: b"", NotDicom, "DICM"),
+    "non-dicom": (lambda: b"GIF89a" + bytes(500), NotDicom, "DICM"),
+    "truncated-header": (lambda: make_instance()[:400], MalformedDicom, "truncated|declares|ends"),
+    "truncated-pixels": (lambda: make_instance(rows=64, columns=64)[:-100], MalformedDicom, "declares"),
+    "missing-sop-instance-uid": (lambda: _without("SOPInstanceUID"), MissingAttribute, "SOPInstanceUID"),
+    "missing-study-uid": (lambda: _without("StudyInstanceUID"), MissingAttribute, "StudyInstanceUID"),
+    "uid-with-slash": (lambda: _with_raw_uid(0x00080018, b"1.2/3.4"), BadAttribute, "not a valid UID"),
+    "uid-with-dotdot": (lambda: _with_raw_uid(0x0020000D, b"1.2..3"), BadAttribute, "not a valid UID"),
+    "uid-traversal": (lambda: _with_raw_uid(0x0020000E, b"../../etc"), BadAttribute, "not a valid UID"),
+    "uid-fullwidth-digits": (lambda: _with_raw_uid(0x00080018, "1.２.3".encode()), BadAttribute,
+                             "not a valid UID"),
+    "uid-10000-chars": (lambda: _with_raw_uid(0x00080018, b"1." * 4999 + b"12"), BadAttribute,
+                        "not a valid UID"),
+    "length-4GB": (_four_gigabytes, MalformedDicom, "declares 4294967280 bytes"),
+    "deflate-bomb": (_deflate_bomb, InstanceTooLarge, "deflate bomb"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_rejected_with_a_reason_and_nothing_stored(archive: Archive, case: str) -> None:
+    make, error, reason = BAD_INPUT[case]
+    payload = make()
+    tracemalloc.start()
+    try:
+        [outcome] = store(archive, payload)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outcome.status is Status.FAILED
+    assert isinstance(outcome.error, error), outcome.reason
+    assert re.search(reason, outcome.reason), outcome.reason
+    assert peak < 2 * len(payload) + (16 << 20), f"peak Python allocation {peak} bytes"
+    assert counts(archive) == {"patients": 0, "studies": 0, "series": 0, "instances": 0}
+    assert assert_consistent(archive) == 0
+    assert not any(archive.blobs.objects.rglob("*.dcm"))

@@ -1,0 +1,78 @@
+"""Settings: precedence, validation naming every bad key, secrets from the environment only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xdsi.config import ConfigError, Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.load(environ={})
+    assert settings.database_url == "sqlite:///./var/xdsi.db"
+    assert settings.storage == Path("var/store")
+    assert settings.bind == "127.0.0.1:8080"
+    assert settings.duplicate_policy == "reject"
+
+
+def test_precedence_argument_over_environment_over_file_over_default(tmp_path: Path) -> None:
+    config = tmp_path / "xdsi.toml"
+    config.write_text('workers = 3\nthreads = 5\nbind = "127.0.0.1:9000"\n')
+    environ = {"XDSI_CONFIG": str(config), "XDSI_THREADS": "6", "XDSI_BIND": "127.0.0.1:9001"}
+    settings = Settings.load(environ=environ, bind="127.0.0.1:9002")
+    assert (settings.workers, settings.threads, settings.bind) == (3, 6, "127.0.0.1:9002")
+    sources = {key: source for key, _value, source, _doc in settings.describe()}
+    assert sources["workers"] == str(config)
+    assert sources["threads"] == "environment"
+    assert sources["bind"] == "argument"
+    assert sources["log_level"] == "default"
+
+
+def test_xdsi_table_in_a_shared_file(tmp_path: Path) -> None:
+    config = tmp_path / "all.toml"
+    config.write_text('[xdsi]\nduplicate_policy = "overwrite"\n')
+    assert Settings.load(environ={"XDSI_CONFIG": str(config)}).duplicate_policy == "overwrite"
+
+
+def test_every_bad_key_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('databse_url = "x"\nworkers = "many"\nduplicate_policy = "sometimes"\n')
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"XDSI_CONFIG": str(config), "XDSI_THREADS": "-1", "XDSI_BIND": "nowhere"})
+    problems = "\n".join(caught.value.problems)
+    for expected in ("unknown key 'databse_url'", "'many' is not an integer", "'sometimes' is not one of",
+                     "bind: 'nowhere' is not HOST:PORT", "threads: must be at least 1"):
+        assert expected in problems
+
+
+def test_missing_config_file_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        Settings.load(environ={"XDSI_CONFIG": "/nonexistent/xdsi.toml"})
+
+
+def test_secrets_come_only_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "secret.toml"
+    config.write_text('database_password = "hunter2"\n')
+    with pytest.raises(ConfigError, match="is a secret"):
+        Settings.load(environ={"XDSI_CONFIG": str(config)})
+    config.write_text('database_url = "postgresql://xdsi:hunter2@db/xdsi"\n')
+    with pytest.raises(ConfigError, match="carries a password"):
+        Settings.load(environ={"XDSI_CONFIG": str(config)})
+
+
+def test_password_is_merged_and_masked() -> None:
+    settings = Settings.load(
+        environ={"XDSI_DATABASE_URL": "postgresql://xdsi@db/xdsi", "XDSI_DATABASE_PASSWORD": "hunter2"}
+    )
+    assert "hunter2" in settings.effective_database_url
+    shown = "\n".join(f"{key}={value}" for key, value, _source, _doc in settings.describe())
+    assert "hunter2" not in shown
+    assert "database_password=********" in shown
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.load(environ={})
+    with pytest.raises(AttributeError):
+        settings.workers = 9  # type: ignore[misc]

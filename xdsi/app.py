@@ -1,0 +1,26 @@
+"""create_app: the one place that wires settings, the archive and the blueprints together."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from xdsi.config import Settings
+from xdsi.services.archive import Archive
+from xdsi.web import errors, health
+
+EXTENSION = "xdsi"
+
+
+def create_app(settings: Settings | None = None, archive: Archive | None = None) -> Flask:
+    """A WSGI application over the archive named by ``settings`` (loaded from the environment if None).
+
+    The schema is not touched here: ``Archive.prepare`` runs once per start (``xdsi serve``
+    does it before the workers fork), not once per worker.
+    """
+    settings = settings or Settings.load()
+    app = Flask("xdsi")
+    app.extensions[EXTENSION] = archive or Archive.open(settings)
+    app.config["XDSI_ENDPOINTS"] = []
+    errors.init_app(app)
+    health.init_app(app)
+    return app

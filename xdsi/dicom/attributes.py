@@ -1,0 +1,228 @@
+"""Index keys: what QIDO-RS must match or return, read from one instance's header.
+
+The attribute lists follow PS3.18 Tables 10.6.1-5 (matching) and 10.6.3-3/4/5 (return
+keys) and the IHE RAD TF return keys. Strings are Unicode, decoded by pydicom per Specific
+Character Set (0008,0005). Dates and times are kept as sent for answers, plus a
+fixed-width form (``*_key``) that sorts and range-compares as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from xdsi.dicom import uids
+from xdsi.dicom.names import PersonNameKeys, person_name_keys
+from xdsi.errors import BadAttribute, InvalidUID, MissingAttribute
+
+
+@dataclass(frozen=True)
+class PatientKeys:
+    patient_id: str
+    issuer_of_patient_id: str
+    patient_name: str
+    patient_name_keys: PersonNameKeys
+    birth_date: str
+    sex: str
+
+
+@dataclass(frozen=True)
+class StudyKeys:
+    study_uid: str
+    study_date: str
+    study_time: str
+    study_time_key: str
+    study_datetime_utc: str
+    timezone_offset: str
+    accession_number: str
+    referring_physician_name: str
+    referring_physician_keys: PersonNameKeys
+    study_id: str
+    study_description: str
+
+
+@dataclass(frozen=True)
+class RequestAttributes:
+    """One item of Request Attributes Sequence (0040,0275)."""
+
+    requested_procedure_id: str
+    scheduled_procedure_step_id: str
+    accession_number: str
+    study_uid: str
+
+
+@dataclass(frozen=True)
+class SeriesKeys:
+    series_uid: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    performed_start_date: str
+    performed_start_time: str
+    performed_start_time_key: str
+    request_attributes: tuple[RequestAttributes, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class InstanceKeys:
+    sop_instance_uid: str
+    sop_class_uid: str
+    instance_number: int | None
+    rows: int | None
+    columns: int | None
+    bits_allocated: int | None
+    number_of_frames: int | None
+    specific_character_set: str
+
+
+@dataclass(frozen=True)
+class IndexKeys:
+    patient: PatientKeys
+    study: StudyKeys
+    series: SeriesKeys
+    instance: InstanceKeys
+
+
+REQUIRED_UIDS = (
+    ("StudyInstanceUID", "(0020,000D)"),
+    ("SeriesInstanceUID", "(0020,000E)"),
+    ("SOPInstanceUID", "(0008,0018)"),
+    ("SOPClassUID", "(0008,0016)"),
+)
+
+
+def index_keys(ds: Dataset) -> IndexKeys:
+    """Extract and validate the keys; raises MissingAttribute or BadAttribute."""
+    found = {}
+    for keyword, tag in REQUIRED_UIDS:
+        value = _text(ds, keyword)
+        if not value:
+            raise MissingAttribute(f"{keyword} {tag} is missing or empty")
+        try:
+            found[keyword] = uids.validate_uid(value, f"{keyword} {tag}")
+        except InvalidUID as exc:
+            raise BadAttribute(str(exc)) from exc
+    study_date, study_time = _text(ds, "StudyDate"), _text(ds, "StudyTime")
+    offset = _text(ds, "TimezoneOffsetFromUTC")
+    pps_time = _text(ds, "PerformedProcedureStepStartTime")
+    patient_name = _text(ds, "PatientName")
+    referring = _text(ds, "ReferringPhysicianName")
+    return IndexKeys(
+        patient=PatientKeys(
+            patient_id=_text(ds, "PatientID"),
+            issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
+            patient_name=patient_name,
+            patient_name_keys=person_name_keys(patient_name),
+            birth_date=_text(ds, "PatientBirthDate"),
+            sex=_text(ds, "PatientSex"),
+        ),
+        study=StudyKeys(
+            study_uid=found["StudyInstanceUID"],
+            study_date=study_date,
+            study_time=study_time,
+            study_time_key=time_key(study_time),
+            study_datetime_utc=utc_key(study_date, study_time, offset),
+            timezone_offset=offset,
+            accession_number=_text(ds, "AccessionNumber"),
+            referring_physician_name=referring,
+            referring_physician_keys=person_name_keys(referring),
+            study_id=_text(ds, "StudyID"),
+            study_description=_text(ds, "StudyDescription"),
+        ),
+        series=SeriesKeys(
+            series_uid=found["SeriesInstanceUID"],
+            modality=_text(ds, "Modality"),
+            series_number=_integer(ds, "SeriesNumber"),
+            series_description=_text(ds, "SeriesDescription"),
+            performed_start_date=_text(ds, "PerformedProcedureStepStartDate"),
+            performed_start_time=pps_time,
+            performed_start_time_key=time_key(pps_time),
+            request_attributes=_request_attributes(ds),
+        ),
+        instance=InstanceKeys(
+            sop_instance_uid=found["SOPInstanceUID"],
+            sop_class_uid=found["SOPClassUID"],
+            instance_number=_integer(ds, "InstanceNumber"),
+            rows=_integer(ds, "Rows"),
+            columns=_integer(ds, "Columns"),
+            bits_allocated=_integer(ds, "BitsAllocated"),
+            number_of_frames=_integer(ds, "NumberOfFrames"),
+            specific_character_set=_text(ds, "SpecificCharacterSet"),
+        ),
+    )
+
+
+def time_key(value: str) -> str:
+    """A TM as 'HHMMSS.ffffff' (missing parts zero) so text order is time order; '' if unusable."""
+    value = value.strip().replace(":", "")
+    whole, _, fraction = value.partition(".")
+    if not whole.isdigit() or len(whole) not in (2, 4, 6) or (fraction and not fraction.isdigit()):
+        return ""
+    return f"{whole:0<6}.{fraction[:6]:0<6}"
+
+
+def utc_key(date: str, time: str, offset: str) -> str:
+    """'YYYYMMDDHHMMSS.ffffff' in UTC when the offset is known, else as recorded; '' without a date."""
+    date = date.strip()
+    if len(date) != 8 or not date.isdigit():
+        return ""
+    clock = time_key(time) or "000000.000000"
+    try:
+        moment = datetime.strptime(date + clock, "%Y%m%d%H%M%S.%f")
+    except ValueError:
+        return ""
+    tz = _offset(offset)
+    if tz is not None:
+        moment = moment.replace(tzinfo=tz).astimezone(timezone.utc)
+    return moment.strftime("%Y%m%d%H%M%S.%f")
+
+
+def _offset(value: str) -> timezone | None:
+    """PS3.3 C.12.1.1.8: Timezone Offset From UTC is '&ZZXX' (sign, hours, minutes)."""
+    value = value.strip()
+    if len(value) != 5 or value[0] not in "+-" or not value[1:].isdigit():
+        return None
+    minutes = int(value[1:3]) * 60 + int(value[3:])
+    if minutes > 14 * 60:
+        return None
+    return timezone(timedelta(minutes=minutes if value[0] == "+" else -minutes))
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    """The value as Unicode text; multi-valued elements joined with a backslash."""
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _integer(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    if isinstance(value, MultiValue | list | tuple):
+        value = value[0] if value else None
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _request_attributes(ds: Dataset) -> tuple[RequestAttributes, ...]:
+    sequence = ds.get("RequestAttributesSequence")
+    if not sequence:
+        return ()
+    return tuple(
+        RequestAttributes(
+            requested_procedure_id=_text(item, "RequestedProcedureID"),
+            scheduled_procedure_step_id=_text(item, "ScheduledProcedureStepID"),
+            accession_number=_text(item, "AccessionNumber"),
+            study_uid=_text(item, "StudyInstanceUID"),
+        )
+        for item in sequence
+    )

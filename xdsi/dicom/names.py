@@ -1,0 +1,102 @@
+"""Person Name (PN) search keys: normalized components and a phonetic key per component.
+
+PS3.5 6.2: a PN value holds up to three component groups (alphabetic, ideographic,
+phonetic) separated by '=', each with five components separated by '^'. QIDO matches
+person names case-insensitively and component by component, so the index keeps each
+alphabetic component normalized (Unicode compatibility-decomposed, accents dropped,
+case-folded) in its own column, where a B-tree index serves exact and prefix matches.
+Fuzzy matching compares Soundex keys (the classic American Soundex, applied after the same
+normalization) of the family and given names.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+COMPONENTS = ("family", "given", "middle", "prefix", "suffix")
+# Letters that compatibility decomposition leaves whole but readers treat as accented.
+_FOLD = str.maketrans({"ø": "o", "đ": "d", "ł": "l", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i"})
+_SOUNDEX_CODES = {
+    **dict.fromkeys("bfpv", "1"),
+    **dict.fromkeys("cgjkqsxz", "2"),
+    **dict.fromkeys("dt", "3"),
+    "l": "4",
+    **dict.fromkeys("mn", "5"),
+    "r": "6",
+}
+
+
+def normalize(text: str) -> str:
+    """Fold case, width and accents so 'Müller', 'MULLER' and 'ｍｕｌｌｅｒ' compare equal.
+
+    Accents are dropped only from alphabetic scripts (Latin, Greek, Cyrillic); elsewhere a
+    combining mark changes the letter (Japanese だ is not た) and is kept.
+    """
+    kept = []
+    base = ""
+    for ch in unicodedata.normalize("NFKD", text):
+        if unicodedata.combining(ch):
+            if not _in_alphabetic_script(base):
+                kept.append(ch)
+        else:
+            base = ch
+            kept.append(ch)
+    return unicodedata.normalize("NFC", "".join(kept)).casefold().translate(_FOLD).strip()
+
+
+def _in_alphabetic_script(ch: str) -> bool:
+    return bool(ch) and ord(ch) < 0x0530  # Basic Latin through Cyrillic Supplement
+
+
+def soundex(text: str) -> str:
+    """American Soundex of the normalized text ('' when it has no Latin letter)."""
+    letters = [ch for ch in normalize(text) if "a" <= ch <= "z"]
+    if not letters:
+        return ""
+    first = letters[0]
+    code = [first.upper()]
+    previous = _SOUNDEX_CODES.get(first, "")
+    for ch in letters[1:]:
+        digit = _SOUNDEX_CODES.get(ch, "")
+        if digit and digit != previous:
+            code.append(digit)
+        if ch not in "hw":  # h and w do not separate letters with the same code
+            previous = digit
+    return ("".join(code) + "000")[:4]
+
+
+@dataclass(frozen=True)
+class PersonNameKeys:
+    """The search columns of one PN value."""
+
+    family: str = ""
+    given: str = ""
+    middle: str = ""
+    prefix: str = ""
+    suffix: str = ""
+    ideographic: str = ""
+    phonetic: str = ""
+    family_soundex: str = ""
+    given_soundex: str = ""
+
+
+def split_groups(value: str) -> list[list[str]]:
+    """Three groups of five components each, missing ones empty."""
+    groups = (value.split("=") + ["", ""])[:3]
+    return [(group.split("^") + [""] * 5)[:5] for group in groups]
+
+
+def person_name_keys(value: str | None) -> PersonNameKeys:
+    """Search keys for a PN value as decoded by pydicom (groups joined by '=')."""
+    if not value:
+        return PersonNameKeys()
+    alphabetic, ideographic, phonetic = split_groups(value)
+    parts = {name: normalize(component) for name, component in zip(COMPONENTS, alphabetic)}
+    return PersonNameKeys(
+        **parts,
+        ideographic=normalize("^".join(ideographic).rstrip("^")),
+        phonetic=normalize("^".join(phonetic).rstrip("^")),
+        family_soundex=soundex(alphabetic[0]),
+        given_soundex=soundex(alphabetic[1]),
+    )

@@ -1,0 +1,361 @@
+"""Bounded reading of PS3.10 files: structure check, capped inflate, header-first parse.
+
+pydicom trusts declared lengths: it reads ``length`` bytes for an element, reads an
+undefined-length value whole, and inflates a Deflated dataset in one ``zlib.decompress``.
+A hostile file can therefore allocate gigabytes from a few bytes. Before pydicom sees a
+file, ``open_instance`` walks every element header (PS3.5 7.1, 7.5) and checks that each
+declared length fits in the bytes that remain, caps nesting, inflates Deflated datasets
+through a bounded decompressor into a temporary file, and finally lets pydicom parse the
+header with ``defer_size`` so large values stay on disk. Pixel Data is never read here: its
+location is reported so callers can stream it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.filereader import read_dataset
+from pydicom.tag import Tag
+
+from xdsi.dicom import uids
+from xdsi.errors import InstanceTooLarge, MalformedDicom, MissingAttribute, NotDicom, UnsupportedTransferSyntax
+
+PREAMBLE_LENGTH = 128
+MAX_DEPTH = 32
+ITEM = 0xFFFEE000
+ITEM_DELIMITER = 0xFFFEE00D
+SEQUENCE_DELIMITER = 0xFFFEE0DD
+UNDEFINED = 0xFFFFFFFF
+PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float and Double Float Pixel Data
+# PS3.5 7.1.2: these VRs carry 2 reserved bytes and a 32-bit length in explicit VR.
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a file may declare before it is refused."""
+
+    max_bytes: int
+    max_inflated_bytes: int
+    max_deflate_ratio: int
+    defer_size: int
+
+
+@dataclass(frozen=True)
+class PixelDataLocation:
+    """Where the top-level pixel data value lies in the dataset stream."""
+
+    tag: int
+    vr: str
+    value_offset: int
+    length: int | None  # None: undefined length (encapsulated fragments)
+    end: int
+
+
+@dataclass
+class ParsedInstance:
+    """A parsed header. ``dataset`` holds Pixel Data as a deferred raw element, never its value."""
+
+    dataset: FileDataset
+    transfer_syntax: str
+    pixel_data: PixelDataLocation | None
+    size: int
+
+
+@contextlib.contextmanager
+def open_instance(path: str | os.PathLike[str], limits: Limits) -> Iterator[ParsedInstance]:
+    """Parse ``path`` safely; the dataset's deferred values stay readable inside the block."""
+    size = os.path.getsize(path)
+    if size > limits.max_bytes:
+        raise InstanceTooLarge(f"file of {size} bytes exceeds the limit of {limits.max_bytes} bytes")
+    with open(path, "rb") as fp, contextlib.ExitStack() as stack:
+        meta, dataset_start = _read_meta(fp, size)
+        ts = _transfer_syntax(meta)
+        stream: BinaryIO = fp
+        stream_name = os.fspath(path)
+        start, end = dataset_start, size
+        if uids.is_deflated(ts):
+            inflated = stack.enter_context(
+                tempfile.NamedTemporaryFile(prefix="xdsi-inflate-", dir=os.path.dirname(os.path.abspath(path)))
+            )
+            fp.seek(dataset_start)
+            end = _inflate(fp, inflated, size - dataset_start, limits)
+            stream, stream_name, start = inflated, inflated.name, 0
+        implicit, little = _encoding(ts)
+        stream.seek(start)
+        implicit = _detect_implicit(stream, implicit, little)
+        pixel = _Walker(stream, implicit, little).walk(start, end)
+        dataset = _read_header(stream, stream_name, meta, start, end, implicit, little, pixel, limits)
+        yield ParsedInstance(dataset=dataset, transfer_syntax=ts, pixel_data=pixel, size=size)
+
+
+def _read_meta(fp: BinaryIO, size: int) -> tuple[FileMetaDataset, int]:
+    head = fp.read(PREAMBLE_LENGTH + 4)
+    if len(head) < PREAMBLE_LENGTH + 4 or head[PREAMBLE_LENGTH:] != b"DICM":
+        raise NotDicom("not a DICOM PS3.10 file: no 'DICM' prefix after the 128-byte preamble")
+    # PS3.10 7.1: the File Meta Information is always Explicit VR Little Endian, group 0002.
+    walker = _Walker(fp, implicit=False, little=True)
+    pos = PREAMBLE_LENGTH + 4
+    while pos < size:
+        group = struct.unpack("<H", walker._read(pos, size, 2, "file meta element"))[0]
+        if group != 0x0002:
+            break
+        pos = walker.walk_element(pos, size, depth=0)
+    if pos >= size:
+        raise MalformedDicom("file ends within or right after the file meta information: no dataset")
+    fp.seek(PREAMBLE_LENGTH + 4)
+    try:
+        group2 = read_dataset(fp, False, True, bytelength=pos - PREAMBLE_LENGTH - 4)
+        meta = FileMetaDataset(group2)
+    except Exception as exc:  # pydicom raises many types on bad input
+        raise MalformedDicom(f"file meta information cannot be parsed: {exc}") from exc
+    return meta, pos
+
+
+def _transfer_syntax(meta: FileMetaDataset) -> str:
+    ts = meta.get("TransferSyntaxUID")
+    if not ts:
+        raise MissingAttribute("file meta information lacks Transfer Syntax UID (0002,0010)")
+    ts = str(ts)
+    if not uids.is_valid_uid(ts):
+        raise UnsupportedTransferSyntax(f"Transfer Syntax UID {ts[:80]!r} is not a valid UID")
+    if not uids.is_known_transfer_syntax(ts):
+        raise UnsupportedTransferSyntax(f"Transfer Syntax {ts} is not a DICOM transfer syntax this archive reads")
+    return ts
+
+
+def _encoding(ts: str) -> tuple[bool, bool]:
+    if ts == uids.IMPLICIT_VR_LITTLE_ENDIAN:
+        return True, True
+    if ts == uids.EXPLICIT_VR_BIG_ENDIAN:
+        return False, False
+    return False, True
+
+
+def _detect_implicit(stream: BinaryIO, implicit: bool, little: bool) -> bool:
+    """Follow pydicom: a dataset whose first element has no valid VR letters is implicit VR."""
+    pos = stream.tell()
+    head = stream.read(6)
+    stream.seek(pos)
+    if len(head) < 6:
+        return implicit
+    vr = head[4:6]
+    looks_explicit = vr.isalpha() and vr.isupper()
+    if implicit and looks_explicit and little:
+        return False
+    if not implicit and not looks_explicit and little:
+        return True
+    return implicit
+
+
+def _inflate(src: BinaryIO, dst: BinaryIO, compressed: int, limits: Limits) -> int:
+    """PS3.5 A.5: raw deflate of everything after the meta group, inflated under caps."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = consumed = 0
+    remaining = compressed
+    try:
+        while remaining and not inflater.eof:
+            data = src.read(min(_CHUNK, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            consumed += len(data)
+            # max_length bounds each output chunk; the rest of the input waits in unconsumed_tail.
+            while data and not inflater.eof:
+                out = inflater.decompress(data, _CHUNK)
+                data = inflater.unconsumed_tail
+                total += len(out)
+                _check_inflated(total, consumed - len(data), limits)
+                dst.write(out)
+        out = inflater.flush()
+    except zlib.error as exc:
+        raise MalformedDicom(f"deflated dataset is corrupt: {exc}") from exc
+    total += len(out)
+    _check_inflated(total, consumed, limits)
+    dst.write(out)
+    dst.flush()
+    return total
+
+
+def _check_inflated(total: int, consumed: int, limits: Limits) -> None:
+    """Caps on the inflated size, and on the ratio to the compressed bytes consumed so far."""
+    if total > limits.max_inflated_bytes:
+        raise InstanceTooLarge(
+            f"deflated dataset inflates beyond the limit of {limits.max_inflated_bytes} bytes"
+        )
+    if total > 1 << 20 and total > max(consumed, 1) * limits.max_deflate_ratio:
+        raise InstanceTooLarge(
+            f"deflated dataset inflates more than {limits.max_deflate_ratio}:1 (deflate bomb)"
+        )
+
+
+class _Walker:
+    """Checks element headers against the bytes that remain; allocates nothing per value."""
+
+    def __init__(self, fp: BinaryIO, implicit: bool, little: bool) -> None:
+        self.fp = fp
+        self.implicit = implicit
+        self.endian = "<" if little else ">"
+
+    def walk(self, start: int, end: int) -> PixelDataLocation | None:
+        """Validate a top-level dataset and report where its pixel data lies."""
+        pos = start
+        pixel: PixelDataLocation | None = None
+        while pos < end:
+            tag, vr, length, value_pos = self._header(pos, end)
+            pos = self._value(tag, vr, length, value_pos, end, depth=0)
+            if tag in PIXEL_DATA_TAGS and pixel is None:
+                encapsulated = length == UNDEFINED
+                vr_text = vr.decode() if vr else ("OB" if encapsulated else "OW")
+                pixel = PixelDataLocation(tag, vr_text, value_pos, None if encapsulated else length, pos)
+        return pixel
+
+    def walk_element(self, pos: int, end: int, depth: int) -> int:
+        """Validate one element at ``pos`` and return the offset after it."""
+        tag, vr, length, value_pos = self._header(pos, end)
+        return self._value(tag, vr, length, value_pos, end, depth)
+
+    def _value(self, tag: int, vr: bytes | None, length: int, pos: int, end: int, depth: int) -> int:
+        if length == UNDEFINED:
+            if tag in PIXEL_DATA_TAGS and depth == 0 and vr in (b"OB", b"OW", None):
+                return self._fragments(pos, end, tag)
+            if vr in (b"SQ", b"UN", None) or self._is_sequence(tag):
+                return self._sequence(pos, end, depth + 1, implicit_items=vr == b"UN", defined=False)
+            raise MalformedDicom(f"element {_fmt(tag)} with VR {vr.decode()} has undefined length")
+        if length > end - pos:
+            raise MalformedDicom(f"element {_fmt(tag)} declares {length} bytes but only {end - pos} remain")
+        if vr == b"SQ" or (vr is None and self._is_sequence(tag)):
+            return self._sequence(pos, pos + length, depth + 1, implicit_items=False, defined=True)
+        return pos + length
+
+    def _read(self, pos: int, end: int, count: int, what: str) -> bytes:
+        if end - pos < count:
+            raise MalformedDicom(f"truncated {what} at offset {pos}")
+        self.fp.seek(pos)
+        raw = self.fp.read(count)
+        if len(raw) < count:
+            raise MalformedDicom(f"truncated {what} at offset {pos}")
+        return raw
+
+    def _header(self, pos: int, end: int) -> tuple[int, bytes | None, int, int]:
+        raw = self._read(pos, end, 8, "element header")
+        group, elem = struct.unpack(self.endian + "HH", raw[:4])
+        tag = group << 16 | elem
+        if group == 0xFFFE:
+            raise MalformedDicom(f"unexpected item tag {_fmt(tag)} at offset {pos}")
+        if self.implicit:
+            (length,) = struct.unpack(self.endian + "L", raw[4:])
+            return tag, None, length, pos + 8
+        vr = raw[4:6]
+        if not (vr.isalpha() and vr.isupper()):
+            raise MalformedDicom(f"element {_fmt(tag)} at offset {pos} has an invalid VR {vr!r}")
+        if vr in LONG_VRS:
+            (length,) = struct.unpack(self.endian + "L", self._read(pos + 8, end, 4, "element header"))
+            return tag, vr, length, pos + 12
+        (length,) = struct.unpack(self.endian + "H", raw[6:])
+        return tag, vr, length, pos + 8
+
+    def _item_header(self, pos: int, end: int) -> tuple[int, int]:
+        group, elem, length = struct.unpack(self.endian + "HHL", self._read(pos, end, 8, "item header"))
+        return group << 16 | elem, length
+
+    def _sequence(self, pos: int, end: int, depth: int, implicit_items: bool, defined: bool) -> int:
+        if depth > MAX_DEPTH:
+            raise MalformedDicom(f"sequences nested deeper than {MAX_DEPTH} levels")
+        # PS3.5 6.2.2: a UN of undefined length holds an Implicit VR Little Endian sequence.
+        walker = _Walker(self.fp, True, True) if implicit_items else self
+        while pos < end or not defined:
+            tag, length = walker._item_header(pos, end)
+            pos += 8
+            if tag == SEQUENCE_DELIMITER and not defined:
+                return pos
+            if tag != ITEM:
+                raise MalformedDicom(f"expected a sequence item at offset {pos - 8}, found {_fmt(tag)}")
+            if length == UNDEFINED:
+                pos = walker._item_until_delimiter(pos, end, depth)
+                continue
+            if length > end - pos:
+                raise MalformedDicom(f"sequence item declares {length} bytes but only {end - pos} remain")
+            item_end = pos + length
+            while pos < item_end:
+                pos = walker.walk_element(pos, item_end, depth)
+        return pos
+
+    def _item_until_delimiter(self, pos: int, end: int, depth: int) -> int:
+        while True:
+            group, elem = struct.unpack(self.endian + "HH", self._read(pos, end, 4, "item"))
+            if (group << 16 | elem) == ITEM_DELIMITER:
+                return pos + 8
+            pos = self.walk_element(pos, end, depth)
+
+    def _fragments(self, pos: int, end: int, tag: int) -> int:
+        # PS3.5 A.4: encapsulated pixel data is a sequence of defined-length items.
+        while True:
+            item, length = self._item_header(pos, end)
+            pos += 8
+            if item == SEQUENCE_DELIMITER:
+                return pos
+            if item != ITEM or length == UNDEFINED:
+                raise MalformedDicom(f"encapsulated {_fmt(tag)} holds a malformed fragment at offset {pos - 8}")
+            if length > end - pos:
+                raise MalformedDicom(f"pixel data fragment declares {length} bytes but only {end - pos} remain")
+            pos += length
+
+    @staticmethod
+    def _is_sequence(tag: int) -> bool:
+        try:
+            return dictionary_VR(tag) == "SQ"
+        except KeyError:
+            return False
+
+
+def _read_header(
+    stream: BinaryIO,
+    stream_name: str,
+    meta: FileMetaDataset,
+    start: int,
+    end: int,
+    implicit: bool,
+    little: bool,
+    pixel: PixelDataLocation | None,
+    limits: Limits,
+) -> FileDataset:
+    def at_pixels(tag: object, vr: object, length: object) -> bool:
+        return pixel is not None and int(tag) == pixel.tag  # type: ignore[call-overload]
+
+    try:
+        stream.seek(start)
+        dataset = read_dataset(stream, implicit, little, stop_when=at_pixels, defer_size=limits.defer_size)
+        if pixel is not None and pixel.end < end:
+            stream.seek(pixel.end)
+            dataset.update(read_dataset(stream, implicit, little, defer_size=limits.defer_size))
+    except Exception as exc:  # pydicom raises many types on bad input
+        raise MalformedDicom(f"dataset cannot be parsed: {exc}") from exc
+    if pixel is not None:
+        dataset[pixel.tag] = RawDataElement(
+            Tag(pixel.tag),
+            None if implicit else pixel.vr,
+            pixel.length if pixel.length is not None else UNDEFINED,
+            None,
+            pixel.value_offset,
+            implicit,
+            little,
+        )
+    return FileDataset(
+        stream_name, dataset, preamble=None, file_meta=meta, is_implicit_VR=implicit, is_little_endian=little
+    )
+
+
+def _fmt(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

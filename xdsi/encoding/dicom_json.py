@@ -1,0 +1,222 @@
+"""PS3.18 Annex F DICOM JSON Model: pydicom Dataset to application/dicom+json and back."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from pydicom.dataset import Dataset
+from pydicom.valuerep import format_number_as_ds
+
+from xdsi.encoding.bulkdata import (
+    BINARY_VRS,
+    BULK_DATA_VRS,
+    FLOAT_VRS,
+    INT_RANGES,
+    MAX_DEPTH,
+    NON_FINITE,
+    STRING_VRS,
+    BulkDataCallback,
+    BulkDataLoader,
+    Encoded,
+    Parsed,
+    b64encode,
+    build_dataset,
+    check_number,
+    child_where,
+    decode_base64,
+    encode_dataset,
+    float_out,
+    invalid,
+    join_person_name,
+    parse_tag,
+    parse_text_value,
+    parse_vr,
+    tag_text,
+)
+from xdsi.errors import InvalidRequest
+
+# Integers beyond 2**53 lose precision in JavaScript and any double-based JSON reader.
+_MAX_SAFE_INTEGER = 2**53 - 1
+_JSON_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_DS_MAX_CHARS = 16  # PS3.5 6.2: DS is at most 16 bytes
+_ATTRIBUTE_MEMBERS = frozenset(("vr", "Value", "BulkDataURI", "InlineBinary"))
+_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+_NULLABLE_VRS = STRING_VRS | {"PN", "DS", "IS"}
+
+
+def dataset_to_json(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> dict[str, Any]:
+    """Build the JSON object as Python data so callers can merge or filter before serialising."""
+    return _object(encode_dataset(ds, bulk_data))
+
+
+def dumps_dataset(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> bytes:
+    """UTF-8 JSON of one data set; orjson because metadata responses can be large."""
+    return orjson.dumps(dataset_to_json(ds, bulk_data))
+
+
+def dumps_datasets(datasets: Iterable[Dataset], bulk_data: BulkDataCallback | None = None) -> bytes:
+    """PS3.18 F.2.1: multiple results are one top-level array."""
+    return orjson.dumps([dataset_to_json(ds, bulk_data) for ds in datasets])
+
+
+def json_to_dataset(obj: Mapping[str, Any], bulk_data: BulkDataLoader | None = None) -> Dataset:
+    """Rebuild a Dataset from parsed JSON, rejecting anything outside the model with InvalidRequest."""
+    return build_dataset(_attributes(obj, "", 0), bulk_data)
+
+
+def loads_dataset(data: bytes | str, bulk_data: BulkDataLoader | None = None) -> Dataset:
+    """Parse one data set object (not an array) from client-supplied JSON."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise InvalidRequest(f"expected a JSON object holding one data set, got {type(obj).__name__}")
+    return json_to_dataset(obj, bulk_data)
+
+
+def _object(elements: Iterable[Encoded]) -> dict[str, Any]:
+    # PS3.18 F.2.2: members in ascending tag order, which encode_dataset yields.
+    out: dict[str, Any] = {}
+    for e in elements:
+        attr: dict[str, Any] = {"vr": e.vr}
+        if e.kind == "values":
+            attr["Value"] = [_json_value(e.vr, v) for v in e.payload]
+        elif e.kind == "items":
+            # PS3.18 F.2.5: an empty item is an empty object.
+            attr["Value"] = [_object(walk) for walk in e.payload]
+        elif e.kind == "uri":
+            attr["BulkDataURI"] = e.payload
+        elif e.kind == "inline":
+            attr["InlineBinary"] = b64encode(e.payload)
+        out[tag_text(e.tag)] = attr
+    return out
+
+
+def _json_value(vr: str, v: Any) -> Any:
+    if v is None:
+        return None  # PS3.18 F.2.5: an empty value among several is null
+    if vr == "PN":
+        # PS3.18 F.2.2: only the non-empty component groups.
+        return {name: group for name, group in zip(_PN_GROUPS, v) if group}
+    if vr == "DS":
+        return _ds_number(v)
+    if vr == "IS":
+        return _int_number(v)
+    if vr in FLOAT_VRS:
+        return float_out(vr, v)
+    if vr in ("SV", "UV"):
+        # PS3.18 F.2.3 note: a string keeps 64-bit values exact where a double would round.
+        return v if abs(v) <= _MAX_SAFE_INTEGER else str(v)
+    return v
+
+
+def _int_number(text: str) -> int | str:
+    if _JSON_INT.fullmatch(text):
+        n = int(text)
+        if str(n) == text and abs(n) <= _MAX_SAFE_INTEGER:
+            return n
+    return text
+
+
+def _ds_number(text: str) -> int | float | str:
+    """PS3.18 F.2.3 note: a number only when reading it back yields the same text; otherwise
+    the original string (e.g. "1.50", "+3", "1E5"), so DS survives a round trip unchanged."""
+    as_int = _int_number(text)
+    if not isinstance(as_int, str) or len(text) > _DS_MAX_CHARS or not _JSON_NUMBER.fullmatch(text):
+        return as_int
+    x = float(text)
+    return x if math.isfinite(x) and repr(x) == text else text
+
+
+def _attributes(obj: Any, where: str, depth: int) -> list[Parsed]:
+    if not isinstance(obj, Mapping):
+        raise invalid(where, f"a data set must be a JSON object, got {type(obj).__name__}")
+    return [_attribute(key, attr, where, depth) for key, attr in obj.items()]
+
+
+def _attribute(key: Any, attr: Any, parent: str, depth: int) -> Parsed:
+    where = child_where(parent, key if isinstance(key, str) else repr(key))
+    tag = parse_tag(key, where)
+    if not isinstance(attr, Mapping):
+        raise invalid(where, f"attribute must be a JSON object, got {type(attr).__name__}")
+    unknown = set(attr) - _ATTRIBUTE_MEMBERS
+    if unknown:
+        raise invalid(where, f"unknown member(s) {', '.join(sorted(map(repr, unknown)))}")
+    if "vr" not in attr:
+        raise invalid(where, 'missing "vr"')
+    vr = parse_vr(attr["vr"], where)
+    present = [m for m in ("Value", "BulkDataURI", "InlineBinary") if m in attr]
+    if len(present) > 1:
+        raise invalid(where, f"at most one of Value, BulkDataURI, InlineBinary; got {', '.join(present)}")
+    if not present:
+        return Parsed(tag, vr, None, "empty", None, where)
+    member = present[0]
+    content = attr[member]
+    if member == "BulkDataURI":
+        if vr not in BULK_DATA_VRS:
+            raise invalid(where, f"BulkDataURI is not allowed for VR {vr}")
+        if not isinstance(content, str) or not content:
+            raise invalid(where, "BulkDataURI must be a non-empty string")
+        return Parsed(tag, vr, None, "uri", content, where)
+    if member == "InlineBinary":
+        if vr not in BINARY_VRS:
+            raise invalid(where, f"InlineBinary is not allowed for VR {vr}")
+        if not isinstance(content, str):
+            raise invalid(where, "InlineBinary must be a string")
+        return Parsed(tag, vr, None, "inline", decode_base64(content, where), where)
+    if not isinstance(content, list):
+        raise invalid(where, f"Value must be an array, got {type(content).__name__}")
+    if vr in BINARY_VRS:
+        raise invalid(where, f"VR {vr} is carried by InlineBinary or BulkDataURI, not Value")
+    if not content:
+        return Parsed(tag, vr, None, "empty", None, where)
+    if vr == "SQ":
+        if depth >= MAX_DEPTH:
+            raise invalid(where, f"sequences nested deeper than {MAX_DEPTH} levels")
+        items = [_attributes(item, f"{where}[{n}]", depth + 1) for n, item in enumerate(content, 1)]
+        return Parsed(tag, vr, None, "items", items, where)
+    values = [_scalar(vr, v, f"{where}.Value[{n}]") for n, v in enumerate(content)]
+    return Parsed(tag, vr, None, "values", values, where)
+
+
+def _scalar(vr: str, v: Any, where: str) -> Any:
+    if v is None:
+        if vr in _NULLABLE_VRS:
+            return None
+        raise invalid(where, f"null is not a {vr} value")
+    if vr == "PN":
+        if not isinstance(v, Mapping):
+            raise invalid(where, f"a PN value must be an object, got {type(v).__name__}")
+        unknown = set(v) - set(_PN_GROUPS)
+        if unknown:
+            raise invalid(where, f"unknown PN group(s) {', '.join(sorted(map(repr, unknown)))}")
+        if not all(isinstance(g, str) for g in v.values()):
+            raise invalid(where, "PN component groups must be strings")
+        return join_person_name([v.get(name, "") for name in _PN_GROUPS])
+    if isinstance(v, str):
+        if vr in STRING_VRS or vr in ("AT", "DS", "IS", "SV", "UV"):
+            return parse_text_value(vr, v, where)
+        if vr in FLOAT_VRS and v in NON_FINITE:
+            return NON_FINITE[v]
+        raise invalid(where, f"{vr} value must be a number, got string {v!r}")
+    if vr in ("DS", "IS"):
+        if isinstance(v, bool) or not isinstance(v, int | float) or (vr == "IS" and not isinstance(v, int)):
+            raise invalid(where, f"{vr} value {v!r} is not a {'number' if vr == 'DS' else 'integer'}")
+        return str(v) if isinstance(v, int) else _ds_text(v, where)
+    if vr in FLOAT_VRS or vr in INT_RANGES:
+        return check_number(vr, v, where)
+    raise invalid(where, f"{vr} value must be a string, got {type(v).__name__}")
+
+
+def _ds_text(x: float, where: str) -> str:
+    if not math.isfinite(x):
+        raise invalid(where, "DS value is not finite")
+    text = repr(x)
+    # PS3.5 6.2: a DS holds 16 characters; longer doubles are rounded to fit.
+    return text if len(text) <= _DS_MAX_CHARS else format_number_as_ds(x)

@@ -1,0 +1,306 @@
+"""PS3.19 Annex A.1 Native DICOM Model: pydicom Dataset to application/dicom+xml and back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from lxml import etree
+from pydicom.dataset import Dataset
+
+from xdsi.encoding.bulkdata import (
+    BINARY_VRS,
+    BULK_DATA_VRS,
+    MAX_DEPTH,
+    BulkDataCallback,
+    BulkDataLoader,
+    Encoded,
+    Parsed,
+    b64encode,
+    build_dataset,
+    child_where,
+    decode_base64,
+    encode_dataset,
+    float_out,
+    invalid,
+    join_person_name,
+    keyword,
+    parse_tag,
+    parse_text_value,
+    parse_vr,
+    tag_text,
+)
+from xdsi.errors import InvalidRequest
+
+NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
+
+_XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
+_ROOT = f"{{{NAMESPACE}}}NativeDicomModel"
+_ATTRIBUTE = f"{{{NAMESPACE}}}DicomAttribute"
+_VALUE = f"{{{NAMESPACE}}}Value"
+_ITEM = f"{{{NAMESPACE}}}Item"
+_PERSON_NAME = f"{{{NAMESPACE}}}PersonName"
+_BULK_DATA = f"{{{NAMESPACE}}}BulkData"
+_INLINE_BINARY = f"{{{NAMESPACE}}}InlineBinary"
+_GROUPS = tuple(f"{{{NAMESPACE}}}{n}" for n in ("Alphabetic", "Ideographic", "Phonetic"))
+_COMPONENTS = tuple(
+    f"{{{NAMESPACE}}}{n}" for n in ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
+)
+_ATTRIBUTE_ATTRS = frozenset(("tag", "vr", "keyword", "privateCreator"))
+_NUMBER = re.compile(r"[1-9][0-9]*")
+_NO_DOCTYPE = "XML with a DOCTYPE (DTD or entity declarations) is not accepted"
+# XML 1.0 Char production: C0 controls other than TAB/LF/CR, surrogates, U+FFFE/U+FFFF.
+_NOT_XML_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def dataset_to_element(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> etree._Element:
+    """Build the tree, for callers that embed it (e.g. in a SOAP body) rather than serialise it."""
+    root = etree.Element(_ROOT, nsmap={None: NAMESPACE})
+    # PS3.19 Table A.1.5-1: the xml:space="preserve" directive shall be included.
+    root.set(_XML_SPACE, "preserve")
+    _fill(root, encode_dataset(ds, bulk_data))
+    return root
+
+
+def dumps_dataset(
+    ds: Dataset, bulk_data: BulkDataCallback | None = None, *, xml_declaration: bool = True
+) -> bytes:
+    """UTF-8 document; the declaration can be dropped when the bytes go inside another document."""
+    return etree.tostring(dataset_to_element(ds, bulk_data), xml_declaration=xml_declaration, encoding="UTF-8")
+
+
+def safe_parser() -> etree.XMLParser:
+    """A parser that never fetches, expands or amplifies: client XML is hostile until proven not."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        dtd_validation=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def loads_dataset(data: bytes, bulk_data: BulkDataLoader | None = None) -> Dataset:
+    """Parse client XML with the hardened parser; any DOCTYPE is refused outright."""
+    # Refused before parsing, so entity tricks never reach libxml2; the docinfo check below
+    # covers encodings in which the declaration is not ASCII bytes (e.g. UTF-16).
+    if b"<!DOCTYPE" in data:
+        raise InvalidRequest(_NO_DOCTYPE)
+    try:
+        root = etree.fromstring(data, parser=safe_parser())
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise InvalidRequest(f"malformed XML: {exc}") from exc
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise InvalidRequest(_NO_DOCTYPE)
+    return element_to_dataset(root, bulk_data)
+
+
+def element_to_dataset(root: etree._Element, bulk_data: BulkDataLoader | None = None) -> Dataset:
+    """Rebuild a Dataset from a NativeDicomModel tree, rejecting anything outside the model."""
+    if root.tag != _ROOT:
+        raise InvalidRequest(
+            f"root element is {root.tag!r}, expected NativeDicomModel in namespace {NAMESPACE}"
+        )
+    return build_dataset(_attributes(root, "", 0), bulk_data)
+
+
+def _fill(parent: etree._Element, elements: Iterable[Encoded]) -> None:
+    for e in elements:
+        if e.creator is not None:
+            # PS3.19 A.1.5: a private data element is gggg00ee; the block travels as privateCreator.
+            attrib = {
+                "tag": f"{e.tag >> 16:04X}00{e.tag & 0xFF:02X}",
+                "vr": e.vr,
+                "privateCreator": _xml_safe(e.creator),
+            }
+        else:
+            attrib = {"tag": tag_text(e.tag), "vr": e.vr}
+            name = keyword(e.tag)
+            if name:
+                attrib["keyword"] = name
+        node = etree.SubElement(parent, _ATTRIBUTE, attrib)
+        if e.kind == "values" and e.vr == "PN":
+            for n, groups in enumerate(e.payload, 1):
+                _person_name(etree.SubElement(node, _PERSON_NAME, number=str(n)), groups)
+        elif e.kind == "values":
+            for n, v in enumerate(e.payload, 1):
+                # PS3.19 A.1.5: an empty value among several is an empty Value element.
+                etree.SubElement(node, _VALUE, number=str(n)).text = _text(e.vr, v)
+        elif e.kind == "items":
+            for n, walk in enumerate(e.payload, 1):
+                _fill(etree.SubElement(node, _ITEM, number=str(n)), walk)
+        elif e.kind == "uri":
+            etree.SubElement(node, _BULK_DATA, uri=e.payload)
+        elif e.kind == "inline":
+            etree.SubElement(node, _INLINE_BINARY).text = b64encode(e.payload)
+
+
+def _xml_safe(text: str) -> str:
+    """XML 1.0 cannot carry some characters DICOM text may hold (e.g. FORM FEED in LT, PS3.5
+    6.1.3); they become U+FFFD. JSON carries them unchanged."""
+    return _NOT_XML_CHAR.sub("\ufffd", text)
+
+
+def _text(vr: str, v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return _xml_safe(v)
+    if isinstance(v, float):
+        number = float_out(vr, v)
+        return number if isinstance(number, str) else repr(number)
+    return str(v)
+
+
+def _person_name(node: etree._Element, groups: tuple[str, str, str] | None) -> None:
+    for group_tag, group in zip(_GROUPS, groups or ()):
+        # Components beyond the fifth stay in NameSuffix so the text survives unchanged.
+        components = group.split("^", 4)
+        if not any(components):
+            continue
+        group_node = etree.SubElement(node, group_tag)
+        for component_tag, component in zip(_COMPONENTS, components):
+            if component:
+                etree.SubElement(group_node, component_tag).text = _xml_safe(component)
+
+
+def _children(node: etree._Element, where: str) -> list[etree._Element]:
+    """Element children; comments and PIs are ignored, text other than whitespace is not."""
+    if node.text and node.text.strip():
+        raise invalid(where, f"unexpected text {node.text.strip()[:40]!r}")
+    out = []
+    for child in node:
+        if child.tail and child.tail.strip():
+            raise invalid(where, f"unexpected text {child.tail.strip()[:40]!r}")
+        if isinstance(child.tag, str):
+            out.append(child)
+    return out
+
+
+def _local(tag: str) -> str:
+    return etree.QName(tag).localname if tag.startswith("{") else tag
+
+
+def _attributes(parent: etree._Element, where: str, depth: int) -> list[Parsed]:
+    out = []
+    for child in _children(parent, where):
+        if child.tag != _ATTRIBUTE:
+            raise invalid(where, f"unexpected element {child.tag!r}, expected DicomAttribute")
+        out.append(_attribute(child, where, depth))
+    return out
+
+
+def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
+    where = child_where(parent, node.get("tag", "DicomAttribute"))
+    unknown = set(node.attrib) - _ATTRIBUTE_ATTRS
+    if unknown:
+        raise invalid(where, f"unknown attribute(s) {', '.join(sorted(unknown))}")
+    tag = parse_tag(node.get("tag"), where)
+    vr = parse_vr(node.get("vr"), where)
+    creator = node.get("privateCreator")
+    if creator is not None and not creator.strip():
+        raise invalid(where, "empty privateCreator")
+    children = _children(node, where)
+    if not children:
+        return Parsed(tag, vr, creator, "empty", None, where)
+    kinds = {child.tag for child in children}
+    if len(kinds) > 1:
+        raise invalid(where, f"mixes {', '.join(sorted(_local(k) for k in kinds))}")
+    kind = kinds.pop()
+    if kind == _VALUE:
+        if vr in BINARY_VRS or vr in ("SQ", "PN"):
+            raise invalid(where, f"Value elements are not allowed for VR {vr}")
+        values = [
+            parse_text_value(vr, _leaf_text(v, f"{where}.Value[{n}]"), f"{where}.Value[{n}]")
+            for n, v in _numbered(children, where, "Value")
+        ]
+        return Parsed(tag, vr, creator, "values", values, where)
+    if kind == _PERSON_NAME:
+        if vr != "PN":
+            raise invalid(where, f"PersonName elements are not allowed for VR {vr}")
+        names = [
+            _parse_person_name(p, f"{where}.PersonName[{n}]")
+            for n, p in _numbered(children, where, "PersonName")
+        ]
+        return Parsed(tag, vr, creator, "values", names, where)
+    if kind == _ITEM:
+        if vr != "SQ":
+            raise invalid(where, f"Item elements are not allowed for VR {vr}")
+        if depth >= MAX_DEPTH:
+            raise invalid(where, f"sequences nested deeper than {MAX_DEPTH} levels")
+        items = [
+            _attributes(item, f"{where}[{n}]", depth + 1) for n, item in _numbered(children, where, "Item")
+        ]
+        return Parsed(tag, vr, creator, "items", items, where)
+    if kind in (_BULK_DATA, _INLINE_BINARY):
+        if len(children) > 1:
+            raise invalid(where, f"more than one {_local(kind)}")
+        if kind == _BULK_DATA:
+            return Parsed(tag, vr, creator, "uri", _bulk_uri(children[0], vr, where), where)
+        if vr not in BINARY_VRS:
+            raise invalid(where, f"InlineBinary is not allowed for VR {vr}")
+        text = "".join(_leaf_text(children[0], where).split())
+        return Parsed(tag, vr, creator, "inline", decode_base64(text, where), where)
+    raise invalid(where, f"unexpected element {kind!r} in DicomAttribute")
+
+
+def _numbered(children: list[etree._Element], where: str, what: str) -> list[tuple[int, etree._Element]]:
+    """PS3.19 A.1.5: number runs 1..n with neither gaps nor repeats."""
+    by_number: dict[int, etree._Element] = {}
+    for child in children:
+        text = child.get("number")
+        if text is None or _NUMBER.fullmatch(text) is None:
+            raise invalid(where, f"{what} number {text!r} is not a positive integer")
+        if int(text) in by_number:
+            raise invalid(where, f'duplicate {what} number="{text}"')
+        by_number[int(text)] = child
+        if set(child.attrib) != {"number"}:
+            raise invalid(where, f"{what} allows only the number attribute")
+    highest = max(by_number)
+    missing = sorted(set(range(1, highest + 1)) - set(by_number))
+    if missing:
+        raise invalid(where, f'{what} number="{highest}" given without number {", ".join(map(str, missing))}')
+    return sorted(by_number.items())
+
+
+def _leaf_text(node: etree._Element, where: str) -> str:
+    if len(node) or set(node.attrib) - {"number"}:
+        raise invalid(where, f"{_local(node.tag)} must hold only text")
+    return node.text or ""
+
+
+def _bulk_uri(node: etree._Element, vr: str, where: str) -> str:
+    if vr not in BULK_DATA_VRS:
+        raise invalid(where, f"BulkData is not allowed for VR {vr}")
+    if len(node) or set(node.attrib) - {"uri", "uuid"}:
+        raise invalid(where, "BulkData takes only a uri or uuid attribute")
+    uri, uuid = node.get("uri"), node.get("uuid")
+    if uri:
+        return uri
+    if uuid:
+        # PS3.19 A.1.5: uuid names the bulk data when no uri is given; hand it on as a URN.
+        return uuid if uuid.lower().startswith("urn:uuid:") else f"urn:uuid:{uuid}"
+    raise invalid(where, "BulkData without uri or uuid")
+
+
+def _parse_person_name(node: etree._Element, where: str) -> str | None:
+    groups = dict.fromkeys(_GROUPS, "")
+    seen: set[str] = set()
+    for group in _children(node, where):
+        if group.tag not in groups or group.tag in seen or group.attrib:
+            raise invalid(where, f"unexpected, repeated or attributed {_local(group.tag)!r} in PersonName")
+        seen.add(group.tag)
+        components = dict.fromkeys(_COMPONENTS, "")
+        for component in _children(group, where):
+            if component.tag not in components or component.tag in seen:
+                raise invalid(where, f"unexpected or repeated {_local(component.tag)!r} in {_local(group.tag)}")
+            seen.add(component.tag)
+            components[component.tag] = _leaf_text(component, where)
+        seen.difference_update(_COMPONENTS)
+        # PS3.5 6.2.1: components joined by '^', trailing empty ones dropped.
+        groups[group.tag] = "^".join(components.values()).rstrip("^")
+    return join_person_name(list(groups.values()))

@@ -1,0 +1,152 @@
+"""Engines, sessions, write transactions and schema migrations for SQLite and PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
+``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes fails with
+SQLITE_BUSY_SNAPSHOT without waiting on the busy handler. Writers that still cannot get the
+lock raise ``RepositoryBusy`` (answered 503), never a bare driver error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from xdsi.errors import RepositoryBusy, StorageFull
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_PG_MIGRATION_LOCK = 0x78647369  # "xdsi": serializes concurrent upgrades across nodes
+_IMMEDIATE = "xdsi_immediate"
+
+
+def create_engine_for(
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    sqlite_busy_timeout_ms: int = 5000,
+    **kwargs: Any,
+) -> Engine:
+    """An engine configured for concurrent use by several workers of one archive."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout_ms / 1000}, **kwargs)
+        _configure_sqlite(engine, sqlite_synchronous, sqlite_busy_timeout_ms)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
+    raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
+
+
+def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so BEGIN IMMEDIATE can be issued.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get(_IMMEDIATE)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def writing(factory: sessionmaker[Session], retries: int = 3) -> Iterator[Session]:
+    """A write transaction, committed on success; lock and space failures become domain errors.
+
+    Only the start of the transaction is retried: once the body has run, the caller decides.
+    """
+    session = factory()
+    try:
+        for attempt in range(retries + 1):
+            try:
+                session.connection(execution_options={_IMMEDIATE: True})
+                break
+            except OperationalError as exc:
+                session.rollback()
+                if not _is_lock_error(exc) or attempt == retries:
+                    raise _domain_error(exc) from exc
+                time.sleep(0.05 * (attempt + 1))
+        try:
+            yield session
+            session.commit()
+        except DBAPIError as exc:
+            session.rollback()
+            error = _domain_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        except BaseException:
+            session.rollback()
+            raise
+    finally:
+        session.close()
+
+
+def _is_lock_error(exc: DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database table is locked" in message or "busy" in message
+
+
+def _domain_error(exc: DBAPIError) -> Exception:
+    message = str(exc.orig).lower()
+    if _is_lock_error(exc) or "could not serialize" in message or "deadlock detected" in message:
+        return RepositoryBusy(f"the index is busy, try again: {exc.orig}")
+    if "database or disk is full" in message or "no space left" in message:
+        return StorageFull(f"the index is out of space: {exc.orig}")
+    if exc.connection_invalidated or isinstance(exc, OperationalError):
+        return RepositoryBusy(f"the index is unreachable: {exc.orig}")
+    return exc
+
+
+def check(engine: Engine) -> None:
+    """Raise unless the database answers (for /healthz)."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration; safe when several processes start at once."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

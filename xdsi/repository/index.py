@@ -1,0 +1,320 @@
+"""Writes and lookups on the index; every function takes the caller's Session.
+
+Hierarchy rules when a new instance arrives (documented in the README):
+
+- A study belongs to one patient. An instance whose Study Instance UID is already filed under
+  another (Patient ID, Issuer) is refused (``HierarchyConflict``); so is a series filed under
+  another study. Mixing patients inside a study is a patient-safety error, not a correction.
+- Otherwise the first instance of a patient, study or series sets its descriptive attributes
+  (name, dates, descriptions, ...). A later instance that disagrees is stored unchanged and the
+  differences are returned as warnings; the index keeps the first values.
+- An instance stored with the ``overwrite`` policy is a correction: its values replace the
+  patient, study and series attributes.
+
+Counts and ModalitiesInStudy/SOPClassesInStudy are kept up to date under a lock on the study
+row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite writers are serialized by BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from xdsi.dicom.attributes import IndexKeys, PatientKeys, SeriesKeys, StudyKeys
+from xdsi.dicom.names import PersonNameKeys
+from xdsi.errors import HierarchyConflict
+from xdsi.repository.models import (
+    Instance,
+    InstanceMetadata,
+    Patient,
+    RequestAttribute,
+    Series,
+    Study,
+)
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """What the blob store and the parser know about one stored file."""
+
+    key: str
+    size: int
+    sha256: str
+    transfer_syntax_uid: str
+    pixel_data_offset: int | None
+    pixel_data_length: int | None
+
+
+def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
+    return session.scalar(select(Instance).where(Instance.sop_instance_uid == sop_instance_uid))
+
+
+def is_blob_referenced(session: Session, key: str) -> bool:
+    return session.scalar(select(Instance.id).where(Instance.blob_key == key)) is not None
+
+
+def add_instance(
+    session: Session,
+    keys: IndexKeys,
+    blob: StoredBlob,
+    metadata_json: bytes,
+    metadata_xml: bytes,
+    now: datetime,
+    *,
+    replace: Instance | None = None,
+) -> list[str]:
+    """Index one instance (or replace ``replace`` with it); returns attribute-difference warnings."""
+    correcting = replace is not None
+    if replace is not None:
+        _forget(session, replace)
+    study = _study_for(session, keys, now, correcting)
+    series, new_series = _series_for(session, study, keys.series, now, correcting)
+    warnings = [] if correcting else _differences(study, series, keys)
+    instance = Instance(
+        sop_instance_uid=keys.instance.sop_instance_uid,
+        sop_class_uid=keys.instance.sop_class_uid,
+        instance_number=keys.instance.instance_number,
+        rows=keys.instance.rows,
+        columns=keys.instance.columns,
+        bits_allocated=keys.instance.bits_allocated,
+        number_of_frames=keys.instance.number_of_frames,
+        specific_character_set=keys.instance.specific_character_set,
+        transfer_syntax_uid=blob.transfer_syntax_uid,
+        size=blob.size,
+        sha256=blob.sha256,
+        blob_key=blob.key,
+        pixel_data_offset=blob.pixel_data_offset,
+        pixel_data_length=blob.pixel_data_length,
+        received_at=now,
+        series=series,
+    )
+    instance.metadata_fragment = InstanceMetadata(series_fk=series.id, json=metadata_json, xml=metadata_xml)
+    session.add(instance)
+    session.flush()
+    _recount(study, series, new_series, keys, now)
+    return warnings
+
+
+def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: bool) -> Study:
+    study_keys = keys.study
+    locked = select(Study).where(Study.study_uid == study_keys.study_uid).with_for_update()
+    study = session.scalar(locked)
+    if study is None:
+        _insert_ignore(session, Study, study_uid=study_keys.study_uid, updated_at=now,
+                       patient_fk=_patient_id(session, keys.patient, None), **_study_values(study_keys))
+        study = session.scalar(locked)
+        assert study is not None
+    patient = study.patient
+    wanted = keys.patient.patient_id or None
+    if (patient.patient_id, patient.issuer_of_patient_id) != (wanted, keys.patient.issuer_of_patient_id):
+        if not correcting:
+            raise HierarchyConflict(
+                f"study {study.study_uid} is filed under Patient ID {patient.patient_id or '(none)'!r}"
+                f" (issuer {patient.issuer_of_patient_id or '(none)'!r}); this instance names"
+                f" {wanted or '(none)'!r} (issuer {keys.patient.issuer_of_patient_id or '(none)'!r})",
+                sop_class_uid=keys.instance.sop_class_uid,
+                sop_instance_uid=keys.instance.sop_instance_uid,
+            )
+        study.patient_fk = _patient_id(session, keys.patient, study.id)
+    if correcting:
+        _assign(study, _study_values(study_keys))
+        _assign(study.patient, _patient_values(keys.patient))
+        study.updated_at = now
+    return study
+
+
+def _patient_id(session: Session, keys: PatientKeys, study_id: int | None) -> int:
+    """The patient row for these keys; without a Patient ID every study gets its own row."""
+    values = _patient_values(keys)
+    if not keys.patient_id:
+        existing = None
+        if study_id is not None:
+            existing = session.scalar(
+                select(Patient.id).join(Study).where(Study.id == study_id, Patient.patient_id.is_(None))
+            )
+        if existing is not None:
+            return existing
+        patient = Patient(patient_id=None, issuer_of_patient_id=keys.issuer_of_patient_id, **values)
+        session.add(patient)
+        session.flush()
+        return patient.id
+    _insert_ignore(session, Patient, patient_id=keys.patient_id,
+                   issuer_of_patient_id=keys.issuer_of_patient_id, **values)
+    found = session.scalar(
+        select(Patient.id).where(
+            Patient.patient_id == keys.patient_id,
+            Patient.issuer_of_patient_id == keys.issuer_of_patient_id,
+        )
+    )
+    assert found is not None
+    return found
+
+
+def _series_for(
+    session: Session, study: Study, keys: SeriesKeys, now: datetime, correcting: bool
+) -> tuple[Series, bool]:
+    series = session.scalar(select(Series).where(Series.series_uid == keys.series_uid))
+    if series is None:
+        series = Series(series_uid=keys.series_uid, study=study, updated_at=now, **_series_values(keys))
+        series.request_attributes = _request_rows(keys)
+        session.add(series)
+        session.flush()
+        return series, True
+    if series.study_fk != study.id:
+        raise HierarchyConflict(
+            f"series {keys.series_uid} is filed under study {series.study.study_uid}, not {study.study_uid}"
+        )
+    if correcting:
+        _assign(series, _series_values(keys))
+        series.request_attributes = _request_rows(keys)
+    series.updated_at = now
+    return series, False
+
+
+def _forget(session: Session, instance: Instance) -> None:
+    """Remove ``instance`` before its replacement is added, keeping counts right."""
+    series = instance.series
+    series.number_of_instances -= 1
+    series.study.number_of_instances -= 1
+    session.delete(instance)
+    session.flush()
+    study = series.study
+    if series.number_of_instances == 0:
+        study.number_of_series -= 1
+        session.delete(series)
+        session.flush()
+    if study.number_of_series == 0:
+        session.delete(study)
+        session.flush()
+    else:
+        _refresh_study_sets(session, study)
+
+
+def _recount(study: Study, series: Series, new_series: bool, keys: IndexKeys, now: datetime) -> None:
+    series.number_of_instances += 1
+    study.number_of_instances += 1
+    if new_series:
+        study.number_of_series += 1
+    study.updated_at = now
+    study.modalities_in_study = _add_to_set(study.modalities_in_study, keys.series.modality)
+    study.sop_classes_in_study = _add_to_set(study.sop_classes_in_study, keys.instance.sop_class_uid)
+
+
+def _refresh_study_sets(session: Session, study: Study) -> None:
+    modalities = session.scalars(
+        select(Series.modality).where(Series.study_fk == study.id).distinct()
+    ).all()
+    classes = session.scalars(
+        select(Instance.sop_class_uid).join(Series).where(Series.study_fk == study.id).distinct()
+    ).all()
+    study.modalities_in_study = "\\".join(sorted(m for m in modalities if m))
+    study.sop_classes_in_study = "\\".join(sorted(classes))
+
+
+def _add_to_set(joined: str, value: str) -> str:
+    if not value:
+        return joined
+    members = set(joined.split("\\")) if joined else set()
+    members.add(value)
+    return "\\".join(sorted(members))
+
+
+def _insert_ignore(session: Session, model: type, **values: object) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, so concurrent writers of one row never fail."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing())
+
+
+def _names(prefix: str, keys: PersonNameKeys) -> dict[str, str]:
+    return {f"{prefix}_{name}": value for name, value in dataclasses.asdict(keys).items()}
+
+
+def _patient_values(keys: PatientKeys) -> dict[str, object]:
+    return {
+        "patient_name": keys.patient_name,
+        "birth_date": keys.birth_date,
+        "sex": keys.sex,
+        **_names("name", keys.patient_name_keys),
+    }
+
+
+def _study_values(keys: StudyKeys) -> dict[str, object]:
+    return {
+        "study_date": keys.study_date,
+        "study_time": keys.study_time,
+        "study_time_key": keys.study_time_key,
+        "study_datetime_utc": keys.study_datetime_utc,
+        "timezone_offset": keys.timezone_offset,
+        "accession_number": keys.accession_number,
+        "referring_physician_name": keys.referring_physician_name,
+        "study_id": keys.study_id,
+        "study_description": keys.study_description,
+        **_names("referring", keys.referring_physician_keys),
+    }
+
+
+def _series_values(keys: SeriesKeys) -> dict[str, object]:
+    return {
+        "modality": keys.modality,
+        "series_number": keys.series_number,
+        "series_description": keys.series_description,
+        "performed_start_date": keys.performed_start_date,
+        "performed_start_time": keys.performed_start_time,
+        "performed_start_time_key": keys.performed_start_time_key,
+    }
+
+
+def _request_rows(keys: SeriesKeys) -> list[RequestAttribute]:
+    return [RequestAttribute(**dataclasses.asdict(item)) for item in keys.request_attributes]
+
+
+def _assign(row: object, values: dict[str, object]) -> None:
+    for name, value in values.items():
+        setattr(row, name, value)
+
+
+_COMPARED = {
+    "patient": ("patient_name", "birth_date", "sex"),
+    "study": ("study_date", "study_time", "accession_number", "referring_physician_name", "study_id",
+              "study_description", "timezone_offset"),
+    "series": ("modality", "series_number", "series_description", "performed_start_date",
+               "performed_start_time"),
+}
+
+
+def _differences(study: Study, series: Series, keys: IndexKeys) -> list[str]:
+    incoming = {
+        "patient": _patient_values(keys.patient),
+        "study": _study_values(keys.study),
+        "series": _series_values(keys.series),
+    }
+    rows = {"patient": study.patient, "study": study, "series": series}
+    return [
+        f"{level} {name}: index keeps {getattr(rows[level], name)!r}, instance has {incoming[level][name]!r}"
+        for level, names in _COMPARED.items()
+        for name in names
+        if getattr(rows[level], name) != incoming[level][name]
+    ]
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Rows per level (for reports and checks)."""
+    return {
+        "patients": session.scalar(select(func.count()).select_from(Patient)) or 0,
+        "studies": session.scalar(select(func.count()).select_from(Study)) or 0,
+        "series": session.scalar(select(func.count()).select_from(Series)) or 0,
+        "instances": session.scalar(select(func.count()).select_from(Instance)) or 0,
+    }
+
+
+def all_blob_keys(session: Session) -> list[tuple[str, str, int]]:
+    """(blob key, sha256, size) of every instance, for consistency checks."""
+    return [tuple(row) for row in session.execute(select(Instance.blob_key, Instance.sha256, Instance.size))]
+

@@ -1,0 +1,176 @@
+"""The index schema: Patient → Study → Series → Instance, plus per-instance metadata fragments.
+
+Each level holds the attributes QIDO-RS matches or returns (PS3.18 10.6), so searches never
+open a DICOM file. Matched columns are indexed. Text that is matched by prefix uses the "C"
+collation on PostgreSQL so a B-tree range scan serves ``LIKE 'abc%'`` whatever the database
+locale; SQLite's default BINARY collation already behaves that way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from xdsi.dicom.names import PersonNameKeys
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Text = String().with_variant(String(collation="C"), "postgresql")
+"""A string compared bytewise, so prefix LIKE and range matches can use an index."""
+
+PERSON_NAME_FIELDS = tuple(PersonNameKeys.__dataclass_fields__)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _person_name_columns(prefix: str) -> type:
+    """A mixin with one indexed search column per PN key, named ``{prefix}_{key}``."""
+    namespace: dict[str, object] = {"__annotations__": {}}
+    for key in PERSON_NAME_FIELDS:
+        namespace["__annotations__"][f"{prefix}_{key}"] = Mapped[str]
+        namespace[f"{prefix}_{key}"] = mapped_column(Text, default="", index=key in _INDEXED_NAME_KEYS)
+    return type(f"{prefix.title()}NameColumns", (), namespace)
+
+
+_INDEXED_NAME_KEYS = {"family", "given", "family_soundex", "given_soundex"}
+
+
+class Patient(_person_name_columns("name"), Base):
+    __tablename__ = "patient"
+    __table_args__ = (UniqueConstraint("patient_id", "issuer_of_patient_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # NULL when the instance names no Patient ID: such studies never share a patient row.
+    patient_id: Mapped[str | None] = mapped_column(Text, index=True)
+    issuer_of_patient_id: Mapped[str] = mapped_column(Text, default="")
+    patient_name: Mapped[str] = mapped_column(String, default="")
+    birth_date: Mapped[str] = mapped_column(Text, default="", index=True)
+    sex: Mapped[str] = mapped_column(Text, default="")
+
+    studies: Mapped[list[Study]] = relationship(back_populates="patient")
+
+
+class Study(_person_name_columns("referring"), Base):
+    __tablename__ = "study"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_fk: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    study_date: Mapped[str] = mapped_column(Text, default="", index=True)
+    study_time: Mapped[str] = mapped_column(String, default="")
+    study_time_key: Mapped[str] = mapped_column(Text, default="")
+    study_datetime_utc: Mapped[str] = mapped_column(Text, default="", index=True)
+    timezone_offset: Mapped[str] = mapped_column(String, default="")
+    accession_number: Mapped[str] = mapped_column(Text, default="", index=True)
+    referring_physician_name: Mapped[str] = mapped_column(String, default="")
+    study_id: Mapped[str] = mapped_column(Text, default="", index=True)
+    study_description: Mapped[str] = mapped_column(Text, default="")
+    modalities_in_study: Mapped[str] = mapped_column(String, default="")
+    sop_classes_in_study: Mapped[str] = mapped_column(String, default="")
+    number_of_series: Mapped[int] = mapped_column(Integer, default=0)
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    patient: Mapped[Patient] = relationship(back_populates="studies")
+    series: Mapped[list[Series]] = relationship(back_populates="study")
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    modality: Mapped[str] = mapped_column(Text, default="", index=True)
+    series_number: Mapped[int | None] = mapped_column(Integer, index=True)
+    series_description: Mapped[str] = mapped_column(String, default="")
+    performed_start_date: Mapped[str] = mapped_column(Text, default="", index=True)
+    performed_start_time: Mapped[str] = mapped_column(String, default="")
+    performed_start_time_key: Mapped[str] = mapped_column(Text, default="")
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    study: Mapped[Study] = relationship(back_populates="series")
+    request_attributes: Mapped[list[RequestAttribute]] = relationship(
+        back_populates="series", cascade="all, delete-orphan"
+    )
+
+
+class RequestAttribute(Base):
+    """One item of Request Attributes Sequence (0040,0275), matched by QIDO sequence keys."""
+
+    __tablename__ = "request_attribute"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_fk: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    requested_procedure_id: Mapped[str] = mapped_column(Text, default="", index=True)
+    scheduled_procedure_step_id: Mapped[str] = mapped_column(Text, default="", index=True)
+    accession_number: Mapped[str] = mapped_column(Text, default="")
+    study_uid: Mapped[str] = mapped_column(String, default="")
+
+    series: Mapped[Series] = relationship(back_populates="request_attributes")
+
+
+class Instance(Base):
+    __tablename__ = "instance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    series_fk: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64), index=True)
+    instance_number: Mapped[int | None] = mapped_column(Integer, index=True)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    bits_allocated: Mapped[int | None] = mapped_column(Integer)
+    number_of_frames: Mapped[int | None] = mapped_column(Integer)
+    specific_character_set: Mapped[str] = mapped_column(String, default="")
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String, unique=True)
+    pixel_data_offset: Mapped[int | None] = mapped_column(BigInteger)
+    pixel_data_length: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    series: Mapped[Series] = relationship()
+    metadata_fragment: Mapped[InstanceMetadata] = relationship(
+        back_populates="instance", cascade="all, delete-orphan", uselist=False
+    )
+
+
+class InstanceMetadata(Base):
+    """An instance's dataset without bulk data, pre-serialized as DICOM JSON and PS3.19 XML.
+
+    BulkDataURIs are stored relative to the server root behind a NUL placeholder that neither
+    JSON (which escapes control characters) nor XML 1.0 (which forbids NUL) can contain, so a
+    response substitutes the public base URL with one bytes replace.
+    """
+
+    __tablename__ = "instance_metadata"
+
+    instance_fk: Mapped[int] = mapped_column(
+        ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True
+    )
+    series_fk: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    json: Mapped[bytes] = mapped_column(LargeBinary)
+    xml: Mapped[bytes] = mapped_column(LargeBinary)
+
+    instance: Mapped[Instance] = relationship(back_populates="metadata_fragment")

@@ -1,0 +1,230 @@
+"""The blob store: instances kept as received (PS3.10 files) under hash-derived names.
+
+Writing is crash-safe without a journal:
+
+1. ``spool`` copies the bytes into ``tmp/<host>~<pid>~<nonce>.part`` while hashing them.
+2. ``place`` renames that file to a *marker* whose name carries the final key
+   (``tmp/<host>~<pid>~<nonce>~<key>.link``), fsyncs it, and hard-links it to the final path.
+   The final name is the SHA-256 of the UIDs plus the nonce, so no two writers ever share one.
+3. The caller commits the index row, then ``release`` removes the marker.
+
+A crash leaves either a marker (whose final file ``sweep`` deletes unless an index row
+references it) or nothing; it never leaves an index row without its file. Deleting a
+superseded file follows the same rule with a ``.gc`` marker written before the commit.
+Markers of live processes are never swept: the name says which host and process wrote them.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from xdsi.errors import InstanceTooLarge, StorageFull
+
+_CHUNK = 1 << 20
+_KEY_RE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.[0-9a-f]{16}\.dcm", re.ASCII)
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+_SPACE_ERRORS = (errno.ENOSPC, errno.EDQUOT)
+FOREIGN_MARKER_GRACE_SECONDS = 3600
+
+
+@dataclass
+class TempBlob:
+    """A spooled file on its way into the store."""
+
+    path: Path
+    nonce: str
+    size: int
+    sha256: str
+    key: str | None = None
+
+
+@dataclass
+class SweepReport:
+    """What ``sweep`` found: leftovers removed, and markers left alone because their writer lives."""
+
+    removed_partial: int = 0
+    removed_orphans: int = 0
+    kept_referenced: int = 0
+    skipped_live: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class BlobStore:
+    """Files under ``root/objects``; temporaries and markers under ``root/tmp``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+
+    def ensure(self) -> None:
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def check(self) -> None:
+        """Raise OSError unless the store can be written and read (for /healthz)."""
+        probe = self.tmp / f"{_HOST}~{os.getpid()}~health.part"
+        with _space_errors():
+            probe.write_bytes(b"ok")
+            if probe.read_bytes() != b"ok":
+                raise OSError("store read back different bytes")
+            probe.unlink()
+
+    def spool(self, source: BinaryIO, max_bytes: int) -> TempBlob:
+        """Copy ``source`` into a temporary file, hashing as it goes; bounded by ``max_bytes``."""
+        nonce = secrets.token_hex(8)
+        path = self.tmp / f"{_HOST}~{os.getpid()}~{nonce}.part"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with _space_errors(), open(path, "xb") as out:
+                while chunk := source.read(_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise InstanceTooLarge(f"instance exceeds the limit of {max_bytes} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return TempBlob(path=path, nonce=nonce, size=size, sha256=digest.hexdigest())
+
+    def place(self, blob: TempBlob, uid_path: Iterable[str]) -> str:
+        """Make ``blob`` durable under its final key (returned); the marker stays until release."""
+        name = hashlib.sha256("/".join(uid_path).encode("ascii")).hexdigest()
+        key = f"{name[:2]}/{name[2:4]}/{name}.{blob.nonce}.dcm"
+        marker = self.tmp / f"{_HOST}~{os.getpid()}~{blob.nonce}~{key.replace('/', '+')}.link"
+        final = self.objects / key
+        with _space_errors():
+            os.rename(blob.path, marker)
+            blob.path = marker
+            _fsync_file(marker)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.link(marker, final)
+        blob.key = key
+        return key
+
+    def sync_directories(self, keys: Iterable[str]) -> None:
+        """fsync each directory that gained a name, once per batch (group commit)."""
+        with _space_errors():
+            for directory in {(self.objects / key).parent for key in keys}:
+                _fsync_dir(directory)
+
+    def release(self, blob: TempBlob) -> None:
+        """The index now references the blob: drop its marker."""
+        blob.path.unlink(missing_ok=True)
+
+    def abandon(self, blob: TempBlob) -> None:
+        """The index will never reference the blob: remove the file and its marker."""
+        if blob.key is not None:
+            (self.objects / blob.key).unlink(missing_ok=True)
+        blob.path.unlink(missing_ok=True)
+
+    def mark_for_deletion(self, key: str) -> Path:
+        """Before a commit that stops referencing ``key``: a marker so a crash cannot leak it."""
+        marker = self.tmp / f"{_HOST}~{os.getpid()}~{secrets.token_hex(8)}~{key.replace('/', '+')}.gc"
+        with _space_errors():
+            marker.touch()
+        return marker
+
+    def delete_marked(self, marker: Path, key: str) -> None:
+        """After that commit: delete the superseded file, then the marker."""
+        self.path(key).unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+
+    def path(self, key: str) -> Path:
+        if not _KEY_RE.fullmatch(key):
+            raise ValueError(f"not a blob key: {key!r}")
+        return self.objects / key
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self.path(key), "rb")
+
+    def sweep(self, is_referenced: Callable[[str], bool], now: float | None = None) -> SweepReport:
+        """Remove what crashed writers left: partial spools, and placed files no row references."""
+        report = SweepReport()
+        if not self.tmp.is_dir():
+            return report
+        now = time.time() if now is None else now
+        for entry in self.tmp.iterdir():
+            try:
+                self._sweep_one(entry, is_referenced, now, report)
+            except OSError as exc:
+                report.errors.append(f"{entry.name}: {exc}")
+        return report
+
+    def _sweep_one(self, entry: Path, is_referenced: Callable[[str], bool], now: float, report: SweepReport) -> None:
+        parts = entry.name.split("~")
+        if len(parts) < 3 or _writer_alive(parts[0], parts[1], entry, now):
+            report.skipped_live += len(parts) >= 3
+            return
+        if entry.suffix == ".part":
+            entry.unlink(missing_ok=True)
+            report.removed_partial += 1
+            return
+        if len(parts) != 4 or entry.suffix not in (".link", ".gc"):
+            return
+        key = parts[3][: -len(entry.suffix)].replace("+", "/")
+        if not _KEY_RE.fullmatch(key):
+            return
+        if is_referenced(key):
+            report.kept_referenced += 1
+        else:
+            (self.objects / key).unlink(missing_ok=True)
+            report.removed_orphans += 1
+        entry.unlink(missing_ok=True)
+
+
+def _writer_alive(host: str, pid_text: str, entry: Path, now: float) -> bool:
+    if host != _HOST:
+        # Another node's marker: only its age says whether its writer is gone.
+        return now - entry.stat().st_mtime < FOREIGN_MARKER_GRACE_SECONDS
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _space_errors:
+    """Turn 'no space left' into StorageFull so callers answer 0xA700 / 503, not 500."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, OSError) and exc.errno in _SPACE_ERRORS:
+            raise StorageFull(f"blob store is out of space: {exc.strerror}") from exc

@@ -1,0 +1,42 @@
+"""Serving with gunicorn: gthread workers (real clients keep connections alive), one app per worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from xdsi.config import Settings
+
+
+class Server(BaseApplication):  # type: ignore[misc]
+    """gunicorn configured from Settings instead of its own command line."""
+
+    def __init__(self, settings: Settings, access_log: bool = True) -> None:
+        self.settings = settings
+        self.access_log = access_log
+        super().__init__()
+
+    def load_config(self) -> None:
+        options: dict[str, Any] = {
+            "bind": self.settings.bind,
+            "workers": self.settings.workers,
+            "threads": self.settings.threads,
+            "worker_class": "gthread",
+            "keepalive": 30,
+            "timeout": 120,
+            "graceful_timeout": 10,
+            "errorlog": "-",
+            "loglevel": self.settings.log_level.lower(),
+            "proc_name": "xdsi",
+        }
+        if self.access_log:
+            options["accesslog"] = "-"
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Imported here so each worker builds its own engine after the fork.
+        from xdsi.app import create_app
+
+        return create_app(self.settings)

@@ -1,0 +1,67 @@
+"""The archive: one index and one blob store, opened from settings and shared by every protocol."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from xdsi.config import Settings
+from xdsi.repository import db
+from xdsi.repository.store import BlobStore
+from xdsi.services.store import InstanceStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Archive:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    store: InstanceStore
+
+    @classmethod
+    def open(cls, settings: Settings) -> Archive:
+        """Connect to the index and the store; nothing is created or migrated here."""
+        engine = db.create_engine_for(
+            settings.effective_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        sessions = db.make_session_factory(engine)
+        blobs = BlobStore(settings.storage)
+        return cls(settings, engine, sessions, blobs, InstanceStore(settings, sessions, blobs))
+
+    def prepare(self) -> None:
+        """Start-up work, once per deployment start: schema upgrade, store folders, crash sweep."""
+        db.upgrade(self.engine)
+        self.blobs.ensure()
+        self.store.sweep()
+
+    def own_files(self) -> list[Path]:
+        """The store folder and any SQLite files: what an import must never take as input."""
+        paths = [self.blobs.root]
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            paths += [Path(database + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+        return paths
+
+    def health(self) -> dict[str, str]:
+        """'ok' or the failure, per part."""
+        result = {}
+        for name, probe in (("database", lambda: db.check(self.engine)), ("store", self.blobs.check)):
+            try:
+                probe()
+                result[name] = "ok"
+            except Exception as exc:  # a health check reports every failure, whatever its type
+                log.warning("health check of the %s failed: %s", name, exc)
+                result[name] = f"error: {type(exc).__name__}: {exc}"
+        return result
+
+    def close(self) -> None:
+        self.engine.dispose()

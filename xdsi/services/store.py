@@ -1,0 +1,302 @@
+"""Store instances: validate, keep the bytes as received, index them, all or nothing per instance.
+
+One call stores a batch (a STOW request, or a slice of an import) in three steps:
+
+1. *prepare*, per instance and outside any transaction: spool the bytes into the blob store's
+   temporary area, parse the header within limits, check UIDs, SOP class and transfer syntax,
+   serialize the metadata fragments, and place the file under its final name (fsynced);
+2. *index*, in one write transaction for the whole batch: each instance in its own savepoint,
+   so a duplicate or a hierarchy conflict fails that instance alone; directories are fsynced
+   once before the commit (group commit);
+3. *settle*, after the commit: drop the markers of stored files, remove the files of the
+   instances that failed, delete files that an overwrite superseded.
+
+A crash in any step leaves the instance wholly indexed or not indexed at all (see
+``repository.store`` for why the blob store never leaves a row without its file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from xdsi.config import Settings
+from xdsi.dicom import uids
+from xdsi.dicom.attributes import IndexKeys, index_keys
+from xdsi.dicom.parsing import Limits, open_instance
+from xdsi.errors import (
+    DuplicateConflict,
+    InstanceRejected,
+    MalformedDicom,
+    StudyMismatch,
+    UnsupportedSOPClass,
+    XdsiError,
+)
+from xdsi.repository import db, index
+from xdsi.repository.store import BlobStore, TempBlob
+from xdsi.services.metadata import instance_fragments
+
+log = logging.getLogger(__name__)
+
+
+class Status(enum.Enum):
+    STORED = "stored"
+    REPLACED = "replaced"  # overwrite policy: a different instance with this UID was superseded
+    DUPLICATE = "duplicate"  # the identical instance was already stored
+    IGNORED = "ignored"  # ignore policy: a different instance with this UID was kept
+    FAILED = "failed"
+
+    @property
+    def succeeded(self) -> bool:
+        return self is not Status.FAILED
+
+
+@dataclass
+class Outcome:
+    """What happened to one instance of a batch."""
+
+    status: Status
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+    study_uid: str | None = None
+    series_uid: str | None = None
+    error: XdsiError | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        return str(self.error) if self.error else ""
+
+
+@dataclass
+class _Prepared:
+    blob: TempBlob
+    keys: IndexKeys
+    transfer_syntax: str
+    pixel_offset: int | None
+    pixel_length: int | None
+    metadata_json: bytes
+    metadata_xml: bytes
+    outcome: Outcome
+    superseded: str | None = None
+    gc_marker: Path | None = None
+
+
+class InstanceStore:
+    """Stores batches of instances into one index and blob store."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: BlobStore) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.blobs = blobs
+        self.limits = Limits(
+            max_bytes=settings.max_instance_bytes,
+            max_inflated_bytes=settings.max_inflated_bytes,
+            max_deflate_ratio=settings.max_deflate_ratio,
+            defer_size=settings.bulk_data_threshold,
+        )
+
+    def store(self, sources: Iterable[BinaryIO], *, study_uid: str | None = None) -> list[Outcome]:
+        """Store each readable source as one instance; ``study_uid`` restricts a study-targeted POST."""
+        outcomes: list[Outcome] = []
+        prepared: list[_Prepared] = []
+        try:
+            for source in sources:
+                item = self._prepare(source, study_uid)
+                outcomes.append(item.outcome if isinstance(item, _Prepared) else item)
+                if isinstance(item, _Prepared):
+                    prepared.append(item)
+            if prepared:
+                self._index(prepared)
+        except BaseException:
+            for item in prepared:
+                self.blobs.abandon(item.blob)
+            raise
+        self._settle(prepared)
+        return outcomes
+
+    def _prepare(self, source: BinaryIO, study_uid: str | None) -> _Prepared | Outcome:
+        try:
+            blob = self.blobs.spool(source, self.settings.max_instance_bytes)
+        except InstanceRejected as exc:
+            return _failed(exc)
+        try:
+            item = self._parse(blob, study_uid)
+            if self._already_stored(item):
+                self.blobs.abandon(blob)
+                item.outcome.status = Status.DUPLICATE
+                return item.outcome
+            keys = item.keys
+            self.blobs.place(blob, (keys.study.study_uid, keys.series.series_uid, keys.instance.sop_instance_uid))
+            return item
+        except InstanceRejected as exc:
+            self.blobs.abandon(blob)
+            return _failed(exc)
+        except BaseException:
+            self.blobs.abandon(blob)
+            raise
+
+    def _parse(self, blob: TempBlob, study_uid: str | None) -> _Prepared:
+        with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
+            keys = index_keys(parsed.dataset)
+            instance = keys.instance
+            if not uids.is_storage_sop_class(instance.sop_class_uid):
+                raise UnsupportedSOPClass(
+                    f"SOP Class {instance.sop_class_uid} is not a storage SOP class this archive accepts",
+                    sop_class_uid=instance.sop_class_uid,
+                    sop_instance_uid=instance.sop_instance_uid,
+                )
+            if study_uid is not None and keys.study.study_uid != study_uid:
+                raise StudyMismatch(
+                    f"Study Instance UID {keys.study.study_uid} differs from the study {study_uid} of the request",
+                    sop_class_uid=instance.sop_class_uid,
+                    sop_instance_uid=instance.sop_instance_uid,
+                )
+            metadata_json, metadata_xml = instance_fragments(
+                parsed.dataset,
+                keys.study.study_uid,
+                keys.series.series_uid,
+                instance.sop_instance_uid,
+                parsed.transfer_syntax,
+                self.settings.bulk_data_threshold,
+            )
+        pixel = parsed.pixel_data
+        # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
+        located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
+        return _Prepared(
+            blob=blob,
+            keys=keys,
+            transfer_syntax=parsed.transfer_syntax,
+            pixel_offset=pixel.value_offset if located and pixel else None,
+            pixel_length=pixel.length if located and pixel else None,
+            metadata_json=metadata_json,
+            metadata_xml=metadata_xml,
+            outcome=Outcome(
+                Status.STORED,
+                sop_class_uid=instance.sop_class_uid,
+                sop_instance_uid=instance.sop_instance_uid,
+                study_uid=keys.study.study_uid,
+                series_uid=keys.series.series_uid,
+            ),
+        )
+
+    def _already_stored(self, item: _Prepared) -> bool:
+        """A cheap read before writing anything: the identical instance needs no new file."""
+        with self.sessions() as session:
+            existing = index.find_instance(session, item.keys.instance.sop_instance_uid)
+            return existing is not None and existing.sha256 == item.blob.sha256
+
+    def _index(self, batch: list[_Prepared]) -> None:
+        self.blobs.sync_directories(item.blob.key for item in batch if item.blob.key)
+        now = datetime.now(timezone.utc)
+        with db.writing(self.sessions) as session:
+            for item in batch:
+                try:
+                    with session.begin_nested():
+                        self._index_one(session, item, now)
+                except (InstanceRejected, IntegrityError) as exc:
+                    item.outcome.status = Status.FAILED
+                    item.outcome.error = exc if isinstance(exc, InstanceRejected) else _race(item, exc)
+                    if item.gc_marker is not None:
+                        item.gc_marker.unlink(missing_ok=True)
+                        item.gc_marker = None
+
+    def _index_one(self, session: Session, item: _Prepared, now: datetime) -> None:
+        keys = item.keys
+        existing = index.find_instance(session, keys.instance.sop_instance_uid)
+        replace = None
+        if existing is not None:
+            if existing.sha256 == item.blob.sha256:
+                item.outcome.status = Status.DUPLICATE
+                return
+            policy = self.settings.duplicate_policy
+            if policy == "ignore":
+                item.outcome.status = Status.IGNORED
+                item.outcome.warnings.append("a different instance with this SOP Instance UID is kept")
+                return
+            if policy == "reject":
+                raise DuplicateConflict(
+                    f"SOP Instance UID {keys.instance.sop_instance_uid} is already stored with different "
+                    f"content (sha256 {existing.sha256[:16]}…); duplicate policy is 'reject'",
+                    sop_class_uid=keys.instance.sop_class_uid,
+                    sop_instance_uid=keys.instance.sop_instance_uid,
+                )
+            replace = existing
+            item.superseded = existing.blob_key
+            item.gc_marker = self.blobs.mark_for_deletion(existing.blob_key)
+            item.outcome.status = Status.REPLACED
+        blob = index.StoredBlob(
+            key=item.blob.key or "",
+            size=item.blob.size,
+            sha256=item.blob.sha256,
+            transfer_syntax_uid=item.transfer_syntax,
+            pixel_data_offset=item.pixel_offset,
+            pixel_data_length=item.pixel_length,
+        )
+        item.outcome.warnings.extend(
+            index.add_instance(session, keys, blob, item.metadata_json, item.metadata_xml, now, replace=replace)
+        )
+        for warning in item.outcome.warnings:
+            log.info("stored %s with a difference: %s", keys.instance.sop_instance_uid, warning)
+
+    def _settle(self, batch: list[_Prepared]) -> None:
+        for item in batch:
+            if item.outcome.status in (Status.STORED, Status.REPLACED):
+                self.blobs.release(item.blob)
+            else:
+                self.blobs.abandon(item.blob)
+            if item.gc_marker is not None and item.superseded is not None:
+                self.blobs.delete_marked(item.gc_marker, item.superseded)
+
+    def sweep(self) -> None:
+        """Clean what crashed writers left in the blob store (run at start-up)."""
+        with self.sessions() as session:
+            report = self.blobs.sweep(lambda key: index.is_blob_referenced(session, key))
+        if report.removed_partial or report.removed_orphans or report.kept_referenced or report.errors:
+            log.warning(
+                "store sweep: %d partial uploads removed, %d unindexed files removed, %d markers cleared, "
+                "%d errors %s",
+                report.removed_partial,
+                report.removed_orphans,
+                report.kept_referenced,
+                len(report.errors),
+                "; ".join(report.errors[:5]),
+            )
+
+
+def _failed(exc: InstanceRejected) -> Outcome:
+    return Outcome(
+        Status.FAILED,
+        sop_class_uid=exc.sop_class_uid,
+        sop_instance_uid=exc.sop_instance_uid,
+        error=exc,
+    )
+
+
+def _race(item: _Prepared, exc: IntegrityError) -> InstanceRejected:
+    log.info("concurrent store of %s: %s", item.keys.instance.sop_instance_uid, exc.orig)
+    return DuplicateConflict(
+        f"SOP Instance UID {item.keys.instance.sop_instance_uid} was stored concurrently by another request",
+        sop_class_uid=item.keys.instance.sop_class_uid,
+        sop_instance_uid=item.keys.instance.sop_instance_uid,
+    )
+
+
+@contextlib.contextmanager
+def _malformed_on_error() -> Iterator[None]:
+    """pydicom raises many exception types while converting odd values; name them all malformed."""
+    try:
+        yield
+    except InstanceRejected:
+        raise
+    except Exception as exc:
+        raise MalformedDicom(f"dataset cannot be read: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,53 @@
+"""HTTP answers for domain errors and framework errors, from the one table in ``errormap``.
+
+Bodies are short plain text naming the reason; they never echo markup or carry a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from xdsi import errormap
+from xdsi.errors import XdsiError
+
+log = logging.getLogger(__name__)
+
+
+def text_response(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
+    phrase = HTTPStatus(status).phrase
+    response = Response(f"{status} {phrase}: {reason}\n", status=status, mimetype="text/plain")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _domain_error(error: XdsiError) -> Response:
+    status = errormap.lookup(error).http_status
+    if status >= 500:
+        log.error("%s: %s", type(error).__name__, error)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return text_response(status, str(error), headers)
+
+
+def _http_error(error: HTTPException) -> Response:
+    response = text_response(error.code or 500, error.description or error.name)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error")
+    return text_response(500, "internal error; the server log has the details")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(XdsiError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
