@@ -152,6 +152,18 @@ def encode_dataset(
         yield _inline(ds, tag, raw, vr, creator)
 
 
+def encode_tree(ds: Dataset, bulk_data: BulkDataCallback | None) -> list[Encoded]:
+    """``encode_dataset`` materialized, so JSON and XML can be rendered from one walk of the dataset."""
+    return _materialize(encode_dataset(ds, bulk_data))
+
+
+def _materialize(walk: Iterable[Encoded]) -> list[Encoded]:
+    return [
+        e._replace(payload=[_materialize(item) for item in e.payload]) if e.kind == "items" else e
+        for e in walk
+    ]
+
+
 def _element_vr(raw: DataElement | RawDataElement, ds: Dataset, chain: tuple[Dataset, ...]) -> str:
     if isinstance(raw, RawDataElement):
         found: dict[str, Any] = {}

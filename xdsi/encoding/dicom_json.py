@@ -59,6 +59,11 @@ def dumps_dataset(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> byt
     return orjson.dumps(dataset_to_json(ds, bulk_data))
 
 
+def dumps_encoded(elements: Iterable[Encoded]) -> bytes:
+    """UTF-8 JSON of one data set already walked by ``encode_tree``."""
+    return orjson.dumps(_object(elements))
+
+
 def dumps_datasets(datasets: Iterable[Dataset], bulk_data: BulkDataCallback | None = None) -> bytes:
     """PS3.18 F.2.1: multiple results are one top-level array."""
     return orjson.dumps([dataset_to_json(ds, bulk_data) for ds in datasets])

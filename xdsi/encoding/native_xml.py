@@ -56,10 +56,19 @@ _NOT_XML_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\ufff
 
 def dataset_to_element(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> etree._Element:
     """Build the tree, for callers that embed it (e.g. in a SOAP body) rather than serialise it."""
+    return _root(encode_dataset(ds, bulk_data))
+
+
+def dumps_encoded(elements: Iterable[Encoded], *, xml_declaration: bool = True) -> bytes:
+    """UTF-8 document of one data set already walked by ``encode_tree``."""
+    return etree.tostring(_root(elements), xml_declaration=xml_declaration, encoding="UTF-8")
+
+
+def _root(elements: Iterable[Encoded]) -> etree._Element:
     root = etree.Element(_ROOT, nsmap={None: NAMESPACE})
     # PS3.19 Table A.1.5-1: the xml:space="preserve" directive shall be included.
     root.set(_XML_SPACE, "preserve")
-    _fill(root, encode_dataset(ds, bulk_data))
+    _fill(root, elements)
     return root
 
 

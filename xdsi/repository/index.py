@@ -55,6 +55,14 @@ def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
     return session.scalar(select(Instance).where(Instance.sop_instance_uid == sop_instance_uid))
 
 
+def stored_digests(session: Session, sop_instance_uids: list[str]) -> dict[str, str]:
+    """SOP Instance UID -> sha256 for those of ``sop_instance_uids`` that are indexed."""
+    rows = session.execute(
+        select(Instance.sop_instance_uid, Instance.sha256).where(Instance.sop_instance_uid.in_(sop_instance_uids))
+    )
+    return {uid: digest for uid, digest in rows}
+
+
 def is_blob_referenced(session: Session, key: str) -> bool:
     return session.scalar(select(Instance.id).where(Instance.blob_key == key)) is not None
 

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.encoding import dicom_json, native_xml
-from xdsi.encoding.bulkdata import BulkDataRef
+from xdsi.encoding.bulkdata import BulkDataRef, encode_tree
 
 PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 JSON_URI_OPENING = b'"BulkDataURI":"'
@@ -67,7 +67,8 @@ def instance_fragments(
 
     # PS3.18 10.6.3 / F.2: Available Transfer Syntax UID tells a viewer what frames are stored as.
     ds.AvailableTransferSyntaxUID = transfer_syntax_uid or EXPLICIT_VR_LITTLE_ENDIAN
-    return dicom_json.dumps_dataset(ds, bulk), native_xml.dumps_dataset(ds, bulk, xml_declaration=False)
+    elements = encode_tree(ds, bulk)
+    return dicom_json.dumps_encoded(elements), native_xml.dumps_encoded(elements, xml_declaration=False)
 
 
 def absolute_json(fragments: Iterable[bytes], root: str) -> bytes:

@@ -108,42 +108,56 @@ class InstanceStore:
     def store(self, sources: Iterable[BinaryIO], *, study_uid: str | None = None) -> list[Outcome]:
         """Store each readable source as one instance; ``study_uid`` restricts a study-targeted POST."""
         outcomes: list[Outcome] = []
-        prepared: list[_Prepared] = []
+        parsed: list[_Prepared] = []
+        placed: list[_Prepared] = []
         try:
             for source in sources:
-                item = self._prepare(source, study_uid)
+                item = self._spool_and_parse(source, study_uid)
                 outcomes.append(item.outcome if isinstance(item, _Prepared) else item)
                 if isinstance(item, _Prepared):
-                    prepared.append(item)
-            if prepared:
-                self._index(prepared)
+                    parsed.append(item)
+            stored = self._stored_digests(item.keys.instance.sop_instance_uid for item in parsed)
+            for item in parsed:
+                if stored.get(item.keys.instance.sop_instance_uid) == item.blob.sha256:
+                    # The identical instance is already stored: nothing to write.
+                    item.outcome.status = Status.DUPLICATE
+                    self.blobs.abandon(item.blob)
+                    continue
+                keys = item.keys
+                self.blobs.place(
+                    item.blob, (keys.study.study_uid, keys.series.series_uid, keys.instance.sop_instance_uid)
+                )
+                placed.append(item)
+            if placed:
+                self._index(placed)
         except BaseException:
-            for item in prepared:
+            for item in parsed:
                 self.blobs.abandon(item.blob)
             raise
-        self._settle(prepared)
+        self._settle(placed)
         return outcomes
 
-    def _prepare(self, source: BinaryIO, study_uid: str | None) -> _Prepared | Outcome:
+    def _spool_and_parse(self, source: BinaryIO, study_uid: str | None) -> _Prepared | Outcome:
         try:
             blob = self.blobs.spool(source, self.settings.max_instance_bytes)
         except InstanceRejected as exc:
             return _failed(exc)
         try:
-            item = self._parse(blob, study_uid)
-            if self._already_stored(item):
-                self.blobs.abandon(blob)
-                item.outcome.status = Status.DUPLICATE
-                return item.outcome
-            keys = item.keys
-            self.blobs.place(blob, (keys.study.study_uid, keys.series.series_uid, keys.instance.sop_instance_uid))
-            return item
+            return self._parse(blob, study_uid)
         except InstanceRejected as exc:
             self.blobs.abandon(blob)
             return _failed(exc)
         except BaseException:
             self.blobs.abandon(blob)
             raise
+
+    def _stored_digests(self, sop_instance_uids: Iterable[str]) -> dict[str, str]:
+        """One read before writing anything: SOP Instance UID -> sha256 of what is stored."""
+        wanted = list(sop_instance_uids)
+        if not wanted:
+            return {}
+        with self.sessions() as session:
+            return index.stored_digests(session, wanted)
 
     def _parse(self, blob: TempBlob, study_uid: str | None) -> _Prepared:
         with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
@@ -188,12 +202,6 @@ class InstanceStore:
                 series_uid=keys.series.series_uid,
             ),
         )
-
-    def _already_stored(self, item: _Prepared) -> bool:
-        """A cheap read before writing anything: the identical instance needs no new file."""
-        with self.sessions() as session:
-            existing = index.find_instance(session, item.keys.instance.sop_instance_uid)
-            return existing is not None and existing.sha256 == item.blob.sha256
 
     def _index(self, batch: list[_Prepared]) -> None:
         self.blobs.sync_directories(item.blob.key for item in batch if item.blob.key)
