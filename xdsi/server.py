@@ -32,6 +32,9 @@ class Server(BaseApplication):  # type: ignore[misc]
         }
         if self.access_log:
             options["accesslog"] = "-"
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25.1 opens a control socket at one path per user; servers would collide.
+            options["control_socket_disable"] = True
         for key, value in options.items():
             self.cfg.set(key, value)
 
