@@ -108,3 +108,18 @@ def archive(settings: Settings) -> Iterator[Archive]:
     opened.prepare()
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator["LiveServer"]:
+    """One running server per database for the session; tests keep to their own UIDs."""
+    from tests.live import LiveServer
+
+    folder = tmp_path_factory.mktemp(f"live-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'xdsi.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new()
+    server = LiveServer(url, folder / "store")
+    yield server
+    server.stop()

@@ -6,7 +6,7 @@ from flask import Flask
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
-from xdsi.web import errors, health
+from xdsi.web import cors, errors, health, qido_rs, stow_rs
 
 EXTENSION = "xdsi"
 
@@ -22,5 +22,8 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     app.extensions[EXTENSION] = archive or Archive.open(settings)
     app.config["XDSI_ENDPOINTS"] = []
     errors.init_app(app)
+    cors.init_app(app, settings.cors_origin_list)
     health.init_app(app)
+    qido_rs.init_app(app)
+    stow_rs.init_app(app)
     return app

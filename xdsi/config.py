@@ -61,6 +61,10 @@ class Settings:
         default=None,
         metadata=_doc("public URL of the server, used in RetrieveURL and BulkDataURI"),
     )
+    cors_origins: str = field(
+        default="",
+        metadata=_doc("browser origins allowed by CORS, comma-separated, or '*' (default: none)"),
+    )
     duplicate_policy: DuplicatePolicy = field(
         default="reject",
         metadata=_doc(
@@ -70,6 +74,13 @@ class Settings:
     )
     max_instance_bytes: int = field(
         default=2048 * MIB, metadata=_doc("largest instance accepted, in bytes")
+    )
+    max_request_bytes: int = field(
+        default=4096 * MIB, metadata=_doc("largest STOW-RS request body, in bytes (413 beyond)")
+    )
+    max_request_parts: int = field(default=1000, metadata=_doc("most parts in one STOW-RS request"))
+    max_metadata_bytes: int = field(
+        default=64 * MIB, metadata=_doc("largest DICOM JSON/XML metadata part of a STOW-RS request")
     )
     max_inflated_bytes: int = field(
         default=512 * MIB, metadata=_doc("largest inflated size of a Deflated transfer syntax dataset")
@@ -81,6 +92,10 @@ class Settings:
         default=1024,
         metadata=_doc("values longer than this many bytes become BulkDataURI in metadata"),
     )
+    qido_max_results: int = field(
+        default=1000, metadata=_doc("most results one search returns (more: Warning 299 and paging)")
+    )
+    qido_max_offset: int = field(default=100_000, metadata=_doc("largest QIDO offset accepted"))
     sqlite_synchronous: SqliteSynchronous = field(
         default="FULL", metadata=_doc("SQLite PRAGMA synchronous (FULL survives power loss)")
     )
@@ -109,6 +124,10 @@ class Settings:
     def display_database_url(self) -> str:
         """The database URL with any password masked, for logs and banners."""
         return _mask_url(self.database_url)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip())
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -242,10 +261,11 @@ def _check_values(values: dict[str, Any]) -> list[str]:
     host, _, port = values["bind"].rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         problems.append(f"bind: {values['bind']!r} is not HOST:PORT")
-    for name in ("workers", "threads", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio"):
+    for name in ("workers", "threads", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
+                 "qido_max_results", "max_request_bytes", "max_request_parts", "max_metadata_bytes"):
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
-    for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms"):
+    for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
     base_url = values["base_url"]

@@ -24,6 +24,9 @@ class WireError:
 TABLE: dict[type[errors.XdsiError], WireError] = {
     errors.XdsiError: WireError(500, 0x0110, "XDSRepositoryError"),
     errors.InvalidRequest: WireError(400, 0xC000, "urn:dicom:wado:0012"),
+    errors.UnsupportedMediaType: WireError(415, 0xC000, "urn:dicom:wado:0006"),
+    errors.RequestTooLarge: WireError(413, 0xA700, "urn:dicom:wado:0005"),
+    errors.NotAcceptable: WireError(406, 0xC000, "urn:dicom:wado:0006"),
     errors.NotFound: WireError(404, 0x0110, "XDSMissingDocument"),
     errors.InstanceRejected: WireError(409, 0x0110, "XDSRepositoryError"),
     errors.NotDicom: WireError(400, 0xC000, "urn:dicom:wado:0012"),

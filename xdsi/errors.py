@@ -5,7 +5,10 @@ into wire answers. The tree::
 
     XdsiError
     ├── InvalidRequest          the client asked for something malformed (bad UID, bad parameter)
-    │   └── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
+    │   ├── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
+    │   └── UnsupportedMediaType  the request body's media type or content coding is not accepted
+    ├── RequestTooLarge         the request as a whole exceeds a configured limit
+    ├── NotAcceptable           nothing the resource offers matches the client's Accept
     ├── NotFound                the named study, series, instance or resource does not exist
     ├── InstanceRejected        one instance cannot be stored; ``reason`` says why in words
     │   ├── NotDicom            not a PS3.10 file (no preamble and 'DICM' prefix)
@@ -35,6 +38,18 @@ class InvalidRequest(XdsiError):
 
 class InvalidUID(InvalidRequest):
     """A UID failed PS3.5 9.1 syntax: ASCII digits and dots, no empty component, at most 64 chars."""
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """The request body is of a media type (or content coding) the transaction does not accept."""
+
+
+class RequestTooLarge(XdsiError):
+    """The whole request exceeds a limit (body size, part count); nothing of it is stored."""
+
+
+class NotAcceptable(XdsiError):
+    """No representation the server can produce matches what the client accepts (HTTP 406)."""
 
 
 class NotFound(XdsiError):

@@ -1,12 +1,13 @@
-"""Person Name (PN) search keys: normalized components and a phonetic key per component.
+"""Person Name (PN) search keys: case-folded components, an accent-folded form, Soundex keys.
 
 PS3.5 6.2: a PN value holds up to three component groups (alphabetic, ideographic,
-phonetic) separated by '=', each with five components separated by '^'. QIDO matches
-person names case-insensitively and component by component, so the index keeps each
-alphabetic component normalized (Unicode compatibility-decomposed, accents dropped,
-case-folded) in its own column, where a B-tree index serves exact and prefix matches.
-Fuzzy matching compares Soundex keys (the classic American Soundex, applied after the same
-normalization) of the family and given names.
+phonetic) separated by '=', each with five components separated by '^'. PS3.4 C.2.2.2.1
+lets PN matching ignore "some or all aspects of case, … accent": literal matching here
+ignores case and character width only (``casefold``: NFKC, then Unicode case folding), so
+'MÜLLER' finds 'Müller' but 'Muller' does not. Fuzzy matching also ignores accents (``fold``)
+and compares Soundex keys (the classic American Soundex, on the accent-folded letters) of the
+family and given names. Each key has its own indexed column, so a B-tree serves exact and
+prefix matches.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ _SOUNDEX_CODES = {
 }
 
 
-def normalize(text: str) -> str:
+def casefold(text: str) -> str:
+    """Fold case and width, keep accents: 'MÜLLER' and 'ｍüｌｌｅｒ' become 'müller'."""
+    return unicodedata.normalize("NFKC", text).casefold().strip()
+
+
+def fold(text: str) -> str:
     """Fold case, width and accents so 'Müller', 'MULLER' and 'ｍｕｌｌｅｒ' compare equal.
 
     Accents are dropped only from alphabetic scripts (Latin, Greek, Cyrillic); elsewhere a
@@ -51,7 +57,7 @@ def _in_alphabetic_script(ch: str) -> bool:
 
 def soundex(text: str) -> str:
     """American Soundex of the normalized text ('' when it has no Latin letter)."""
-    letters = [ch for ch in normalize(text) if "a" <= ch <= "z"]
+    letters = [ch for ch in fold(text) if "a" <= ch <= "z"]
     if not letters:
         return ""
     first = letters[0]
@@ -70,6 +76,7 @@ def soundex(text: str) -> str:
 class PersonNameKeys:
     """The search columns of one PN value."""
 
+    alphabetic: str = ""  # the whole alphabetic group, for patterns that span components
     family: str = ""
     given: str = ""
     middle: str = ""
@@ -77,6 +84,7 @@ class PersonNameKeys:
     suffix: str = ""
     ideographic: str = ""
     phonetic: str = ""
+    folded: str = ""  # the alphabetic group without accents, for fuzzy patterns
     family_soundex: str = ""
     given_soundex: str = ""
 
@@ -92,11 +100,14 @@ def person_name_keys(value: str | None) -> PersonNameKeys:
     if not value:
         return PersonNameKeys()
     alphabetic, ideographic, phonetic = split_groups(value)
-    parts = {name: normalize(component) for name, component in zip(COMPONENTS, alphabetic)}
+    parts = {name: casefold(component) for name, component in zip(COMPONENTS, alphabetic)}
+    whole = "^".join(alphabetic).rstrip("^")
     return PersonNameKeys(
+        alphabetic=casefold(whole),
         **parts,
-        ideographic=normalize("^".join(ideographic).rstrip("^")),
-        phonetic=normalize("^".join(phonetic).rstrip("^")),
+        ideographic=casefold("^".join(ideographic).rstrip("^")),
+        phonetic=casefold("^".join(phonetic).rstrip("^")),
+        folded=fold(whole),
         family_soundex=soundex(alphabetic[0]),
         given_soundex=soundex(alphabetic[1]),
     )

@@ -85,6 +85,33 @@ def loads_dataset(data: bytes | str, bulk_data: BulkDataLoader | None = None) ->
     return json_to_dataset(obj, bulk_data)
 
 
+def encoded_from_json(obj: Mapping[str, Any]) -> list[Encoded]:
+    """A JSON data set as the elements the XML renderer walks: JSON to XML without pydicom."""
+    return _as_encoded(_attributes(obj, "", 0))
+
+
+def _as_encoded(parsed: list[Parsed]) -> list[Encoded]:
+    elements = []
+    for p in sorted(parsed, key=lambda p: p.tag):
+        payload = p.payload
+        if p.kind == "items":
+            payload = [_as_encoded(item) for item in p.payload]
+        elif p.kind == "values":
+            payload = [_encoded_value(p.vr, v) for v in p.payload]
+        elements.append(Encoded(p.tag, p.vr, None, p.kind, payload))
+    return elements
+
+
+def _encoded_value(vr: str, v: Any) -> Any:
+    if v is None:
+        return None
+    if vr == "PN":
+        return tuple((v.split("=") + ["", ""])[:3])
+    if vr == "AT":
+        return tag_text(v)
+    return v
+
+
 def _object(elements: Iterable[Encoded]) -> dict[str, Any]:
     # PS3.18 F.2.2: members in ascending tag order, which encode_dataset yields.
     out: dict[str, Any] = {}

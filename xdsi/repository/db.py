@@ -62,6 +62,9 @@ def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) ->
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # DICOM matching is case-sensitive outside person names (PS3.4 C.2.2.2.1), and a
+        # case-sensitive LIKE can use the BINARY-collated indexes.
+        cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -112,13 +115,17 @@ def _is_lock_error(exc: DBAPIError) -> bool:
     return "database is locked" in message or "database table is locked" in message or "busy" in message
 
 
+_UNREACHABLE = ("could not connect", "connection refused", "server closed the connection",
+                "terminating connection", "connection timed out", "unable to open database")
+
+
 def _domain_error(exc: DBAPIError) -> Exception:
     message = str(exc.orig).lower()
     if _is_lock_error(exc) or "could not serialize" in message or "deadlock detected" in message:
         return RepositoryBusy(f"the index is busy, try again: {exc.orig}")
     if "database or disk is full" in message or "no space left" in message:
         return StorageFull(f"the index is out of space: {exc.orig}")
-    if exc.connection_invalidated or isinstance(exc, OperationalError):
+    if exc.connection_invalidated or any(text in message for text in _UNREACHABLE):
         return RepositoryBusy(f"the index is unreachable: {exc.orig}")
     return exc
 

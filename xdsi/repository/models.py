@@ -50,7 +50,7 @@ def _person_name_columns(prefix: str) -> type:
     return type(f"{prefix.title()}NameColumns", (), namespace)
 
 
-_INDEXED_NAME_KEYS = {"family", "given", "family_soundex", "given_soundex"}
+_INDEXED_NAME_KEYS = {"alphabetic", "family", "given", "folded", "family_soundex", "given_soundex"}
 
 
 class Patient(_person_name_columns("name"), Base):

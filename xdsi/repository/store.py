@@ -99,6 +99,11 @@ class BlobStore:
             raise
         return TempBlob(path=path, nonce=nonce, size=size, sha256=digest.hexdigest())
 
+    def scratch(self, source: BinaryIO, max_bytes: int) -> tuple[Path, int]:
+        """Spool ``source`` to a named temporary file the start-up sweep removes if we crash."""
+        blob = self.spool(source, max_bytes)
+        return blob.path, blob.size
+
     def place(self, blob: TempBlob, uid_path: Iterable[str]) -> str:
         """Make ``blob`` durable under its final key (returned); the marker stays until release."""
         name = hashlib.sha256("/".join(uid_path).encode("ascii")).hexdigest()

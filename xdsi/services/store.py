@@ -71,6 +71,7 @@ class Outcome:
     series_uid: str | None = None
     error: XdsiError | None = None
     warnings: list[str] = field(default_factory=list)
+    coerced: bool = False  # attributes were changed on the way in (Original Attributes Sequence)
 
     @property
     def reason(self) -> str:
@@ -105,8 +106,14 @@ class InstanceStore:
             defer_size=settings.bulk_data_threshold,
         )
 
-    def store(self, sources: Iterable[BinaryIO], *, study_uid: str | None = None) -> list[Outcome]:
-        """Store each readable source as one instance; ``study_uid`` restricts a study-targeted POST."""
+    def store(
+        self, sources: Iterable[BinaryIO | InstanceRejected], *, study_uid: str | None = None
+    ) -> list[Outcome]:
+        """Store each readable source as one instance; ``study_uid`` restricts a study-targeted POST.
+
+        A source may be an InstanceRejected instead: an instance its sender's request could not
+        even provide (e.g. metadata naming a missing bulk data part), reported like any failure.
+        """
         outcomes: list[Outcome] = []
         parsed: list[_Prepared] = []
         placed: list[_Prepared] = []
@@ -137,7 +144,9 @@ class InstanceStore:
         self._settle(placed)
         return outcomes
 
-    def _spool_and_parse(self, source: BinaryIO, study_uid: str | None) -> _Prepared | Outcome:
+    def _spool_and_parse(self, source: BinaryIO | InstanceRejected, study_uid: str | None) -> _Prepared | Outcome:
+        if isinstance(source, InstanceRejected):
+            return _failed(source)
         try:
             blob = self.blobs.spool(source, self.settings.max_instance_bytes)
         except InstanceRejected as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xdsi.dicom.names import normalize, person_name_keys, soundex
+from xdsi.dicom.names import casefold, fold, person_name_keys, soundex
 
 
 @pytest.mark.parametrize(
@@ -12,8 +12,16 @@ from xdsi.dicom.names import normalize, person_name_keys, soundex
     [("Müller", "muller"), ("MÜLLER", "muller"), ("Ødegård", "odegard"), ("Núñez", "nunez"),
      ("STRAßE", "strasse"), ("  Doe ", "doe"), ("ＡＢＣ", "abc")],
 )
-def test_normalize_folds_case_accents_and_width(text: str, expected: str) -> None:
-    assert normalize(text) == expected
+def test_fold_removes_case_accents_and_width(text: str, expected: str) -> None:
+    assert fold(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("MÜLLER", "müller"), ("ｍüｌｌｅｒ", "müller"), ("STRAßE", "strasse"), ("やまだ", "やまだ"), (" Doe ", "doe")],
+)
+def test_casefold_keeps_accents(text: str, expected: str) -> None:
+    assert casefold(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -31,6 +39,12 @@ def test_person_name_keys_split_groups_and_components() -> None:
     assert keys.ideographic == "山田^太郎"
     assert keys.phonetic == "やまだ^たろう"
     assert keys.family_soundex == "Y530"
+    assert keys.folded == "yamada^tarou"
+
+
+def test_accents_are_kept_for_literal_matching_and_folded_for_fuzzy() -> None:
+    keys = person_name_keys("Müller^Jürgen")
+    assert (keys.family, keys.alphabetic, keys.folded) == ("müller", "müller^jürgen", "muller^jurgen")
 
 
 def test_person_name_keys_of_empty_value() -> None:

@@ -1,0 +1,91 @@
+"""A real ``xdsi serve`` (gunicorn, gthread workers) on a free 127.0.0.1 port, for HTTP tests."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from xdsi.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("XDSI_")}
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name, "")
+
+
+class LiveServer:
+    """Starts the server in a subprocess; ``request`` speaks HTTP to it over a kept-alive connection."""
+
+    def __init__(self, database_url: str, storage: Path, workers: int = 2, **settings: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.root = self.base + "/dicom-web"
+        self.env = {
+            **clean_env(),
+            "XDSI_DATABASE_URL": database_url,
+            "XDSI_STORAGE": str(storage),
+            **{f"XDSI_{k.upper()}": v for k, v in settings.items()},
+        }
+        self.settings = Settings.load(environ=self.env)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "xdsi", "serve", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers), "--no-access-log"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+        )
+        self._wait()
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"xdsi serve exited:\n{output}")
+            try:
+                if self.request("GET", "/healthz").status == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("xdsi serve did not answer /healthz within 60 s")
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> Reply:
+        target = path if path.startswith("/") else urlsplit(path).path + (
+            "?" + urlsplit(path).query if urlsplit(path).query else "")
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            connection.request(method, target, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return Reply(response.status, response.headers, response.read())
+        finally:
+            connection.close()
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=30)
+        return output.decode(errors="replace") if output else ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None

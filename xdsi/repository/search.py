@@ -1,0 +1,323 @@
+"""QIDO-RS over the index: the attribute catalog and the SQL for each kind of key matching.
+
+Every searchable attribute maps to a column (or a computed expression); searches read only
+these tables, never a DICOM file. Queries use bound parameters only; wildcard patterns are
+turned into LIKE with an escape character. Prefix patterns (``abc*``) become a range on the
+column plus the LIKE, so a B-tree index serves them on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+
+from xdsi.dicom import matching
+from xdsi.dicom.matching import AnyOf, Match, NameQuery, Range, Single, Universal, Wildcard
+from xdsi.dicom.names import soundex
+from xdsi.repository.models import Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
+
+Level = Literal["study", "series", "instance"]
+LEVELS: tuple[Level, ...] = ("study", "series", "instance")
+Kind = Literal["uid", "text", "int", "date", "time", "pn", "modalities", "sop_classes", "sequence"]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A QIDO key: where its value lives and how it is matched."""
+
+    keyword: str
+    tag: int
+    vr: str
+    level: Level
+    kind: Kind
+    column: Any  # the returned value
+    match_column: Any = None  # what is compared, when it differs (normalized keys)
+    name_prefix: str = ""  # PN: the prefix of the person-name search columns
+    default: bool = True  # returned without includefield (PS3.18 Tables 10.6.3-3/4/5)
+
+
+def _a(keyword: str, tag: int, vr: str, level: Level, kind: Kind, column: Any, **extra: Any) -> Attribute:
+    return Attribute(keyword, tag, vr, level, kind, column, **extra)
+
+
+CATALOG: tuple[Attribute, ...] = (
+    _a("PatientName", 0x00100010, "PN", "study", "pn", Patient.patient_name, name_prefix="name"),
+    _a("PatientID", 0x00100020, "LO", "study", "text", Patient.patient_id),
+    _a("IssuerOfPatientID", 0x00100021, "LO", "study", "text", Patient.issuer_of_patient_id, default=False),
+    _a("PatientBirthDate", 0x00100030, "DA", "study", "date", Patient.birth_date),
+    _a("PatientSex", 0x00100040, "CS", "study", "text", Patient.sex),
+    _a("StudyDate", 0x00080020, "DA", "study", "date", Study.study_date),
+    _a("StudyTime", 0x00080030, "TM", "study", "time", Study.study_time, match_column=Study.study_time_key),
+    _a("AccessionNumber", 0x00080050, "SH", "study", "text", Study.accession_number),
+    _a("ModalitiesInStudy", 0x00080061, "CS", "study", "modalities", Study.modalities_in_study),
+    _a("SOPClassesInStudy", 0x00080062, "UI", "study", "sop_classes", Study.sop_classes_in_study, default=False),
+    _a("ReferringPhysicianName", 0x00080090, "PN", "study", "pn", Study.referring_physician_name,
+       name_prefix="referring"),
+    _a("TimezoneOffsetFromUTC", 0x00080201, "SH", "study", "text", Study.timezone_offset),
+    _a("StudyDescription", 0x00081030, "LO", "study", "text", Study.study_description, default=False),
+    _a("StudyInstanceUID", 0x0020000D, "UI", "study", "uid", Study.study_uid),
+    _a("StudyID", 0x00200010, "SH", "study", "text", Study.study_id),
+    _a("NumberOfStudyRelatedSeries", 0x00201206, "IS", "study", "int", Study.number_of_series),
+    _a("NumberOfStudyRelatedInstances", 0x00201208, "IS", "study", "int", Study.number_of_instances),
+    _a("Modality", 0x00080060, "CS", "series", "text", Series.modality),
+    _a("SeriesDescription", 0x0008103E, "LO", "series", "text", Series.series_description),
+    _a("SeriesInstanceUID", 0x0020000E, "UI", "series", "uid", Series.series_uid),
+    _a("SeriesNumber", 0x00200011, "IS", "series", "int", Series.series_number),
+    _a("NumberOfSeriesRelatedInstances", 0x00201209, "IS", "series", "int", Series.number_of_instances),
+    _a("PerformedProcedureStepStartDate", 0x00400244, "DA", "series", "date", Series.performed_start_date),
+    _a("PerformedProcedureStepStartTime", 0x00400245, "TM", "series", "time", Series.performed_start_time,
+       match_column=Series.performed_start_time_key),
+    _a("RequestAttributesSequence", 0x00400275, "SQ", "series", "sequence", None),
+    _a("SOPClassUID", 0x00080016, "UI", "instance", "uid", Instance.sop_class_uid),
+    _a("SOPInstanceUID", 0x00080018, "UI", "instance", "uid", Instance.sop_instance_uid),
+    _a("AvailableTransferSyntaxUID", 0x00083002, "UI", "instance", "uid", Instance.transfer_syntax_uid,
+       default=False),
+    _a("InstanceNumber", 0x00200013, "IS", "instance", "int", Instance.instance_number),
+    _a("NumberOfFrames", 0x00280008, "IS", "instance", "int", Instance.number_of_frames),
+    _a("Rows", 0x00280010, "US", "instance", "int", Instance.rows),
+    _a("Columns", 0x00280011, "US", "instance", "int", Instance.columns),
+    _a("BitsAllocated", 0x00280100, "US", "instance", "int", Instance.bits_allocated),
+)
+
+# Items of Request Attributes Sequence (0040,0275) that are matched (PS3.18 Table 10.6.1-5).
+REQUEST_ATTRIBUTE_KEYS: dict[int, tuple[str, str, Any]] = {
+    0x00401001: ("RequestedProcedureID", "SH", RequestAttribute.requested_procedure_id),
+    0x00400009: ("ScheduledProcedureStepID", "SH", RequestAttribute.scheduled_procedure_step_id),
+    0x00080050: ("AccessionNumber", "SH", RequestAttribute.accession_number),
+    0x0020000D: ("StudyInstanceUID", "UI", RequestAttribute.study_uid),
+}
+
+BY_TAG = {a.tag: a for a in CATALOG}
+BY_KEYWORD = {a.keyword: a for a in CATALOG}
+_LEVEL_ORDER = {"study": 0, "series": 1, "instance": 2}
+_PRIMARY = {"study": Study.id, "series": Series.id, "instance": Instance.id}
+
+
+@dataclass
+class Condition:
+    attribute: Attribute
+    match: Match | NameQuery
+    item_key: int | None = None  # for sequence matching: the tag inside the item
+
+
+@dataclass
+class SearchRequest:
+    """A parsed search: the level, the scope from the path, the matches, and the paging."""
+
+    level: Level
+    study_uid: str | None = None
+    series_uid: str | None = None
+    conditions: list[Condition] = field(default_factory=list)
+    fuzzy: bool = False
+    timezone: str | None = None  # TimezoneOffsetFromUTC of the query (PS3.18 8.3.4.6.1)
+    order_by: list[tuple[Attribute, bool]] = field(default_factory=list)  # (attribute, descending)
+    offset: int = 0
+    limit: int = 100
+
+
+@dataclass
+class SearchResult:
+    rows: list[dict[str, Any]]
+    total: int | None  # known only when more rows matched than were returned
+
+
+def columns_for(level: Level) -> list[Attribute]:
+    """Attributes readable at ``level``: its own and those of the levels above."""
+    return [a for a in CATALOG if _LEVEL_ORDER[a.level] <= _LEVEL_ORDER[level] and a.column is not None]
+
+
+def run(session: Session, request: SearchRequest, attributes: Sequence[Attribute]) -> SearchResult:
+    """Rows (column values keyed by keyword, plus '_pk') for the page asked for."""
+    base = _base(request)
+    wanted = [a for a in attributes if a.column is not None]
+    statement = base.with_only_columns(
+        _PRIMARY[request.level].label("_pk"), *(a.column.label(a.keyword) for a in wanted)
+    )
+    for attribute, descending in request.order_by:
+        column = attribute.match_column if attribute.match_column is not None else attribute.column
+        statement = statement.order_by(column.desc() if descending else column.asc())
+    statement = statement.order_by(_PRIMARY[request.level]).offset(request.offset).limit(request.limit + 1)
+    rows = [dict(row._mapping) for row in session.execute(statement)]
+    total = None
+    if len(rows) > request.limit:
+        rows = rows[: request.limit]
+        total = session.scalar(base.with_only_columns(func.count()).order_by(None))
+    return SearchResult(rows, total)
+
+
+def request_attributes(session: Session, series_ids: Iterable[int]) -> dict[int, list[dict[str, str]]]:
+    """Request Attributes Sequence items per series id, for series-level answers."""
+    ids = list(series_ids)
+    found: dict[int, list[dict[str, str]]] = {}
+    if not ids:
+        return found
+    statement = select(
+        RequestAttribute.series_fk,
+        *(column.label(keyword) for keyword, _vr, column in REQUEST_ATTRIBUTE_KEYS.values()),
+    ).where(RequestAttribute.series_fk.in_(ids)).order_by(RequestAttribute.id)
+    for row in session.execute(statement):
+        values = dict(row._mapping)
+        found.setdefault(values.pop("series_fk"), []).append(values)
+    return found
+
+
+def representative_fragments(session: Session, level: Level, keys: Iterable[int]) -> dict[int, bytes]:
+    """One instance's metadata JSON per study, series or instance id (for includefield extras)."""
+    ids = list(keys)
+    if not ids:
+        return {}
+    if level == "instance":
+        statement = select(InstanceMetadata.instance_fk, InstanceMetadata.json).where(
+            InstanceMetadata.instance_fk.in_(ids)
+        )
+    else:
+        owner = Series.study_fk if level == "study" else Series.id
+        first = (
+            select(owner.label("owner"), func.min(InstanceMetadata.instance_fk).label("instance"))
+            .join(Series, Series.id == InstanceMetadata.series_fk)
+            .where(owner.in_(ids))
+            .group_by(owner)
+            .subquery()
+        )
+        statement = select(first.c.owner, InstanceMetadata.json).join(
+            InstanceMetadata, InstanceMetadata.instance_fk == first.c.instance
+        )
+    return {owner: fragment for owner, fragment in session.execute(statement)}
+
+
+def _base(request: SearchRequest) -> Select[Any]:
+    if request.level == "study":
+        statement = select(Study.id).select_from(Study)
+    elif request.level == "series":
+        statement = select(Series.id).select_from(Series).join(Study, Series.study_fk == Study.id)
+    else:
+        statement = (
+            select(Instance.id)
+            .select_from(Instance)
+            .join(Series, Instance.series_fk == Series.id)
+            .join(Study, Series.study_fk == Study.id)
+        )
+    statement = statement.join(Patient, Study.patient_fk == Patient.id)
+    if request.study_uid is not None:
+        statement = statement.where(Study.study_uid == request.study_uid)
+    if request.series_uid is not None:
+        statement = statement.where(Series.series_uid == request.series_uid)
+    for condition in request.conditions:
+        statement = statement.where(_condition(condition, request))
+    return statement
+
+
+def _condition(condition: Condition, request: SearchRequest) -> ColumnElement[bool]:
+    attribute, match = condition.attribute, condition.match
+    if isinstance(match, Universal):
+        return true()
+    if attribute.kind == "pn":
+        assert isinstance(match, NameQuery)
+        return _person_name(attribute.name_prefix, match, request.fuzzy)
+    if attribute.kind == "modalities":
+        # Aliased, so a series-level search asks about any series of the study, not this one.
+        other = aliased(Series)
+        return exists().where(other.study_fk == Study.id, _compare(other.modality, match))
+    if attribute.kind == "sop_classes":
+        other_series, other_instance = aliased(Series), aliased(Instance)
+        return exists().where(
+            other_instance.series_fk == other_series.id,
+            other_series.study_fk == Study.id,
+            _compare(other_instance.sop_class_uid, match),
+        )
+    if attribute.kind == "sequence":
+        assert condition.item_key is not None
+        column = REQUEST_ATTRIBUTE_KEYS[condition.item_key][2]
+        # PS3.4 C.2.2.2.6: an entity matches when one item of its sequence matches.
+        if request.level == "study":
+            return exists().where(
+                RequestAttribute.series_fk == Series.id, Series.study_fk == Study.id, _compare(column, match)
+            )
+        return exists().where(RequestAttribute.series_fk == Series.id, _compare(column, match))
+    column = attribute.match_column if attribute.match_column is not None else attribute.column
+    if attribute.kind == "int" and isinstance(match, Single | AnyOf):
+        values = [int(v) for v in ((match.value,) if isinstance(match, Single) else match.values)]
+        return column.in_(values)
+    if attribute.keyword == "StudyDate" and request.timezone is not None:
+        return _shifted_date(match, request.timezone)
+    return _compare(column, match)
+
+
+def _shifted_date(match: Match | NameQuery, offset: str) -> ColumnElement[bool]:
+    """StudyDate given in the query's timezone: compare UTC date-times (PS3.18 8.3.4.6.1)."""
+    tz = matching.offset_timezone(offset)
+    if isinstance(match, Single):
+        match = Range(match.value, match.value)
+    if not isinstance(match, Range):
+        return _compare(Study.study_date, match)  # type: ignore[arg-type]
+    low = None if match.low is None else matching.shift_datetime_key(match.low + "000000.000000", tz)
+    high = None if match.high is None else matching.shift_datetime_key(match.high + "235959.999999", tz)
+    return _compare(Study.study_datetime_utc, Range(low, high))
+
+
+def _compare(column: Any, match: Match) -> ColumnElement[bool]:
+    if isinstance(match, Universal):
+        return true()
+    if isinstance(match, Single):
+        return column == match.value
+    if isinstance(match, AnyOf):
+        return column.in_(list(match.values))
+    if isinstance(match, Range):
+        parts = []
+        if match.low is not None:
+            parts.append(column >= match.low)
+        if match.high is not None:
+            parts.append(column <= match.high)
+        return and_(*parts) if parts else true()
+    if isinstance(match, Wildcard):
+        return _like(column, match.pattern)
+    raise TypeError(f"unexpected match {match!r}")
+
+
+def _like(column: Any, pattern: str) -> ColumnElement[bool]:
+    """DICOM wildcards as LIKE with '\\' escaping; a literal prefix also bounds an index range."""
+    sql = "".join(
+        "%" if ch == "*" else "_" if ch == "?" else "\\" + ch if ch in "%_\\" else ch for ch in pattern
+    )
+    condition = column.like(sql, escape="\\")
+    prefix = pattern.split("*", 1)[0].split("?", 1)[0]
+    if prefix:
+        # Every string starting with ``prefix`` sorts in [prefix, prefix + U+10FFFF).
+        condition = and_(column >= prefix, column < prefix + "\U0010ffff", condition)
+    return condition
+
+
+def _person_name(prefix: str, query: NameQuery, fuzzy: bool) -> ColumnElement[bool]:
+    def col(name: str) -> InstrumentedAttribute[str]:
+        model = Patient if prefix == "name" else Study
+        return getattr(model, f"{prefix}_{name}")
+
+    parts: list[ColumnElement[bool]] = []
+    family = query.components[0]
+    if not query.has_separator and isinstance(family, Single | Wildcard):
+        # One component: the family name, or a pattern over the whole alphabetic group.
+        alternatives = [_compare(col("family"), family), _compare(col("alphabetic"), family)]
+        if fuzzy and isinstance(family, Single) and soundex(family.value):
+            alternatives.append(col("family_soundex") == soundex(family.value))
+        parts.append(or_(*alternatives))
+    else:
+        for name, match in zip(("family", "given", "middle", "prefix", "suffix"), query.components):
+            if isinstance(match, Universal):
+                continue
+            condition = _compare(col(name), match)
+            if fuzzy and name in ("family", "given") and isinstance(match, Single):
+                code = soundex(match.value)
+                condition = or_(condition, col(f"{name}_soundex") == code) if code else condition
+            parts.append(condition)
+    for name, match in (("ideographic", query.ideographic), ("phonetic", query.phonetic)):
+        if not isinstance(match, Universal):
+            parts.append(_compare(col(name), match))
+    condition = and_(*parts) if parts else true()
+    if fuzzy and isinstance(query.folded, Wildcard):
+        # Fuzzy patterns also match without accents: 'Mul*' finds 'Müller'.
+        condition = or_(condition, _compare(col("folded"), query.folded))
+    return condition

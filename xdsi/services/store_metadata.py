@@ -1,0 +1,144 @@
+"""Instances from metadata plus bulk data (PS3.18 10.5.1.1.2): DICOM JSON or XML data sets whose
+BulkDataURIs name parts of the same request, turned into PS3.10 files for the store.
+
+Bulk parts keep their media type: ``application/octet-stream`` is native (little endian)
+data; a compressed image or video type (image/jpeg, image/jls, image/jp2, image/jpx,
+image/dicom-rle, video/mpeg, video/mp4, …) becomes encapsulated Pixel Data (one fragment per
+part, PS3.5 A.4) with the matching transfer syntax, unchanged; any other type (e.g.
+application/pdf for an Encapsulated Document) is taken as the value's bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.filewriter import dcmwrite
+
+from xdsi import __version__
+from xdsi.dicom import uids
+from xdsi.encoding import dicom_json, native_xml
+from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, MissingAttribute
+
+# xdsi's Implementation Class UID (PS3.7 D.3.3.2): a 2.25 UUID-derived UID, fixed for the project.
+IMPLEMENTATION_CLASS_UID = "2.25.67657838929004865207478107408405471018"
+IMPLEMENTATION_VERSION_NAME = f"XDSI_{__version__}"[:16]
+PIXEL_DATA = 0x7FE00010
+
+# PS3.18 Table 8.7.3-5: the default transfer syntax of each compressed bulk data media type.
+COMPRESSED_MEDIA_TYPES = {
+    "image/jpeg": "1.2.840.10008.1.2.4.50",
+    "image/jls": "1.2.840.10008.1.2.4.80",
+    "image/x-jls": "1.2.840.10008.1.2.4.80",
+    "image/jp2": "1.2.840.10008.1.2.4.90",
+    "image/jpx": "1.2.840.10008.1.2.4.92",
+    "image/dicom-rle": "1.2.840.10008.1.2.5",
+    "image/x-dicom-rle": "1.2.840.10008.1.2.5",
+    "video/mpeg": "1.2.840.10008.1.2.4.100",
+    "video/mp4": "1.2.840.10008.1.2.4.102",
+    "video/h265": "1.2.840.10008.1.2.4.107",
+}
+
+
+@dataclass(frozen=True)
+class BulkPart:
+    """One bulk data part, spooled to disk: its media type, declared transfer syntax and file."""
+
+    media_type: str
+    transfer_syntax: str | None
+    path: Path
+    size: int
+
+
+def documents(media_type: str, payload: bytes) -> list[bytes | dict[str, object]]:
+    """The data sets of one metadata part: a JSON array (or object), or one XML document."""
+    if media_type == "application/dicom+xml":
+        return [payload]
+    try:
+        parsed = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"metadata part is not valid JSON: {exc}") from exc
+    items = parsed if isinstance(parsed, list) else [parsed]
+    if not all(isinstance(item, dict) for item in items):
+        raise InvalidRequest("a DICOM JSON metadata part holds data set objects (an array of them)")
+    return items
+
+
+def build_instances(
+    datasets: Iterable[bytes | dict[str, object]],
+    bulk: dict[str, BulkPart],
+    spool_dir: Path,
+    max_bytes: int,
+) -> Iterator[BinaryIO | InstanceRejected]:
+    """A PS3.10 file (open for reading, deleted on close) per data set, or the reason it has none."""
+    for document in datasets:
+        try:
+            yield _instance(document, bulk, spool_dir, max_bytes)
+        except InstanceRejected as exc:
+            yield exc
+        except InvalidRequest as exc:
+            yield MalformedDicom(f"metadata cannot be turned into an instance: {exc}")
+
+
+def _instance(
+    document: bytes | dict[str, object], bulk: dict[str, BulkPart], spool_dir: Path, max_bytes: int
+) -> BinaryIO:
+    syntax: list[str] = []
+    loader = _loader(bulk, syntax, max_bytes)
+    if isinstance(document, bytes):
+        ds = native_xml.loads_dataset(document, loader)
+    else:
+        ds = dicom_json.json_to_dataset(document, loader)
+    sop_class, sop_instance = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
+    if not sop_class or not sop_instance:
+        raise MissingAttribute("the metadata lacks SOPClassUID (0008,0016) or SOPInstanceUID (0008,0018)",
+                               sop_class_uid=sop_class, sop_instance_uid=sop_instance)
+    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_instance
+    meta.TransferSyntaxUID = syntax[0] if syntax else meta.get("TransferSyntaxUID", uids.EXPLICIT_VR_LITTLE_ENDIAN)
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds.file_meta = meta
+    handle = tempfile.TemporaryFile(dir=spool_dir)
+    try:
+        dcmwrite(handle, ds, enforce_file_format=True)
+    except Exception as exc:  # pydicom raises many types for values it cannot encode
+        handle.close()
+        raise MalformedDicom(f"the instance cannot be encoded: {exc}", sop_class_uid=str(sop_class),
+                             sop_instance_uid=str(sop_instance)) from exc
+    handle.seek(0)
+    return handle  # type: ignore[return-value]
+
+
+def _loader(bulk: dict[str, BulkPart], syntax: list[str], max_bytes: int) -> Callable[[str, str], bytes]:
+    def load(uri: str, vr: str) -> bytes:
+        part = bulk.get(uri)
+        if part is None:
+            raise InvalidRequest(f"no bulk data part has Content-Location {uri!r}")
+        if part.size > max_bytes:
+            raise InvalidRequest(f"bulk data part {uri!r} exceeds the limit of {max_bytes} bytes")
+        data = part.path.read_bytes()
+        compressed = COMPRESSED_MEDIA_TYPES.get(part.media_type)
+        if compressed is not None:
+            # PS3.5 A.4: one fragment per frame, behind a Basic Offset Table.
+            syntax.append(part.transfer_syntax or compressed)
+            return encapsulate([data], has_bot=True)
+        return data + b"\0" * (len(data) & 1)
+
+    return load
+
+
+def remove(parts: Iterable[BulkPart]) -> None:
+    for part in parts:
+        try:
+            os.unlink(part.path)
+        except FileNotFoundError:
+            pass

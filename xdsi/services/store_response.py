@@ -1,0 +1,98 @@
+"""The Store Instances Response Module (PS3.18 Annex I) and the HTTP status of a store.
+
+The response is built as a DICOM JSON object; the XML form is derived from it. Choices where
+PS3.18 10.5.3 leaves room: 200 when every instance is stored without warnings; 202 when some
+failed or carry warnings; 409 when none was stored. Retrieve URL (0008,1190) names the study
+when all stored instances belong to one study, and is empty otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from xdsi import errormap
+from xdsi.encoding import dicom_json, native_xml
+from xdsi.services.store import Outcome, Status
+
+# PS3.18 Table I.2-1 Warning Reason: the whole data set was discarded under the ignore policy.
+ELEMENTS_DISCARDED = 0xB006
+COERCION_OF_DATA_ELEMENTS = 0xB000
+
+
+def http_status(outcomes: Sequence[Outcome]) -> int:
+    stored = [o for o in outcomes if o.status.succeeded]
+    if not stored:
+        return 409
+    if len(stored) < len(outcomes) or any(_warning_reason(o) for o in stored):
+        return 202
+    return 200
+
+
+def response_object(outcomes: Sequence[Outcome], root: str) -> dict[str, Any]:
+    """The Store Instances Response as DICOM JSON; ``root`` is the public DICOMweb URL."""
+    referenced, failed, other = [], [], []
+    for outcome in outcomes:
+        if outcome.status.succeeded:
+            item = _sop(outcome)
+            item["00081190"] = _value("UR", _instance_url(root, outcome))
+            reason = _warning_reason(outcome)
+            if reason:
+                item["00081196"] = _value("US", reason)
+            referenced.append(dict(sorted(item.items())))
+        elif outcome.sop_instance_uid and outcome.sop_class_uid:
+            item = _sop(outcome)
+            item["00081197"] = _value("US", _failure_reason(outcome))
+            failed.append(dict(sorted(item.items())))
+        else:
+            # PS3.18 Table I.2-1: failures not tied to an identifiable instance.
+            other.append({"00081197": _value("US", _failure_reason(outcome))})
+    studies = {o.study_uid for o in outcomes if o.status.succeeded}
+    result: dict[str, Any] = {
+        "00081190": _value("UR", f"{root}/studies/{studies.pop()}") if len(studies) == 1 else {"vr": "UR"}
+    }
+    if failed:
+        result["00081198"] = {"vr": "SQ", "Value": failed}
+    if referenced:
+        result["00081199"] = {"vr": "SQ", "Value": referenced}
+    if other:
+        result["0008119A"] = {"vr": "SQ", "Value": other}
+    return result
+
+
+def to_json(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj)
+
+
+def to_xml(obj: dict[str, Any]) -> bytes:
+    return native_xml.dumps_encoded(dicom_json.encoded_from_json(obj))
+
+
+def _sop(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "00081150": _value("UI", outcome.sop_class_uid),
+        "00081155": _value("UI", outcome.sop_instance_uid),
+    }
+
+
+def _instance_url(root: str, outcome: Outcome) -> str:
+    return f"{root}/studies/{outcome.study_uid}/series/{outcome.series_uid}/instances/{outcome.sop_instance_uid}"
+
+
+def _warning_reason(outcome: Outcome) -> int | None:
+    if outcome.status is Status.IGNORED:
+        return ELEMENTS_DISCARDED
+    if outcome.coerced:
+        return COERCION_OF_DATA_ELEMENTS
+    return None
+
+
+def _failure_reason(outcome: Outcome) -> int:
+    assert outcome.error is not None
+    return errormap.lookup(outcome.error).failure_reason
+
+
+def _value(vr: str, value: Any) -> dict[str, Any]:
+    return {"vr": vr, "Value": [value]}

@@ -1,0 +1,176 @@
+"""STOW-RS (PS3.18 10.5): store instances sent as PS3.10 files, or as metadata plus bulk data.
+
+The body is read as a stream: each part is spooled to the blob store's temporary area as it
+arrives, so an upload of any size never sits in memory. A part that the body cuts short
+fails alone; the parts before it are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from flask import Blueprint, Flask, Response, request
+
+from xdsi.dicom.uids import validate_uid
+from xdsi.errors import InvalidRequest, MalformedDicom, RequestTooLarge, UnsupportedMediaType
+from xdsi.services import store_metadata, store_response
+from xdsi.services.archive import Archive
+from xdsi.services.store import Outcome, Status
+from xdsi.web import multipart, negotiation
+from xdsi.web.context import announce, archive
+from xdsi.web.urls import DICOMWEB, dicomweb_root
+
+blueprint = Blueprint("stow_rs", __name__, url_prefix=DICOMWEB)
+
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+# PS3.18 10.5.3.2: the response is JSON unless the client asks for XML.
+OFFERS = (
+    negotiation.Offer(DICOM_JSON, multipart=False),
+    negotiation.Offer("application/json", multipart=False),
+    negotiation.Offer(DICOM_XML, multipart=False),
+)
+
+
+@blueprint.post("/studies")
+def store_instances() -> Response:
+    return _store(None)
+
+
+@blueprint.post("/studies/<study>")
+def store_study_instances(study: str) -> Response:
+    return _store(validate_uid(study, "Study Instance UID in the path"))
+
+
+def _store(study_uid: str | None) -> Response:
+    current = archive()
+    choice = negotiation.negotiate(negotiation.parse_accept(request.headers.get("Accept")), OFFERS)
+    limit = current.settings.max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLarge(f"the request body of {request.content_length} bytes exceeds the limit of {limit}")
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed")
+    content_type = request.headers.get("Content-Type")
+    if not content_type:
+        raise UnsupportedMediaType("the request has no Content-Type")
+    media = negotiation.parse_media_type(content_type)
+    body = _Bounded(request.stream, limit)
+    if media.full == DICOM:
+        outcomes = current.store.store([body], study_uid=study_uid)
+    elif media.full == "multipart/related":
+        part_type = media.params.get("type", DICOM).lower()
+        boundary = multipart.boundary_from_content_type(content_type)
+        outcomes = _store_multipart(current, body, boundary, part_type, study_uid)
+    else:
+        raise UnsupportedMediaType(
+            f"Content-Type {media.full} is not accepted; send multipart/related; type=\"{DICOM}\", "
+            f"{DICOM_JSON} or {DICOM_XML} parts, or a single {DICOM} body"
+        )
+    root = dicomweb_root(request, current.settings.base_url)
+    report = store_response.response_object(outcomes, root)
+    if choice.offer.media_type == DICOM_XML:
+        payload = store_response.to_xml(report)
+    else:
+        payload = store_response.to_json(report)
+    return Response(payload, status=store_response.http_status(outcomes), mimetype=choice.offer.media_type)
+
+
+def _store_multipart(
+    current: Archive, body: BinaryIO, boundary: str, part_type: str, study_uid: str | None
+) -> list[Outcome]:
+    limits = multipart.MultipartLimits(max_parts=current.settings.max_request_parts)
+    parts = multipart.iter_parts(body, boundary, limits)
+    if part_type == DICOM:
+        broken: list[InvalidRequest] = []
+        outcomes = current.store.store(_sources(parts, broken), study_uid=study_uid)
+    elif part_type in (DICOM_JSON, DICOM_XML):
+        broken = []
+        outcomes = _store_metadata(current, _guarded(parts, broken), part_type, study_uid)
+    else:
+        raise UnsupportedMediaType(
+            f"multipart/related type {part_type!r} is not accepted; use {DICOM}, {DICOM_JSON} or {DICOM_XML}"
+        )
+    if broken:
+        if not outcomes:
+            raise broken[0]
+        # The body broke (or hit the part limit) after some parts: the parts before it stand,
+        # and the break is reported as a failure not tied to an instance.
+        outcomes.append(Outcome(Status.FAILED, error=broken[0]))
+    return outcomes
+
+
+def _store_metadata(
+    current: Archive, parts: Iterator[multipart.Part], root_type: str, study_uid: str | None
+) -> list[Outcome]:
+    """PS3.18 10.5.1.1.2: metadata parts first, then the bulk data parts they reference."""
+    settings = current.settings
+    datasets: list[bytes | dict[str, object]] = []
+    bulk: dict[str, store_metadata.BulkPart] = {}
+    try:
+        for number, part in enumerate(parts, 1):
+            media = negotiation.parse_media_type(part.content_type or root_type)
+            if media.full == root_type:
+                payload = part.read(settings.max_metadata_bytes + 1)
+                if len(payload) > settings.max_metadata_bytes:
+                    raise RequestTooLarge(f"metadata part {number} exceeds {settings.max_metadata_bytes} bytes")
+                datasets.extend(store_metadata.documents(media.full, payload))
+                continue
+            location = part.content_location
+            if not location:
+                raise InvalidRequest(f"bulk data part {number} ({media.full}) has no Content-Location")
+            path, size = current.blobs.scratch(part, settings.max_instance_bytes)
+            bulk[location] = store_metadata.BulkPart(media.full, media.params.get("transfer-syntax"), path, size)
+        instances = store_metadata.build_instances(datasets, bulk, current.blobs.tmp, settings.max_instance_bytes)
+        return current.store.store(instances, study_uid=study_uid)
+    finally:
+        store_metadata.remove(bulk.values())
+
+
+def _guarded(parts: Iterator[multipart.Part], broken: list[InvalidRequest]) -> Iterator[multipart.Part]:
+    """The parts until the body breaks; the break is recorded instead of raised."""
+    try:
+        yield from parts
+    except InvalidRequest as exc:
+        broken.append(exc)
+
+
+def _sources(parts: Iterator[multipart.Part], broken: list[InvalidRequest]) -> Iterator[BinaryIO]:
+    for part in _guarded(parts, broken):
+        yield _PartBody(part)  # type: ignore[misc]
+
+
+class _PartBody:
+    """A part as the store reads it: a body cut short is this instance's failure, not the request's."""
+
+    def __init__(self, part: multipart.Part) -> None:
+        self.part = part
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.part.read(size)
+        except InvalidRequest as exc:
+            raise MalformedDicom(f"the request body ended inside this part: {exc}") from exc
+
+
+class _Bounded:
+    """The request body, refused once it grows past the limit (chunked bodies have no length)."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.seen = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.seen += len(data)
+        if self.seen > self.limit:
+            raise RequestTooLarge(f"the request body exceeds the limit of {self.limit} bytes")
+        return data
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    announce(app, "STOW-RS (store)", f"{DICOMWEB}/studies")
