@@ -89,3 +89,23 @@ def to_bytes(ds: Dataset) -> bytes:
 def make_instance(**kwargs: object) -> bytes:
     """A PS3.10 file of ``make_dataset(**kwargs)``."""
     return to_bytes(make_dataset(**kwargs))
+
+
+def without(keyword: str) -> bytes:
+    """A PS3.10 file of a small instance lacking ``keyword``."""
+    ds = make_dataset()
+    delattr(ds, keyword)
+    return to_bytes(ds)
+
+
+def with_raw_uid(tag: int, value: bytes) -> bytes:
+    """A file whose UID element holds ``value`` verbatim, bytes that pydicom would refuse to write."""
+    from pydicom.dataelem import DataElement
+
+    placeholder = "9" * max(len(value), 5)
+    ds = make_dataset()
+    ds[tag] = DataElement(tag, "UI", placeholder)
+    if tag == 0x00080018:
+        ds.file_meta.MediaStorageSOPInstanceUID = placeholder
+    data = to_bytes(ds)
+    return data.replace(placeholder.encode(), value.ljust(len(placeholder), b"9"))

@@ -135,6 +135,8 @@ def _range_or_single(value: str, what: str, low: _Bound, high: _Bound) -> Match:
     value = value.strip()
     if value in ("", "*"):
         return Universal()
+    if value == "-":
+        raise InvalidRequest(f"{what}: a range needs at least one bound")
     # A DT may carry a negative offset ('-0500'), so a hyphen is a range only if the whole
     # value is not itself valid; the first split whose sides both parse wins.
     if "-" in value and _attempt(low, value, what) is None:

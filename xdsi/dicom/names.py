@@ -5,8 +5,8 @@ phonetic) separated by '=', each with five components separated by '^'. PS3.4 C.
 lets PN matching ignore "some or all aspects of case, … accent": literal matching here
 ignores case and character width only (``casefold``: NFKC, then Unicode case folding), so
 'MÜLLER' finds 'Müller' but 'Muller' does not. Fuzzy matching also ignores accents (``fold``)
-and compares Soundex keys (the classic American Soundex, on the accent-folded letters) of the
-family and given names. Each key has its own indexed column, so a B-tree serves exact and
+and compares Soundex keys (American Soundex with the first letter coded as a digit too, on
+the accent-folded letters) of the family and given names. Each key has its own indexed column, so a B-tree serves exact and
 prefix matches.
 """
 
@@ -56,13 +56,17 @@ def _in_alphabetic_script(ch: str) -> bool:
 
 
 def soundex(text: str) -> str:
-    """American Soundex of the normalized text ('' when it has no Latin letter)."""
+    """Soundex of the accent-folded Latin letters, with the first letter coded too ('' if none).
+
+    Classic American Soundex keeps the first letter, so 'Kollins' and 'Collins' (K452, C452)
+    never meet; coding it as a digit like the rest (2452 for both) keeps the phonetic idea
+    and lets a misheard first letter match. Vowels, h, w and y code as 0 in first position.
+    """
     letters = [ch for ch in fold(text) if "a" <= ch <= "z"]
     if not letters:
         return ""
-    first = letters[0]
-    code = [first.upper()]
-    previous = _SOUNDEX_CODES.get(first, "")
+    previous = _SOUNDEX_CODES.get(letters[0], "")
+    code = [previous or "0"]
     for ch in letters[1:]:
         digit = _SOUNDEX_CODES.get(ch, "")
         if digit and digit != previous:

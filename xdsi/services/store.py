@@ -243,7 +243,7 @@ class InstanceStore:
             if policy == "reject":
                 raise DuplicateConflict(
                     f"SOP Instance UID {keys.instance.sop_instance_uid} is already stored with different "
-                    f"content (sha256 {existing.sha256[:16]}…); duplicate policy is 'reject'",
+                    f"content (sha256 {existing.sha256[:16]}...); duplicate policy is 'reject'",
                     sop_class_uid=keys.instance.sop_class_uid,
                     sop_instance_uid=keys.instance.sop_instance_uid,
                 )

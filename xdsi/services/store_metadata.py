@@ -84,7 +84,21 @@ def build_instances(
         except InstanceRejected as exc:
             yield exc
         except InvalidRequest as exc:
-            yield MalformedDicom(f"metadata cannot be turned into an instance: {exc}")
+            sop_class, sop_instance = _identity(document)
+            yield MalformedDicom(f"metadata cannot be turned into an instance: {exc}",
+                                 sop_class_uid=sop_class, sop_instance_uid=sop_instance)
+
+
+def _identity(document: bytes | dict[str, object]) -> tuple[str | None, str | None]:
+    """SOP Class and Instance UIDs as the metadata states them, to name a failed instance."""
+    if isinstance(document, bytes):
+        return None, None
+    found = []
+    for tag in ("00080016", "00080018"):
+        attribute = document.get(tag)
+        value = attribute.get("Value") if isinstance(attribute, dict) else None
+        found.append(value[0] if isinstance(value, list) and value and isinstance(value[0], str) else None)
+    return found[0], found[1]
 
 
 def _instance(

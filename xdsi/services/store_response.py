@@ -70,6 +70,15 @@ def to_xml(obj: dict[str, Any]) -> bytes:
     return native_xml.dumps_encoded(dicom_json.encoded_from_json(obj))
 
 
+def failure_texts(outcomes: Sequence[Outcome]) -> list[str]:
+    """Why each failed instance failed, in words, on one line each."""
+    return [
+        f"{o.sop_instance_uid or f'part {number}'}: {' '.join(o.reason.split())}"
+        for number, o in enumerate(outcomes, 1)
+        if o.status is Status.FAILED
+    ]
+
+
 def _sop(outcome: Outcome) -> dict[str, Any]:
     return {
         "00081150": _value("UI", outcome.sop_class_uid),

@@ -17,6 +17,12 @@ from xdsi.errors import XdsiError
 log = logging.getLogger(__name__)
 
 
+def warning(root: str, text: str) -> str:
+    """A ``Warning: 299 <service>: <text>`` value (PS3.18 8.3.4.5), one ASCII line whatever the text."""
+    flat = " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
+    return f"299 {root}: {flat[:500]}"
+
+
 def text_response(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
     phrase = HTTPStatus(status).phrase
     response = Response(f"{status} {phrase}: {reason}\n", status=status, mimetype="text/plain")

@@ -11,6 +11,7 @@ from xdsi.repository.search import Level
 from xdsi.services.search import SearchAnswer, SearchLimits, search
 from xdsi.web import multipart, negotiation
 from xdsi.web.context import announce, archive
+from xdsi.web.errors import warning
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("qido_rs", __name__, url_prefix=DICOMWEB)
@@ -73,7 +74,7 @@ def _search(level: Level, study: str | None = None, series: str | None = None) -
     response = _xml(answer) if choice.offer.media_type == DICOM_XML else _json(answer, choice.offer.media_type)
     for text in answer.warnings:
         # PS3.18 8.3.4.5 / 10.6.3.2: Warning: 299 <service>: <text>
-        response.headers.add("Warning", f"299 {root}: {text}")
+        response.headers.add("Warning", warning(root, text))
     return response
 
 

@@ -19,10 +19,12 @@ from xdsi.services.archive import Archive
 from xdsi.services.store import Outcome, Status
 from xdsi.web import multipart, negotiation
 from xdsi.web.context import announce, archive
+from xdsi.web.errors import warning
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("stow_rs", __name__, url_prefix=DICOMWEB)
 
+MAX_WARNINGS = 20
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 DICOM_XML = "application/dicom+xml"
@@ -75,7 +77,11 @@ def _store(study_uid: str | None) -> Response:
         payload = store_response.to_xml(report)
     else:
         payload = store_response.to_json(report)
-    return Response(payload, status=store_response.http_status(outcomes), mimetype=choice.offer.media_type)
+    response = Response(payload, status=store_response.http_status(outcomes), mimetype=choice.offer.media_type)
+    for text in store_response.failure_texts(outcomes)[:MAX_WARNINGS]:
+        # The response codes say what class of failure; the Warning header says why, in words.
+        response.headers.add("Warning", warning(root, text))
+    return response
 
 
 def _store_multipart(

@@ -1,0 +1,343 @@
+"""STOW-RS against a running server: bodies, responses, status codes and bad input."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+import pytest
+from pydicom.uid import generate_uid
+
+from tests.consistency import assert_consistent
+from tests.dicomfiles import make_dataset, make_instance, to_bytes, with_raw_uid, without
+from tests.live import LiveServer, Reply
+from xdsi.repository import index
+from xdsi.services.archive import Archive
+
+JSON = "application/dicom+json"
+MULTIPART_DICOM = 'multipart/related; type="application/dicom"; boundary={}'
+
+
+def multipart(parts: list[tuple[dict[str, str], bytes]], boundary: str = "xdsi-test-boundary") -> bytes:
+    chunks = []
+    for headers, body in parts:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        chunks.append(f"--{boundary}\r\n{head}\r\n".encode() + body + b"\r\n")
+    return b"".join(chunks) + f"--{boundary}--\r\n".encode()
+
+
+def dicom_parts(*payloads: bytes) -> bytes:
+    return multipart([({"Content-Type": "application/dicom"}, p) for p in payloads])
+
+
+def post(live: LiveServer, body: bytes, content_type: str | None = MULTIPART_DICOM.format("xdsi-test-boundary"),
+         path: str = "/dicom-web/studies", **headers: str) -> Reply:
+    sent = {"Accept": JSON, **{k.replace("_", "-"): v for k, v in headers.items()}}
+    if content_type is not None:
+        sent["Content-Type"] = content_type
+    return live.request("POST", path, body, sent)
+
+
+def values(obj: dict, tag: str) -> list:
+    return obj.get(tag, {}).get("Value", [])
+
+
+def indexed(live: LiveServer, sop_instance_uid: str) -> bool:
+    archive = Archive.open(live.settings)
+    try:
+        with archive.sessions() as session:
+            return index.find_instance(session, sop_instance_uid) is not None
+    finally:
+        archive.close()
+
+
+def test_store_multipart_dicom(live: LiveServer) -> None:
+    study, patient = generate_uid(), f"STOW-{uuid.uuid4().hex[:8]}"
+    datasets = [make_dataset(study_uid=study, patient_id=patient) for _ in range(3)]
+    reply = post(live, dicom_parts(*(to_bytes(ds) for ds in datasets)))
+    assert reply.status == 200, reply.body
+    assert reply.header("Content-Type").startswith(JSON)
+    answer = json.loads(reply.body)
+    assert values(answer, "00081190") == [f"{live.root}/studies/{study}"]
+    referenced = values(answer, "00081199")
+    assert {values(item, "00081155")[0] for item in referenced} == {ds.SOPInstanceUID for ds in datasets}
+    for item in referenced:
+        assert values(item, "00081150") == ["1.2.840.10008.5.1.4.1.1.2"]
+        assert values(item, "00081190")[0].startswith(f"{live.root}/studies/{study}/series/")
+    assert "00081198" not in answer
+
+
+def test_store_single_part_and_study_targeted(live: LiveServer) -> None:
+    ds = make_dataset()
+    reply = post(live, to_bytes(ds), "application/dicom", path=f"/dicom-web/studies/{ds.StudyInstanceUID}")
+    assert reply.status == 200, reply.body
+    assert indexed(live, ds.SOPInstanceUID)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        'multipart/related; type="application/dicom"; boundary=xdsi-test-boundary',
+        "multipart/related; type=application/dicom; boundary=xdsi-test-boundary",
+        'multipart/related; boundary="xdsi-test-boundary"; type="application/dicom"',
+        'multipart/related; type="application/dicom"; boundary=xdsi-test-boundary; '
+        "transfer-syntax=1.2.840.10008.1.2.1",
+        "Multipart/Related; Type=application/dicom; Boundary=xdsi-test-boundary",
+    ],
+)
+def test_content_type_spellings(live: LiveServer, content_type: str) -> None:
+    ds = make_dataset()
+    assert post(live, dicom_parts(to_bytes(ds)), content_type).status == 200
+    assert indexed(live, ds.SOPInstanceUID)
+
+
+def test_chunked_upload(live: LiveServer) -> None:
+    ds = make_dataset(rows=128, columns=128)
+    body = dicom_parts(to_bytes(ds))
+    chunked = b"".join(
+        f"{len(body[i:i + 7000]):x}\r\n".encode() + body[i:i + 7000] + b"\r\n" for i in range(0, len(body), 7000)
+    ) + b"0\r\n\r\n"
+    reply = post(live, chunked, Transfer_Encoding="chunked")
+    assert reply.status == 200, reply.body
+    assert indexed(live, ds.SOPInstanceUID)
+
+
+def test_xml_response_on_request(live: LiveServer) -> None:
+    reply = post(live, dicom_parts(make_instance()), Accept="application/dicom+xml")
+    assert reply.status == 200
+    assert reply.header("Content-Type").startswith("application/dicom+xml")
+    assert b'<DicomAttribute tag="00081199" vr="SQ"' in reply.body
+
+
+def test_partial_success_is_202_and_keeps_the_good_instances(live: LiveServer) -> None:
+    good = [make_dataset() for _ in range(2)]
+    reply = post(live, dicom_parts(to_bytes(good[0]), b"not dicom", to_bytes(good[1])))
+    assert reply.status == 202, reply.body
+    answer = json.loads(reply.body)
+    assert len(values(answer, "00081199")) == 2
+    assert values(values(answer, "0008119A")[0], "00081197") == [0xC000]
+    assert all(indexed(live, ds.SOPInstanceUID) for ds in good)
+
+
+def test_conflicting_duplicate_fails_with_0111(live: LiveServer) -> None:
+    first = make_dataset()
+    again = make_dataset(sop_uid=first.SOPInstanceUID, study_uid=first.StudyInstanceUID,
+                         series_uid=first.SeriesInstanceUID, InstanceNumber=9)
+    assert post(live, dicom_parts(to_bytes(first))).status == 200
+    assert post(live, dicom_parts(to_bytes(first))).status == 200  # identical: success
+    reply = post(live, dicom_parts(to_bytes(again)))
+    assert reply.status == 409
+    [failed] = values(json.loads(reply.body), "00081198")
+    assert values(failed, "00081155") == [first.SOPInstanceUID]
+    assert values(failed, "00081197") == [0x0111]
+
+
+def test_metadata_json_with_native_and_compressed_bulk_data(live: LiveServer) -> None:
+    from pydicom.data import get_testdata_file
+    import pydicom
+
+    study = generate_uid()
+    native = make_dataset(study_uid=study, rows=8, columns=8)
+    meta = {
+        "00080016": {"vr": "UI", "Value": [native.SOPClassUID]},
+        "00080018": {"vr": "UI", "Value": [native.SOPInstanceUID]},
+        "0020000D": {"vr": "UI", "Value": [study]},
+        "0020000E": {"vr": "UI", "Value": [native.SeriesInstanceUID]},
+        "00100020": {"vr": "LO", "Value": ["STOW-JSON"]},
+        "00280002": {"vr": "US", "Value": [1]},
+        "00280004": {"vr": "CS", "Value": ["MONOCHROME2"]},
+        "00280010": {"vr": "US", "Value": [8]},
+        "00280011": {"vr": "US", "Value": [8]},
+        "00280100": {"vr": "US", "Value": [16]},
+        "00280101": {"vr": "US", "Value": [16]},
+        "00280102": {"vr": "US", "Value": [15]},
+        "00280103": {"vr": "US", "Value": [0]},
+        "7FE00010": {"vr": "OW", "BulkDataURI": "urn:test:native"},
+    }
+    jpeg = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
+    frame = next(pydicom.encaps.generate_frames(jpeg.PixelData, number_of_frames=1))
+    compressed = dict(meta)
+    compressed.update({
+        "00080018": {"vr": "UI", "Value": [generate_uid()]},
+        "00280002": {"vr": "US", "Value": [3]},
+        "00280004": {"vr": "CS", "Value": ["YBR_FULL_422"]},
+        "00280006": {"vr": "US", "Value": [0]},
+        "00280010": {"vr": "US", "Value": [jpeg.Rows]},
+        "00280011": {"vr": "US", "Value": [jpeg.Columns]},
+        "00280100": {"vr": "US", "Value": [8]},
+        "00280101": {"vr": "US", "Value": [8]},
+        "00280102": {"vr": "US", "Value": [7]},
+        "7FE00010": {"vr": "OB", "BulkDataURI": "urn:test:jpeg"},
+    })
+    body = multipart([
+        ({"Content-Type": JSON}, json.dumps([meta, compressed]).encode()),
+        ({"Content-Type": "application/octet-stream", "Content-Location": "urn:test:native"}, native.PixelData),
+        ({"Content-Type": "image/jpeg", "Content-Location": "urn:test:jpeg"}, frame),
+    ])
+    reply = post(live, body, 'multipart/related; type="application/dicom+json"; boundary=xdsi-test-boundary')
+    assert reply.status == 200, reply.body
+    archive = Archive.open(live.settings)
+    try:
+        with archive.sessions() as session:
+            stored = index.find_instance(session, compressed["00080018"]["Value"][0])
+            assert stored is not None and stored.transfer_syntax_uid == "1.2.840.10008.1.2.4.50"
+            ds = pydicom.dcmread(archive.blobs.path(stored.blob_key))
+            assert next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1)) == frame
+            plain = index.find_instance(session, native.SOPInstanceUID)
+            assert plain is not None
+            assert pydicom.dcmread(archive.blobs.path(plain.blob_key)).PixelData == native.PixelData
+    finally:
+        archive.close()
+
+
+def test_metadata_xml_with_pdf(live: LiveServer) -> None:
+    study, series, sop = generate_uid(), generate_uid(), generate_uid()
+    pdf = b"%PDF-1.4\n% xdsi test document\n%%EOF\n"
+    document = f"""<?xml version="1.0" encoding="UTF-8"?>
+<NativeDicomModel xmlns="http://dicom.nema.org/PS3.19/models/NativeDICOM" xml:space="preserve">
+ <DicomAttribute tag="00080016" vr="UI" keyword="SOPClassUID"><Value number="1">1.2.840.10008.5.1.4.1.1.104.1</Value></DicomAttribute>
+ <DicomAttribute tag="00080018" vr="UI" keyword="SOPInstanceUID"><Value number="1">{sop}</Value></DicomAttribute>
+ <DicomAttribute tag="00100010" vr="PN" keyword="PatientName"><PersonName number="1"><Alphabetic><FamilyName>Doc</FamilyName><GivenName>Pdf</GivenName></Alphabetic></PersonName></DicomAttribute>
+ <DicomAttribute tag="0020000D" vr="UI" keyword="StudyInstanceUID"><Value number="1">{study}</Value></DicomAttribute>
+ <DicomAttribute tag="0020000E" vr="UI" keyword="SeriesInstanceUID"><Value number="1">{series}</Value></DicomAttribute>
+ <DicomAttribute tag="00420011" vr="OB" keyword="EncapsulatedDocument"><BulkData uri="pdf-1"/></DicomAttribute>
+ <DicomAttribute tag="00420012" vr="LO" keyword="MIMETypeOfEncapsulatedDocument"><Value number="1">application/pdf</Value></DicomAttribute>
+</NativeDicomModel>""".encode()
+    body = multipart([
+        ({"Content-Type": "application/dicom+xml"}, document),
+        ({"Content-Type": "application/pdf", "Content-Location": "pdf-1"}, pdf),
+    ])
+    reply = post(live, body, 'multipart/related; type="application/dicom+xml"; boundary=xdsi-test-boundary')
+    assert reply.status == 200, reply.body
+    assert indexed(live, sop)
+
+
+# Each case: (name, body, content type, extra headers, expected status, text the reason must contain).
+def _bad_cases() -> list[tuple[str, Callable[[], tuple[bytes, str | None, dict[str, str]]], int, str]]:
+    boundary = MULTIPART_DICOM.format("xdsi-test-boundary")
+    return [
+        ("no-content-type", lambda: (dicom_parts(make_instance()), None, {}), 415, "no Content-Type"),
+        ("text-plain", lambda: (b"hello", "text/plain", {}), 415, "text/plain is not accepted"),
+        ("no-boundary", lambda: (dicom_parts(make_instance()), 'multipart/related; type="application/dicom"', {}),
+         415, "boundary"),
+        ("boundary-too-long", lambda: (b"x", "multipart/related; boundary=" + "b" * 71, {}), 415, "boundary"),
+        ("unknown-part-type", lambda: (b"x", 'multipart/related; type="image/png"; boundary=a', {}), 415,
+         "image/png"),
+        ("gzip-encoding", lambda: (dicom_parts(make_instance()), boundary, {"Content-Encoding": "gzip"}), 415,
+         "Content-Encoding"),
+        ("body-without-boundary", lambda: (b"just some bytes\r\n", boundary, {}), 400, "boundary"),
+        ("empty-body", lambda: (b"", boundary, {}), 400, ""),
+        ("huge-header-block", lambda: (b"--xdsi-test-boundary\r\nX-Pad: " + b"a" * 100_000 + b"\r\n\r\nx\r\n"
+                                       b"--xdsi-test-boundary--\r\n", boundary, {}), 400, "header"),
+        ("declared-length-over-limit", lambda: (b"x", boundary, {"Content-Length": str(5 << 30)}), 413,
+         "exceeds the limit"),
+        ("accept-not-offered", lambda: (dicom_parts(make_instance()), boundary, {"Accept": "text/html"}), 406,
+         "text/html"),
+        ("malformed-accept", lambda: (dicom_parts(make_instance()), boundary, {"Accept": "application/"}), 400, ""),
+        ("json-metadata-not-json", lambda: (multipart([({"Content-Type": JSON}, b"{not json")]),
+                                            'multipart/related; type="application/dicom+json"; '
+                                            "boundary=xdsi-test-boundary", {}), 400, "JSON"),
+        ("bulk-part-without-location", lambda: (
+            multipart([({"Content-Type": JSON}, b"[]"), ({"Content-Type": "application/octet-stream"}, b"1234")]),
+            'multipart/related; type="application/dicom+json"; boundary=xdsi-test-boundary', {}), 400,
+         "Content-Location"),
+        ("xml-with-doctype", lambda: (
+            multipart([({"Content-Type": "application/dicom+xml"},
+                        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><NativeDicomModel/>')]),
+            'multipart/related; type="application/dicom+xml"; boundary=xdsi-test-boundary', {}), 409, "DOCTYPE"),
+    ]
+
+
+@pytest.mark.parametrize("case", _bad_cases(), ids=lambda c: c[0])
+def test_bad_requests_get_the_standard_answer_and_store_nothing(live: LiveServer, case: tuple) -> None:
+    _name, make, status, reason = case
+    body, content_type, headers = make()
+    before = _count(live)
+    reply = post(live, body, content_type, **{k.replace("-", "_"): v for k, v in headers.items()})
+    assert reply.status == status, reply.body
+    said = reply.body.decode(errors="replace") + " ".join(reply.headers.get_all("Warning") or [])
+    assert reason.lower() in said.lower()
+    assert _count(live) == before
+    assert live.request("GET", "/healthz").status == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        ("not-dicom", lambda: b"GIF89a" + bytes(300), 0xC000),
+        ("truncated", lambda: make_instance(rows=32, columns=32)[:-200], 0xC000),
+        ("missing-sop-instance-uid", lambda: without("SOPInstanceUID"), 0xA900),
+        ("unsupported-sop-class", lambda: make_instance(sop_class_uid="1.2.840.10008.1.3.10"), 0x0122),
+        ("unsupported-transfer-syntax",
+         lambda: make_instance().replace(b"1.2.840.10008.1.2.1\0", b"1.2.3.4.5.6.7.8.9.1\0", 1), 0xC122),
+        ("uid-with-slash", lambda: with_raw_uid(0x00080018, b"1.2/3.4"), 0xA900),
+        ("uid-traversal", lambda: with_raw_uid(0x0020000D, b"../../etc/passwd"), 0xA900),
+    ],
+)
+def test_bad_instances_fail_with_their_failure_reason(live: LiveServer, name: str, make: Callable[[], bytes],
+                                                      reason: int) -> None:
+    before = _count(live)
+    reply = post(live, dicom_parts(make()))
+    assert reply.status == 409, reply.body
+    answer = json.loads(reply.body)
+    failures = values(answer, "00081198") + values(answer, "0008119A")
+    assert [values(f, "00081197") for f in failures] == [[reason]]
+    assert _count(live) == before
+    assert live.request("GET", "/healthz").status == 200
+
+
+def test_study_targeted_store_of_another_study_fails_with_c409(live: LiveServer) -> None:
+    ds = make_dataset()
+    reply = post(live, dicom_parts(to_bytes(ds)), path=f"/dicom-web/studies/{generate_uid()}")
+    assert reply.status == 409
+    [failed] = values(json.loads(reply.body), "00081198")
+    assert values(failed, "00081197") == [0xC409]
+    assert not indexed(live, ds.SOPInstanceUID)
+
+
+def test_invalid_study_uid_in_the_path(live: LiveServer) -> None:
+    reply = post(live, dicom_parts(make_instance()), path="/dicom-web/studies/1.2..3")
+    assert reply.status == 400
+    assert b"not a valid UID" in reply.body
+
+
+def test_truncated_body_keeps_the_complete_parts(live: LiveServer) -> None:
+    good = make_dataset()
+    body = dicom_parts(to_bytes(good), make_instance(rows=64, columns=64))
+    reply = post(live, body[: len(body) - 3000])
+    assert reply.status == 202, reply.body
+    answer = json.loads(reply.body)
+    assert [values(i, "00081155")[0] for i in values(answer, "00081199")] == [good.SOPInstanceUID]
+    assert values(answer, "0008119A")
+    assert indexed(live, good.SOPInstanceUID)
+
+
+def test_metadata_naming_a_missing_bulk_part_fails_that_instance(live: LiveServer) -> None:
+    meta = {"00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.7"]},
+            "00080018": {"vr": "UI", "Value": [generate_uid()]},
+            "0020000D": {"vr": "UI", "Value": [generate_uid()]},
+            "0020000E": {"vr": "UI", "Value": [generate_uid()]},
+            "7FE00010": {"vr": "OB", "BulkDataURI": "urn:nowhere"}}
+    body = multipart([({"Content-Type": JSON}, json.dumps([meta]).encode())])
+    reply = post(live, body, 'multipart/related; type="application/dicom+json"; boundary=xdsi-test-boundary')
+    assert reply.status == 409
+    assert "urn:nowhere" in " ".join(reply.headers.get_all("Warning") or [])
+    assert values(values(json.loads(reply.body), "00081198")[0], "00081197") == [0xC000]
+
+
+def _count(live: LiveServer) -> int:
+    archive = Archive.open(live.settings)
+    try:
+        with archive.sessions() as session:
+            return index.counts(session)["instances"]
+    finally:
+        archive.close()
+
+
+def test_store_stays_consistent(live: LiveServer) -> None:
+    archive = Archive.open(live.settings)
+    try:
+        assert_consistent(archive) > 0
+    finally:
+        archive.close()
