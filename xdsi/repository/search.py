@@ -267,12 +267,13 @@ def _compare(column: Any, match: Match) -> ColumnElement[bool]:
     if isinstance(match, AnyOf):
         return column.in_(list(match.values))
     if isinstance(match, Range):
-        parts = []
+        # PS3.4 C.2.2.2.5: an empty value is not in any range, open-ended ones included.
+        parts = [column != ""]
         if match.low is not None:
             parts.append(column >= match.low)
         if match.high is not None:
             parts.append(column <= match.high)
-        return and_(*parts) if parts else true()
+        return and_(*parts)
     if isinstance(match, Wildcard):
         return _like(column, match.pattern)
     raise TypeError(f"unexpected match {match!r}")
