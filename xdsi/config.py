@@ -65,6 +65,11 @@ class Settings:
         default="",
         metadata=_doc("browser origins allowed by CORS, comma-separated, or '*' (default: none)"),
     )
+    coerce_issuer_of_patient_id: str | None = field(
+        default=None,
+        metadata=_doc("Issuer of Patient ID given to instances that have a Patient ID but no issuer "
+                      "(reported with Warning Reason B000; default: no coercion)"),
+    )
     duplicate_policy: DuplicatePolicy = field(
         default="reject",
         metadata=_doc(

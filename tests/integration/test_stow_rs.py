@@ -341,3 +341,15 @@ def test_store_stays_consistent(live: LiveServer) -> None:
         assert_consistent(archive) > 0
     finally:
         archive.close()
+
+
+def test_coercion_is_reported_with_warning_reason_b000(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = LiveServer(f"sqlite:///{tmp_path / 'x.db'}", tmp_path / "store", workers=1,
+                        coerce_issuer_of_patient_id="HOSP-A")
+    try:
+        reply = post(server, dicom_parts(make_instance(), make_instance(IssuerOfPatientID="X")))
+        assert reply.status == 202, reply.body
+        referenced = values(json.loads(reply.body), "00081199")
+        assert sorted(values(item, "00081196") for item in referenced) == [[], [0xB000]]
+    finally:
+        server.stop()

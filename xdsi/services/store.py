@@ -20,18 +20,22 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom import dcmread
+from pydicom.filewriter import dcmwrite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from xdsi.config import Settings
 from xdsi.dicom import uids
 from xdsi.dicom.attributes import IndexKeys, index_keys
+from xdsi.dicom.coercion import fill_issuer_of_patient_id
 from xdsi.dicom.parsing import Limits, open_instance
 from xdsi.errors import (
     DuplicateConflict,
@@ -46,6 +50,7 @@ from xdsi.repository.store import BlobStore, TempBlob
 from xdsi.services.metadata import instance_fragments
 
 log = logging.getLogger(__name__)
+IMPLEMENTATION_NAME = "xdsi"
 
 
 class Status(enum.Enum):
@@ -169,6 +174,7 @@ class InstanceStore:
             return index.stored_digests(session, wanted)
 
     def _parse(self, blob: TempBlob, study_uid: str | None) -> _Prepared:
+        coerced = self._coerce(blob)
         with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
             keys = index_keys(parsed.dataset)
             instance = keys.instance
@@ -209,8 +215,30 @@ class InstanceStore:
                 sop_instance_uid=instance.sop_instance_uid,
                 study_uid=keys.study.study_uid,
                 series_uid=keys.series.series_uid,
+                coerced=coerced,
             ),
         )
+
+    def _coerce(self, blob: TempBlob) -> bool:
+        """Apply the configured coercions; the blob then holds the coerced instance."""
+        issuer = self.settings.coerce_issuer_of_patient_id
+        if not issuer:
+            return False
+        with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
+            header = parsed.dataset
+            if not header.get("PatientID") or header.get("IssuerOfPatientID"):
+                return False
+        with _malformed_on_error(), tempfile.TemporaryFile(dir=self.blobs.tmp) as rewritten:
+            ds = dcmread(blob.path, defer_size=self.limits.defer_size)
+            fill_issuer_of_patient_id(ds, issuer, datetime.now(timezone.utc), IMPLEMENTATION_NAME)
+            dcmwrite(rewritten, ds, enforce_file_format=True)
+            rewritten.seek(0)
+            replacement = self.blobs.spool(rewritten, self.settings.max_instance_bytes)
+        self.blobs.abandon(blob)
+        blob.path, blob.nonce, blob.size, blob.sha256 = (
+            replacement.path, replacement.nonce, replacement.size, replacement.sha256
+        )
+        return True
 
     def _index(self, batch: list[_Prepared]) -> None:
         self.blobs.sync_directories(item.blob.key for item in batch if item.blob.key)

@@ -288,3 +288,26 @@ def test_bad_input_is_rejected_with_a_reason_and_nothing_stored(archive: Archive
     assert counts(archive) == {"patients": 0, "studies": 0, "series": 0, "instances": 0}
     assert assert_consistent(archive) == 0
     assert not any(archive.blobs.objects.rglob("*.dcm"))
+
+
+def test_coercion_fills_issuer_of_patient_id_and_records_the_original(database_url: str, tmp_path: Path) -> None:
+    import pydicom
+
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", coerce_issuer_of_patient_id="HOSP-A"))
+    archive.prepare()
+    try:
+        without_issuer, with_issuer = make_dataset(), make_dataset(IssuerOfPatientID="OTHER")
+        outcomes = store(archive, to_bytes(without_issuer), to_bytes(with_issuer))
+        assert [o.coerced for o in outcomes] == [True, False]
+        with archive.sessions() as session:
+            row = index.find_instance(session, without_issuer.SOPInstanceUID)
+            assert row is not None and row.series.study.patient.issuer_of_patient_id == "HOSP-A"
+            stored = pydicom.dcmread(archive.blobs.path(row.blob_key))
+        assert stored.IssuerOfPatientID == "HOSP-A"
+        [item] = stored.OriginalAttributesSequence
+        assert item.ReasonForTheAttributeModification == "COERCE"
+        assert item.ModifiedAttributesSequence[0].IssuerOfPatientID == ""
+        assert stored.PixelData == without_issuer.PixelData
+        assert assert_consistent(archive) == 2
+    finally:
+        archive.close()
