@@ -9,10 +9,12 @@ fixed-width form (``*_key``) that sorts and range-compares as text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 from datetime import datetime, timedelta, timezone
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
 
 from xdsi.dicom import uids
 from xdsi.dicom.names import PersonNameKeys, person_name_keys
@@ -94,30 +96,84 @@ REQUIRED_UIDS = (
 )
 
 
-def index_keys(ds: Dataset) -> IndexKeys:
+class Attributes(Protocol):
+    """Read access to a data set's values, by keyword, as index keys need them."""
+
+    def text(self, keyword: str) -> str:
+        """Unicode text; several values joined with a backslash; '' when absent or empty."""
+
+    def integer(self, keyword: str) -> int | None:
+        """The first value as an integer, None when absent or not a number."""
+
+    def items(self, keyword: str) -> list[Attributes]:
+        """The items of a sequence, [] when absent."""
+
+
+class DatasetAttributes:
+    """``Attributes`` over a pydicom Dataset (values converted by pydicom)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def text(self, keyword: str) -> str:
+        value = self.ds.get(keyword)
+        if value is None:
+            return ""
+        if isinstance(value, MultiValue | list | tuple):
+            return "\\".join(_plain(v) for v in value)
+        return _plain(value).strip()
+
+    def integer(self, keyword: str) -> int | None:
+        value = self.ds.get(keyword)
+        if isinstance(value, MultiValue | list | tuple):
+            value = value[0] if value else None
+        return as_integer(value)
+
+    def items(self, keyword: str) -> list[Attributes]:
+        return [DatasetAttributes(item) for item in self.ds.get(keyword) or []]
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, PersonName):
+        # The canonical text: component groups joined by '=', none trailing.
+        return "=".join(value.components).rstrip("=")
+    return str(value)
+
+
+def as_integer(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def index_keys(source: Dataset | Attributes) -> IndexKeys:
     """Extract and validate the keys; raises MissingAttribute or BadAttribute."""
+    ds = DatasetAttributes(source) if isinstance(source, Dataset) else source
     found = {}
     for keyword, tag in REQUIRED_UIDS:
-        value = _text(ds, keyword)
+        value = ds.text(keyword)
         if not value:
             raise MissingAttribute(f"{keyword} {tag} is missing or empty")
         try:
             found[keyword] = uids.validate_uid(value, f"{keyword} {tag}")
         except InvalidUID as exc:
             raise BadAttribute(str(exc)) from exc
-    study_date, study_time = _text(ds, "StudyDate"), _text(ds, "StudyTime")
-    offset = _text(ds, "TimezoneOffsetFromUTC")
-    pps_time = _text(ds, "PerformedProcedureStepStartTime")
-    patient_name = _text(ds, "PatientName")
-    referring = _text(ds, "ReferringPhysicianName")
+    study_date, study_time = ds.text("StudyDate"), ds.text("StudyTime")
+    offset = ds.text("TimezoneOffsetFromUTC")
+    pps_time = ds.text("PerformedProcedureStepStartTime")
+    patient_name = ds.text("PatientName")
+    referring = ds.text("ReferringPhysicianName")
     return IndexKeys(
         patient=PatientKeys(
-            patient_id=_text(ds, "PatientID"),
-            issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
+            patient_id=ds.text("PatientID"),
+            issuer_of_patient_id=ds.text("IssuerOfPatientID"),
             patient_name=patient_name,
             patient_name_keys=person_name_keys(patient_name),
-            birth_date=_text(ds, "PatientBirthDate"),
-            sex=_text(ds, "PatientSex"),
+            birth_date=ds.text("PatientBirthDate"),
+            sex=ds.text("PatientSex"),
         ),
         study=StudyKeys(
             study_uid=found["StudyInstanceUID"],
@@ -126,18 +182,18 @@ def index_keys(ds: Dataset) -> IndexKeys:
             study_time_key=time_key(study_time),
             study_datetime_utc=utc_key(study_date, study_time, offset),
             timezone_offset=offset,
-            accession_number=_text(ds, "AccessionNumber"),
+            accession_number=ds.text("AccessionNumber"),
             referring_physician_name=referring,
             referring_physician_keys=person_name_keys(referring),
-            study_id=_text(ds, "StudyID"),
-            study_description=_text(ds, "StudyDescription"),
+            study_id=ds.text("StudyID"),
+            study_description=ds.text("StudyDescription"),
         ),
         series=SeriesKeys(
             series_uid=found["SeriesInstanceUID"],
-            modality=_text(ds, "Modality"),
-            series_number=_integer(ds, "SeriesNumber"),
-            series_description=_text(ds, "SeriesDescription"),
-            performed_start_date=_text(ds, "PerformedProcedureStepStartDate"),
+            modality=ds.text("Modality"),
+            series_number=ds.integer("SeriesNumber"),
+            series_description=ds.text("SeriesDescription"),
+            performed_start_date=ds.text("PerformedProcedureStepStartDate"),
             performed_start_time=pps_time,
             performed_start_time_key=time_key(pps_time),
             request_attributes=_request_attributes(ds),
@@ -145,12 +201,12 @@ def index_keys(ds: Dataset) -> IndexKeys:
         instance=InstanceKeys(
             sop_instance_uid=found["SOPInstanceUID"],
             sop_class_uid=found["SOPClassUID"],
-            instance_number=_integer(ds, "InstanceNumber"),
-            rows=_integer(ds, "Rows"),
-            columns=_integer(ds, "Columns"),
-            bits_allocated=_integer(ds, "BitsAllocated"),
-            number_of_frames=_integer(ds, "NumberOfFrames"),
-            specific_character_set=_text(ds, "SpecificCharacterSet"),
+            instance_number=ds.integer("InstanceNumber"),
+            rows=ds.integer("Rows"),
+            columns=ds.integer("Columns"),
+            bits_allocated=ds.integer("BitsAllocated"),
+            number_of_frames=ds.integer("NumberOfFrames"),
+            specific_character_set=ds.text("SpecificCharacterSet"),
         ),
     )
 
@@ -191,38 +247,14 @@ def _offset(value: str) -> timezone | None:
     return timezone(timedelta(minutes=minutes if value[0] == "+" else -minutes))
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    """The value as Unicode text; multi-valued elements joined with a backslash."""
-    value = ds.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, MultiValue | list | tuple):
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
-
-
-def _integer(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
-    if isinstance(value, MultiValue | list | tuple):
-        value = value[0] if value else None
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _request_attributes(ds: Dataset) -> tuple[RequestAttributes, ...]:
-    sequence = ds.get("RequestAttributesSequence")
-    if not sequence:
-        return ()
+def _request_attributes(ds: Attributes) -> tuple[RequestAttributes, ...]:
+    sequence = ds.items("RequestAttributesSequence")
     return tuple(
         RequestAttributes(
-            requested_procedure_id=_text(item, "RequestedProcedureID"),
-            scheduled_procedure_step_id=_text(item, "ScheduledProcedureStepID"),
-            accession_number=_text(item, "AccessionNumber"),
-            study_uid=_text(item, "StudyInstanceUID"),
+            requested_procedure_id=item.text("RequestedProcedureID"),
+            scheduled_procedure_step_id=item.text("ScheduledProcedureStepID"),
+            accession_number=item.text("AccessionNumber"),
+            study_uid=item.text("StudyInstanceUID"),
         )
         for item in sequence
     )

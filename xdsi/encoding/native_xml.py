@@ -35,7 +35,6 @@ from xdsi.errors import InvalidRequest
 
 NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
 
-_XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _ROOT = f"{{{NAMESPACE}}}NativeDicomModel"
 _ATTRIBUTE = f"{{{NAMESPACE}}}DicomAttribute"
 _VALUE = f"{{{NAMESPACE}}}Value"
@@ -43,10 +42,10 @@ _ITEM = f"{{{NAMESPACE}}}Item"
 _PERSON_NAME = f"{{{NAMESPACE}}}PersonName"
 _BULK_DATA = f"{{{NAMESPACE}}}BulkData"
 _INLINE_BINARY = f"{{{NAMESPACE}}}InlineBinary"
-_GROUPS = tuple(f"{{{NAMESPACE}}}{n}" for n in ("Alphabetic", "Ideographic", "Phonetic"))
-_COMPONENTS = tuple(
-    f"{{{NAMESPACE}}}{n}" for n in ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
-)
+_GROUP_NAMES = ("Alphabetic", "Ideographic", "Phonetic")
+_COMPONENT_NAMES = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
+_GROUPS = tuple(f"{{{NAMESPACE}}}{n}" for n in _GROUP_NAMES)
+_COMPONENTS = tuple(f"{{{NAMESPACE}}}{n}" for n in _COMPONENT_NAMES)
 _ATTRIBUTE_ATTRS = frozenset(("tag", "vr", "keyword", "privateCreator"))
 _NUMBER = re.compile(r"[1-9][0-9]*")
 _NO_DOCTYPE = "XML with a DOCTYPE (DTD or entity declarations) is not accepted"
@@ -56,27 +55,45 @@ _NOT_XML_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\ufff
 
 def dataset_to_element(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> etree._Element:
     """Build the tree, for callers that embed it (e.g. in a SOAP body) rather than serialise it."""
-    return _root(encode_dataset(ds, bulk_data))
-
-
-def dumps_encoded(elements: Iterable[Encoded], *, xml_declaration: bool = True) -> bytes:
-    """UTF-8 document of one data set already walked by ``encode_tree``."""
-    return etree.tostring(_root(elements), xml_declaration=xml_declaration, encoding="UTF-8")
-
-
-def _root(elements: Iterable[Encoded]) -> etree._Element:
-    root = etree.Element(_ROOT, nsmap={None: NAMESPACE})
-    # PS3.19 Table A.1.5-1: the xml:space="preserve" directive shall be included.
-    root.set(_XML_SPACE, "preserve")
-    _fill(root, elements)
-    return root
+    # Our own output, so libxml2's guard against huge text nodes (hostile input) is not needed.
+    trusted = etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True)
+    return etree.fromstring(dumps_dataset(ds, bulk_data, xml_declaration=False), trusted)
 
 
 def dumps_dataset(
     ds: Dataset, bulk_data: BulkDataCallback | None = None, *, xml_declaration: bool = True
 ) -> bytes:
     """UTF-8 document; the declaration can be dropped when the bytes go inside another document."""
-    return etree.tostring(dataset_to_element(ds, bulk_data), xml_declaration=xml_declaration, encoding="UTF-8")
+    return dumps_encoded(encode_dataset(ds, bulk_data), xml_declaration=xml_declaration)
+
+
+def dumps_encoded(elements: Iterable[Encoded], *, xml_declaration: bool = True) -> bytes:
+    """UTF-8 document of one data set already walked by ``encode_dataset``/``encode_tree``.
+
+    Written as text rather than through an lxml tree: a tree costs a node object per element
+    and value, most of the time it takes to store an instance.
+    """
+    out = [_DECLARATION] if xml_declaration else []
+    # PS3.19 Table A.1.5-1: the xml:space="preserve" directive shall be included.
+    out.append(f'<NativeDicomModel xmlns="{NAMESPACE}" xml:space="preserve">')
+    _write(out, elements)
+    out.append("</NativeDicomModel>")
+    return "".join(out).encode("utf-8")
+
+
+_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+)
+
+
+def _escape(text: str) -> str:
+    return _xml_safe(text).translate(_TEXT_ESCAPES)
+
+
+def _quoted(text: str) -> str:
+    return _xml_safe(text).translate(_ATTRIBUTE_ESCAPES)
 
 
 def safe_parser() -> etree.XMLParser:
@@ -117,35 +134,40 @@ def element_to_dataset(root: etree._Element, bulk_data: BulkDataLoader | None = 
     return build_dataset(_attributes(root, "", 0), bulk_data)
 
 
-def _fill(parent: etree._Element, elements: Iterable[Encoded]) -> None:
+def _write(out: list[str], elements: Iterable[Encoded]) -> None:
     for e in elements:
         if e.creator is not None:
             # PS3.19 A.1.5: a private data element is gggg00ee; the block travels as privateCreator.
-            attrib = {
-                "tag": f"{e.tag >> 16:04X}00{e.tag & 0xFF:02X}",
-                "vr": e.vr,
-                "privateCreator": _xml_safe(e.creator),
-            }
+            out.append(f'<DicomAttribute tag="{e.tag >> 16:04X}00{e.tag & 0xFF:02X}" vr="{e.vr}" '
+                       f'privateCreator="{_quoted(e.creator)}"')
         else:
-            attrib = {"tag": tag_text(e.tag), "vr": e.vr}
             name = keyword(e.tag)
-            if name:
-                attrib["keyword"] = name
-        node = etree.SubElement(parent, _ATTRIBUTE, attrib)
+            out.append(f'<DicomAttribute tag="{e.tag:08X}" vr="{e.vr}" keyword="{name}"' if name
+                       else f'<DicomAttribute tag="{e.tag:08X}" vr="{e.vr}"')
+        if e.kind == "empty":
+            out.append("/>")
+            continue
+        out.append(">")
         if e.kind == "values" and e.vr == "PN":
             for n, groups in enumerate(e.payload, 1):
-                _person_name(etree.SubElement(node, _PERSON_NAME, number=str(n)), groups)
+                out.append(f'<PersonName number="{n}">')
+                _person_name(out, groups)
+                out.append("</PersonName>")
         elif e.kind == "values":
             for n, v in enumerate(e.payload, 1):
                 # PS3.19 A.1.5: an empty value among several is an empty Value element.
-                etree.SubElement(node, _VALUE, number=str(n)).text = _text(e.vr, v)
+                text = _text(e.vr, v)
+                out.append(f'<Value number="{n}"/>' if text is None else f'<Value number="{n}">{text}</Value>')
         elif e.kind == "items":
             for n, walk in enumerate(e.payload, 1):
-                _fill(etree.SubElement(node, _ITEM, number=str(n)), walk)
+                out.append(f'<Item number="{n}">')
+                _write(out, walk)
+                out.append("</Item>")
         elif e.kind == "uri":
-            etree.SubElement(node, _BULK_DATA, uri=e.payload)
+            out.append(f'<BulkData uri="{_quoted(e.payload)}"/>')
         elif e.kind == "inline":
-            etree.SubElement(node, _INLINE_BINARY).text = b64encode(e.payload)
+            out.append(f"<InlineBinary>{b64encode(e.payload)}</InlineBinary>")
+        out.append("</DicomAttribute>")
 
 
 def _xml_safe(text: str) -> str:
@@ -158,23 +180,24 @@ def _text(vr: str, v: Any) -> str | None:
     if v is None:
         return None
     if isinstance(v, str):
-        return _xml_safe(v)
+        return _escape(v)
     if isinstance(v, float):
         number = float_out(vr, v)
         return number if isinstance(number, str) else repr(number)
     return str(v)
 
 
-def _person_name(node: etree._Element, groups: tuple[str, str, str] | None) -> None:
-    for group_tag, group in zip(_GROUPS, groups or ()):
+def _person_name(out: list[str], groups: tuple[str, str, str] | None) -> None:
+    for group_name, group in zip(_GROUP_NAMES, groups or ()):
         # Components beyond the fifth stay in NameSuffix so the text survives unchanged.
         components = group.split("^", 4)
         if not any(components):
             continue
-        group_node = etree.SubElement(node, group_tag)
-        for component_tag, component in zip(_COMPONENTS, components):
+        out.append(f"<{group_name}>")
+        for component_name, component in zip(_COMPONENT_NAMES, components):
             if component:
-                etree.SubElement(group_node, component_tag).text = _xml_safe(component)
+                out.append(f"<{component_name}>{_escape(component)}</{component_name}>")
+        out.append(f"</{group_name}>")
 
 
 def _children(node: etree._Element, where: str) -> list[etree._Element]:

@@ -18,10 +18,11 @@ row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite writers are serialized by B
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -67,6 +68,85 @@ def is_blob_referenced(session: Session, key: str) -> bool:
     return session.scalar(select(Instance.id).where(Instance.blob_key == key)) is not None
 
 
+@dataclass(frozen=True)
+class NewInstance:
+    """An instance known not to be indexed yet, ready for ``add_instances``."""
+
+    keys: IndexKeys
+    blob: StoredBlob
+    metadata_json: bytes
+    metadata_xml: bytes
+
+
+def add_instances(session: Session, entries: Sequence[NewInstance], now: datetime) -> list[list[str] | HierarchyConflict]:
+    """Index many new instances at once: warnings per entry, or the conflict that refused it.
+
+    Studies are locked in UID order (no deadlocks between batches on PostgreSQL); each study
+    and series row is read or created once per batch, and the instance and metadata rows are
+    inserted with one multi-row statement each. A concurrent insert of the same SOP Instance
+    UID raises IntegrityError for the whole call; the caller then retries one by one.
+    """
+    results: list[list[str] | HierarchyConflict] = [[] for _ in entries]
+    by_study: dict[str, list[int]] = {}
+    for position, entry in enumerate(entries):
+        by_study.setdefault(entry.keys.study.study_uid, []).append(position)
+    for study_uid in sorted(by_study):
+        positions = by_study[study_uid]
+        study = _study_for(session, entries[positions[0]].keys, now, correcting=False, check=False)
+        rows: list[dict[str, object]] = []
+        accepted: list[int] = []
+        series_rows: dict[str, tuple[Series, bool]] = {}
+        for position in positions:
+            keys = entries[position].keys
+            try:
+                _check_patient(study, keys)
+                if keys.series.series_uid not in series_rows:
+                    series_rows[keys.series.series_uid] = _series_for(session, study, keys.series, now, False)
+            except HierarchyConflict as exc:
+                results[position] = exc
+                continue
+            series = series_rows[keys.series.series_uid][0]
+            results[position] = _differences(study, series, keys)
+            rows.append(_instance_row(keys, entries[position].blob, series.id, now))
+            accepted.append(position)
+        if not rows:
+            continue
+        ids = session.scalars(insert(Instance).returning(Instance.id, sort_by_parameter_order=True), rows).all()
+        session.execute(insert(InstanceMetadata), [
+            {"instance_fk": instance_id, "series_fk": row["series_fk"], "json": entries[position].metadata_json,
+             "xml": entries[position].metadata_xml}
+            for instance_id, row, position in zip(ids, rows, accepted)
+        ])
+        for position in accepted:
+            keys = entries[position].keys
+            series, new_series = series_rows[keys.series.series_uid]
+            _recount(study, series, new_series, keys, now)
+            series_rows[keys.series.series_uid] = (series, False)
+    session.flush()
+    return results
+
+
+def _instance_row(keys: IndexKeys, blob: StoredBlob, series_id: int, now: datetime) -> dict[str, object]:
+    return {
+        "sop_instance_uid": keys.instance.sop_instance_uid,
+        "series_fk": series_id,
+        "sop_class_uid": keys.instance.sop_class_uid,
+        "instance_number": keys.instance.instance_number,
+        "rows": keys.instance.rows,
+        "columns": keys.instance.columns,
+        "bits_allocated": keys.instance.bits_allocated,
+        "number_of_frames": keys.instance.number_of_frames,
+        "specific_character_set": keys.instance.specific_character_set,
+        "transfer_syntax_uid": blob.transfer_syntax_uid,
+        "size": blob.size,
+        "sha256": blob.sha256,
+        "blob_key": blob.key,
+        "pixel_data_offset": blob.pixel_data_offset,
+        "pixel_data_length": blob.pixel_data_length,
+        "received_at": now,
+    }
+
+
 def add_instance(
     session: Session,
     keys: IndexKeys,
@@ -84,24 +164,7 @@ def add_instance(
     study = _study_for(session, keys, now, correcting)
     series, new_series = _series_for(session, study, keys.series, now, correcting)
     warnings = [] if correcting else _differences(study, series, keys)
-    instance = Instance(
-        sop_instance_uid=keys.instance.sop_instance_uid,
-        sop_class_uid=keys.instance.sop_class_uid,
-        instance_number=keys.instance.instance_number,
-        rows=keys.instance.rows,
-        columns=keys.instance.columns,
-        bits_allocated=keys.instance.bits_allocated,
-        number_of_frames=keys.instance.number_of_frames,
-        specific_character_set=keys.instance.specific_character_set,
-        transfer_syntax_uid=blob.transfer_syntax_uid,
-        size=blob.size,
-        sha256=blob.sha256,
-        blob_key=blob.key,
-        pixel_data_offset=blob.pixel_data_offset,
-        pixel_data_length=blob.pixel_data_length,
-        received_at=now,
-        series=series,
-    )
+    instance = Instance(**_instance_row(keys, blob, series.id, now))
     instance.metadata_fragment = InstanceMetadata(series_fk=series.id, json=metadata_json, xml=metadata_xml)
     session.add(instance)
     session.flush()
@@ -109,7 +172,7 @@ def add_instance(
     return warnings
 
 
-def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: bool) -> Study:
+def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: bool, check: bool = True) -> Study:
     study_keys = keys.study
     locked = select(Study).where(Study.study_uid == study_keys.study_uid).with_for_update()
     study = session.scalar(locked)
@@ -118,23 +181,35 @@ def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: boo
                        patient_fk=_patient_id(session, keys.patient, None), **_study_values(study_keys))
         study = session.scalar(locked)
         assert study is not None
-    patient = study.patient
-    wanted = keys.patient.patient_id or None
-    if (patient.patient_id, patient.issuer_of_patient_id) != (wanted, keys.patient.issuer_of_patient_id):
-        if not correcting:
-            raise HierarchyConflict(
-                f"study {study.study_uid} is filed under Patient ID {patient.patient_id or '(none)'!r}"
-                f" (issuer {patient.issuer_of_patient_id or '(none)'!r}); this instance names"
-                f" {wanted or '(none)'!r} (issuer {keys.patient.issuer_of_patient_id or '(none)'!r})",
-                sop_class_uid=keys.instance.sop_class_uid,
-                sop_instance_uid=keys.instance.sop_instance_uid,
-            )
-        study.patient_fk = _patient_id(session, keys.patient, study.id)
+    if correcting:
+        if not _same_patient(study, keys):
+            study.patient_fk = _patient_id(session, keys.patient, study.id)
+    elif check:
+        _check_patient(study, keys)
     if correcting:
         _assign(study, _study_values(study_keys))
         _assign(study.patient, _patient_values(keys.patient))
         study.updated_at = now
     return study
+
+
+def _same_patient(study: Study, keys: IndexKeys) -> bool:
+    patient = study.patient
+    return (patient.patient_id, patient.issuer_of_patient_id) == (
+        keys.patient.patient_id or None, keys.patient.issuer_of_patient_id)
+
+
+def _check_patient(study: Study, keys: IndexKeys) -> None:
+    if _same_patient(study, keys):
+        return
+    patient = study.patient
+    raise HierarchyConflict(
+        f"study {study.study_uid} is filed under Patient ID {patient.patient_id or '(none)'!r}"
+        f" (issuer {patient.issuer_of_patient_id or '(none)'!r}); this instance names"
+        f" {keys.patient.patient_id or '(none)'!r} (issuer {keys.patient.issuer_of_patient_id or '(none)'!r})",
+        sop_class_uid=keys.instance.sop_class_uid,
+        sop_instance_uid=keys.instance.sop_instance_uid,
+    )
 
 
 def _patient_id(session: Session, keys: PatientKeys, study_id: int | None) -> int:

@@ -4,9 +4,10 @@ Writing is crash-safe without a journal:
 
 1. ``spool`` copies the bytes into ``tmp/<host>~<pid>~<nonce>.part`` while hashing them.
 2. ``place`` renames that file to a *marker* whose name carries the final key
-   (``tmp/<host>~<pid>~<nonce>~<key>.link``), fsyncs it, and hard-links it to the final path.
-   The final name is the SHA-256 of the UIDs plus the nonce, so no two writers ever share one.
-3. The caller commits the index row, then ``release`` removes the marker.
+   (``tmp/<host>~<pid>~<nonce>~<key>.link``) and hard-links it to the final path. The final
+   name is the SHA-256 of the UIDs plus the nonce, so no two writers ever share one.
+3. ``sync`` fsyncs the files and their directories; the caller then commits the index rows,
+   and ``release`` removes the markers.
 
 A crash leaves either a marker (whose final file ``sweep`` deletes unless an index row
 references it) or nothing; it never leaves an index row without its file. Deleting a
@@ -23,7 +24,8 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +37,7 @@ _KEY_RE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.[0-9a-f]{16}\.dcm",
 _HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
 _SPACE_ERRORS = (errno.ENOSPC, errno.EDQUOT)
 FOREIGN_MARKER_GRACE_SECONDS = 3600
+_SYNC_THREADS = 8
 
 
 @dataclass
@@ -105,7 +108,10 @@ class BlobStore:
         return blob.path, blob.size
 
     def place(self, blob: TempBlob, uid_path: Iterable[str]) -> str:
-        """Make ``blob`` durable under its final key (returned); the marker stays until release."""
+        """Link ``blob`` under its final key (returned); the marker stays until release.
+
+        Nothing is durable yet: ``sync`` must run before the index commits the key.
+        """
         name = hashlib.sha256("/".join(uid_path).encode("ascii")).hexdigest()
         key = f"{name[:2]}/{name[2:4]}/{name}.{blob.nonce}.dcm"
         marker = self.tmp / f"{_HOST}~{os.getpid()}~{blob.nonce}~{key.replace('/', '+')}.link"
@@ -113,16 +119,24 @@ class BlobStore:
         with _space_errors():
             os.rename(blob.path, marker)
             blob.path = marker
-            _fsync_file(marker)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.link(marker, final)
         blob.key = key
         return key
 
-    def sync_directories(self, keys: Iterable[str]) -> None:
-        """fsync each directory that gained a name, once per batch (group commit)."""
+    def sync(self, blobs: Sequence[TempBlob]) -> None:
+        """fsync the placed files and then their directories, once per batch (group commit).
+
+        The files are synced from several threads: the kernel then flushes them in shared
+        journal commits, several times cheaper per file than one fsync after another.
+        """
         with _space_errors():
-            for directory in {(self.objects / key).parent for key in keys}:
+            if len(blobs) == 1:
+                _fsync_file(blobs[0].path)
+            elif blobs:
+                with ThreadPoolExecutor(min(len(blobs), _SYNC_THREADS)) as pool:
+                    list(pool.map(_fsync_file, [blob.path for blob in blobs]))
+            for directory in {(self.objects / blob.key).parent for blob in blobs if blob.key}:
                 _fsync_dir(directory)
 
     def release(self, blob: TempBlob) -> None:

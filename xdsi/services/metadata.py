@@ -9,12 +9,16 @@ the serializers escape quotes and angle brackets inside values.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.encoding import dicom_json, native_xml
-from xdsi.encoding.bulkdata import BulkDataRef, encode_tree
+from xdsi.dicom.attributes import Attributes, as_integer
+from xdsi.encoding.bulkdata import BulkDataRef, Encoded, encode_tree
 
 PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 JSON_URI_OPENING = b'"BulkDataURI":"'
@@ -49,16 +53,10 @@ def parse_bulk_data_path(text: str) -> tuple[int, ...] | None:
     return tuple(result)
 
 
-def instance_fragments(
-    ds: Dataset,
-    study_uid: str,
-    series_uid: str,
-    sop_instance_uid: str,
-    transfer_syntax_uid: str,
-    threshold: int,
-) -> tuple[bytes, bytes]:
-    """(JSON, XML) of one instance, bulk values as relative BulkDataURIs."""
-    base = instance_path(study_uid, series_uid, sop_instance_uid) + "/bulkdata/"
+def encode_instance(ds: Dataset, transfer_syntax_uid: str, threshold: int) -> list[Encoded]:
+    """One walk of the header: bulk values become BulkDataURIs relative to the DICOMweb root."""
+    uids = [str(ds.get(keyword, "")) for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+    base = instance_path(*uids) + "/bulkdata/"
 
     def bulk(ref: BulkDataRef) -> str | None:
         if ref.path[-1] in PIXEL_DATA_TAGS or ref.length is None or ref.length > threshold:
@@ -67,8 +65,56 @@ def instance_fragments(
 
     # PS3.18 10.6.3 / F.2: Available Transfer Syntax UID tells a viewer what frames are stored as.
     ds.AvailableTransferSyntaxUID = transfer_syntax_uid or EXPLICIT_VR_LITTLE_ENDIAN
-    elements = encode_tree(ds, bulk)
+    return encode_tree(ds, bulk)
+
+
+def fragments(elements: list[Encoded]) -> tuple[bytes, bytes]:
+    """(JSON, XML) of one instance, for the metadata cache."""
     return dicom_json.dumps_encoded(elements), native_xml.dumps_encoded(elements, xml_declaration=False)
+
+
+class EncodedAttributes:
+    """``dicom.attributes.Attributes`` over an encoded walk, so index keys cost no second conversion."""
+
+    def __init__(self, elements: Iterable[Encoded]) -> None:
+        self.by_tag = {e.tag: e for e in elements}
+
+    def _element(self, keyword: str) -> Encoded | None:
+        return self.by_tag.get(_tag(keyword))
+
+    def text(self, keyword: str) -> str:
+        element = self._element(keyword)
+        if element is None or element.kind != "values":
+            return ""
+        values = [_plain(element.vr, v) for v in element.payload]
+        return values[0].strip() if len(values) == 1 else "\\".join(values)
+
+    def integer(self, keyword: str) -> int | None:
+        element = self._element(keyword)
+        if element is None or element.kind != "values" or not element.payload:
+            return None
+        return as_integer(element.payload[0])
+
+    def items(self, keyword: str) -> list[Attributes]:
+        element = self._element(keyword)
+        if element is None or element.kind != "items":
+            return []
+        return [EncodedAttributes(item) for item in element.payload]
+
+
+@lru_cache(maxsize=256)
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    return tag
+
+
+def _plain(vr: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if vr == "PN":
+        return "=".join(value).rstrip("=")
+    return str(value)
 
 
 def absolute_json(fragments: Iterable[bytes], root: str) -> bytes:

@@ -47,7 +47,7 @@ from xdsi.errors import (
 )
 from xdsi.repository import db, index
 from xdsi.repository.store import BlobStore, TempBlob
-from xdsi.services.metadata import instance_fragments
+from xdsi.services.metadata import EncodedAttributes, encode_instance, fragments
 
 log = logging.getLogger(__name__)
 IMPLEMENTATION_NAME = "xdsi"
@@ -176,7 +176,8 @@ class InstanceStore:
     def _parse(self, blob: TempBlob, study_uid: str | None) -> _Prepared:
         coerced = self._coerce(blob)
         with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
-            keys = index_keys(parsed.dataset)
+            elements = encode_instance(parsed.dataset, parsed.transfer_syntax, self.settings.bulk_data_threshold)
+            keys = index_keys(EncodedAttributes(elements))
             instance = keys.instance
             if not uids.is_storage_sop_class(instance.sop_class_uid):
                 raise UnsupportedSOPClass(
@@ -190,14 +191,7 @@ class InstanceStore:
                     sop_class_uid=instance.sop_class_uid,
                     sop_instance_uid=instance.sop_instance_uid,
                 )
-            metadata_json, metadata_xml = instance_fragments(
-                parsed.dataset,
-                keys.study.study_uid,
-                keys.series.series_uid,
-                instance.sop_instance_uid,
-                parsed.transfer_syntax,
-                self.settings.bulk_data_threshold,
-            )
+            metadata_json, metadata_xml = fragments(elements)
         pixel = parsed.pixel_data
         # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
         located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
@@ -241,19 +235,59 @@ class InstanceStore:
         return True
 
     def _index(self, batch: list[_Prepared]) -> None:
-        self.blobs.sync_directories(item.blob.key for item in batch if item.blob.key)
+        self.blobs.sync([item.blob for item in batch])
         now = datetime.now(timezone.utc)
         with db.writing(self.sessions) as session:
+            stored = index.stored_digests(session, [item.keys.instance.sop_instance_uid for item in batch])
+            fresh = [item for item in batch if item.keys.instance.sop_instance_uid not in stored]
             for item in batch:
-                try:
-                    with session.begin_nested():
-                        self._index_one(session, item, now)
-                except (InstanceRejected, IntegrityError) as exc:
-                    item.outcome.status = Status.FAILED
-                    item.outcome.error = exc if isinstance(exc, InstanceRejected) else _race(item, exc)
-                    if item.gc_marker is not None:
-                        item.gc_marker.unlink(missing_ok=True)
-                        item.gc_marker = None
+                if item.keys.instance.sop_instance_uid in stored:
+                    self._index_in_savepoint(session, item, now)
+            if fresh:
+                self._index_fresh(session, fresh, now)
+
+    def _index_fresh(self, session: Session, fresh: list[_Prepared], now: datetime) -> None:
+        """New instances in one multi-row insert; item by item if another writer got there first."""
+        entries = [
+            index.NewInstance(item.keys, self._stored_blob(item), item.metadata_json, item.metadata_xml)
+            for item in fresh
+        ]
+        try:
+            with session.begin_nested():
+                results = index.add_instances(session, entries, now)
+        except IntegrityError:
+            for item in fresh:
+                self._index_in_savepoint(session, item, now)
+            return
+        for item, result in zip(fresh, results):
+            if isinstance(result, InstanceRejected):
+                item.outcome.status = Status.FAILED
+                item.outcome.error = result
+            else:
+                item.outcome.warnings.extend(result)
+                _log_differences(item)
+
+    def _index_in_savepoint(self, session: Session, item: _Prepared, now: datetime) -> None:
+        try:
+            with session.begin_nested():
+                self._index_one(session, item, now)
+        except (InstanceRejected, IntegrityError) as exc:
+            item.outcome.status = Status.FAILED
+            item.outcome.error = exc if isinstance(exc, InstanceRejected) else _race(item, exc)
+            if item.gc_marker is not None:
+                item.gc_marker.unlink(missing_ok=True)
+                item.gc_marker = None
+
+    @staticmethod
+    def _stored_blob(item: _Prepared) -> index.StoredBlob:
+        return index.StoredBlob(
+            key=item.blob.key or "",
+            size=item.blob.size,
+            sha256=item.blob.sha256,
+            transfer_syntax_uid=item.transfer_syntax,
+            pixel_data_offset=item.pixel_offset,
+            pixel_data_length=item.pixel_length,
+        )
 
     def _index_one(self, session: Session, item: _Prepared, now: datetime) -> None:
         keys = item.keys
@@ -279,19 +313,12 @@ class InstanceStore:
             item.superseded = existing.blob_key
             item.gc_marker = self.blobs.mark_for_deletion(existing.blob_key)
             item.outcome.status = Status.REPLACED
-        blob = index.StoredBlob(
-            key=item.blob.key or "",
-            size=item.blob.size,
-            sha256=item.blob.sha256,
-            transfer_syntax_uid=item.transfer_syntax,
-            pixel_data_offset=item.pixel_offset,
-            pixel_data_length=item.pixel_length,
-        )
         item.outcome.warnings.extend(
-            index.add_instance(session, keys, blob, item.metadata_json, item.metadata_xml, now, replace=replace)
+            index.add_instance(
+                session, keys, self._stored_blob(item), item.metadata_json, item.metadata_xml, now, replace=replace
+            )
         )
-        for warning in item.outcome.warnings:
-            log.info("stored %s with a difference: %s", keys.instance.sop_instance_uid, warning)
+        _log_differences(item)
 
     def _settle(self, batch: list[_Prepared]) -> None:
         for item in batch:
@@ -316,6 +343,11 @@ class InstanceStore:
                 len(report.errors),
                 "; ".join(report.errors[:5]),
             )
+
+
+def _log_differences(item: _Prepared) -> None:
+    for warning in item.outcome.warnings:
+        log.info("stored %s with a difference: %s", item.keys.instance.sop_instance_uid, warning)
 
 
 def _failed(exc: InstanceRejected) -> Outcome:

@@ -1,0 +1,75 @@
+"""Metadata fragments and index keys read from the encoded walk instead of pydicom values."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import orjson
+import pydicom
+import pytest
+
+from tests.dicomfiles import pydicom_files
+from xdsi.dicom.attributes import index_keys
+from xdsi.dicom.parsing import Limits, open_instance
+from xdsi.errors import XdsiError
+from xdsi.services.metadata import (
+    EncodedAttributes,
+    absolute_json,
+    absolute_xml,
+    bulk_data_path,
+    encode_instance,
+    fragments,
+    parse_bulk_data_path,
+)
+
+LIMITS = Limits(max_bytes=1 << 31, max_inflated_bytes=1 << 29, max_deflate_ratio=200, defer_size=1024)
+
+
+def _keys_or_error(source: object) -> object:
+    try:
+        return index_keys(source)  # type: ignore[arg-type]
+    except XdsiError as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("path", pydicom_files(), ids=[p.name for p in pydicom_files()])
+def test_index_keys_from_the_encoded_walk_equal_those_from_pydicom(path: Path) -> None:
+    try:
+        with open_instance(path, LIMITS) as parsed:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                encoded = _keys_or_error(EncodedAttributes(encode_instance(parsed.dataset, parsed.transfer_syntax,
+                                                                           1024)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = _keys_or_error(pydicom.dcmread(path))
+    except XdsiError:
+        return  # refused by the bounded parser: nothing to compare
+    assert encoded == reference
+
+
+def test_fragments_carry_relative_bulk_data_uris_that_become_absolute() -> None:
+    from pydicom.data import get_testdata_file
+
+    with open_instance(get_testdata_file("CT_small.dcm"), LIMITS) as parsed:
+        elements = encode_instance(parsed.dataset, parsed.transfer_syntax, 1024)
+    json_fragment, xml_fragment = fragments(elements)
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    path = f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    [obj] = orjson.loads(absolute_json([json_fragment], "https://pacs.example/dicom-web"))
+    assert obj["7FE00010"]["BulkDataURI"] == f"https://pacs.example/dicom-web{path}/bulkdata/7FE00010"
+    assert obj["00083002"]["Value"] == [str(ds.file_meta.TransferSyntaxUID)]
+    assert obj["00100010"]["Value"] == [{"Alphabetic": "CompressedSamples^CT1"}]
+    assert f'<BulkData uri="https://pacs.example/dicom-web{path}/bulkdata/7FE00010"/>'.encode() in absolute_xml(
+        xml_fragment, "https://pacs.example/dicom-web")
+
+
+@pytest.mark.parametrize("path", [(0x7FE00010,), (0x00540016, 1, 0x00181072), (0x00081115, 12, 0x00081199, 3, 0x0042_0011)])
+def test_bulk_data_paths_round_trip(path: tuple[int, ...]) -> None:
+    assert parse_bulk_data_path(bulk_data_path(path)) == path
+
+
+@pytest.mark.parametrize("text", ["", "7FE0001", "7FE00010/0/00181072", "7FE00010/1", "zzzzzzzz", "7FE00010/01/7FE00010"])
+def test_bad_bulk_data_paths(text: str) -> None:
+    assert parse_bulk_data_path(text) is None
