@@ -87,6 +87,9 @@ class Settings:
     max_metadata_bytes: int = field(
         default=64 * MIB, metadata=_doc("largest DICOM JSON/XML metadata part of a STOW-RS request")
     )
+    max_transcode_bytes: int = field(
+        default=1024 * MIB, metadata=_doc("largest instance (and decoded pixel data) transcoded on retrieval")
+    )
     max_inflated_bytes: int = field(
         default=512 * MIB, metadata=_doc("largest inflated size of a Deflated transfer syntax dataset")
     )
@@ -267,7 +270,8 @@ def _check_values(values: dict[str, Any]) -> list[str]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         problems.append(f"bind: {values['bind']!r} is not HOST:PORT")
     for name in ("workers", "threads", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
-                 "qido_max_results", "max_request_bytes", "max_request_parts", "max_metadata_bytes"):
+                 "qido_max_results", "max_request_bytes", "max_request_parts", "max_metadata_bytes",
+                 "max_transcode_bytes"):
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset"):

@@ -77,6 +77,8 @@ class InstanceKeys:
     columns: int | None
     bits_allocated: int | None
     number_of_frames: int | None
+    samples_per_pixel: int | None
+    photometric_interpretation: str
     specific_character_set: str
 
 
@@ -206,6 +208,8 @@ def index_keys(source: Dataset | Attributes) -> IndexKeys:
             columns=ds.integer("Columns"),
             bits_allocated=ds.integer("BitsAllocated"),
             number_of_frames=ds.integer("NumberOfFrames"),
+            samples_per_pixel=ds.integer("SamplesPerPixel"),
+            photometric_interpretation=ds.text("PhotometricInterpretation"),
             specific_character_set=ds.text("SpecificCharacterSet"),
         ),
     )

@@ -71,6 +71,7 @@ class ParsedInstance:
     transfer_syntax: str
     pixel_data: PixelDataLocation | None
     size: int
+    stream: BinaryIO  # what the offsets refer to: the file, or its inflated dataset when Deflated
 
 
 @contextlib.contextmanager
@@ -97,7 +98,7 @@ def open_instance(path: str | os.PathLike[str], limits: Limits) -> Iterator[Pars
         implicit = _detect_implicit(stream, implicit, little)
         pixel = _Walker(stream, implicit, little).walk(start, end)
         dataset = _read_header(stream, stream_name, meta, start, end, implicit, little, pixel, limits)
-        yield ParsedInstance(dataset=dataset, transfer_syntax=ts, pixel_data=pixel, size=size)
+        yield ParsedInstance(dataset=dataset, transfer_syntax=ts, pixel_data=pixel, size=size, stream=stream)
 
 
 def _read_meta(fp: BinaryIO, size: int) -> tuple[FileMetaDataset, int]:

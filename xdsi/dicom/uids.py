@@ -54,6 +54,10 @@ def is_deflated(uid: str) -> bool:
     return UID(uid).is_deflated
 
 
+def is_big_endian(uid: str) -> bool:
+    return uid == EXPLICIT_VR_BIG_ENDIAN
+
+
 def is_encapsulated(uid: str) -> bool:
     return UID(uid).is_encapsulated
 

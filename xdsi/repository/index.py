@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from xdsi.dicom.attributes import IndexKeys, PatientKeys, SeriesKeys, StudyKeys
 from xdsi.dicom.names import PersonNameKeys
@@ -50,6 +50,7 @@ class StoredBlob:
     transfer_syntax_uid: str
     pixel_data_offset: int | None
     pixel_data_length: int | None
+    frame_table: bytes | None = None
 
 
 def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
@@ -143,6 +144,7 @@ def _instance_row(keys: IndexKeys, blob: StoredBlob, series_id: int, now: dateti
         "blob_key": blob.key,
         "pixel_data_offset": blob.pixel_data_offset,
         "pixel_data_length": blob.pixel_data_length,
+        "frame_table": blob.frame_table,
         "received_at": now,
     }
 
@@ -174,7 +176,12 @@ def add_instance(
 
 def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: bool, check: bool = True) -> Study:
     study_keys = keys.study
-    locked = select(Study).where(Study.study_uid == study_keys.study_uid).with_for_update()
+    locked = (
+        select(Study)
+        .options(joinedload(Study.patient))
+        .where(Study.study_uid == study_keys.study_uid)
+        .with_for_update(of=Study)
+    )
     study = session.scalar(locked)
     if study is None:
         _insert_ignore(session, Study, study_uid=study_keys.study_uid, updated_at=now,
@@ -256,7 +263,6 @@ def _series_for(
     if correcting:
         _assign(series, _series_values(keys))
         series.request_attributes = _request_rows(keys)
-    series.updated_at = now
     return series, False
 
 
@@ -281,6 +287,7 @@ def _forget(session: Session, instance: Instance) -> None:
 
 def _recount(study: Study, series: Series, new_series: bool, keys: IndexKeys, now: datetime) -> None:
     series.number_of_instances += 1
+    series.updated_at = now
     study.number_of_instances += 1
     if new_series:
         study.number_of_series += 1
@@ -401,3 +408,71 @@ def all_blob_keys(session: Session) -> list[tuple[str, str, int]]:
     """(blob key, sha256, size) of every instance, for consistency checks."""
     return [tuple(row) for row in session.execute(select(Instance.blob_key, Instance.sha256, Instance.size))]
 
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """What retrieving one instance needs to know, from one index row."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    blob_key: str
+    size: int
+    sha256: str
+    number_of_frames: int | None
+    pixel_data_offset: int | None
+    pixel_data_length: int | None
+    frame_table: bytes | None
+    received_at: datetime
+
+
+_STORED_COLUMNS = (
+    Study.study_uid, Series.series_uid, Instance.sop_instance_uid, Instance.sop_class_uid,
+    Instance.transfer_syntax_uid, Instance.blob_key, Instance.size, Instance.sha256, Instance.number_of_frames,
+    Instance.pixel_data_offset, Instance.pixel_data_length, Instance.frame_table, Instance.received_at,
+)
+
+
+def stored_instances(
+    session: Session, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
+) -> list[StoredInstance]:
+    """The instances of a study, series or single instance, in series then instance number order."""
+    statement = (
+        select(*_STORED_COLUMNS)
+        .select_from(Instance)
+        .join(Series, Instance.series_fk == Series.id)
+        .join(Study, Series.study_fk == Study.id)
+        .where(Study.study_uid == study_uid)
+    )
+    if series_uid is not None:
+        statement = statement.where(Series.series_uid == series_uid)
+    if sop_instance_uid is not None:
+        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
+    statement = statement.order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)
+    return [StoredInstance(*row) for row in session.execute(statement)]
+
+
+def metadata_fragments(
+    session: Session, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None,
+    *, xml: bool = False,
+) -> tuple[list[bytes], datetime | None]:
+    """The cached metadata of the instances (same order as ``stored_instances``), and when they last changed."""
+    column = InstanceMetadata.xml if xml else InstanceMetadata.json
+    statement = (
+        select(column, Series.updated_at)
+        .select_from(InstanceMetadata)
+        .join(Instance, InstanceMetadata.instance_fk == Instance.id)
+        .join(Series, Instance.series_fk == Series.id)
+        .join(Study, Series.study_fk == Study.id)
+        .where(Study.study_uid == study_uid)
+    )
+    if series_uid is not None:
+        statement = statement.where(Series.series_uid == series_uid)
+    if sop_instance_uid is not None:
+        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
+    statement = statement.order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)
+    rows = session.execute(statement).all()
+    return [row[0] for row in rows], max((row[1] for row in rows), default=None)

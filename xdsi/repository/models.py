@@ -148,6 +148,8 @@ class Instance(Base):
     blob_key: Mapped[str] = mapped_column(String, unique=True)
     pixel_data_offset: Mapped[int | None] = mapped_column(BigInteger)
     pixel_data_length: Mapped[int | None] = mapped_column(BigInteger)
+    # Where each frame's bytes lie (dicom.frames.FrameTable), so one frame is read alone.
+    frame_table: Mapped[bytes | None] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     series: Mapped[Series] = relationship()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from xdsi.config import Settings
 from xdsi.repository import db
+from xdsi.dicom.parsing import Limits
 from xdsi.repository.store import BlobStore
 from xdsi.services.store import InstanceStore
 
@@ -36,6 +37,11 @@ class Archive:
         sessions = db.make_session_factory(engine)
         blobs = BlobStore(settings.storage)
         return cls(settings, engine, sessions, blobs, InstanceStore(settings, sessions, blobs))
+
+    @property
+    def limits(self) -> Limits:
+        """What a stored file may declare when it is parsed again (bulk data, frames)."""
+        return self.store.limits
 
     def prepare(self) -> None:
         """Start-up work, once per deployment start: schema upgrade, store folders, crash sweep."""

@@ -36,7 +36,8 @@ from xdsi.config import Settings
 from xdsi.dicom import uids
 from xdsi.dicom.attributes import IndexKeys, index_keys
 from xdsi.dicom.coercion import fill_issuer_of_patient_id
-from xdsi.dicom.parsing import Limits, open_instance
+from xdsi.dicom.frames import FrameTable, frame_table
+from xdsi.dicom.parsing import Limits, ParsedInstance, open_instance
 from xdsi.errors import (
     DuplicateConflict,
     InstanceRejected,
@@ -90,6 +91,7 @@ class _Prepared:
     transfer_syntax: str
     pixel_offset: int | None
     pixel_length: int | None
+    frame_table: bytes | None
     metadata_json: bytes
     metadata_xml: bytes
     outcome: Outcome
@@ -128,13 +130,7 @@ class InstanceStore:
                 outcomes.append(item.outcome if isinstance(item, _Prepared) else item)
                 if isinstance(item, _Prepared):
                     parsed.append(item)
-            stored = self._stored_digests(item.keys.instance.sop_instance_uid for item in parsed)
             for item in parsed:
-                if stored.get(item.keys.instance.sop_instance_uid) == item.blob.sha256:
-                    # The identical instance is already stored: nothing to write.
-                    item.outcome.status = Status.DUPLICATE
-                    self.blobs.abandon(item.blob)
-                    continue
                 keys = item.keys
                 self.blobs.place(
                     item.blob, (keys.study.study_uid, keys.series.series_uid, keys.instance.sop_instance_uid)
@@ -165,14 +161,6 @@ class InstanceStore:
             self.blobs.abandon(blob)
             raise
 
-    def _stored_digests(self, sop_instance_uids: Iterable[str]) -> dict[str, str]:
-        """One read before writing anything: SOP Instance UID -> sha256 of what is stored."""
-        wanted = list(sop_instance_uids)
-        if not wanted:
-            return {}
-        with self.sessions() as session:
-            return index.stored_digests(session, wanted)
-
     def _parse(self, blob: TempBlob, study_uid: str | None) -> _Prepared:
         coerced = self._coerce(blob)
         with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
@@ -192,6 +180,7 @@ class InstanceStore:
                     sop_instance_uid=instance.sop_instance_uid,
                 )
             metadata_json, metadata_xml = fragments(elements)
+            table = _frame_table(parsed, keys)
         pixel = parsed.pixel_data
         # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
         located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
@@ -201,6 +190,7 @@ class InstanceStore:
             transfer_syntax=parsed.transfer_syntax,
             pixel_offset=pixel.value_offset if located and pixel else None,
             pixel_length=pixel.length if located and pixel else None,
+            frame_table=table.to_bytes() if table is not None and located else None,
             metadata_json=metadata_json,
             metadata_xml=metadata_xml,
             outcome=Outcome(
@@ -287,6 +277,7 @@ class InstanceStore:
             transfer_syntax_uid=item.transfer_syntax,
             pixel_data_offset=item.pixel_offset,
             pixel_data_length=item.pixel_length,
+            frame_table=item.frame_table,
         )
 
     def _index_one(self, session: Session, item: _Prepared, now: datetime) -> None:
@@ -343,6 +334,32 @@ class InstanceStore:
                 len(report.errors),
                 "; ".join(report.errors[:5]),
             )
+
+
+def _frame_table(parsed: ParsedInstance, keys: IndexKeys) -> FrameTable | None:
+    """Frame byte ranges for images (None for other objects), found once at ingest.
+
+    Pixel data whose layout contradicts its own attributes is still stored as received; its
+    frames are then refused when asked for, with the reason.
+    """
+    instance = keys.instance
+    if parsed.pixel_data is None or not (instance.rows and instance.columns and instance.bits_allocated):
+        return None
+    try:
+        return frame_table(
+            parsed.stream,
+            parsed.pixel_data,
+            rows=instance.rows,
+            columns=instance.columns,
+            samples_per_pixel=instance.samples_per_pixel or 1,
+            bits_allocated=instance.bits_allocated,
+            number_of_frames=instance.number_of_frames or 1,
+            transfer_syntax=parsed.transfer_syntax,
+            photometric_interpretation=instance.photometric_interpretation,
+        )
+    except MalformedDicom as exc:
+        log.info("instance %s: frames not indexed: %s", instance.sop_instance_uid, exc)
+        return None
 
 
 def _log_differences(item: _Prepared) -> None:

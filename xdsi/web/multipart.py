@@ -415,6 +415,21 @@ def iter_multipart(parts: Iterable[tuple[dict[str, str], Iterable[bytes] | bytes
     yield lead + dash + b"--\r\n"
 
 
+def body_length(parts: Iterable[tuple[dict[str, str], int]], boundary: str) -> int:
+    """The exact length of what ``iter_multipart`` writes for parts of these headers and sizes.
+
+    Knowing it lets a response carry Content-Length, so the connection stays alive without
+    chunked encoding.
+    """
+    dash = 2 + len(boundary.encode("ascii"))
+    total = 0
+    count = 0
+    for headers, size in parts:
+        total += (2 if count else 0) + dash + 2 + len(_header_bytes(headers)) + 2 + size
+        count += 1
+    return total + (2 if count else 0) + dash + 4
+
+
 def content_type(media_type: str, boundary: str, **params: str) -> str:
     """The Content-Type of a multipart/related body whose root parts are ``media_type``.
 

@@ -565,3 +565,14 @@ def test_fuzz_only_invalid_request_escapes(body: bytes, seed: int) -> None:
             assert len(part.read()) <= 100
     except InvalidRequest:
         pass
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [5], [1, 0, 70_000], [3] * 40])
+def test_body_length_is_exactly_what_the_writer_produces(sizes: list[int]) -> None:
+    from xdsi.web.multipart import body_length, iter_multipart, new_boundary
+
+    boundary = new_boundary()
+    parts = [({"Content-Type": "application/dicom; transfer-syntax=1.2.840.10008.1.2.1",
+               "Content-Location": f"/x/{n}"}, b"z" * size) for n, size in enumerate(sizes)]
+    produced = b"".join(iter_multipart(parts, boundary))
+    assert body_length([(headers, len(body)) for headers, body in parts], boundary) == len(produced)

@@ -134,6 +134,7 @@ def upgrade() -> None:
     sa.Column('blob_key', sa.String(), nullable=False),
     sa.Column('pixel_data_offset', sa.BigInteger(), nullable=True),
     sa.Column('pixel_data_length', sa.BigInteger(), nullable=True),
+    sa.Column('frame_table', sa.LargeBinary(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['series_fk'], ['series.id'], name=op.f('fk_instance_series_fk_series')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_instance')),

@@ -1,0 +1,307 @@
+"""Retrieve instances, frames and bulk data (WADO-RS, and later RAD-69 and WADO-URI), streamed from the store.
+
+An instance asked for in its stored transfer syntax is streamed from its file in large
+chunks, never read whole. Transcoding needs the whole instance decoded, so it is bounded by
+``max_transcode_bytes``. Metadata comes from the per-instance cache, never from the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import BinaryIO
+
+from pydicom import dcmread
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import dcmwrite, write_data_element
+from sqlalchemy.orm import Session
+
+from xdsi.dicom import transcode, uids
+from xdsi.dicom.frames import FrameTable, frame_table, read_frame
+from xdsi.dicom.transcode import PixelDescription
+from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
+from xdsi.encoding.bulkdata import swap_bytes
+from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotFound
+from xdsi.repository import index
+from xdsi.repository.index import StoredInstance
+from xdsi.repository.store import BlobStore
+from xdsi.services.metadata import absolute_json, absolute_xml
+
+CHUNK = 4 << 20  # large writes keep loopback retrieval near the socket's own speed
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which resource: a study, one of its series, or one instance."""
+
+    study_uid: str
+    series_uid: str | None = None
+    sop_instance_uid: str | None = None
+
+    def describe(self) -> str:
+        if self.sop_instance_uid:
+            return f"instance {self.sop_instance_uid} of series {self.series_uid} of study {self.study_uid}"
+        if self.series_uid:
+            return f"series {self.series_uid} of study {self.study_uid}"
+        return f"study {self.study_uid}"
+
+
+@dataclass
+class Body:
+    """One representation to send: its bytes as chunks, and its length when known in advance."""
+
+    chunks: Iterator[bytes]
+    length: int | None
+    transfer_syntax: str
+
+
+def instances(session: Session, target: Target) -> list[StoredInstance]:
+    """The target's instances, or NotFound naming what is missing."""
+    found = index.stored_instances(session, target.study_uid, target.series_uid, target.sop_instance_uid)
+    if not found:
+        raise NotFound(f"{target.describe()} is not in the archive")
+    return found
+
+
+def producible_syntaxes(stored: Sequence[StoredInstance]) -> tuple[str, ...]:
+    """Transfer syntaxes every one of ``stored`` can be sent in, Explicit VR Little Endian first."""
+    common: set[str] | None = None
+    for instance in stored:
+        here = {t for t in transcode.target_syntaxes() if transcode.can_transcode(instance.transfer_syntax_uid, t)}
+        here.add(instance.transfer_syntax_uid)
+        common = here if common is None else common & here
+    ordered = sorted(common or ())
+    if uids.EXPLICIT_VR_LITTLE_ENDIAN in ordered:
+        ordered.remove(uids.EXPLICIT_VR_LITTLE_ENDIAN)
+        ordered.insert(0, uids.EXPLICIT_VR_LITTLE_ENDIAN)
+    return tuple(ordered)
+
+
+def instance_body(blobs: BlobStore, instance: StoredInstance, syntax: str | None, max_transcode_bytes: int) -> Body:
+    """The instance as a PS3.10 file in ``syntax`` (None: as stored)."""
+    if syntax is None or syntax == instance.transfer_syntax_uid:
+        return Body(_file_chunks(blobs, instance.blob_key), instance.size, instance.transfer_syntax_uid)
+    if instance.size > max_transcode_bytes:
+        raise InstanceTooLarge(
+            f"instance {instance.sop_instance_uid} ({instance.size} bytes) is too large to transcode "
+            f"(limit {max_transcode_bytes} bytes); ask for it as stored with transfer-syntax=*"
+        )
+    with blobs.open(instance.blob_key) as source:
+        ds = dcmread(source)
+        converted = transcode.transcode(ds, syntax, max_pixel_bytes=max_transcode_bytes)
+    out = io.BytesIO()
+    dcmwrite(out, converted, enforce_file_format=True)
+    data = out.getvalue()
+    return Body(iter([data]), len(data), syntax)
+
+
+def _file_chunks(blobs: BlobStore, key: str) -> Iterator[bytes]:
+    with blobs.open(key) as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def open_file(blobs: BlobStore, instance: StoredInstance) -> BinaryIO:
+    """The stored file, for a single-part answer the WSGI server may send with sendfile."""
+    return blobs.open(instance.blob_key)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """A metadata answer and what validates a cached copy of it (ETag, Last-Modified)."""
+
+    body: bytes
+    etag: str
+    last_modified: datetime
+
+
+def metadata_json(session: Session, target: Target, root: str) -> Metadata:
+    """The target's metadata as one DICOM JSON array, from the fragments cached at ingest.
+
+    BulkDataURIs become absolute under ``root``; the ETag covers the bytes sent, so it changes
+    with the data and with the public URL alike.
+    """
+    fragments, changed = index.metadata_fragments(session, target.study_uid, target.series_uid,
+                                                  target.sop_instance_uid)
+    if not fragments or changed is None:
+        raise NotFound(f"{target.describe()} is not in the archive")
+    body = absolute_json(fragments, root)
+    stamp = changed if changed.tzinfo else changed.replace(tzinfo=timezone.utc)
+    return Metadata(body, hashlib.sha256(body).hexdigest()[:32], stamp)
+
+
+def metadata_xml(session: Session, target: Target, root: str) -> list[bytes]:
+    """The target's metadata as one PS3.19 document per instance."""
+    fragments, _changed = index.metadata_fragments(
+        session, target.study_uid, target.series_uid, target.sop_instance_uid, xml=True
+    )
+    if not fragments:
+        raise NotFound(f"{target.describe()} is not in the archive")
+    return [absolute_xml(fragment, root) for fragment in fragments]
+
+
+@dataclass(frozen=True)
+class BulkValue:
+    """The bytes of one bulk data value: a range of the stored file, or (after a byte swap or
+    inflate) bytes in memory. Always little endian, as PS3.18 8.7.3.3.2 sends bulk data."""
+
+    key: str
+    offset: int
+    length: int
+    data: bytes | None = None
+
+    def chunks(self, blobs: BlobStore, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` (exclusive) of the value, streamed."""
+        end = self.length if end is None else end
+        if self.data is not None:
+            yield self.data[start:end]
+            return
+        with blobs.open(self.key) as handle:
+            handle.seek(self.offset + start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise MalformedDicom(f"stored file {self.key} is shorter than its index says")
+                remaining -= len(chunk)
+                yield chunk
+
+
+def bulk_value(blobs: BlobStore, instance: StoredInstance, path: tuple[int, ...], limits: Limits) -> BulkValue:
+    """Locate the value a BulkDataURI names (tags and 1-based item numbers), or NotFound."""
+    if len(path) == 1 and path[0] in PIXEL_DATA_TAGS and instance.pixel_data_offset is not None and instance.pixel_data_length is not None \
+            and not uids.is_big_endian(instance.transfer_syntax_uid):
+        return BulkValue(instance.blob_key, instance.pixel_data_offset, instance.pixel_data_length)
+    with open_instance(blobs.path(instance.blob_key), limits) as parsed:
+        ds: Dataset = parsed.dataset
+        where = ""
+        for position in range(0, len(path) - 1, 2):
+            tag, number = path[position], path[position + 1]
+            where += f"{tag:08X}/{number}/"
+            element = ds.get(tag)
+            if element is None or element.VR != "SQ" or not 0 < number <= len(element.value):
+                raise NotFound(f"bulk data {where.rstrip('/')} does not exist in {instance.sop_instance_uid}")
+            ds = element.value[number - 1]
+        tag = path[-1]
+        raw = ds.get_item(tag, keep_deferred=True)
+        if raw is None:
+            raise NotFound(f"bulk data {where}{tag:08X} does not exist in {instance.sop_instance_uid}")
+        deferred = isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, UNDEFINED)
+        in_file = not uids.is_deflated(parsed.transfer_syntax)  # inflated values live in a temporary copy
+        if deferred and in_file and raw.is_little_endian:
+            return BulkValue(instance.blob_key, raw.value_tell, raw.length)
+        if raw.length == UNDEFINED:
+            raise NotFound(f"bulk data {where}{tag:08X} is encapsulated: ask for its frames")
+        element = ds[tag]
+        if element.VR == "SQ":
+            raise NotFound(f"{where}{tag:08X} is a sequence, not bulk data")
+        data = _little_endian_bytes(element, ds, uids.is_big_endian(parsed.transfer_syntax))
+        return BulkValue(instance.blob_key, 0, len(data), data)
+
+
+_SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _little_endian_bytes(element: DataElement, ds: Dataset, big_endian: bool) -> bytes:
+    """The value field as a little-endian file would hold it."""
+    if big_endian and element.VR in _SWAP_WIDTH:
+        return swap_bytes(bytes(element.value), _SWAP_WIDTH[element.VR])
+    if isinstance(element.value, bytes | bytearray):
+        return bytes(element.value) + b"\0" * (len(element.value) & 1)
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_data_element(buffer, element, ds._character_set)
+    return buffer.getvalue()[8:]  # after the implicit VR header: tag and 32-bit length
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame to send: its bytes and the transfer syntax they are in."""
+
+    data: bytes
+    transfer_syntax: str
+
+
+def frame_numbers(text: str, limit: int) -> list[int]:
+    """'1,3,5' as frame numbers (PS3.18 10.4.1.1.5): 1-based, at most ``limit`` of them."""
+    parts = text.split(",")
+    if len(parts) > limit:
+        raise InvalidRequest(f"at most {limit} frames can be asked for at once")
+    numbers = []
+    for part in parts:
+        part = part.strip()
+        if not part.isdigit() or not part.isascii() or len(part) > 9:
+            raise InvalidRequest(f"frame number {part[:20]!r} is not a positive integer")
+        number = int(part)
+        if number < 1:
+            raise InvalidRequest("frame numbers start at 1")
+        numbers.append(number)
+    return numbers
+
+
+def frames(
+    blobs: BlobStore, instance: StoredInstance, numbers: Sequence[int], syntax: str, limits: Limits,
+    max_pixel_bytes: int,
+) -> Iterator[Frame]:
+    """The frames in ``syntax``: as stored when it is the stored syntax, else decoded and re-encoded.
+
+    Each frame is read alone through the frame table kept at ingest, one at a time.
+    """
+    with blobs.open(instance.blob_key) as handle:
+        table, pixel, stream_source = _frame_source(blobs, instance, handle, limits)
+        for number in numbers:
+            if number > table.number_of_frames:
+                raise NotFound(f"frame {number} is beyond the last frame ({table.number_of_frames}) of "
+                               f"{instance.sop_instance_uid}")
+        stored = instance.transfer_syntax_uid
+        for number in numbers:
+            data = read_frame(stream_source, table, number)
+            if syntax == stored or (not uids.is_encapsulated(stored) and not uids.is_encapsulated(syntax)):
+                # Native frames come out of read_frame little endian whatever the file's order.
+                yield Frame(data, stored if uids.is_encapsulated(stored) else uids.EXPLICIT_VR_LITTLE_ENDIAN)
+                continue
+            pixel = pixel or _describe(blobs, instance, limits)
+            if uids.is_encapsulated(stored):
+                data, decoded = transcode.decode_frame(data, pixel, stored, max_pixel_bytes=max_pixel_bytes)
+            else:
+                decoded = pixel
+            if uids.is_encapsulated(syntax):
+                data, _ = transcode.encode_frame(data, decoded, syntax, max_pixel_bytes=max_pixel_bytes)
+            yield Frame(data, syntax)
+
+
+def _frame_source(
+    blobs: BlobStore, instance: StoredInstance, handle: BinaryIO, limits: Limits
+) -> tuple[FrameTable, PixelDescription | None, BinaryIO]:
+    """The frame table (kept, or found now), the pixel description if already read, and the stream."""
+    if instance.frame_table is not None and not uids.is_deflated(instance.transfer_syntax_uid):
+        return FrameTable.from_bytes(instance.frame_table), None, handle
+    if instance.pixel_data_offset is None and not uids.is_deflated(instance.transfer_syntax_uid):
+        raise NotFound(f"instance {instance.sop_instance_uid} has no frames")
+    with open_instance(blobs.path(instance.blob_key), limits) as parsed:
+        pixel_location = parsed.pixel_data
+        if pixel_location is None:
+            raise NotFound(f"instance {instance.sop_instance_uid} has no frames")
+        description = PixelDescription.from_dataset(parsed.dataset)
+        table = frame_table(
+            parsed.stream, pixel_location, rows=description.rows, columns=description.columns,
+            samples_per_pixel=description.samples_per_pixel, bits_allocated=description.bits_allocated,
+            number_of_frames=description.number_of_frames, transfer_syntax=parsed.transfer_syntax,
+            photometric_interpretation=description.photometric_interpretation,
+        )
+        # A Deflated file's frames lie in its inflated copy: read them all while it exists.
+        data = b"".join(read_frame(parsed.stream, table, n) for n in range(1, table.number_of_frames + 1))
+    size = len(data) // table.number_of_frames
+    flat = FrameTable(False, table.number_of_frames,
+                      tuple(((n * size, size),) for n in range(table.number_of_frames)), size * 8)
+    return flat, description, io.BytesIO(data)
+
+
+def _describe(blobs: BlobStore, instance: StoredInstance, limits: Limits) -> PixelDescription:
+    with open_instance(blobs.path(instance.blob_key), limits) as parsed:
+        return PixelDescription.from_dataset(parsed.dataset)

@@ -1,0 +1,308 @@
+"""WADO-RS (PS3.18 10.4): retrieve studies, series, instances, metadata, frames and bulk data."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+from collections.abc import Sequence
+from collections.abc import Iterator
+
+from flask import Blueprint, Flask, Response, request
+from werkzeug.datastructures import ContentRange
+from werkzeug.wsgi import wrap_file
+
+from xdsi.dicom import transcode, uids
+from xdsi.dicom.parsing import PIXEL_DATA_TAGS
+from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, validate_uid
+from xdsi.errors import NotFound
+from xdsi.repository.index import StoredInstance
+from xdsi.services import retrieve
+from xdsi.services.archive import Archive
+from xdsi.services.metadata import parse_bulk_data_path
+from xdsi.services.retrieve import Target
+from xdsi.web import multipart, negotiation
+from xdsi.web.context import announce, archive
+from xdsi.web.errors import text_response
+from xdsi.web.urls import DICOMWEB, dicomweb_root
+
+blueprint = Blueprint("wado_rs", __name__, url_prefix=DICOMWEB)
+
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+OCTET_STREAM = "application/octet-stream"
+GZIP_MINIMUM = 8192  # smaller answers gain less from compression than it costs
+MAX_FRAMES_PER_REQUEST = 10_000
+
+
+@blueprint.get("/studies/<study>")
+def retrieve_study(study: str) -> Response:
+    return _retrieve(_target(study))
+
+
+@blueprint.get("/studies/<study>/series/<series>")
+def retrieve_series(study: str, series: str) -> Response:
+    return _retrieve(_target(study, series))
+
+
+@blueprint.get("/studies/<study>/series/<series>/instances/<instance>")
+def retrieve_instance(study: str, series: str, instance: str) -> Response:
+    return _retrieve(_target(study, series, instance))
+
+
+@blueprint.get("/studies/<study>/metadata")
+def retrieve_study_metadata(study: str) -> Response:
+    return _metadata(_target(study))
+
+
+@blueprint.get("/studies/<study>/series/<series>/metadata")
+def retrieve_series_metadata(study: str, series: str) -> Response:
+    return _metadata(_target(study, series))
+
+
+@blueprint.get("/studies/<study>/series/<series>/instances/<instance>/metadata")
+def retrieve_instance_metadata(study: str, series: str, instance: str) -> Response:
+    return _metadata(_target(study, series, instance))
+
+
+@blueprint.get("/studies/<study>/series/<series>/instances/<instance>/bulkdata/<path:path>")
+def retrieve_bulk_data(study: str, series: str, instance: str, path: str) -> Response:
+    target = _target(study, series, instance)
+    parsed = parse_bulk_data_path(path)
+    if parsed is None:
+        raise NotFound(f"{path!r} is not a bulk data path (tags as 8 hex digits, item numbers from 1)")
+    current = archive()
+    with current.sessions() as session:
+        [found] = retrieve.instances(session, target)
+    if len(parsed) == 1 and parsed[0] in PIXEL_DATA_TAGS and uids.is_encapsulated(found.transfer_syntax_uid):
+        # Encapsulated Pixel Data is a sequence of compressed frames: sent as its frames.
+        return _frames(current, found, range(1, (found.number_of_frames or 1) + 1))
+    value = retrieve.bulk_value(current.blobs, found, parsed, current.limits)
+    return _octets(current, value)
+
+
+@blueprint.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frame_list>")
+def retrieve_frames(study: str, series: str, instance: str, frame_list: str) -> Response:
+    target = _target(study, series, instance)
+    numbers = retrieve.frame_numbers(frame_list, MAX_FRAMES_PER_REQUEST)
+    current = archive()
+    with current.sessions() as session:
+        [found] = retrieve.instances(session, target)
+    return _frames(current, found, numbers)
+
+
+@blueprint.get("/studies/<study>/series/<series>/instances/<instance>/pixeldata")
+def retrieve_pixel_data(study: str, series: str, instance: str) -> Response:
+    # PS3.18 10.4.1.1.4 (CP-2040): the Pixel Data of the instance, as its frames.
+    current = archive()
+    with current.sessions() as session:
+        [found] = retrieve.instances(session, _target(study, series, instance))
+    if found.number_of_frames is None and found.pixel_data_offset is None and not found.frame_table:
+        raise NotFound(f"instance {found.sop_instance_uid} has no pixel data")
+    return _frames(current, found, range(1, (found.number_of_frames or 1) + 1))
+
+
+def _frames(current: Archive, found: StoredInstance, numbers: Sequence[int]) -> Response:
+    offers = _frame_offers(found.transfer_syntax_uid, single=len(numbers) == 1)
+    choice = negotiation.negotiate(_accept(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
+    syntax = choice.transfer_syntax or EXPLICIT_VR_LITTLE_ENDIAN
+    frames = retrieve.frames(current.blobs, found, numbers, syntax, current.limits,
+                             current.settings.max_transcode_bytes)
+    if not choice.offer.multipart:
+        [frame] = list(frames)
+        return Response(frame.data, status=200, content_type=_frame_type(frame))
+    boundary = multipart.new_boundary()
+    parts = (({"Content-Type": _frame_type(frame)}, frame.data) for frame in frames)
+    first = next(parts)  # errors (a frame beyond the last) surface before the status is sent
+    body = multipart.iter_multipart(itertools.chain([first], parts), boundary)
+    return Response(body, status=200, content_type=multipart.content_type(choice.offer.media_type, boundary))
+
+
+def _frame_offers(stored: str, single: bool) -> list[negotiation.Offer]:
+    """What frames of an instance stored in ``stored`` can be sent as, the stored form first.
+
+    'transfer-syntax=*' on application/octet-stream also selects the stored form, compressed or
+    not (the part's Content-Type then says which), as viewers asking that way expect.
+    """
+    kinds = [True, False] if single else [True]
+    offers = []
+    if uids.is_encapsulated(stored):
+        stored_type = transcode.frame_media_type(stored)
+        offers += [negotiation.Offer(stored_type, multipart=m, transfer_syntaxes=(stored,), stored_syntax=stored)
+                   for m in kinds]
+    else:
+        stored_type = OCTET_STREAM
+    native = (EXPLICIT_VR_LITTLE_ENDIAN,) if transcode.can_transcode(stored, EXPLICIT_VR_LITTLE_ENDIAN) else ()
+    offers += [negotiation.Offer(OCTET_STREAM, multipart=m, transfer_syntaxes=native, stored_syntax=stored)
+               for m in kinds]
+    for media_type, syntaxes in transcode.FRAME_MEDIA_TYPES.items():
+        producible = tuple(s for s in syntaxes if s != stored and uids.is_encapsulated(s)
+                           and transcode.can_transcode(stored, s))
+        if producible and media_type != stored_type:
+            offers += [negotiation.Offer(media_type, multipart=m, transfer_syntaxes=producible) for m in kinds]
+    return offers
+
+
+def _frame_type(frame: retrieve.Frame) -> str:
+    media_type = transcode.frame_media_type(frame.transfer_syntax)
+    return negotiation.format_media_type(media_type, transfer_syntax=frame.transfer_syntax)
+
+
+OCTET_OFFERS = (
+    negotiation.Offer(OCTET_STREAM, multipart=True),
+    negotiation.Offer(OCTET_STREAM, multipart=False),
+)
+
+
+def _octets(current: Archive, value: retrieve.BulkValue) -> Response:
+    """Bulk data as one part, or single-part with HTTP Range support (RFC 9110 14)."""
+    choice = negotiation.negotiate(_accept(), OCTET_OFFERS)
+    if choice.offer.multipart:
+        boundary = multipart.new_boundary()
+        headers = {"Content-Type": OCTET_STREAM}
+        response = Response(multipart.iter_multipart([(headers, value.chunks(current.blobs))], boundary),
+                            status=200, content_type=multipart.content_type(OCTET_STREAM, boundary))
+        response.content_length = multipart.body_length([(headers, value.length)], boundary)
+        return response
+    start, end, status = 0, value.length, 200
+    ranges = request.range
+    if ranges is not None and len(ranges.ranges) == 1:
+        bounds = ranges.range_for_length(value.length)
+        if bounds is None:
+            response = text_response(416, f"the range {request.headers.get('Range')} is outside the "
+                                          f"{value.length} bytes of this value")
+            response.headers["Content-Range"] = f"bytes */{value.length}"
+            return response
+        (start, end), status = bounds, 206
+    response = Response(value.chunks(current.blobs, start, end), status=status, mimetype=OCTET_STREAM)
+    response.content_length = end - start
+    response.accept_ranges = "bytes"
+    if status == 206:
+        response.content_range = ContentRange("bytes", start, end, value.length)
+    return response
+
+
+def _target(study: str, series: str | None = None, instance: str | None = None) -> Target:
+    validate_uid(study, "Study Instance UID in the path")
+    if series is not None:
+        validate_uid(series, "Series Instance UID in the path")
+    if instance is not None:
+        validate_uid(instance, "SOP Instance UID in the path")
+    return Target(study, series, instance)
+
+
+def _accept() -> list[negotiation.MediaRange]:
+    # PS3.18 8.3.3.1: the accept query parameter, when present, takes precedence over the header.
+    return negotiation.parse_accept(request.args.get("accept") or request.headers.get("Accept"))
+
+
+def _retrieve(target: Target) -> Response:
+    current = archive()
+    with current.sessions() as session:
+        found = retrieve.instances(session, target)
+    stored = {instance.transfer_syntax_uid for instance in found}
+    syntaxes = retrieve.producible_syntaxes(found)
+    as_stored = next(iter(stored)) if len(stored) == 1 else EXPLICIT_VR_LITTLE_ENDIAN
+    offers = [negotiation.Offer(DICOM, multipart=True, transfer_syntaxes=syntaxes, stored_syntax=as_stored)]
+    if target.sop_instance_uid is not None:
+        # PS3.18 10.4.3: a single-part application/dicom answer only for one instance.
+        offers.append(negotiation.Offer(DICOM, multipart=False, transfer_syntaxes=syntaxes, stored_syntax=as_stored))
+    choice = negotiation.negotiate(_accept(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
+    # PS3.18 8.7.3.5.2: '*' means each instance as it is stored, whatever the others are.
+    wanted = None if choice.media_range.params.get("transfer-syntax") == "*" else choice.transfer_syntax
+    if wanted is not None and all(instance.transfer_syntax_uid == wanted for instance in found):
+        wanted = None  # nothing to transcode: stream the files, with a known length
+    root = dicomweb_root(request, current.settings.base_url)
+    if not choice.offer.multipart:
+        return _single_instance(current, found[0], wanted)
+    boundary = multipart.new_boundary()
+    length = None
+    if wanted is None:
+        headers = [_part_headers(root, instance, instance.transfer_syntax_uid) for instance in found]
+        length = multipart.body_length(zip(headers, (instance.size for instance in found)), boundary)
+    chunks = multipart.iter_multipart(_parts(current, found, wanted, root), boundary)
+    response = Response(chunks, status=200, content_type=multipart.content_type(
+        DICOM, boundary, **({"transfer_syntax": wanted} if wanted else {})))
+    if length is not None:
+        response.content_length = length
+    return response
+
+
+def _parts(current: Archive, found: list[StoredInstance], syntax: str | None,
+           root: str) -> Iterator[tuple[dict[str, str], Iterator[bytes]]]:
+    """One instance at a time, opened as its part is reached: a study is never held in memory."""
+    for instance in found:
+        body = retrieve.instance_body(current.blobs, instance, syntax, current.settings.max_transcode_bytes)
+        yield _part_headers(root, instance, body.transfer_syntax), body.chunks
+
+
+def _part_headers(root: str, instance: StoredInstance, syntax: str) -> dict[str, str]:
+    return {
+        "Content-Type": negotiation.format_media_type(DICOM, transfer_syntax=syntax),
+        "Content-Location": f"{root}/studies/{instance.study_uid}/series/{instance.series_uid}"
+                            f"/instances/{instance.sop_instance_uid}",
+    }
+
+
+def _single_instance(current: Archive, instance: StoredInstance, syntax: str | None) -> Response:
+    if syntax is None:
+        # The WSGI file wrapper lets gunicorn send the whole file with sendfile.
+        response = Response(wrap_file(request.environ, retrieve.open_file(current.blobs, instance)), status=200,
+                            direct_passthrough=True,
+                            content_type=negotiation.format_media_type(DICOM, transfer_syntax=instance.transfer_syntax_uid))
+        response.content_length = instance.size
+        return response
+    body = retrieve.instance_body(current.blobs, instance, syntax, current.settings.max_transcode_bytes)
+    return Response(b"".join(body.chunks), status=200,
+                    content_type=negotiation.format_media_type(DICOM, transfer_syntax=body.transfer_syntax))
+
+
+METADATA_OFFERS = (
+    negotiation.Offer(DICOM_JSON, multipart=False),
+    negotiation.Offer("application/json", multipart=False),
+    negotiation.Offer(DICOM_XML, multipart=True),
+)
+
+
+def _metadata(target: Target) -> Response:
+    current = archive()
+    choice = negotiation.negotiate(_accept(), METADATA_OFFERS)
+    root = dicomweb_root(request, current.settings.base_url)
+    with current.sessions() as session:
+        if choice.offer.media_type == DICOM_XML:
+            documents = retrieve.metadata_xml(session, target, root)
+            boundary = multipart.new_boundary()
+            parts = [({"Content-Type": f"{DICOM_XML}; charset=utf-8"}, document) for document in documents]
+            response = Response(multipart.iter_multipart(parts, boundary), status=200,
+                                content_type=multipart.content_type(DICOM_XML, boundary))
+            response.content_length = multipart.body_length(
+                [(headers, len(document)) for headers, document in parts], boundary)
+            return response
+        found = retrieve.metadata_json(session, target, root)
+    response = Response(found.body, status=200, mimetype=choice.offer.media_type)
+    response.set_etag(found.etag)
+    response.last_modified = found.last_modified
+    response.cache_control.no_cache = True
+    response.vary.add("Accept")
+    response.vary.add("Accept-Encoding")
+    if request.if_none_match.contains(found.etag) or (
+        not request.if_none_match and request.if_modified_since
+        and found.last_modified.replace(microsecond=0) <= request.if_modified_since
+    ):
+        return _not_modified(response)
+    if "gzip" in request.accept_encodings and len(found.body) >= GZIP_MINIMUM:
+        response.set_data(gzip.compress(found.body, compresslevel=1))
+        response.content_encoding = "gzip"
+    return response
+
+
+def _not_modified(response: Response) -> Response:
+    response.status_code = 304
+    response.set_data(b"")
+    response.headers.pop("Content-Length", None)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    announce(app, "WADO-RS (retrieve)", f"{DICOMWEB}/studies/{{study}}")
