@@ -31,6 +31,7 @@ DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 DICOM_XML = "application/dicom+xml"
 OCTET_STREAM = "application/octet-stream"
+ZIP = "application/zip"
 GZIP_MINIMUM = 8192  # smaller answers gain less from compression than it costs
 MAX_FRAMES_PER_REQUEST = 10_000
 
@@ -207,7 +208,12 @@ def _retrieve(target: Target) -> Response:
     if target.sop_instance_uid is not None:
         # PS3.18 10.4.3: a single-part application/dicom answer only for one instance.
         offers.append(negotiation.Offer(DICOM, multipart=False, transfer_syntaxes=syntaxes, stored_syntax=as_stored))
+    offers.append(negotiation.Offer(ZIP, multipart=False))
     choice = negotiation.negotiate(_accept(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
+    if choice.offer.media_type == ZIP:
+        response = Response(retrieve.zip_chunks(current.blobs, found), status=200, mimetype=ZIP)
+        response.headers["Content-Disposition"] = f'attachment; filename="{found[0].study_uid}.zip"'
+        return response
     # PS3.18 8.7.3.5.2: '*' means each instance as it is stored, whatever the others are.
     wanted = None if choice.media_range.params.get("transfer-syntax") == "*" else choice.transfer_syntax
     if wanted is not None and all(instance.transfer_syntax_uid == wanted for instance in found):

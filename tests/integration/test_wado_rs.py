@@ -1,0 +1,235 @@
+"""WADO-RS against a running server: retrieve, negotiation, metadata, frames, bulk data, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.encaps import generate_frames
+
+from tests.dicomfiles import make_dataset, to_bytes
+from tests.integration.test_stow_rs import dicom_parts, post
+from tests.live import LiveServer, Reply
+
+DICOM = 'multipart/related; type="application/dicom"'
+AS_STORED = DICOM + "; transfer-syntax=*"
+OCTETS = 'multipart/related; type="application/octet-stream"'
+FILES = ["CT_small.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm", "JPEG2000.dcm",
+         "emri_small_RLE.dcm", "SC_rgb_rle_2frame.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm"]
+
+
+def parts(reply: Reply) -> list[tuple[dict[str, str], bytes]]:
+    """Split a multipart/related answer with a parser independent of the server's."""
+    assert reply.status == 200, reply.body[:300]
+    boundary = re.search(r'boundary="?([^";]+)"?', reply.header("Content-Type")).group(1)  # type: ignore[union-attr]
+    chunks = reply.body.split(b"--" + boundary.encode())
+    assert chunks[-1].strip() == b"--"
+    found = []
+    for chunk in chunks[1:-1]:
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode().strip().split("\r\n"))
+        found.append((headers, body[:-2] if body.endswith(b"\r\n") else body))
+    return found
+
+
+def get(live: LiveServer, path: str, accept: str, **headers: str) -> Reply:
+    return live.request("GET", path, headers={"Accept": accept, **{k.replace("_", "-"): v for k, v in headers.items()}})
+
+
+@pytest.fixture(scope="module")
+def stored(live: LiveServer) -> dict[str, tuple[str, Path]]:
+    """pydicom files stored on the server: name -> (instance path, file)."""
+    found = {}
+    for name in FILES:
+        path = Path(get_testdata_file(name))
+        post(live, dicom_parts(path.read_bytes()))
+        ds = pydicom.dcmread(path)
+        found[name] = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                       f"/instances/{ds.SOPInstanceUID}", path)
+    return found
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_instance_as_stored_is_byte_identical(live: LiveServer, stored: dict, name: str) -> None:
+    url, path = stored[name]
+    [(headers, body)] = parts(get(live, url, AS_STORED))
+    assert body == path.read_bytes()
+    stored_syntax = str(pydicom.dcmread(path).file_meta.TransferSyntaxUID)
+    assert headers["Content-Type"] == f"application/dicom; transfer-syntax={stored_syntax}"
+    single = get(live, url, "application/dicom; transfer-syntax=*")
+    assert single.status == 200 and single.body == path.read_bytes()
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_default_is_explicit_vr_little_endian_with_identical_pixels(live: LiveServer, stored: dict, name: str) -> None:
+    url, path = stored[name]
+    [(headers, body)] = parts(get(live, url, DICOM))
+    assert headers["Content-Type"] == "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
+    got = pydicom.dcmread(io.BytesIO(body))
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    original = pydicom.dcmread(path)
+    if "JPEG" in name and "lossless" not in name and name != "JPEG2000.dcm":
+        return  # lossy baseline JPEG decodes identically only with the same decoder; compared below
+    assert np.array_equal(got.pixel_array, original.pixel_array)
+
+
+def test_explicit_transfer_syntax_and_lossless_round_trip(live: LiveServer, stored: dict) -> None:
+    url, path = stored["CT_small.dcm"]
+    reply = get(live, url, DICOM + "; transfer-syntax=1.2.840.10008.1.2.5")
+    [(headers, body)] = parts(reply)
+    got = pydicom.dcmread(io.BytesIO(body))
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"
+    assert np.array_equal(got.pixel_array, pydicom.dcmread(path).pixel_array)
+
+
+def test_q_values_pick_the_preferred_syntax(live: LiveServer, stored: dict) -> None:
+    url, _path = stored["CT_small.dcm"]
+    accept = (DICOM + "; transfer-syntax=1.2.840.10008.1.2.5; q=0.5, " + DICOM
+              + "; transfer-syntax=1.2.840.10008.1.2.1; q=0.9")
+    [(headers, _body)] = parts(get(live, url, accept))
+    assert headers["Content-Type"].endswith("1.2.840.10008.1.2.1")
+
+
+def test_study_is_streamed_with_a_length_and_keep_alive(live: LiveServer) -> None:
+    study = pydicom.uid.generate_uid()
+    sent = [make_dataset(study_uid=study, patient_id="WADO-STUDY", rows=64, columns=64) for _ in range(5)]
+    post(live, dicom_parts(*(to_bytes(ds) for ds in sent)))
+    reply = get(live, f"/dicom-web/studies/{study}", AS_STORED)
+    assert int(reply.header("Content-Length")) == len(reply.body)
+    assert reply.header("Connection").lower() != "close"
+    received = {pydicom.dcmread(io.BytesIO(body)).SOPInstanceUID for _h, body in parts(reply)}
+    assert received == {ds.SOPInstanceUID for ds in sent}
+    series = get(live, f"/dicom-web/studies/{study}/series/{sent[0].SeriesInstanceUID}", AS_STORED)
+    assert len(parts(series)) == 1
+
+
+def test_metadata_json_bulk_data_uris_resolve_to_the_stored_bytes(live: LiveServer, stored: dict) -> None:
+    url, path = stored["MR_small_bigendian.dcm"]
+    reply = get(live, url + "/metadata", "application/dicom+json")
+    assert reply.header("Content-Type").startswith("application/dicom+json")
+    [obj] = json.loads(reply.body)
+    uri = obj["7FE00010"]["BulkDataURI"]
+    assert uri.startswith(live.root + "/studies/")
+    value = live.request("GET", uri, headers={"Accept": "application/octet-stream"})
+    original = pydicom.dcmread(path)
+    expected = original.pixel_array.astype("<u2" if original.PixelRepresentation == 0 else "<i2").tobytes()
+    assert value.status == 200 and value.body == expected
+    assert obj["00083002"]["Value"] == ["1.2.840.10008.1.2.2"]
+
+
+def test_metadata_xml_and_caching(live: LiveServer, stored: dict) -> None:
+    url, _path = stored["CT_small.dcm"]
+    xml = get(live, url + "/metadata", 'multipart/related; type="application/dicom+xml"')
+    [(headers, document)] = parts(xml)
+    assert headers["Content-Type"].startswith("application/dicom+xml")
+    assert b"<NativeDicomModel" in document and b'<BulkData uri="http' in document
+    first = get(live, url + "/metadata", "application/dicom+json")
+    etag = first.header("ETag")
+    assert etag and first.header("Last-Modified")
+    assert get(live, url + "/metadata", "application/dicom+json", If_None_Match=etag).status == 304
+    assert get(live, url + "/metadata", "application/dicom+json",
+               If_Modified_Since=first.header("Last-Modified")).status == 304
+
+
+def test_large_metadata_is_gzipped_when_accepted(live: LiveServer) -> None:
+    study = pydicom.uid.generate_uid()
+    post(live, dicom_parts(*(make_instance_with_text(study) for _ in range(20))))
+    plain = get(live, f"/dicom-web/studies/{study}/metadata", "application/dicom+json")
+    zipped = get(live, f"/dicom-web/studies/{study}/metadata", "application/dicom+json", Accept_Encoding="gzip")
+    assert zipped.header("Content-Encoding") == "gzip"
+    assert gzip.decompress(zipped.body) == plain.body
+    assert len(zipped.body) < len(plain.body) / 3
+
+
+def make_instance_with_text(study: str) -> bytes:
+    return to_bytes(make_dataset(study_uid=study, patient_id="WADO-GZIP", ImageComments="x" * 4000))
+
+
+def test_frames_native_multi_frame(live: LiveServer) -> None:
+    ds = make_dataset(rows=16, columns=16, frames=20)
+    post(live, dicom_parts(to_bytes(ds)))
+    url = f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    size = 16 * 16 * 2
+    got = parts(get(live, url + "/frames/3,1,20", OCTETS + "; transfer-syntax=*"))
+    assert [body for _h, body in got] == [ds.PixelData[(n - 1) * size:n * size] for n in (3, 1, 20)]
+    single = get(live, url + "/frames/7", "application/octet-stream")
+    assert single.status == 200 and single.body == ds.PixelData[6 * size:7 * size]
+    everything = parts(get(live, url + "/pixeldata", OCTETS))
+    assert b"".join(body for _h, body in everything) == ds.PixelData
+
+
+def test_frames_compressed_as_stored_and_decoded(live: LiveServer, stored: dict) -> None:
+    url, path = stored["SC_rgb_rle_2frame.dcm"]
+    original = pydicom.dcmread(path)
+    expected = list(generate_frames(original.PixelData, number_of_frames=2))
+    got = parts(get(live, url + "/frames/1,2", OCTETS + "; transfer-syntax=*"))
+    assert [h["Content-Type"] for h, _b in got] == ["image/dicom-rle; transfer-syntax=1.2.840.10008.1.2.5"] * 2
+    assert [body for _h, body in got] == expected
+    decoded = parts(get(live, url + "/frames/2", OCTETS))
+    assert decoded[0][0]["Content-Type"] == "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"
+    assert np.frombuffer(decoded[0][1], np.uint8).tobytes() == original.pixel_array[1].tobytes()
+    default = parts(get(live, url + "/frames/1", 'multipart/related; type="*/*"'))
+    assert default[0][1] == expected[0]
+
+
+def test_bulk_data_ranges(live: LiveServer, stored: dict) -> None:
+    url, path = stored["CT_small.dcm"]
+    whole = get(live, url + "/bulkdata/7FE00010", "application/octet-stream")
+    assert whole.header("Accept-Ranges") == "bytes"
+    assert whole.body == pydicom.dcmread(path).PixelData
+    part = get(live, url + "/bulkdata/7FE00010", "application/octet-stream", Range="bytes=100-199")
+    assert part.status == 206 and part.body == whole.body[100:200]
+    assert part.header("Content-Range") == f"bytes 100-199/{len(whole.body)}"
+    tail = get(live, url + "/bulkdata/7FE00010", "application/octet-stream", Range="bytes=-10")
+    assert tail.status == 206 and tail.body == whole.body[-10:]
+    outside = get(live, url + "/bulkdata/7FE00010", "application/octet-stream", Range=f"bytes={len(whole.body)}-")
+    assert outside.status == 416 and outside.header("Content-Range") == f"bytes */{len(whole.body)}"
+
+
+BAD = [
+    ("unknown-study", "/dicom-web/studies/1.2.3.4.5.6.7.8.9", DICOM, 404, "not in the archive"),
+    ("invalid-uid", "/dicom-web/studies/1.2..3", DICOM, 400, "not a valid UID"),
+    ("malformed-accept", "{url}", "multipart/related; type=", 400, ""),
+    ("unsatisfiable-accept", "{url}", "image/png", 406, "offered"),
+    ("unknown-transfer-syntax", "{url}", DICOM + "; transfer-syntax=1.2.3.4", 406, "1.2.3.4"),
+    ("frame-zero", "{url}/frames/0", OCTETS, 400, "start at 1"),
+    ("frame-text", "{url}/frames/one", OCTETS, 400, "not a positive integer"),
+    ("frame-beyond", "{url}/frames/2", OCTETS, 404, "beyond the last frame"),
+    ("bad-bulk-path", "{url}/bulkdata/XYZ", "application/octet-stream", 404, "not a bulk data path"),
+    ("missing-bulk-element", "{url}/bulkdata/00991099", "application/octet-stream", 404, "does not exist"),
+    ("metadata-of-unknown-series", "/dicom-web/studies/1.2.3/series/4.5.6/metadata", "application/dicom+json", 404,
+     "not in the archive"),
+    ("metadata-as-dicom", "{url}/metadata", DICOM, 406, "offered"),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "accept", "status", "reason"), BAD, ids=[b[0] for b in BAD])
+def test_bad_requests(live: LiveServer, stored: dict, name: str, path: str, accept: str, status: int,
+                      reason: str) -> None:
+    url, _path = stored["CT_small.dcm"]
+    reply = get(live, path.format(url=url), accept)
+    assert reply.status == status, reply.body
+    assert reason in reply.body.decode(errors="replace")
+    assert live.request("GET", "/healthz").status == 200
+
+
+def test_zip_of_a_study(live: LiveServer) -> None:
+    import zipfile
+
+    study = pydicom.uid.generate_uid()
+    sent = [make_dataset(study_uid=study, patient_id="WADO-ZIP") for _ in range(3)]
+    post(live, dicom_parts(*(to_bytes(ds) for ds in sent)))
+    reply = get(live, f"/dicom-web/studies/{study}", "application/zip")
+    assert reply.status == 200 and reply.header("Content-Type") == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(reply.body)) as archive:
+        names = archive.namelist()
+        assert sorted(names) == sorted(f"{study}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm" for ds in sent)
+        for ds in sent:
+            assert archive.read(f"{study}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm") == to_bytes(ds)

@@ -1,0 +1,43 @@
+"""Fixtures for the interop tests: pydicom's storable files, stored once through dicomweb-client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from dicomweb_client.api import DICOMwebClient
+
+from tests.conftest import DATABASES
+from tests.interop.corpus import Corpus, build_corpus
+from tests.live import LiveServer
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Corpus:
+    return build_corpus()
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           corpus: Corpus) -> Iterator[tuple[DICOMwebClient, LiveServer]]:
+    """A server holding the whole corpus, stored with dicomweb-client's store_instances."""
+    folder = tmp_path_factory.mktemp(f"interop-{request.param}")
+    url = f"sqlite:///{folder / 'xdsi.db'}" if request.param == "sqlite" else request.getfixturevalue(
+        "postgres").new()
+    server = LiveServer(url, folder / "store")
+    web = DICOMwebClient(url=server.root)
+    try:
+        for start in range(0, len(corpus.datasets), 40):
+            batch = corpus.datasets[start:start + 40]
+            answer = web.store_instances(batch)
+            stored = {item.ReferencedSOPInstanceUID for item in answer.get("ReferencedSOPSequence", [])}
+            assert stored == {ds.SOPInstanceUID for ds in batch}, [
+                (item.ReferencedSOPInstanceUID, item.FailureReason) for item in answer.get("FailedSOPSequence", [])]
+        yield web, server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def client(served: tuple[DICOMwebClient, LiveServer]) -> DICOMwebClient:
+    return served[0]
