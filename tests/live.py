@@ -39,7 +39,8 @@ class Reply:
 class LiveServer:
     """Starts the server in a subprocess; ``request`` speaks HTTP to it over a kept-alive connection."""
 
-    def __init__(self, database_url: str, storage: Path, workers: int = 2, **settings: str) -> None:
+    def __init__(self, database_url: str, storage: Path, workers: int = 2, *, announce_base_url: bool = False,
+                 **settings: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.root = self.base + "/dicom-web"
@@ -47,6 +48,7 @@ class LiveServer:
             **clean_env(),
             "XDSI_DATABASE_URL": database_url,
             "XDSI_STORAGE": str(storage),
+            **({"XDSI_BASE_URL": self.base} if announce_base_url else {}),
             **{f"XDSI_{k.upper()}": v for k, v in settings.items()},
         }
         self.settings = Settings.load(environ=self.env)

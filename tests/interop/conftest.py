@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+
+import pydicom
 
 import pytest
 from dicomweb_client.api import DICOMwebClient
@@ -24,11 +27,17 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     folder = tmp_path_factory.mktemp(f"interop-{request.param}")
     url = f"sqlite:///{folder / 'xdsi.db'}" if request.param == "sqlite" else request.getfixturevalue(
         "postgres").new()
-    server = LiveServer(url, folder / "store")
+    # dicomweb-client sends "Host: 127.0.0.1" without the port on plain GETs, so URLs built from
+    # Host would miss it: the server is told its public URL, as a deployment behind a proxy is.
+    server = LiveServer(url, folder / "store", announce_base_url=True)
     web = DICOMwebClient(url=server.root)
     try:
         for start in range(0, len(corpus.datasets), 40):
             batch = corpus.datasets[start:start + 40]
+            for ds in batch:  # what store_instances is about to send, written the way it writes it
+                buffer = io.BytesIO()
+                pydicom.dcmwrite(buffer, ds)
+                corpus.sent[ds.SOPInstanceUID] = buffer.getvalue()
             answer = web.store_instances(batch)
             stored = {item.ReferencedSOPInstanceUID for item in answer.get("ReferencedSOPSequence", [])}
             assert stored == {ds.SOPInstanceUID for ds in batch}, [

@@ -25,6 +25,7 @@ class Corpus:
 
     datasets: list[Dataset] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)  # SOP Instance UID -> file
+    sent: dict[str, bytes] = field(default_factory=dict)  # SOP Instance UID -> bytes the server received
     skipped: dict[str, str] = field(default_factory=dict)
 
     def studies(self) -> dict[str, list[Dataset]]:

@@ -27,7 +27,7 @@ from xdsi.dicom.frames import FrameTable, frame_table, read_frame
 from xdsi.dicom.transcode import PixelDescription
 from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
 from xdsi.encoding.bulkdata import swap_bytes
-from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotFound
+from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcceptable, NotFound
 from xdsi.repository import index
 from xdsi.repository.index import StoredInstance
 from xdsi.repository.store import BlobStore
@@ -94,7 +94,14 @@ def instance_body(blobs: BlobStore, instance: StoredInstance, syntax: str | None
         )
     with blobs.open(instance.blob_key) as source:
         ds = dcmread(source)
-        converted = transcode.transcode(ds, syntax, max_pixel_bytes=max_transcode_bytes)
+        try:
+            converted = transcode.transcode(ds, syntax, max_pixel_bytes=max_transcode_bytes)
+        except MalformedDicom as exc:
+            # The stored pixel data cannot be decoded here: it can be sent only as it is.
+            raise NotAcceptable(
+                f"instance {instance.sop_instance_uid} cannot be provided in {syntax}: {exc}; "
+                f"ask for it as stored with transfer-syntax=*"
+            ) from exc
     out = io.BytesIO()
     dcmwrite(out, converted, enforce_file_format=True)
     data = out.getvalue()
@@ -232,7 +239,9 @@ def bulk_value(blobs: BlobStore, instance: StoredInstance, path: tuple[int, ...]
         if raw is None:
             raise NotFound(f"bulk data {where}{tag:08X} does not exist in {instance.sop_instance_uid}")
         deferred = isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, UNDEFINED)
-        in_file = not uids.is_deflated(parsed.transfer_syntax)  # inflated values live in a temporary copy
+        # Only a top-level value's position is a file offset: pydicom parses a sequence from a
+        # copy of its bytes, and an inflated dataset lives in a temporary copy.
+        in_file = len(path) == 1 and not uids.is_deflated(parsed.transfer_syntax)
         if deferred and in_file and raw.is_little_endian:
             return BulkValue(instance.blob_key, raw.value_tell, raw.length)
         if raw.length == UNDEFINED:

@@ -226,7 +226,9 @@ def _retrieve(target: Target) -> Response:
     if wanted is None:
         headers = [_part_headers(root, instance, instance.transfer_syntax_uid) for instance in found]
         length = multipart.body_length(zip(headers, (instance.size for instance in found)), boundary)
-    chunks = multipart.iter_multipart(_parts(current, found, wanted, root), boundary)
+    parts = _parts(current, found, wanted, root)
+    first = next(parts)  # a failure to transcode the first instance is answered before any byte is sent
+    chunks = multipart.iter_multipart(itertools.chain([first], parts), boundary)
     response = Response(chunks, status=200, content_type=multipart.content_type(
         DICOM, boundary, **({"transfer_syntax": wanted} if wanted else {})))
     if length is not None:
