@@ -50,6 +50,7 @@ def _transfer_syntaxes() -> frozenset[str]:
     return frozenset(str(t) for t in AllTransferSyntaxes)
 
 
+@lru_cache(maxsize=128)
 def is_deflated(uid: str) -> bool:
     return UID(uid).is_deflated
 
@@ -58,6 +59,7 @@ def is_big_endian(uid: str) -> bool:
     return uid == EXPLICIT_VR_BIG_ENDIAN
 
 
+@lru_cache(maxsize=128)
 def is_encapsulated(uid: str) -> bool:
     return UID(uid).is_encapsulated
 

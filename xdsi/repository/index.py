@@ -21,8 +21,10 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
@@ -440,19 +442,26 @@ def stored_instances(
     session: Session, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
 ) -> list[StoredInstance]:
     """The instances of a study, series or single instance, in series then instance number order."""
+    statement = _stored_statement(series_uid is not None, sop_instance_uid is not None)
+    params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
+    return [StoredInstance(*row) for row in session.connection().execute(statement, params)]
+
+
+@lru_cache(maxsize=4)
+def _stored_statement(by_series: bool, by_instance: bool) -> Select[Any]:
+    """Built once: retrieval is the hot path, and composing a statement costs more than running it."""
     statement = (
         select(*_STORED_COLUMNS)
         .select_from(Instance)
         .join(Series, Instance.series_fk == Series.id)
         .join(Study, Series.study_fk == Study.id)
-        .where(Study.study_uid == study_uid)
+        .where(Study.study_uid == bindparam("study"))
     )
-    if series_uid is not None:
-        statement = statement.where(Series.series_uid == series_uid)
-    if sop_instance_uid is not None:
-        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
-    statement = statement.order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)
-    return [StoredInstance(*row) for row in session.execute(statement)]
+    if by_series:
+        statement = statement.where(Series.series_uid == bindparam("series"))
+    if by_instance:
+        statement = statement.where(Instance.sop_instance_uid == bindparam("instance"))
+    return statement.order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)
 
 
 def metadata_fragments(
@@ -460,6 +469,14 @@ def metadata_fragments(
     *, xml: bool = False,
 ) -> tuple[list[bytes], datetime | None]:
     """The cached metadata of the instances (same order as ``stored_instances``), and when they last changed."""
+    statement = _fragments_statement(series_uid is not None, sop_instance_uid is not None, xml)
+    params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
+    rows = session.connection().execute(statement, params).all()
+    return [row[0] for row in rows], max((row[1] for row in rows), default=None)
+
+
+@lru_cache(maxsize=8)
+def _fragments_statement(by_series: bool, by_instance: bool, xml: bool) -> Select[Any]:
     column = InstanceMetadata.xml if xml else InstanceMetadata.json
     statement = (
         select(column, Series.updated_at)
@@ -467,12 +484,10 @@ def metadata_fragments(
         .join(Instance, InstanceMetadata.instance_fk == Instance.id)
         .join(Series, Instance.series_fk == Series.id)
         .join(Study, Series.study_fk == Study.id)
-        .where(Study.study_uid == study_uid)
+        .where(Study.study_uid == bindparam("study"))
     )
-    if series_uid is not None:
-        statement = statement.where(Series.series_uid == series_uid)
-    if sop_instance_uid is not None:
-        statement = statement.where(Instance.sop_instance_uid == sop_instance_uid)
-    statement = statement.order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)
-    rows = session.execute(statement).all()
-    return [row[0] for row in rows], max((row[1] for row in rows), default=None)
+    if by_series:
+        statement = statement.where(Series.series_uid == bindparam("series"))
+    if by_instance:
+        statement = statement.where(Instance.sop_instance_uid == bindparam("instance"))
+    return statement.order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)

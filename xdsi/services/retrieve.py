@@ -12,6 +12,7 @@ import io
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import BinaryIO
 
@@ -71,10 +72,15 @@ def instances(session: Session, target: Target) -> list[StoredInstance]:
 
 def producible_syntaxes(stored: Sequence[StoredInstance]) -> tuple[str, ...]:
     """Transfer syntaxes every one of ``stored`` can be sent in, Explicit VR Little Endian first."""
+    return _producible(frozenset(instance.transfer_syntax_uid for instance in stored))
+
+
+@lru_cache(maxsize=256)
+def _producible(stored: frozenset[str]) -> tuple[str, ...]:
     common: set[str] | None = None
-    for instance in stored:
-        here = {t for t in transcode.target_syntaxes() if transcode.can_transcode(instance.transfer_syntax_uid, t)}
-        here.add(instance.transfer_syntax_uid)
+    for syntax in stored:
+        here = {t for t in transcode.target_syntaxes() if transcode.can_transcode(syntax, t)}
+        here.add(syntax)
         common = here if common is None else common & here
     ordered = sorted(common or ())
     if uids.EXPLICIT_VR_LITTLE_ENDIAN in ordered:
