@@ -14,6 +14,12 @@ class UnknownTransferSyntax(XdsiError, LookupError):
     """A transfer syntax with no Bulkdata media type in PS3.18 Tables 8.7.3-4/5."""
 
 
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+OCTET_STREAM = "application/octet-stream"
+ZIP = "application/zip"
+
 MAX_HEADER_LENGTH = 8192
 MAX_RANGES = 64
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -203,6 +209,16 @@ class Offer:
         return text
 
 
+def dataset_offers(*, xml_multipart: bool) -> tuple[Offer, ...]:
+    """Offers for DICOM JSON or XML answers: JSON first (PS3.18 8.7.3.2), with the plain
+    application/json many clients send; XML multipart where the answer may hold many datasets."""
+    return (
+        Offer(DICOM_JSON, multipart=False),
+        Offer("application/json", multipart=False),
+        Offer(DICOM_XML, multipart=xml_multipart),
+    )
+
+
 @dataclass(frozen=True)
 class Choice:
     """The selected representation and the transfer syntax to encode it in."""
@@ -361,7 +377,7 @@ _BY_NAME.update({alias: _SYNTAXES[name] for alias, name in _ALIASES.items()})
 # PS3.18 8.7.3.3.1: uncompressed Bulkdata is little-endian octets whatever the stored encoding,
 # so the native syntaxes (implicit, deflated, big endian, encapsulated uncompressed) share one type.
 _NATIVE = ("1.2.840.10008.1.2", *_uids("1", "1.98", "1.99", "2"))
-_MEDIA_TYPE_BY_SYNTAX = dict.fromkeys(_NATIVE, "application/octet-stream")
+_MEDIA_TYPE_BY_SYNTAX = dict.fromkeys(_NATIVE, OCTET_STREAM)
 _MEDIA_TYPE_BY_SYNTAX.update({uid: name for name, syntaxes in _SYNTAXES.items() for uid in syntaxes})
 
 

@@ -10,21 +10,15 @@ from xdsi.dicom.uids import validate_uid
 from xdsi.repository.search import Level
 from xdsi.services.search import SearchAnswer, SearchLimits, search
 from xdsi.web import multipart, negotiation
+from xdsi.web.negotiation import DICOM_XML
 from xdsi.web.context import announce, archive
 from xdsi.web.errors import warning
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("qido_rs", __name__, url_prefix=DICOMWEB)
 
-DICOM_JSON = "application/dicom+json"
-DICOM_XML = "application/dicom+xml"
-# PS3.18 10.6.3.2: JSON by default; XML as multipart/related. application/json is what many
-# clients send for JSON.
-OFFERS = (
-    negotiation.Offer(DICOM_JSON, multipart=False),
-    negotiation.Offer("application/json", multipart=False),
-    negotiation.Offer(DICOM_XML, multipart=True),
-)
+# PS3.18 10.6.3.2: JSON by default; XML as multipart/related.
+OFFERS = negotiation.dataset_offers(xml_multipart=True)
 
 
 @blueprint.get("/studies")

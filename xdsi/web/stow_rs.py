@@ -18,6 +18,7 @@ from xdsi.services import store_metadata, store_response
 from xdsi.services.archive import Archive
 from xdsi.services.store import Outcome, Status
 from xdsi.web import multipart, negotiation
+from xdsi.web.negotiation import DICOM, DICOM_JSON, DICOM_XML
 from xdsi.web.context import announce, archive
 from xdsi.web.errors import warning
 from xdsi.web.urls import DICOMWEB, dicomweb_root
@@ -25,15 +26,8 @@ from xdsi.web.urls import DICOMWEB, dicomweb_root
 blueprint = Blueprint("stow_rs", __name__, url_prefix=DICOMWEB)
 
 MAX_WARNINGS = 20
-DICOM = "application/dicom"
-DICOM_JSON = "application/dicom+json"
-DICOM_XML = "application/dicom+xml"
 # PS3.18 10.5.3.2: the response is JSON unless the client asks for XML.
-OFFERS = (
-    negotiation.Offer(DICOM_JSON, multipart=False),
-    negotiation.Offer("application/json", multipart=False),
-    negotiation.Offer(DICOM_XML, multipart=False),
-)
+OFFERS = negotiation.dataset_offers(xml_multipart=False)
 
 
 @blueprint.post("/studies")

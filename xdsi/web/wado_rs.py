@@ -21,17 +21,13 @@ from xdsi.services.archive import Archive
 from xdsi.services.metadata import parse_bulk_data_path
 from xdsi.services.retrieve import Target
 from xdsi.web import multipart, negotiation
+from xdsi.web.negotiation import DICOM, DICOM_XML, OCTET_STREAM, ZIP
 from xdsi.web.context import announce, archive
 from xdsi.web.errors import text_response
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("wado_rs", __name__, url_prefix=DICOMWEB)
 
-DICOM = "application/dicom"
-DICOM_JSON = "application/dicom+json"
-DICOM_XML = "application/dicom+xml"
-OCTET_STREAM = "application/octet-stream"
-ZIP = "application/zip"
 GZIP_MINIMUM = 8192  # smaller answers gain less from compression than it costs
 MAX_FRAMES_PER_REQUEST = 10_000
 
@@ -265,11 +261,7 @@ def _single_instance(current: Archive, instance: StoredInstance, syntax: str | N
                     content_type=negotiation.format_media_type(DICOM, transfer_syntax=body.transfer_syntax))
 
 
-METADATA_OFFERS = (
-    negotiation.Offer(DICOM_JSON, multipart=False),
-    negotiation.Offer("application/json", multipart=False),
-    negotiation.Offer(DICOM_XML, multipart=True),
-)
+METADATA_OFFERS = negotiation.dataset_offers(xml_multipart=True)
 
 
 def _metadata(target: Target) -> Response:
