@@ -6,7 +6,7 @@ parsing, indexing and the per-batch commits, as ``xdsi import`` does them.
 
 Usage:
   python bench/ingest.py --corpus bench/corpus [--postgres URL] [--batch 32] [--out FILE]
-  python bench/ingest.py --make-corpus ../shared/bench/make_corpus.py --corpus bench/corpus
+  python bench/ingest.py --make-corpus HARNESS/make_corpus.py --corpus bench/corpus
 """
 
 from __future__ import annotations
