@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if settings.log_level != "DEBUG":
+        # Alembic logs each plugin it loads at INFO; the upgrade itself is logged by xdsi.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     return int(args.run(settings, args) or 0)
 
 

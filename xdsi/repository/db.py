@@ -140,6 +140,7 @@ def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration; safe when several processes start at once."""
     from alembic import command
     from alembic.config import Config
+    from alembic.migration import MigrationContext
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -149,7 +150,11 @@ def upgrade(engine: Engine) -> None:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
             config.attributes["connection"] = connection
+            before = MigrationContext.configure(connection).get_current_revision()
             command.upgrade(config, "head")
+            after = MigrationContext.configure(connection).get_current_revision()
+    if after != before:
+        log.info("index schema upgraded from %s to revision %s", before or "an empty database", after)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -164,6 +164,12 @@ class InstanceStore:
     def _parse(self, blob: TempBlob, study_uid: str | None) -> _Prepared:
         coerced = self._coerce(blob)
         with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
+            if parsed.dataset.file_meta.get("MediaStorageSOPClassUID") == uids.MEDIA_STORAGE_DIRECTORY:
+                # Named plainly: "StudyInstanceUID is missing" would send the user hunting.
+                raise UnsupportedSOPClass(
+                    "a DICOMDIR (Media Storage Directory) lists files, it is not an instance to store",
+                    sop_class_uid=uids.MEDIA_STORAGE_DIRECTORY,
+                )
             elements = encode_instance(parsed.dataset, parsed.transfer_syntax, self.settings.bulk_data_threshold)
             keys = index_keys(EncodedAttributes(elements))
             instance = keys.instance

@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 from sqlalchemy import select
 
@@ -225,6 +226,17 @@ def test_study_targeted_store_refuses_other_studies(archive: Archive) -> None:
 def test_unsupported_sop_class(archive: Archive) -> None:
     [outcome] = store(archive, make_instance(sop_class_uid="1.2.840.10008.1.3.10"))
     assert isinstance(outcome.error, UnsupportedSOPClass)
+    assert_consistent(archive)
+
+
+@pytest.mark.parametrize("name", ["DICOMDIR-empty.dcm", "DICOMDIR-nopatient", "DICOMDIR"])
+def test_a_dicomdir_is_refused_as_a_directory_not_as_a_broken_instance(archive: Archive, name: str) -> None:
+    path = get_testdata_file(name)
+    assert path is not None
+    [outcome] = store(archive, Path(path).read_bytes())
+    assert isinstance(outcome.error, UnsupportedSOPClass)
+    assert "DICOMDIR (Media Storage Directory)" in outcome.reason
+    assert counts(archive)["instances"] == 0
     assert_consistent(archive)
 
 
