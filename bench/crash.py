@@ -13,7 +13,7 @@ instance before storing it, so every store writes a new file and supersedes the 
 archive stays at a fixed number of instances while every kill lands in a real write path
 (spool, place, index, commit, release, or deletion of the superseded file).
 
-Usage: python bench/crash.py --iterations 1000 [--database-url URL] [--storage DIR]
+Usage: python bench/crash.py --iterations 1000 [--postgres URL] [--storage DIR]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.scratch_db import fresh_postgres  # noqa: E402
 from tests.consistency import assert_consistent  # noqa: E402
 from tests.dicomfiles import make_dataset, to_bytes  # noqa: E402
 from xdsi.config import Settings  # noqa: E402
@@ -164,23 +165,27 @@ def _check_reimport(settings: Settings, payloads: list[bytes], report: CrashRepo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=1000, help="kills (default 1000)")
-    parser.add_argument("--database-url", help="index database (default: SQLite in a scratch folder)")
-    parser.add_argument("--storage", help="blob store folder (default: a scratch folder)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="run on PostgreSQL, in a fresh database on this server (default: SQLite in a scratch folder)")
+    parser.add_argument("--storage", help="an empty or new blob store folder, e.g. on the disk to test (default: a scratch folder)")
     parser.add_argument("--max-delay", type=float, default=0.5, help="longest wait before a kill, seconds")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="FILE", help="also write the counts as JSON")
     args = parser.parse_args()
+    if args.storage and Path(args.storage).exists() and any(Path(args.storage).iterdir()):
+        parser.error(f"--storage {args.storage} is not empty; the loop needs a store of its own")
     with tempfile.TemporaryDirectory(prefix="xdsi-crash-bench-") as scratch:
         settings = Settings.load(
             environ={},
-            database_url=args.database_url or f"sqlite:///{scratch}/xdsi.db",
+            database_url=fresh_postgres(args.postgres, "xdsi_bench_crash") if args.postgres
+            else f"sqlite:///{scratch}/xdsi.db",
             storage=args.storage or f"{scratch}/store",
             duplicate_policy="overwrite",
         )
         report = run_crash_loop(settings, args.iterations, max_delay=args.max_delay, seed=args.seed, progress=True)
     indexed = report.indexed_after_kill
     summary = {
-        "database": settings.display_database_url.split(":", 1)[0],
+        "database": settings.display_database_url.split(":", 1)[0].split("+")[0],
         "kills": report.iterations,
         "violations": len(report.violations),
         "acknowledged_instances": report.acknowledged,

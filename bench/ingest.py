@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.scratch_db import fresh_postgres  # noqa: E402
 from xdsi import __version__  # noqa: E402
 from xdsi.config import Settings  # noqa: E402
 from xdsi.services.archive import Archive  # noqa: E402
@@ -53,19 +54,6 @@ def measure(database_url: str, storage: Path, corpus: Path, batch: int) -> dict[
     }
 
 
-def _fresh_postgres(admin_url: str, name: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(admin_url).set(drivername="postgresql+psycopg")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, required=True, help="corpus folder (made by make_corpus.py)")
@@ -87,7 +75,7 @@ def main() -> int:
         root = Path(scratch)
         results.append(measure(f"sqlite:///{root / 'sqlite.db'}", root / "store-sqlite", args.corpus, args.batch))
         if args.postgres:
-            url = _fresh_postgres(args.postgres, "xdsi_bench_ingest")
+            url = fresh_postgres(args.postgres, "xdsi_bench_ingest")
             results.append(measure(url, root / "store-pg", args.corpus, args.batch))
     print(f"{'database':<11} {'instances':>9} {'seconds':>8} {'inst/s':>8} {'MB/s':>7}")
     for row in results:
