@@ -18,13 +18,13 @@ row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite writers are serialized by B
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select
+from sqlalchemy import RowMapping, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
@@ -62,7 +62,7 @@ def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
 def stored_digests(session: Session, sop_instance_uids: list[str]) -> dict[str, str]:
     """SOP Instance UID -> sha256 for those of ``sop_instance_uids`` that are indexed."""
     rows = session.execute(
-        select(Instance.sop_instance_uid, Instance.sha256).where(Instance.sop_instance_uid.in_(sop_instance_uids))
+        select(_INSTANCE.c.sop_instance_uid, _INSTANCE.c.sha256).where(_INSTANCE.c.sop_instance_uid.in_(sop_instance_uids))
     )
     return {uid: digest for uid, digest in rows}
 
@@ -85,9 +85,11 @@ def add_instances(session: Session, entries: Sequence[NewInstance], now: datetim
     """Index many new instances at once: warnings per entry, or the conflict that refused it.
 
     Studies are locked in UID order (no deadlocks between batches on PostgreSQL); each study
-    and series row is read or created once per batch, and the instance and metadata rows are
-    inserted with one multi-row statement each. A concurrent insert of the same SOP Instance
-    UID raises IntegrityError for the whole call; the caller then retries one by one.
+    and series row is read or created once per batch, the instance and metadata rows are
+    inserted with one multi-row statement each, and the counts are raised with one UPDATE per
+    study and series. Plain table statements, not ORM objects: this is the ingest hot path,
+    where unit-of-work bookkeeping cost more than the SQL. A concurrent insert of the same SOP
+    Instance UID raises IntegrityError for the whole call; the caller then retries one by one.
     """
     results: list[list[str] | HierarchyConflict] = [[] for _ in entries]
     by_study: dict[str, list[int]] = {}
@@ -95,38 +97,119 @@ def add_instances(session: Session, entries: Sequence[NewInstance], now: datetim
         by_study.setdefault(entry.keys.study.study_uid, []).append(position)
     for study_uid in sorted(by_study):
         positions = by_study[study_uid]
-        study = _study_for(session, entries[positions[0]].keys, now, correcting=False, check=False)
+        study = _study_state(session, entries[positions[0]].keys, now)
+        filed = (study["patient_id"], study["issuer_of_patient_id"])
+        series_states: dict[str, tuple[RowMapping, bool]] = {}
         rows: list[dict[str, object]] = []
         accepted: list[int] = []
-        series_rows: dict[str, tuple[Series, bool]] = {}
         for position in positions:
             keys = entries[position].keys
             try:
-                _check_patient(study, keys)
-                if keys.series.series_uid not in series_rows:
-                    series_rows[keys.series.series_uid] = _series_for(session, study, keys.series, now, False)
+                _check_patient(study_uid, filed, keys)
+                if keys.series.series_uid not in series_states:
+                    series_states[keys.series.series_uid] = _series_state(session, study["id"], study_uid, keys.series, now)
             except HierarchyConflict as exc:
                 results[position] = exc
                 continue
-            series = series_rows[keys.series.series_uid][0]
-            results[position] = _differences(study, series, keys)
-            rows.append(_instance_row(keys, entries[position].blob, series.id, now))
+            series = series_states[keys.series.series_uid][0]
+            results[position] = _differences(study, study, series, keys)
+            rows.append(_instance_row(keys, entries[position].blob, series["id"], now))
             accepted.append(position)
         if not rows:
             continue
-        ids = session.scalars(insert(Instance).returning(Instance.id, sort_by_parameter_order=True), rows).all()
-        session.execute(insert(InstanceMetadata), [
+        ids = session.execute(_INSERT_INSTANCES, rows).scalars().all()
+        session.execute(insert(_METADATA), [
             {"instance_fk": instance_id, "series_fk": row["series_fk"], "json": entries[position].metadata_json,
              "xml": entries[position].metadata_xml}
             for instance_id, row, position in zip(ids, rows, accepted)
         ])
-        for position in accepted:
-            keys = entries[position].keys
-            series, new_series = series_rows[keys.series.series_uid]
-            _recount(study, series, new_series, keys, now)
-            series_rows[keys.series.series_uid] = (series, False)
-    session.flush()
+        _raise_counts(session, study, series_states, [entries[position].keys for position in accepted], now)
     return results
+
+
+_STUDY = Study.__table__
+_SERIES = Series.__table__
+_PATIENT = Patient.__table__
+_INSTANCE = Instance.__table__
+_METADATA = InstanceMetadata.__table__
+_INSERT_INSTANCES = insert(_INSTANCE).returning(_INSTANCE.c.id, sort_by_parameter_order=True)
+
+
+@lru_cache(maxsize=1)
+def _state_statements() -> tuple[Select[Any], Select[Any]]:
+    """The study (with its patient) and series columns a batch is checked and compared against."""
+    study = (
+        select(_STUDY.c.id, _STUDY.c.modalities_in_study, _STUDY.c.sop_classes_in_study,
+               _PATIENT.c.patient_id, _PATIENT.c.issuer_of_patient_id,
+               *(_STUDY.c[name] for name in _COMPARED["study"]),
+               *(_PATIENT.c[name] for name in _COMPARED["patient"]))
+        .join(_PATIENT, _STUDY.c.patient_fk == _PATIENT.c.id)
+        .where(_STUDY.c.study_uid == bindparam("uid"))
+        .with_for_update(of=_STUDY)
+    )
+    series = select(_SERIES.c.id, _SERIES.c.study_fk, *(_SERIES.c[name] for name in _COMPARED["series"])).where(
+        _SERIES.c.series_uid == bindparam("uid"))
+    return study, series
+
+
+def _study_state(session: Session, keys: IndexKeys, now: datetime) -> RowMapping:
+    """The locked study row of ``keys`` with its patient's identity, created if missing."""
+    statement = _state_statements()[0]
+    uid = keys.study.study_uid
+    state = session.execute(statement, {"uid": uid}).mappings().first()
+    if state is None:
+        _insert_ignore(session, Study, study_uid=uid, updated_at=now,
+                       patient_fk=_patient_id(session, keys.patient, None), **_study_values(keys.study))
+        state = session.execute(statement, {"uid": uid}).mappings().one()
+    return state
+
+
+def _series_state(
+    session: Session, study_id: int, study_uid: str, keys: SeriesKeys, now: datetime
+) -> tuple[RowMapping, bool]:
+    """The series row of ``keys`` and whether this call created it; refused if filed elsewhere."""
+    statement = _state_statements()[1]
+    state = session.execute(statement, {"uid": keys.series_uid}).mappings().first()
+    if state is None:
+        series_id = session.execute(
+            insert(_SERIES).returning(_SERIES.c.id),
+            {"series_uid": keys.series_uid, "study_fk": study_id, "updated_at": now, **_series_values(keys)},
+        ).scalar_one()
+        if keys.request_attributes:
+            session.execute(insert(RequestAttribute.__table__), [
+                {"series_fk": series_id, **dataclasses.asdict(item)} for item in keys.request_attributes
+            ])
+        return session.execute(statement, {"uid": keys.series_uid}).mappings().one(), True
+    if state["study_fk"] != study_id:
+        other = session.scalar(select(_STUDY.c.study_uid).where(_STUDY.c.id == state["study_fk"]))
+        raise HierarchyConflict(f"series {keys.series_uid} is filed under study {other}, not {study_uid}")
+    return state, False
+
+
+def _raise_counts(
+    session: Session, study: RowMapping, series_states: dict[str, tuple[RowMapping, bool]],
+    added: list[IndexKeys], now: datetime,
+) -> None:
+    per_series: dict[int, int] = {}
+    modalities, classes = study["modalities_in_study"], study["sop_classes_in_study"]
+    for keys in added:
+        series_id = series_states[keys.series.series_uid][0]["id"]
+        per_series[series_id] = per_series.get(series_id, 0) + 1
+        modalities = _add_to_set(modalities, keys.series.modality)
+        classes = _add_to_set(classes, keys.instance.sop_class_uid)
+    new_series = sum(1 for state, created in series_states.values() if created and state["id"] in per_series)
+    session.execute(
+        update(_STUDY).where(_STUDY.c.id == study["id"]).values(
+            number_of_instances=_STUDY.c.number_of_instances + len(added),
+            number_of_series=_STUDY.c.number_of_series + new_series,
+            modalities_in_study=modalities, sop_classes_in_study=classes, updated_at=now,
+        )
+    )
+    for series_id, count in per_series.items():
+        session.execute(
+            update(_SERIES).where(_SERIES.c.id == series_id).values(
+                number_of_instances=_SERIES.c.number_of_instances + count, updated_at=now)
+        )
 
 
 def _instance_row(keys: IndexKeys, blob: StoredBlob, series_id: int, now: datetime) -> dict[str, object]:
@@ -167,7 +250,7 @@ def add_instance(
         _forget(session, replace)
     study = _study_for(session, keys, now, correcting)
     series, new_series = _series_for(session, study, keys.series, now, correcting)
-    warnings = [] if correcting else _differences(study, series, keys)
+    warnings = [] if correcting else _differences(_columns(study.patient), _columns(study), _columns(series), keys)
     instance = Instance(**_instance_row(keys, blob, series.id, now))
     instance.metadata_fragment = InstanceMetadata(series_fk=series.id, json=metadata_json, xml=metadata_xml)
     session.add(instance)
@@ -176,7 +259,7 @@ def add_instance(
     return warnings
 
 
-def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: bool, check: bool = True) -> Study:
+def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: bool) -> Study:
     study_keys = keys.study
     locked = (
         select(Study)
@@ -190,11 +273,12 @@ def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: boo
                        patient_fk=_patient_id(session, keys.patient, None), **_study_values(study_keys))
         study = session.scalar(locked)
         assert study is not None
+    filed = (study.patient.patient_id, study.patient.issuer_of_patient_id)
     if correcting:
-        if not _same_patient(study, keys):
+        if not _same_patient(filed, keys):
             study.patient_fk = _patient_id(session, keys.patient, study.id)
-    elif check:
-        _check_patient(study, keys)
+    else:
+        _check_patient(study.study_uid, filed, keys)
     if correcting:
         _assign(study, _study_values(study_keys))
         _assign(study.patient, _patient_values(keys.patient))
@@ -202,19 +286,18 @@ def _study_for(session: Session, keys: IndexKeys, now: datetime, correcting: boo
     return study
 
 
-def _same_patient(study: Study, keys: IndexKeys) -> bool:
-    patient = study.patient
-    return (patient.patient_id, patient.issuer_of_patient_id) == (
-        keys.patient.patient_id or None, keys.patient.issuer_of_patient_id)
+def _same_patient(filed: tuple[str | None, str | None], keys: IndexKeys) -> bool:
+    """``filed`` is the (Patient ID, Issuer) the study is filed under."""
+    return filed == (keys.patient.patient_id or None, keys.patient.issuer_of_patient_id)
 
 
-def _check_patient(study: Study, keys: IndexKeys) -> None:
-    if _same_patient(study, keys):
+def _check_patient(study_uid: str, filed: tuple[str | None, str | None], keys: IndexKeys) -> None:
+    if _same_patient(filed, keys):
         return
-    patient = study.patient
+    patient_id, issuer = filed
     raise HierarchyConflict(
-        f"study {study.study_uid} is filed under Patient ID {patient.patient_id or '(none)'!r}"
-        f" (issuer {patient.issuer_of_patient_id or '(none)'!r}); this instance names"
+        f"study {study_uid} is filed under Patient ID {patient_id or '(none)'!r}"
+        f" (issuer {issuer or '(none)'!r}); this instance names"
         f" {keys.patient.patient_id or '(none)'!r} (issuer {keys.patient.issuer_of_patient_id or '(none)'!r})",
         sop_class_uid=keys.instance.sop_class_uid,
         sop_instance_uid=keys.instance.sop_instance_uid,
@@ -381,19 +464,27 @@ _COMPARED = {
 }
 
 
-def _differences(study: Study, series: Series, keys: IndexKeys) -> list[str]:
+def _differences(
+    patient: Mapping[str, Any], study: Mapping[str, Any], series: Mapping[str, Any], keys: IndexKeys
+) -> list[str]:
+    """What this instance says differently from the index; ``patient`` etc. map column names to values."""
     incoming = {
         "patient": _patient_values(keys.patient),
         "study": _study_values(keys.study),
         "series": _series_values(keys.series),
     }
-    rows = {"patient": study.patient, "study": study, "series": series}
+    current = {"patient": patient, "study": study, "series": series}
     return [
-        f"{level} {name}: index keeps {getattr(rows[level], name)!r}, instance has {incoming[level][name]!r}"
+        f"{level} {name}: index keeps {current[level][name]!r}, instance has {incoming[level][name]!r}"
         for level, names in _COMPARED.items()
         for name in names
-        if getattr(rows[level], name) != incoming[level][name]
+        if current[level][name] != incoming[level][name]
     ]
+
+
+def _columns(row: Patient | Study | Series) -> dict[str, Any]:
+    names = {Patient: "patient", Study: "study", Series: "series"}[type(row)]
+    return {name: getattr(row, name) for name in _COMPARED[names]}
 
 
 def counts(session: Session) -> dict[str, int]:
@@ -444,7 +535,7 @@ def stored_instances(
     """The instances of a study, series or single instance, in series then instance number order."""
     statement = _stored_statement(series_uid is not None, sop_instance_uid is not None)
     params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
-    return [StoredInstance(*row) for row in session.connection().execute(statement, params)]
+    return [StoredInstance(*row) for row in session.execute(statement, params)]
 
 
 @lru_cache(maxsize=4)
@@ -471,7 +562,7 @@ def metadata_fragments(
     """The cached metadata of the instances (same order as ``stored_instances``), and when they last changed."""
     statement = _fragments_statement(series_uid is not None, sop_instance_uid is not None, xml)
     params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
-    rows = session.connection().execute(statement, params).all()
+    rows = session.execute(statement, params).all()
     return [row[0] for row in rows], max((row[1] for row in rows), default=None)
 
 
