@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x78647369  # "xdsi": serializes concurrent upgrades across nodes
 _IMMEDIATE = "xdsi_immediate"
+# Held shared by every PostgreSQL write transaction; settle_writers takes it exclusively.
+_PG_WRITERS_LOCK = 0x78647377
 
 
 def create_engine_for(
@@ -87,7 +89,9 @@ def writing(factory: sessionmaker[Session], retries: int = 3) -> Iterator[Sessio
     try:
         for attempt in range(retries + 1):
             try:
-                session.connection(execution_options={_IMMEDIATE: True})
+                connection = session.connection(execution_options={_IMMEDIATE: True})
+                if connection.dialect.name == "postgresql":
+                    connection.execute(_SHARE_WRITERS_LOCK, {"key": _PG_WRITERS_LOCK})
                 break
             except OperationalError as exc:
                 session.rollback()
@@ -108,6 +112,23 @@ def writing(factory: sessionmaker[Session], retries: int = 3) -> Iterator[Sessio
             raise
     finally:
         session.close()
+
+
+_SHARE_WRITERS_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
+
+
+def settle_writers(engine: Engine) -> None:
+    """Return once every write transaction running now has ended, committed or not.
+
+    A PostgreSQL backend outlives a killed client for as long as it takes to finish what the
+    client had sent, a COMMIT included; a store sweep that checked references before that
+    commit landed would delete a file the index is about to reference. SQLite transactions
+    end with their process, so there is nothing to wait for.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as connection, connection.begin():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_WRITERS_LOCK})
 
 
 def _is_lock_error(exc: DBAPIError) -> bool:

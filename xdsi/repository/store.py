@@ -175,39 +175,55 @@ class BlobStore:
     def open(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
 
-    def sweep(self, is_referenced: Callable[[str], bool], now: float | None = None) -> SweepReport:
-        """Remove what crashed writers left: partial spools, and placed files no row references."""
+    def sweep(
+        self,
+        is_referenced: Callable[[str], bool],
+        now: float | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> SweepReport:
+        """Remove what crashed writers left: partial spools, and placed files no row references.
+
+        ``settle`` runs after the dead writers are known and before any reference is checked:
+        it must wait out transactions those writers may still have in flight in the database.
+        """
         report = SweepReport()
         if not self.tmp.is_dir():
             return report
         now = time.time() if now is None else now
+        orphaned: list[tuple[Path, str]] = []
         for entry in self.tmp.iterdir():
             try:
-                self._sweep_one(entry, is_referenced, now, report)
+                orphaned += self._dead_writer_marker(entry, now, report)
+            except OSError as exc:
+                report.errors.append(f"{entry.name}: {exc}")
+        if orphaned and settle is not None:
+            settle()
+        for entry, key in orphaned:
+            try:
+                if is_referenced(key):
+                    report.kept_referenced += 1
+                else:
+                    (self.objects / key).unlink(missing_ok=True)
+                    report.removed_orphans += 1
+                entry.unlink(missing_ok=True)
             except OSError as exc:
                 report.errors.append(f"{entry.name}: {exc}")
         return report
 
-    def _sweep_one(self, entry: Path, is_referenced: Callable[[str], bool], now: float, report: SweepReport) -> None:
+    def _dead_writer_marker(self, entry: Path, now: float, report: SweepReport) -> list[tuple[Path, str]]:
+        """A dead writer's marker and its key to judge; its partial spool is removed at once."""
         parts = entry.name.split("~")
         if len(parts) < 3 or _writer_alive(parts[0], parts[1], entry, now):
             report.skipped_live += len(parts) >= 3
-            return
+            return []
         if entry.suffix == ".part":
             entry.unlink(missing_ok=True)
             report.removed_partial += 1
-            return
+            return []
         if len(parts) != 4 or entry.suffix not in (".link", ".gc"):
-            return
+            return []
         key = parts[3][: -len(entry.suffix)].replace("+", "/")
-        if not _KEY_RE.fullmatch(key):
-            return
-        if is_referenced(key):
-            report.kept_referenced += 1
-        else:
-            (self.objects / key).unlink(missing_ok=True)
-            report.removed_orphans += 1
-        entry.unlink(missing_ok=True)
+        return [(entry, key)] if _KEY_RE.fullmatch(key) else []
 
 
 def _writer_alive(host: str, pid_text: str, entry: Path, now: float) -> bool:

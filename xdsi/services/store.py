@@ -329,7 +329,10 @@ class InstanceStore:
     def sweep(self) -> None:
         """Clean what crashed writers left in the blob store (run at start-up)."""
         with self.sessions() as session:
-            report = self.blobs.sweep(lambda key: index.is_blob_referenced(session, key))
+            report = self.blobs.sweep(
+                lambda key: index.is_blob_referenced(session, key),
+                settle=lambda: db.settle_writers(session.get_bind()),
+            )
         if report.removed_partial or report.removed_orphans or report.kept_referenced or report.errors:
             log.warning(
                 "store sweep: %d partial uploads removed, %d unindexed files removed, %d markers cleared, "
