@@ -93,7 +93,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(database_url: str, storage: Path, **overrides: object) -> Settings:
-    """Settings from explicit values only, so the developer's XDSI_* environment never leaks in."""
+    """Settings from explicit values only, so the developer's XDSI_* environment never leaks in.
+
+    Two parser processes whatever the machine: every multi-instance store in the suite then
+    crosses the process boundary, as it does in a server on a multi-core host.
+    """
+    overrides.setdefault("parse_processes", 2)
     return Settings.load(environ={}, database_url=database_url, storage=str(storage), **overrides)
 
 

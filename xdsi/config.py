@@ -20,6 +20,10 @@ from urllib.parse import urlsplit
 ENV_PREFIX = "XDSI_"
 CONFIG_FILE_ENV = "XDSI_CONFIG"
 MIB = 1024 * 1024
+_CPUS = os.cpu_count() or 1
+# A parser per CPU from two CPUs on; one request thread spools the parts all parsers work on,
+# so more than four would mostly wait for it.
+_DEFAULT_PARSE_PROCESSES = min(_CPUS, 4) if _CPUS > 1 else 0
 
 DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -57,6 +61,11 @@ class Settings:
     bind: str = field(default="127.0.0.1:8080", metadata=_doc("HOST:PORT the server listens on"))
     workers: int = field(default=2, metadata=_doc("gunicorn worker processes"))
     threads: int = field(default=8, metadata=_doc("threads per worker (gthread)"))
+    parse_processes: int = field(
+        default=_DEFAULT_PARSE_PROCESSES,
+        metadata=_doc("processes per worker that parse the instances of a multi-instance store "
+                      "in parallel (0: parse in the request's own thread; default: CPUs, at most 4)"),
+    )
     base_url: str | None = field(
         default=None,
         metadata=_doc("public URL of the server, used in RetrieveURL and BulkDataURI"),
@@ -274,7 +283,7 @@ def _check_values(values: dict[str, Any]) -> list[str]:
                  "max_transcode_bytes"):
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
-    for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset"):
+    for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
     base_url = values["base_url"]

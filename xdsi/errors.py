@@ -71,6 +71,10 @@ class InstanceRejected(XdsiError):
         self.sop_class_uid = sop_class_uid
         self.sop_instance_uid = sop_instance_uid
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exceptions pickle their positional args only; the UIDs travel back from parser processes too.
+        return (type(self), (self.reason,), self.__dict__)
+
 
 class NotDicom(InstanceRejected):
     """The bytes are not a PS3.10 file."""

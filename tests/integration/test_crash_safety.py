@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import random
+import signal
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,10 +17,12 @@ from pydicom import dcmread
 from bench.crash import run_crash_loop
 from tests.conftest import DATABASES, make_settings
 from tests.consistency import assert_consistent
-from tests.dicomfiles import make_dataset, to_bytes
+from tests.dicomfiles import make_dataset, make_instance, to_bytes
 from xdsi.dicom.attributes import index_keys
 from xdsi.repository import db, index
+from xdsi.services import process_pool
 from xdsi.services.archive import Archive
+from xdsi.services.store import read_instance
 
 KILLS = 60
 
@@ -69,3 +74,54 @@ def test_sweep_waits_for_the_commit_of_a_writer_that_died(database_url: str, tmp
     assert not list(archive.blobs.tmp.iterdir())
     assert_consistent(archive)
     archive.close()
+
+
+def test_a_writer_killed_while_its_parser_processes_work_leaves_whole_instances(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url, tmp_path / "store", parse_processes=2)
+    archive = Archive.open(settings)
+    archive.prepare()
+    rng = random.Random(7)
+    for iteration in range(3):
+        started, acked = tmp_path / f"started-{iteration}", tmp_path / f"acked-{iteration}"
+        pid = os.fork()
+        if pid == 0:  # stores batches parsed by its own parser processes until killed
+            try:
+                writer = Archive.open(settings)
+                with open(acked, "a") as log:
+                    while True:
+                        outcomes = writer.store.store(io.BytesIO(make_instance()) for _ in range(6))
+                        log.write("".join(f"{o.sop_instance_uid}\n" for o in outcomes if o.status.succeeded))
+                        log.flush()
+                        if not started.exists():
+                            pids = process_pool.shared(2, read_instance).pids
+                            started.write_text(" ".join(map(str, pids)))
+            finally:
+                os._exit(0)
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.3))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        workers = [int(p) for p in started.read_text().split()]
+        assert len(workers) == 2
+        deadline = time.monotonic() + 10
+        while any(_running(worker) for worker in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_running(worker) for worker in workers), "parser processes outlived their killed owner"
+        archive.prepare()  # as a restarted server: the sweep
+        assert_consistent(archive)
+        with archive.sessions() as session:
+            stored = set(index.stored_digests(session, acked.read_text().split()))
+        assert stored == set(acked.read_text().split())
+    archive.close()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for a reaper that a container may lack)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -40,10 +40,12 @@ def test_every_bad_key_is_named(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('databse_url = "x"\nworkers = "many"\nduplicate_policy = "sometimes"\n')
     with pytest.raises(ConfigError) as caught:
-        Settings.load(environ={"XDSI_CONFIG": str(config), "XDSI_THREADS": "-1", "XDSI_BIND": "nowhere"})
+        Settings.load(environ={"XDSI_CONFIG": str(config), "XDSI_THREADS": "-1", "XDSI_BIND": "nowhere",
+                               "XDSI_PARSE_PROCESSES": "-2"})
     problems = "\n".join(caught.value.problems)
     for expected in ("unknown key 'databse_url'", "'many' is not an integer", "'sometimes' is not one of",
-                     "bind: 'nowhere' is not HOST:PORT", "threads: must be at least 1"):
+                     "bind: 'nowhere' is not HOST:PORT", "threads: must be at least 1",
+                     "parse_processes: must not be negative"):
         assert expected in problems
 
 

@@ -4,7 +4,9 @@ One call stores a batch (a STOW request, or a slice of an import) in three steps
 
 1. *prepare*, per instance and outside any transaction: spool the bytes into the blob store's
    temporary area, parse the header within limits, check UIDs, SOP class and transfer syntax,
-   serialize the metadata fragments, and place the file under its final name (fsynced);
+   serialize the metadata fragments, and place the file under its final name (fsynced). When a
+   batch holds several instances, worker processes parse the spooled ones while this thread
+   spools the next (``read_instance`` is the part they run);
 2. *index*, in one write transaction for the whole batch: each instance in its own savepoint,
    so a duplicate or a hierarchy conflict fails that instance alone; directories are fsynced
    once before the commit (group commit);
@@ -48,7 +50,9 @@ from xdsi.errors import (
 )
 from xdsi.repository import db, index
 from xdsi.repository.store import BlobStore, TempBlob
+from xdsi.services import process_pool
 from xdsi.services.metadata import EncodedAttributes, encode_instance, fragments
+from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
 
 log = logging.getLogger(__name__)
 IMPLEMENTATION_NAME = "xdsi"
@@ -84,9 +88,10 @@ class Outcome:
         return str(self.error) if self.error else ""
 
 
-@dataclass
-class _Prepared:
-    blob: TempBlob
+@dataclass(frozen=True)
+class ReadInstance:
+    """What parsing a spooled file yields: all that indexing needs, small enough to pass between processes."""
+
     keys: IndexKeys
     transfer_syntax: str
     pixel_offset: int | None
@@ -94,9 +99,28 @@ class _Prepared:
     frame_table: bytes | None
     metadata_json: bytes
     metadata_xml: bytes
+
+
+@dataclass
+class _Prepared:
+    blob: TempBlob
+    read: ReadInstance
     outcome: Outcome
     superseded: str | None = None
     gc_marker: Path | None = None
+
+    @property
+    def keys(self) -> IndexKeys:
+        return self.read.keys
+
+
+@dataclass
+class _Spooled:
+    """A spooled source waiting for its parse, in a worker process (``ticket``) or here."""
+
+    blob: TempBlob
+    coerced: bool
+    ticket: Ticket | None = None
 
 
 class InstanceStore:
@@ -121,15 +145,10 @@ class InstanceStore:
         A source may be an InstanceRejected instead: an instance its sender's request could not
         even provide (e.g. metadata naming a missing bulk data part), reported like any failure.
         """
-        outcomes: list[Outcome] = []
-        parsed: list[_Prepared] = []
+        items = self._prepare(sources, study_uid)
+        parsed = [item for item in items if isinstance(item, _Prepared)]
         placed: list[_Prepared] = []
         try:
-            for source in sources:
-                item = self._spool_and_parse(source, study_uid)
-                outcomes.append(item.outcome if isinstance(item, _Prepared) else item)
-                if isinstance(item, _Prepared):
-                    parsed.append(item)
             for item in parsed:
                 keys = item.keys
                 self.blobs.place(
@@ -143,9 +162,36 @@ class InstanceStore:
                 self.blobs.abandon(item.blob)
             raise
         self._settle(placed)
-        return outcomes
+        return [item.outcome if isinstance(item, _Prepared) else item for item in items]
 
-    def _spool_and_parse(self, source: BinaryIO | InstanceRejected, study_uid: str | None) -> _Prepared | Outcome:
+    def _prepare(
+        self, sources: Iterable[BinaryIO | InstanceRejected], study_uid: str | None
+    ) -> list[_Prepared | Outcome]:
+        """Spool every source and parse it; parses run in worker processes once there are two."""
+        pool: ProcessPool | None = None
+        pending: list[_Spooled | Outcome] = []
+        waiting: list[_Spooled] = []  # spooled, not yet handed to a worker
+        try:
+            for source in sources:
+                spooled = self._spool(source)
+                pending.append(spooled)
+                if not self.settings.parse_processes or not isinstance(spooled, _Spooled):
+                    continue
+                waiting.append(spooled)
+                if len(pending) > 1:  # a lone instance is parsed here: no gain in shipping it
+                    pool = pool or process_pool.shared(self.settings.parse_processes, read_instance)
+                    self._hand_over(pool, waiting, study_uid)
+                    pool.collect_ready()
+            return [self._parsed(pool, item, study_uid) for item in pending]
+        except BaseException:
+            for item in pending:
+                if isinstance(item, _Spooled):
+                    self.blobs.abandon(item.blob)
+            if pool is not None:
+                pool.forget([item.ticket for item in pending if isinstance(item, _Spooled) and item.ticket])
+            raise
+
+    def _spool(self, source: BinaryIO | InstanceRejected) -> _Spooled | Outcome:
         if isinstance(source, InstanceRejected):
             return _failed(source)
         try:
@@ -153,7 +199,7 @@ class InstanceStore:
         except InstanceRejected as exc:
             return _failed(exc)
         try:
-            return self._parse(blob, study_uid)
+            return _Spooled(blob, self._coerce(blob))
         except InstanceRejected as exc:
             self.blobs.abandon(blob)
             return _failed(exc)
@@ -161,51 +207,43 @@ class InstanceStore:
             self.blobs.abandon(blob)
             raise
 
-    def _parse(self, blob: TempBlob, study_uid: str | None) -> _Prepared:
-        coerced = self._coerce(blob)
-        with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
-            if parsed.dataset.file_meta.get("MediaStorageSOPClassUID") == uids.MEDIA_STORAGE_DIRECTORY:
-                # Named plainly: "StudyInstanceUID is missing" would send the user hunting.
-                raise UnsupportedSOPClass(
-                    "a DICOMDIR (Media Storage Directory) lists files, it is not an instance to store",
-                    sop_class_uid=uids.MEDIA_STORAGE_DIRECTORY,
-                )
-            elements = encode_instance(parsed.dataset, parsed.transfer_syntax, self.settings.bulk_data_threshold)
-            keys = index_keys(EncodedAttributes(elements))
-            instance = keys.instance
-            if not uids.is_storage_sop_class(instance.sop_class_uid):
-                raise UnsupportedSOPClass(
-                    f"SOP Class {instance.sop_class_uid} is not a storage SOP class this archive accepts",
-                    sop_class_uid=instance.sop_class_uid,
-                    sop_instance_uid=instance.sop_instance_uid,
-                )
-            if study_uid is not None and keys.study.study_uid != study_uid:
-                raise StudyMismatch(
-                    f"Study Instance UID {keys.study.study_uid} differs from the study {study_uid} of the request",
-                    sop_class_uid=instance.sop_class_uid,
-                    sop_instance_uid=instance.sop_instance_uid,
-                )
-            metadata_json, metadata_xml = fragments(elements)
-            table = _frame_table(parsed, keys)
-        pixel = parsed.pixel_data
-        # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
-        located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
+    def _hand_over(self, pool: ProcessPool, waiting: list[_Spooled], study_uid: str | None) -> None:
+        try:
+            for item in waiting:
+                item.ticket = pool.submit(str(item.blob.path), self.limits, self.settings.bulk_data_threshold,
+                                          study_uid)
+        except PoolBroken:
+            pass  # what was not handed over is parsed here
+        waiting.clear()
+
+    def _parsed(self, pool: ProcessPool | None, item: _Spooled | Outcome, study_uid: str | None) -> _Prepared | Outcome:
+        """The parse of one spooled source: its worker's answer, or done here."""
+        if isinstance(item, Outcome):
+            return item
+        try:
+            read = None
+            if pool is not None and item.ticket is not None:
+                with contextlib.suppress(PoolBroken):
+                    read = pool.result(item.ticket)
+            if read is None:
+                read = read_instance(str(item.blob.path), self.limits, self.settings.bulk_data_threshold, study_uid)
+        except InstanceRejected as exc:
+            self.blobs.abandon(item.blob)
+            return _failed(exc)
+        except BaseException:
+            self.blobs.abandon(item.blob)
+            raise
+        instance = read.keys.instance
         return _Prepared(
-            blob=blob,
-            keys=keys,
-            transfer_syntax=parsed.transfer_syntax,
-            pixel_offset=pixel.value_offset if located and pixel else None,
-            pixel_length=pixel.length if located and pixel else None,
-            frame_table=table.to_bytes() if table is not None and located else None,
-            metadata_json=metadata_json,
-            metadata_xml=metadata_xml,
+            blob=item.blob,
+            read=read,
             outcome=Outcome(
                 Status.STORED,
                 sop_class_uid=instance.sop_class_uid,
                 sop_instance_uid=instance.sop_instance_uid,
-                study_uid=keys.study.study_uid,
-                series_uid=keys.series.series_uid,
-                coerced=coerced,
+                study_uid=read.keys.study.study_uid,
+                series_uid=read.keys.series.series_uid,
+                coerced=item.coerced,
             ),
         )
 
@@ -245,7 +283,7 @@ class InstanceStore:
     def _index_fresh(self, session: Session, fresh: list[_Prepared], now: datetime) -> None:
         """New instances in one multi-row insert; item by item if another writer got there first."""
         entries = [
-            index.NewInstance(item.keys, self._stored_blob(item), item.metadata_json, item.metadata_xml)
+            index.NewInstance(item.keys, self._stored_blob(item), item.read.metadata_json, item.read.metadata_xml)
             for item in fresh
         ]
         try:
@@ -280,10 +318,10 @@ class InstanceStore:
             key=item.blob.key or "",
             size=item.blob.size,
             sha256=item.blob.sha256,
-            transfer_syntax_uid=item.transfer_syntax,
-            pixel_data_offset=item.pixel_offset,
-            pixel_data_length=item.pixel_length,
-            frame_table=item.frame_table,
+            transfer_syntax_uid=item.read.transfer_syntax,
+            pixel_data_offset=item.read.pixel_offset,
+            pixel_data_length=item.read.pixel_length,
+            frame_table=item.read.frame_table,
         )
 
     def _index_one(self, session: Session, item: _Prepared, now: datetime) -> None:
@@ -312,7 +350,7 @@ class InstanceStore:
             item.outcome.status = Status.REPLACED
         item.outcome.warnings.extend(
             index.add_instance(
-                session, keys, self._stored_blob(item), item.metadata_json, item.metadata_xml, now, replace=replace
+                session, keys, self._stored_blob(item), item.read.metadata_json, item.read.metadata_xml, now, replace=replace
             )
         )
         _log_differences(item)
@@ -343,6 +381,49 @@ class InstanceStore:
                 len(report.errors),
                 "; ".join(report.errors[:5]),
             )
+
+
+def read_instance(path: str, limits: Limits, bulk_data_threshold: int, study_uid: str | None) -> ReadInstance:
+    """Parse a spooled file within ``limits``: its index keys, frames and metadata, or why it is refused.
+
+    Module-level and free of archive state so that worker processes can run it.
+    """
+    with open_instance(Path(path), limits) as parsed, _malformed_on_error():
+        if parsed.dataset.file_meta.get("MediaStorageSOPClassUID") == uids.MEDIA_STORAGE_DIRECTORY:
+            # Named plainly: "StudyInstanceUID is missing" would send the user hunting.
+            raise UnsupportedSOPClass(
+                "a DICOMDIR (Media Storage Directory) lists files, it is not an instance to store",
+                sop_class_uid=uids.MEDIA_STORAGE_DIRECTORY,
+            )
+        elements = encode_instance(parsed.dataset, parsed.transfer_syntax, bulk_data_threshold)
+        keys = index_keys(EncodedAttributes(elements))
+        instance = keys.instance
+        if not uids.is_storage_sop_class(instance.sop_class_uid):
+            raise UnsupportedSOPClass(
+                f"SOP Class {instance.sop_class_uid} is not a storage SOP class this archive accepts",
+                sop_class_uid=instance.sop_class_uid,
+                sop_instance_uid=instance.sop_instance_uid,
+            )
+        if study_uid is not None and keys.study.study_uid != study_uid:
+            raise StudyMismatch(
+                f"Study Instance UID {keys.study.study_uid} differs from the study {study_uid} of the request",
+                sop_class_uid=instance.sop_class_uid,
+                sop_instance_uid=instance.sop_instance_uid,
+            )
+        metadata_json, metadata_xml = fragments(elements)
+        table = _frame_table(parsed, keys)
+    pixel = parsed.pixel_data
+    # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
+    located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
+    return ReadInstance(
+        keys=keys,
+        transfer_syntax=parsed.transfer_syntax,
+        pixel_offset=pixel.value_offset if located and pixel else None,
+        pixel_length=pixel.length if located and pixel else None,
+        frame_table=table.to_bytes() if table is not None and located else None,
+        metadata_json=metadata_json,
+        metadata_xml=metadata_xml,
+    )
 
 
 def _frame_table(parsed: ParsedInstance, keys: IndexKeys) -> FrameTable | None:
