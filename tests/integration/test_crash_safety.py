@@ -18,6 +18,7 @@ from bench.crash import run_crash_loop
 from tests.conftest import DATABASES, make_settings
 from tests.consistency import assert_consistent
 from tests.dicomfiles import make_dataset, make_instance, to_bytes
+from tests.processes import running
 from xdsi.dicom.attributes import index_keys
 from xdsi.repository import db, index
 from xdsi.services import process_pool
@@ -108,9 +109,9 @@ def test_a_writer_killed_while_its_parser_processes_work_leaves_whole_instances(
         workers = [int(p) for p in started.read_text().split()]
         assert len(workers) == 2
         deadline = time.monotonic() + 10
-        while any(_running(worker) for worker in workers) and time.monotonic() < deadline:
+        while any(running(worker) for worker in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(_running(worker) for worker in workers), "parser processes outlived their killed owner"
+        assert not any(running(worker) for worker in workers), "parser processes outlived their killed owner"
         archive.prepare()  # as a restarted server: the sweep
         assert_consistent(archive)
         with archive.sessions() as session:
@@ -118,10 +119,3 @@ def test_a_writer_killed_while_its_parser_processes_work_leaves_whole_instances(
         assert stored == set(acked.read_text().split())
     archive.close()
 
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie waits for a reaper that a container may lack)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False

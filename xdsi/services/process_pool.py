@@ -18,9 +18,10 @@ tickets' owners.
 
 from __future__ import annotations
 
-import logging
 import atexit
+import contextlib
 import importlib
+import logging
 import os
 import pickle
 import signal
@@ -31,7 +32,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +62,36 @@ class _Worker:
 
 
 class ProcessPool:
-    """``size`` processes running ``function``; thread-safe; results read in any order."""
+    """``size`` processes running ``function``; thread-safe; results read in any order.
 
-    def __init__(self, size: int, function: Callable[..., Any]) -> None:
+    A worker that dies, hangs past ``answer_timeout`` or garbles its pipe breaks the whole pool:
+    every worker is killed (so threads waiting on any of them wake with end-of-file, and no
+    pipe is closed under a reader), and every open ticket raises PoolBroken.
+    """
+
+    def __init__(self, size: int, function: Callable[..., Any], answer_timeout: float = 300.0) -> None:
         self._dispatch = threading.Lock()
+        self._breaking = threading.Lock()
         self._workers: list[_Worker] = []
+        self.answer_timeout = answer_timeout
         self.broken = False
+        self.answered = 0
         # The owner's import path, so that a worker runs the very code its owner runs.
         code = (f"import sys; sys.path[:] = {sys.path!r}; from {__name__} import serve; "
                 f"serve({{fd}}, {function.__module__!r}, {function.__qualname__!r})")
-        for _ in range(size):
-            ours, theirs = socket.socketpair()
-            process = subprocess.Popen(
-                [sys.executable, "-c", code.format(fd=theirs.fileno())], pass_fds=(theirs.fileno(),)
-            )
-            theirs.close()
-            self._workers.append(_Worker(process, Connection(ours.detach())))
-        log.info("%d %s processes started (pids %s)", size, function.__name__, ", ".join(map(str, self.pids)))
+        try:
+            for _ in range(size):
+                ours, theirs = socket.socketpair()
+                with ours, theirs:
+                    process = subprocess.Popen(
+                        [sys.executable, "-c", code.format(fd=theirs.fileno())], pass_fds=(theirs.fileno(),)
+                    )
+                    self._workers.append(_Worker(process, Connection(ours.detach())))
+        except BaseException:
+            self.close()
+            raise
+        log.info("started %d worker processes for %s.%s (pids %s)", size, function.__module__, function.__qualname__,
+                 ", ".join(map(str, self.pids)))
 
     @property
     def pids(self) -> list[int]:
@@ -92,30 +106,36 @@ class ProcessPool:
             index = min(range(len(self._workers)), key=lambda i: self._workers[i].outstanding)
             worker = self._workers[index]
             try:
-                worker.connection.send(args)
-            except OSError as exc:
-                self.broken = True
-                raise PoolBroken(f"cannot reach a worker: {exc}") from exc
+                worker.connection.send_bytes(pickle.dumps(args))
+            except (OSError, ValueError) as exc:
+                self._break(f"cannot reach a worker: {exc}")
             worker.sent += 1
             return Ticket(index, worker.sent - 1)
 
     def collect_ready(self) -> None:
         """Take in the results already sent, so no worker blocks on a full pipe."""
         for worker in self._workers:
-            if worker.lock.acquire(blocking=False):
-                try:
-                    while worker.outstanding and worker.connection.poll():
-                        self._receive(worker)
-                except PoolBroken:
-                    pass  # reported to the ticket's owner by result()
-                finally:
-                    worker.lock.release()
+            if self.broken or not worker.lock.acquire(blocking=False):
+                continue
+            try:
+                while worker.outstanding and worker.connection.poll():
+                    self._receive(worker)
+            except (PoolBroken, OSError, ValueError):
+                pass  # a broken pool is reported to each ticket's owner by result()
+            finally:
+                worker.lock.release()
 
     def result(self, ticket: Ticket) -> Any:
-        """The value ``function`` returned for the ticket's job, or the exception it raised."""
+        """The value ``function`` returned for the ticket's job, or the exception it raised.
+
+        PoolBroken when the pool broke first, or the answer could not be read: the caller then
+        does the job itself. Each ticket is answered once; asking again is a LookupError.
+        """
         worker = self._workers[ticket.worker]
         with worker.lock:
             while ticket.sequence not in worker.done:
+                if ticket.sequence < worker.received:
+                    raise LookupError(f"ticket {ticket} was answered already")
                 self._receive(worker)
             ok, value = worker.done.pop(ticket.sequence)
         if ok:
@@ -131,18 +151,38 @@ class ProcessPool:
                 pass
 
     def _receive(self, worker: _Worker) -> None:
+        """Read the worker's next answer (the caller holds its lock) and file it under its sequence."""
         if self.broken:
             raise PoolBroken("the pool lost a worker")
         try:
-            message = worker.connection.recv()
-        except (EOFError, OSError, pickle.UnpicklingError) as exc:
-            self.broken = True
-            log.warning("an ingest worker process ended unexpectedly (%s); parsing continues in-process", exc)
-            raise PoolBroken(f"a worker ended: {exc}") from exc
-        worker.done[worker.received] = message
+            if not worker.connection.poll(self.answer_timeout):
+                self._break(f"a worker gave no answer in {self.answer_timeout:.0f} s")
+            data = worker.connection.recv_bytes()
+        except (EOFError, OSError, ValueError) as exc:
+            self._break(f"a worker ended: {exc!r}")
+        sequence = worker.received
         worker.received += 1
+        try:
+            worker.done[sequence] = pickle.loads(data)
+            self.answered += 1
+        except Exception as exc:  # e.g. an exception type whose constructor unpickling cannot call
+            worker.done[sequence] = (False, PoolBroken(f"a worker's answer cannot be read: {exc!r}"))
+
+    def _break(self, reason: str) -> NoReturn:
+        with self._breaking:
+            first, self.broken = not self.broken, True
+        if first:
+            log.warning("worker processes given up (%s): their jobs run in-process", reason)
+            for worker in self._workers:
+                with contextlib.suppress(OSError):
+                    worker.process.kill()
+            for worker in self._workers:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.process.wait(timeout=5)
+        raise PoolBroken(reason)
 
     def close(self) -> None:
+        """Orderly end: each worker sees end-of-file and exits; then it is reaped."""
         for worker in self._workers:
             worker.connection.close()
         for worker in self._workers:
@@ -158,31 +198,35 @@ def serve(fd: int, module: str, name: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle
     function = getattr(importlib.import_module(module), name)
     connection = Connection(fd)
-    while True:
-        try:
-            args = connection.recv()
-        except EOFError:
-            return
-        try:
-            answer: tuple[bool, Any] = (True, function(*args))
-        except Exception as exc:  # the owner re-raises it; a worker survives any job
-            answer = (False, exc)
-        try:
-            connection.send(answer)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            connection.send((False, RuntimeError(f"{type(answer[1]).__name__} cannot be returned: {exc}")))
+    with contextlib.suppress(EOFError, OSError):  # the owner is gone: nobody to answer
+        while True:
+            args = pickle.loads(connection.recv_bytes())
+            try:
+                answer: tuple[bool, Any] = (True, function(*args))
+            except Exception as exc:  # the owner re-raises it; a worker survives any job
+                answer = (False, exc)
+            try:
+                data = pickle.dumps(answer)
+            except Exception as exc:  # an unpicklable value or exception
+                data = pickle.dumps((False, RuntimeError(f"{type(answer[1]).__name__} cannot be returned: {exc}")))
+            connection.send_bytes(data)
+
 
 _shared: dict[tuple[Callable[..., Any], int], ProcessPool] = {}
 _shared_lock = threading.Lock()
 
 
 def shared(size: int, function: Callable[..., Any]) -> ProcessPool:
-    """This process's pool of ``size`` workers for ``function``: started on first use, again after a loss."""
+    """This process's pool of ``size`` workers for ``function``: started on first use, again after a loss.
+
+    OSError when workers cannot run here: they could not be started, or the last ones broke
+    before answering a single job (e.g. ``sys.executable`` is an embedding server, not Python).
+    """
     with _shared_lock:
         pool = _shared.get((function, size))
-        if pool is None or pool.broken:
-            if pool is not None:
-                pool.close()
+        if pool is not None and pool.broken and not pool.answered:
+            raise OSError(f"worker processes for {function.__qualname__} broke before their first answer")
+        if pool is None or pool.broken:  # a broken pool's workers are killed and reaped already
             pool = _shared[(function, size)] = ProcessPool(size, function)
         return pool
 

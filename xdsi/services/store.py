@@ -169,19 +169,24 @@ class InstanceStore:
     ) -> list[_Prepared | Outcome]:
         """Spool every source and parse it; parses run in worker processes once there are two."""
         pool: ProcessPool | None = None
+        parallel = self.settings.parse_processes > 0
         pending: list[_Spooled | Outcome] = []
         waiting: list[_Spooled] = []  # spooled, not yet handed to a worker
+        spooled_count = 0
         try:
             for source in sources:
                 spooled = self._spool(source)
                 pending.append(spooled)
-                if not self.settings.parse_processes or not isinstance(spooled, _Spooled):
+                if not parallel or not isinstance(spooled, _Spooled):
                     continue
                 waiting.append(spooled)
-                if len(pending) > 1:  # a lone instance is parsed here: no gain in shipping it
-                    pool = pool or process_pool.shared(self.settings.parse_processes, read_instance)
-                    self._hand_over(pool, waiting, study_uid)
-                    pool.collect_ready()
+                spooled_count += 1
+                if spooled_count > 1:  # a lone instance is parsed here: no gain in shipping it
+                    pool = pool or _parsers(self.settings.parse_processes)
+                    parallel = pool is not None
+                    if pool is not None:
+                        self._hand_over(pool, waiting, study_uid)
+                        pool.collect_ready()
             return [self._parsed(pool, item, study_uid) for item in pending]
         except BaseException:
             for item in pending:
@@ -220,11 +225,12 @@ class InstanceStore:
         """The parse of one spooled source: its worker's answer, or done here."""
         if isinstance(item, Outcome):
             return item
+        ticket, item.ticket = item.ticket, None  # answered once: not to be forgotten if a later one fails
         try:
             read = None
-            if pool is not None and item.ticket is not None:
+            if pool is not None and ticket is not None:
                 with contextlib.suppress(PoolBroken):
-                    read = pool.result(item.ticket)
+                    read = pool.result(ticket)
             if read is None:
                 read = read_instance(str(item.blob.path), self.limits, self.settings.bulk_data_threshold, study_uid)
         except InstanceRejected as exc:
@@ -381,6 +387,15 @@ class InstanceStore:
                 len(report.errors),
                 "; ".join(report.errors[:5]),
             )
+
+
+def _parsers(size: int) -> ProcessPool | None:
+    """The parser processes, or None (parse here) when this platform cannot start them."""
+    try:
+        return process_pool.shared(size, read_instance)
+    except OSError as exc:
+        log.warning("parser processes cannot start (%s); parsing in the request thread", exc)
+        return None
 
 
 def read_instance(path: str, limits: Limits, bulk_data_threshold: int, study_uid: str | None) -> ReadInstance:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import signal
 import threading
@@ -79,19 +80,23 @@ def test_worker_processes_index_exactly_what_in_process_parsing_does(tmp_path: P
     workers.close()
 
 
-def test_a_parser_process_that_dies_costs_no_instance(database_url: str, tmp_path: Path) -> None:
+def test_a_parser_process_that_dies_costs_no_instance(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     archive = open_archive(database_url, tmp_path / "store", parsers=2)
     archive.store.store(io.BytesIO(make_instance()) for _ in range(2))
     pool = parser_pool(archive)
     os.kill(pool.pids[0], signal.SIGKILL)
+    caplog.set_level(logging.INFO, logger=process_pool.__name__)
     batch = [make_instance() for _ in range(8)]
     outcomes = archive.store.store(io.BytesIO(p) for p in batch)
     assert [o.status for o in outcomes] == [Status.STORED] * 8
-    # The broken pool is replaced on the next batch.
-    assert parser_pool(archive).pids != pool.pids
+    assert pool.broken and "given up" in caplog.text
+    # The next batch starts new workers by itself.
     assert [o.status for o in archive.store.store(io.BytesIO(make_instance()) for _ in range(4))] == [
         Status.STORED
     ] * 4
+    assert caplog.text.count("started 2 worker processes") == 1
     assert assert_consistent(archive) == 14
     archive.close()
 
@@ -160,4 +165,16 @@ def test_a_forked_child_starts_its_own_parsers(database_url: str, tmp_path: Path
     ] * 3
     assert parser_pool(archive).pids == parent_pids
     assert assert_consistent(archive) == 8
+    archive.close()
+
+
+def test_without_a_python_to_start_parsing_happens_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An embedding server whose sys.executable is no Python interpreter (it cannot start workers).
+    monkeypatch.setattr(process_pool.sys, "executable", str(tmp_path / "no-such-python"))
+    archive = open_archive(migrated_sqlite(tmp_path / "db"), tmp_path / "store", parsers=3)
+    outcomes = archive.store.store(io.BytesIO(make_instance()) for _ in range(4))
+    assert [o.status for o in outcomes] == [Status.STORED] * 4
+    assert assert_consistent(archive) == 4
     archive.close()
