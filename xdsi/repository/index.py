@@ -535,7 +535,9 @@ def stored_instances(
     """The instances of a study, series or single instance, in series then instance number order."""
     statement = _stored_statement(series_uid is not None, sop_instance_uid is not None)
     params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
-    return [StoredInstance(*row) for row in session.execute(statement, params)]
+    # Plain rows through the connection: the ORM's execution path (identity map, loading
+    # options) costs more than the query on this hot path and adds nothing to a column select.
+    return [StoredInstance(*row) for row in session.connection().execute(statement, params)]
 
 
 @lru_cache(maxsize=4)
@@ -562,7 +564,7 @@ def metadata_fragments(
     """The cached metadata of the instances (same order as ``stored_instances``), and when they last changed."""
     statement = _fragments_statement(series_uid is not None, sop_instance_uid is not None, xml)
     params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
-    rows = session.execute(statement, params).all()
+    rows = session.connection().execute(statement, params).all()  # plain rows, as in stored_instances
     return [row[0] for row in rows], max((row[1] for row in rows), default=None)
 
 
