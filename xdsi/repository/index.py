@@ -543,10 +543,13 @@ def stored_instances(
 @lru_cache(maxsize=4)
 def _stored_statement(by_series: bool, by_instance: bool) -> Select[Any]:
     """Built once: retrieval is the hot path, and composing a statement costs more than running it."""
+    return _in_target(select(*_STORED_COLUMNS).select_from(Instance), by_series, by_instance)
+
+
+def _in_target(statement: Select[Any], by_series: bool, by_instance: bool) -> Select[Any]:
+    """``statement`` over Instance narrowed to the bound study (series, instance), in retrieval order."""
     statement = (
-        select(*_STORED_COLUMNS)
-        .select_from(Instance)
-        .join(Series, Instance.series_fk == Series.id)
+        statement.join(Series, Instance.series_fk == Series.id)
         .join(Study, Series.study_fk == Study.id)
         .where(Study.study_uid == bindparam("study"))
     )
@@ -575,12 +578,5 @@ def _fragments_statement(by_series: bool, by_instance: bool, xml: bool) -> Selec
         select(column, Series.updated_at)
         .select_from(InstanceMetadata)
         .join(Instance, InstanceMetadata.instance_fk == Instance.id)
-        .join(Series, Instance.series_fk == Series.id)
-        .join(Study, Series.study_fk == Study.id)
-        .where(Study.study_uid == bindparam("study"))
     )
-    if by_series:
-        statement = statement.where(Series.series_uid == bindparam("series"))
-    if by_instance:
-        statement = statement.where(Instance.sop_instance_uid == bindparam("instance"))
-    return statement.order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)
+    return _in_target(statement, by_series, by_instance)

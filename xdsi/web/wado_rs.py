@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
-from collections.abc import Sequence
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.datastructures import ContentRange
@@ -33,32 +32,16 @@ MAX_FRAMES_PER_REQUEST = 10_000
 
 
 @blueprint.get("/studies/<study>")
-def retrieve_study(study: str) -> Response:
-    return _retrieve(_target(study))
-
-
 @blueprint.get("/studies/<study>/series/<series>")
-def retrieve_series(study: str, series: str) -> Response:
-    return _retrieve(_target(study, series))
-
-
 @blueprint.get("/studies/<study>/series/<series>/instances/<instance>")
-def retrieve_instance(study: str, series: str, instance: str) -> Response:
+def retrieve_objects(study: str, series: str | None = None, instance: str | None = None) -> Response:
     return _retrieve(_target(study, series, instance))
 
 
 @blueprint.get("/studies/<study>/metadata")
-def retrieve_study_metadata(study: str) -> Response:
-    return _metadata(_target(study))
-
-
 @blueprint.get("/studies/<study>/series/<series>/metadata")
-def retrieve_series_metadata(study: str, series: str) -> Response:
-    return _metadata(_target(study, series))
-
-
 @blueprint.get("/studies/<study>/series/<series>/instances/<instance>/metadata")
-def retrieve_instance_metadata(study: str, series: str, instance: str) -> Response:
+def retrieve_metadata(study: str, series: str | None = None, instance: str | None = None) -> Response:
     return _metadata(_target(study, series, instance))
 
 
@@ -68,12 +51,10 @@ def retrieve_bulk_data(study: str, series: str, instance: str, path: str) -> Res
     parsed = parse_bulk_data_path(path)
     if parsed is None:
         raise NotFound(f"{path!r} is not a bulk data path (tags as 8 hex digits, item numbers from 1)")
-    current = archive()
-    with current.sessions() as session:
-        [found] = retrieve.instances(session, target)
+    current, found = _instance(target)
     if len(parsed) == 1 and parsed[0] in PIXEL_DATA_TAGS and uids.is_encapsulated(found.transfer_syntax_uid):
         # Encapsulated Pixel Data is a sequence of compressed frames: sent as its frames.
-        return _frames(current, found, range(1, (found.number_of_frames or 1) + 1))
+        return _all_frames(current, found)
     value = retrieve.bulk_value(current.blobs, found, parsed, current.limits)
     return _octets(current, value)
 
@@ -82,20 +63,27 @@ def retrieve_bulk_data(study: str, series: str, instance: str, path: str) -> Res
 def retrieve_frames(study: str, series: str, instance: str, frame_list: str) -> Response:
     target = _target(study, series, instance)
     numbers = retrieve.frame_numbers(frame_list, MAX_FRAMES_PER_REQUEST)
-    current = archive()
-    with current.sessions() as session:
-        [found] = retrieve.instances(session, target)
+    current, found = _instance(target)
     return _frames(current, found, numbers)
 
 
 @blueprint.get("/studies/<study>/series/<series>/instances/<instance>/pixeldata")
 def retrieve_pixel_data(study: str, series: str, instance: str) -> Response:
     # PS3.18 10.4.1.1.4 (CP-2040): the Pixel Data of the instance, as its frames.
-    current = archive()
-    with current.sessions() as session:
-        [found] = retrieve.instances(session, _target(study, series, instance))
+    current, found = _instance(_target(study, series, instance))
     if found.number_of_frames is None and found.pixel_data_offset is None and not found.frame_table:
         raise NotFound(f"instance {found.sop_instance_uid} has no pixel data")
+    return _all_frames(current, found)
+
+
+def _instance(target: Target) -> tuple[Archive, StoredInstance]:
+    current = archive()
+    with current.sessions() as session:
+        [found] = retrieve.instances(session, target)
+    return current, found
+
+
+def _all_frames(current: Archive, found: StoredInstance) -> Response:
     return _frames(current, found, range(1, (found.number_of_frames or 1) + 1))
 
 
