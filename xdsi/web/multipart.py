@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from xdsi.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
-from xdsi.web.negotiation import parse_media_type
+from xdsi.web.negotiation import CONTROL, TOKEN, MediaRange, format_media_type
 
 
 class BadMultipartContentType(UnsupportedMediaType):
@@ -44,9 +44,6 @@ _MAX_PADDING = 1024
 _LWSP = re.compile(rb"[ \t]*")
 # RFC 2046 5.1.1: bcharsnospace := DIGIT / ALPHA / "'" / "(" / ")" / "+" / "_" / "," / "-" / "." / "/" / ":" / "=" / "?"
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]", re.ASCII)
-# RFC 9110 5.6.2: tchar.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
-_BAD_HEADER_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _snippet(text: str) -> str:
@@ -61,18 +58,12 @@ def _check_boundary(boundary: str) -> None:
         )
 
 
-def boundary_from_content_type(content_type: str) -> str:
-    """The boundary of a multipart Content-Type, validated before any byte of the body is read.
+def boundary_of(media: MediaRange) -> str:
+    """The boundary of a parsed multipart Content-Type, validated before any byte of the body is read.
 
     Raised errors are ``BadMultipartContentType`` because PS3.18 10.5.3 answers an unusable
     Content-Type with 415, not 400.
     """
-    try:
-        media = parse_media_type(content_type)
-    except InvalidRequest as exc:
-        raise BadMultipartContentType(f"unusable Content-Type: {exc}") from exc
-    if media.type != "multipart":
-        raise BadMultipartContentType(f"Content-Type {_snippet(media.full)} is not multipart")
     boundary = media.params.get("boundary")
     if boundary is None:
         raise BadMultipartContentType("multipart Content-Type has no boundary parameter")
@@ -230,7 +221,7 @@ def _parse_headers(block: bytes, max_lines: int) -> dict[str, str]:
     headers: dict[str, str] = {}
     name = ""
     for number, line in enumerate(lines, 1):
-        if _BAD_HEADER_CHARS.search(line):
+        if CONTROL.search(line):
             raise MalformedMultipart(f"part header line {number} contains a control character")
         if line[:1] in (" ", "\t"):
             # RFC 5322 2.2.3 / RFC 9110 5.5 obs-fold: a continuation line joins the previous field.
@@ -239,7 +230,7 @@ def _parse_headers(block: bytes, max_lines: int) -> dict[str, str]:
             headers[name] = headers[name] + " " + line.strip(" \t")
             continue
         field, colon, value = line.partition(":")
-        if not colon or not _TOKEN.fullmatch(field):
+        if not colon or not TOKEN.fullmatch(field):
             raise MalformedMultipart(f"part header line {number} is not 'Name: value': {_snippet(line)}")
         name = field.lower()
         if name in headers:
@@ -342,19 +333,10 @@ def new_boundary() -> str:
     return f"xdsi-{uuid.uuid4().hex}"
 
 
-def _format_param(name: str, value: str) -> str:
-    if _BAD_HEADER_CHARS.search(value):
-        raise ValueError(f"parameter {name!r} contains a control character")
-    if _TOKEN.fullmatch(value):
-        return f"{name}={value}"
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{name}="{escaped}"'
-
-
 def _header_bytes(headers: dict[str, str]) -> bytes:
     lines = []
     for name, value in headers.items():
-        if not _TOKEN.fullmatch(name) or _BAD_HEADER_CHARS.search(value):
+        if not TOKEN.fullmatch(name) or CONTROL.search(value):
             raise ValueError(f"part header {name!r} is not a valid header field")
         lines.append(f"{name}: {value}\r\n")
     return "".join(lines).encode("utf-8")
@@ -405,7 +387,4 @@ def content_type(media_type: str, boundary: str, **params: str) -> str:
     (``transfer_syntax=`` gives ``transfer-syntax=``).
     """
     _check_boundary(boundary)
-    fields = [_format_param("type", media_type)]
-    fields += [_format_param(name.replace("_", "-"), value) for name, value in params.items()]
-    fields.append(_format_param("boundary", boundary))
-    return "; ".join(["multipart/related", *fields])
+    return format_media_type("multipart/related", type=media_type, **params, boundary=boundary)

@@ -7,11 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from xdsi.errors import InvalidRequest, NotAcceptable, XdsiError
-
-
-class UnknownTransferSyntax(XdsiError, LookupError):
-    """A transfer syntax with no Bulkdata media type in PS3.18 Tables 8.7.3-4/5."""
+from xdsi.errors import InvalidRequest, NotAcceptable
 
 
 DICOM = "application/dicom"
@@ -22,10 +18,9 @@ ZIP = "application/zip"
 
 MAX_HEADER_LENGTH = 8192
 MAX_RANGES = 64
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
-# RFC 9110 5.6.2: tchar.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
+# RFC 9110 5.6.2: tchar (a token; header field names are tokens too).
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
 _OWS = re.compile(r"[ \t]*")
 # RFC 9110 5.6.4: quoted-string; the header arrives as latin-1 text, so obs-text is \x80-\xff.
 _QUOTED = re.compile(r'"((?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*)"')
@@ -39,7 +34,7 @@ _QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\Z")
 # PS3.5 9.1: UID components are digits without leading zeros, joined by dots, at most 64 chars.
 _UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*\Z", re.ASCII)
 _MEDIA_PATTERN = re.compile(r"(?:\*/\*|[!#$%&'*+\-.^_`|~0-9A-Za-z]+/(?:\*|[!#$%&'*+\-.^_`|~0-9A-Za-z]+))\Z", re.ASCII)
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _snippet(text: str, at: int) -> str:
@@ -110,10 +105,10 @@ def _checked(name: str, value: str, media_type: str) -> str:
 
 
 def _parse_range(text: str, at: int, *, weighted: bool) -> tuple[MediaRange, int]:
-    kind = _TOKEN.match(text, at)
+    kind = TOKEN.match(text, at)
     if kind is None or not text.startswith("/", kind.end()):
         raise InvalidRequest(f"expected a media type 'type/subtype' at {_snippet(text, at)}")
-    sub = _TOKEN.match(text, kind.end() + 1)
+    sub = TOKEN.match(text, kind.end() + 1)
     if sub is None:
         raise InvalidRequest(f"expected a media subtype at {_snippet(text, kind.end() + 1)}")
     media_type, subtype = kind.group().lower(), sub.group().lower()
@@ -128,7 +123,7 @@ def _parse_range(text: str, at: int, *, weighted: bool) -> tuple[MediaRange, int
         if not text.startswith(";", semicolon):
             return MediaRange(media_type, subtype, params, 1.0 if q is None else q), semicolon
         at = _OWS.match(text, semicolon + 1).end()
-        name_match = _TOKEN.match(text, at)
+        name_match = TOKEN.match(text, at)
         if name_match is None:
             # RFC 9110 5.6.6: parameters = *( OWS ";" OWS [ parameter ] ) allows empty ones.
             continue
@@ -337,61 +332,12 @@ def format_media_type(type_subtype: str, **params: str | None) -> str:
 def _format(type_subtype: str, params: Iterable[tuple[str, str]]) -> str:
     fields = [type_subtype]
     for name, value in params:
-        if _CONTROL.search(value):
+        if CONTROL.search(value):
             raise ValueError(f"media type parameter {name!r} contains a control character")
-        if _TOKEN.fullmatch(value):
+        if TOKEN.fullmatch(value):
             fields.append(f"{name}={value}")
         else:
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
             fields.append(f'{name}="{escaped}"')
     return "; ".join(fields)
 
-
-def _uids(*suffixes: str) -> tuple[str, ...]:
-    return tuple(f"1.2.840.10008.1.2.{suffix}" for suffix in suffixes)
-
-
-# PS3.18 Table 8.7.3-4 (uncompressed) and Table 8.7.3-5 "Media Types and Transfer Syntax UIDs
-# for Compressed Data in Bulkdata" (2020e-2024d text): each media type's Default (D) transfer
-# syntax comes first. The video rows follow the table's video/mpeg2 (.100 O, .101 D) and
-# video/mp4 (.102 D) rows; the Fragmentable (.1) variants and video/H265 (Main profile .107 taken
-# as its default) are the later PS3.6 additions for the same media types.
-_SYNTAXES: dict[str, tuple[str, ...]] = {
-    "application/octet-stream": (EXPLICIT_VR_LITTLE_ENDIAN,),
-    "image/jpeg": _uids("4.70", "4.50", "4.51", "4.57"),
-    "image/dicom-rle": _uids("5"),
-    "image/jls": _uids("4.80", "4.81"),
-    "image/jp2": _uids("4.90", "4.91"),
-    "image/jpx": _uids("4.92", "4.93"),
-    "video/mpeg": _uids("4.101", "4.100", "4.100.1", "4.101.1"),
-    "video/mp4": _uids(
-        "4.102", "4.102.1", "4.103", "4.103.1", "4.104", "4.104.1", "4.105", "4.105.1", "4.106", "4.106.1"
-    ),
-    "video/H265": _uids("4.107", "4.108"),
-}
-# PS3.18 8.7.3.3.2 note 8: image/x-dicom-rle and image/x-jls were the experimental names;
-# video/mpeg2 is the older editions' name, which dicomweb-client still sends.
-_ALIASES = {"image/x-dicom-rle": "image/dicom-rle", "image/x-jls": "image/jls", "video/mpeg2": "video/mpeg"}
-_BY_NAME = {name.lower(): syntaxes for name, syntaxes in _SYNTAXES.items()}
-_BY_NAME.update({alias: _SYNTAXES[name] for alias, name in _ALIASES.items()})
-# PS3.18 8.7.3.3.1: uncompressed Bulkdata is little-endian octets whatever the stored encoding,
-# so the native syntaxes (implicit, deflated, big endian, encapsulated uncompressed) share one type.
-_NATIVE = ("1.2.840.10008.1.2", *_uids("1", "1.98", "1.99", "2"))
-_MEDIA_TYPE_BY_SYNTAX = dict.fromkeys(_NATIVE, OCTET_STREAM)
-_MEDIA_TYPE_BY_SYNTAX.update({uid: name for name, syntaxes in _SYNTAXES.items() for uid in syntaxes})
-
-
-def syntaxes_for_media_type(media_type: str) -> tuple[str, ...]:
-    """Transfer syntaxes a Bulkdata media type can carry, its default first; () when none applies.
-
-    application/dicom is absent on purpose: it carries any transfer syntax, so the caller lists them.
-    """
-    return _BY_NAME.get(media_type.strip().lower(), ())
-
-
-def media_type_for_syntax(uid: str) -> str:
-    """The Bulkdata media type for pixel data held in ``uid`` (the bytes of native syntaxes are sent little-endian)."""
-    try:
-        return _MEDIA_TYPE_BY_SYNTAX[uid]
-    except KeyError:
-        raise UnknownTransferSyntax(f"transfer syntax {uid[:64]!r} has no Bulkdata media type") from None

@@ -57,9 +57,8 @@ def _store(study_uid: str | None) -> Response:
     if media.full == DICOM:
         outcomes = current.store.store([body], study_uid=study_uid)
     elif media.full == "multipart/related":
-        part_type = media.params.get("type", DICOM).lower()
-        boundary = multipart.boundary_from_content_type(content_type)
-        outcomes = _store_multipart(current, body, boundary, part_type, study_uid)
+        part_type = media.params.get("type", DICOM)
+        outcomes = _store_multipart(current, body, multipart.boundary_of(media), part_type, study_uid)
     else:
         raise UnsupportedMediaType(
             f"Content-Type {media.full} is not accepted; send multipart/related; type=\"{DICOM}\", "
@@ -83,11 +82,10 @@ def _store_multipart(
 ) -> list[Outcome]:
     limits = multipart.MultipartLimits(max_parts=current.settings.max_request_parts)
     parts = multipart.iter_parts(body, boundary, limits)
+    broken: list[InvalidRequest] = []
     if part_type == DICOM:
-        broken: list[InvalidRequest] = []
         outcomes = current.store.store(_sources(parts, broken), study_uid=study_uid)
     elif part_type in (DICOM_JSON, DICOM_XML):
-        broken = []
         outcomes = _store_metadata(current, _guarded(parts, broken), part_type, study_uid)
     else:
         raise UnsupportedMediaType(

@@ -18,12 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xdsi.errors import InvalidRequest
+from xdsi.web.negotiation import parse_media_type
 from xdsi.web.multipart import (
     BadMultipartContentType,
     MalformedMultipart,
     MultipartLimits,
     MultipartTooLarge,
-    boundary_from_content_type,
+    boundary_of,
     content_type,
     iter_multipart,
     iter_parts,
@@ -203,7 +204,7 @@ def test_new_boundary_is_valid_unique_and_unquoted() -> None:
     for boundary in list(boundaries)[:20]:
         header = content_type("application/dicom", boundary)
         assert header.endswith(f"; boundary={boundary}")
-        assert boundary_from_content_type(header) == boundary
+        assert boundary_of(parse_media_type(header)) == boundary
 
 
 def test_content_type() -> None:
@@ -228,14 +229,13 @@ def test_content_type() -> None:
         ("multipart/related;; boundary=0", "0"),
     ],
 )
-def test_boundary_from_content_type(header: str, boundary: str) -> None:
-    assert boundary_from_content_type(header) == boundary
+def test_boundary_of(header: str, boundary: str) -> None:
+    assert boundary_of(parse_media_type(header)) == boundary
 
 
 @pytest.mark.parametrize(
     ("header", "reason"),
     [
-        ("application/dicom", "not multipart"),
         ('multipart/related; type="application/dicom"', "no boundary"),
         ('multipart/related; boundary=""', "invalid multipart boundary"),
         ("multipart/related; boundary=" + "z" * 71, "invalid multipart boundary"),
@@ -243,17 +243,28 @@ def test_boundary_from_content_type(header: str, boundary: str) -> None:
         ('multipart/related; boundary="a@b"', "invalid multipart boundary"),
         ('multipart/related; boundary="ends in space "', "invalid multipart boundary"),
         ('multipart/related; boundary="caf\xe9"', "invalid multipart boundary"),
+        ("multipart/related; boundary=" + "x" * 5000, "invalid multipart boundary"),
+    ],
+)
+def test_boundary_of_rejects(header: str, reason: str) -> None:
+    with pytest.raises(BadMultipartContentType, match=reason):
+        boundary_of(parse_media_type(header))
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
         ("multipart/related; boundary=a; boundary=b", "appears twice"),
         ("multipart/related; boundary", "has no '=' value"),
         ('multipart/related; boundary="unterminated', "no valid value"),
         ("multipart/related; boundary=a b", "unexpected text"),
         ("multipart/related; =x", "unexpected text"),
-        ("multipart/related; boundary=" + "x" * 5000, "invalid multipart boundary"),
     ],
 )
-def test_boundary_from_content_type_rejects(header: str, reason: str) -> None:
-    with pytest.raises(BadMultipartContentType, match=reason):
-        boundary_from_content_type(header)
+def test_unparsable_multipart_content_type_is_a_bad_request(header: str, reason: str) -> None:
+    with pytest.raises(InvalidRequest, match=reason) as caught:
+        parse_media_type(header)
+    assert not isinstance(caught.value, BadMultipartContentType)
 
 
 def test_preamble_and_epilogue_are_ignored() -> None:
@@ -293,7 +304,7 @@ def test_folded_and_case_insensitive_headers() -> None:
 
 
 def test_quoted_boundary_with_spaces_in_a_body() -> None:
-    boundary = boundary_from_content_type('multipart/related; boundary="simple boundary"')
+    boundary = boundary_of(parse_media_type('multipart/related; boundary="simple boundary"'))
     body = b"--simple boundary\r\n\r\nA\r\n--simple boundary\r\n\r\nB\r\n--simple boundary--\r\n"
     assert decode(io.BytesIO(body), boundary) == [({}, b"A"), ({}, b"B")]
 
