@@ -107,30 +107,6 @@ def parse_time(value: str, what: str) -> Match:
     return _range_or_single(value, what, _time_low, _time_high)
 
 
-def parse_datetime(value: str, what: str) -> Match:
-    """DT: YYYY[MM[DD[HH[MM[SS[.F]]]]]][&ZZXX], or a range; compared in UTC."""
-    return _range_or_single(value, what, _datetime_low, _datetime_high)
-
-
-def combine_date_time(date: Match, time: Match) -> Range | None:
-    """PS3.4 C.2.2.2.5.1: a date range and a time range together mean one datetime range."""
-    if not isinstance(date, Range | Single) or not isinstance(time, Range | Single):
-        return None
-    if isinstance(date, Single) and isinstance(time, Single):
-        return None
-    d_low, d_high = _bounds(date)
-    t_low, t_high = _bounds(time)
-    low = None if d_low is None else d_low + (t_low or "000000.000000")
-    high = None if d_high is None else d_high + (t_high or "235959.999999")
-    return Range(low, high)
-
-
-def _bounds(match: Range | Single) -> tuple[str | None, str | None]:
-    if isinstance(match, Single):
-        return match.value, match.value
-    return match.low, match.high
-
-
 def _range_or_single(value: str, what: str, low: _Bound, high: _Bound) -> Match:
     value = value.strip()
     if value in ("", "*"):
@@ -219,31 +195,6 @@ def _time_high(text: str, what: str) -> str:
         f"{hour:02d}{59 if minute is None else minute:02d}{59 if second is None else second:02d}."
         f"{(fraction or ''):9<6}"
     )
-
-
-_DATETIME = re.compile(r"([0-9]{4,8})([0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?)?)?([+-][0-9]{4})?")
-
-
-def _datetime_key(text: str, what: str, high: bool) -> str:
-    m = _DATETIME.fullmatch(text)
-    if not m:
-        raise InvalidRequest(f"{what}: {text[:40]!r} is not a DICOM date-time")
-    date = (_date_high if high else _date_low)(m.group(1), what)
-    clock = (_time_high if high else _time_low)(m.group(2), what) if m.group(2) else (
-        "235959.999999" if high else "000000.000000"
-    )
-    moment = datetime.strptime(date + clock, "%Y%m%d%H%M%S.%f")
-    if m.group(3):
-        moment = moment.replace(tzinfo=offset_timezone(m.group(3), what)).astimezone(timezone.utc)
-    return moment.strftime("%Y%m%d%H%M%S.%f")
-
-
-def _datetime_low(text: str, what: str) -> str:
-    return _datetime_key(text, what, high=False)
-
-
-def _datetime_high(text: str, what: str) -> str:
-    return _datetime_key(text, what, high=True)
 
 
 def offset_timezone(value: str, what: str = "TimezoneOffsetFromUTC") -> timezone:

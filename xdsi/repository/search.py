@@ -93,7 +93,6 @@ REQUEST_ATTRIBUTE_KEYS: dict[int, tuple[str, str, Any]] = {
 
 BY_TAG = {a.tag: a for a in CATALOG}
 BY_KEYWORD = {a.keyword: a for a in CATALOG}
-_LEVEL_ORDER = {"study": 0, "series": 1, "instance": 2}
 _PRIMARY = {"study": Study.id, "series": Series.id, "instance": Instance.id}
 
 
@@ -123,11 +122,6 @@ class SearchRequest:
 class SearchResult:
     rows: list[dict[str, Any]]
     total: int | None  # known only when more rows matched than were returned
-
-
-def columns_for(level: Level) -> list[Attribute]:
-    """Attributes readable at ``level``: its own and those of the levels above."""
-    return [a for a in CATALOG if _LEVEL_ORDER[a.level] <= _LEVEL_ORDER[level] and a.column is not None]
 
 
 def run(session: Session, request: SearchRequest, attributes: Sequence[Attribute]) -> SearchResult:

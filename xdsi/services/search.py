@@ -24,7 +24,6 @@ from xdsi.repository import search as index_search
 from xdsi.repository.search import BY_KEYWORD, BY_TAG, LEVELS, Attribute, Condition, Level, SearchRequest
 from xdsi.services.metadata import JSON_URI_OPENING
 
-REQUEST_ATTRIBUTES = 0x00400275
 SPECIFIC_CHARACTER_SET = 0x00080005
 INSTANCE_AVAILABILITY = 0x00080056
 RETRIEVE_URL = 0x00081190
@@ -165,7 +164,7 @@ def _condition(level: Level, name: str, values: list[str]) -> Condition:
     if len(path) > 2:
         raise InvalidRequest(f"{name}: only one level of sequence nesting can be matched")
     attribute = _attribute(path[0], name)
-    if index_search.LEVELS.index(attribute.level) > LEVELS.index(level):
+    if LEVELS.index(attribute.level) > LEVELS.index(level):
         raise InvalidRequest(f"{attribute.keyword} is a {attribute.level}-level attribute; it cannot be matched "
                              f"in a {level} search")
     if attribute.kind == "sequence":
@@ -175,7 +174,7 @@ def _condition(level: Level, name: str, values: list[str]) -> Condition:
         if item_tag not in index_search.REQUEST_ATTRIBUTE_KEYS:
             supported = ", ".join(k for k, _vr, _c in index_search.REQUEST_ATTRIBUTE_KEYS.values())
             raise InvalidRequest(f"{name}: items of {attribute.keyword} can be matched on {supported}")
-        keyword, vr, _column = index_search.REQUEST_ATTRIBUTE_KEYS[item_tag]
+        _keyword, vr, _column = index_search.REQUEST_ATTRIBUTE_KEYS[item_tag]
         return Condition(attribute, _value_match(vr, name, values), item_key=item_tag)
     if len(path) == 2:
         raise InvalidRequest(f"{name}: {attribute.keyword} is not a sequence")

@@ -10,7 +10,6 @@ application/pdf for an Encapsulated Document) is taken as the value's bytes.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, Missin
 # xdsi's Implementation Class UID (PS3.7 D.3.3.2): a 2.25 UUID-derived UID, fixed for the project.
 IMPLEMENTATION_CLASS_UID = "2.25.67657838929004865207478107408405471018"
 IMPLEMENTATION_VERSION_NAME = f"XDSI_{__version__}"[:16]
-PIXEL_DATA = 0x7FE00010
 
 # PS3.18 Table 8.7.3-5: the default transfer syntax of each compressed bulk data media type.
 COMPRESSED_MEDIA_TYPES = {
@@ -152,7 +150,4 @@ def _loader(bulk: dict[str, BulkPart], syntax: list[str], max_bytes: int) -> Cal
 
 def remove(parts: Iterable[BulkPart]) -> None:
     for part in parts:
-        try:
-            os.unlink(part.path)
-        except FileNotFoundError:
-            pass
+        part.path.unlink(missing_ok=True)
