@@ -281,7 +281,10 @@ class InstanceStore:
             stored = index.stored_digests(session, [item.keys.instance.sop_instance_uid for item in batch])
             fresh = [item for item in batch if item.keys.instance.sop_instance_uid not in stored]
             for item in batch:
-                if item.keys.instance.sop_instance_uid in stored:
+                digest = stored.get(item.keys.instance.sop_instance_uid)
+                if digest == item.blob.sha256:  # the identical instance again, whatever the policy
+                    item.outcome.status = Status.DUPLICATE
+                elif digest is not None:
                     self._index_in_savepoint(session, item, now)
             if fresh:
                 self._index_fresh(session, fresh, now)
@@ -426,16 +429,16 @@ def read_instance(path: str, limits: Limits, bulk_data_threshold: int, study_uid
                 sop_instance_uid=instance.sop_instance_uid,
             )
         metadata_json, metadata_xml = fragments(elements)
-        table = _frame_table(parsed, keys)
-    pixel = parsed.pixel_data
-    # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
-    located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
+        pixel = parsed.pixel_data
+        # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
+        located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
+        table = _frame_table(parsed, keys) if located else None
     return ReadInstance(
         keys=keys,
         transfer_syntax=parsed.transfer_syntax,
         pixel_offset=pixel.value_offset if located and pixel else None,
         pixel_length=pixel.length if located and pixel else None,
-        frame_table=table.to_bytes() if table is not None and located else None,
+        frame_table=table.to_bytes() if table is not None else None,
         metadata_json=metadata_json,
         metadata_xml=metadata_xml,
     )
