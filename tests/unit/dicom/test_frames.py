@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -57,7 +58,7 @@ def opened(path: Path) -> Iterator[tuple[ParsedInstance, io.BufferedReader]]:
         yield parsed, fp
 
 
-def table_for(parsed: ParsedInstance, fp: io.BufferedReader) -> FrameTable:
+def table_for(parsed: ParsedInstance, fp: BinaryIO) -> FrameTable:
     ds = parsed.dataset
     pixel = PixelDescription.from_dataset(ds)
     extended = None
@@ -181,27 +182,12 @@ def write_instance(tmp_path: Path, ds: object, name: str = "x.dcm") -> Path:
     return path
 
 
-def table_of(path: Path, counting: bool = False) -> tuple[FrameTable, CountingReader, PixelDataLocation]:
+def table_of(path: Path) -> tuple[FrameTable, CountingReader, PixelDataLocation]:
     with open_instance(path, LIMITS) as parsed:
         pixel = parsed.pixel_data
-        ds = parsed.dataset
-        description = PixelDescription.from_dataset(ds)
-        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths) if "ExtendedOffsetTable" in ds else None
-        ts = parsed.transfer_syntax
     assert pixel is not None
     fp = CountingReader(open(path, "rb", buffering=0))
-    table = frame_table(
-        fp,
-        pixel,
-        rows=description.rows,
-        columns=description.columns,
-        samples_per_pixel=description.samples_per_pixel,
-        bits_allocated=description.bits_allocated,
-        number_of_frames=description.number_of_frames,
-        transfer_syntax=ts,
-        extended_offsets=extended,
-    )
-    return table, fp, pixel
+    return table_for(parsed, fp), fp, pixel
 
 
 def test_frame_1999_of_2000_native_reads_one_frame(tmp_path: Path) -> None:
