@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from pydicom.uid import generate_uid
 
+from tests.conftest import make_settings
 from tests.consistency import assert_consistent
 from tests.dicomfiles import make_dataset, make_instance, to_bytes, with_raw_uid, without
 from tests.live import LiveServer, Reply
@@ -133,6 +135,27 @@ def test_conflicting_duplicate_fails_with_0111(live: LiveServer) -> None:
     assert values(failed, "00081197") == [0x0111]
 
 
+@pytest.mark.parametrize(
+    "other_patient",
+    [{"patient_id": "OTHER-PATIENT"}, {"IssuerOfPatientID": "OTHER-ISSUER"}],
+    ids=["another-patient-id", "same-id-another-issuer"],
+)
+def test_an_instance_that_would_move_its_study_to_another_patient_fails_with_0110(
+    live: LiveServer, other_patient: dict[str, str]
+) -> None:
+    patient = f"P-{uuid.uuid4().hex[:8]}"
+    first = make_dataset(patient_id=patient, IssuerOfPatientID="HOSP-A")
+    moved = make_dataset(study_uid=first.StudyInstanceUID, **{"patient_id": patient,
+                                                               "IssuerOfPatientID": "HOSP-A", **other_patient})
+    assert post(live, dicom_parts(to_bytes(first))).status == 200
+    reply = post(live, dicom_parts(to_bytes(moved)))
+    assert reply.status == 409
+    [failed] = values(json.loads(reply.body), "00081198")
+    assert values(failed, "00081155") == [moved.SOPInstanceUID]
+    assert values(failed, "00081197") == [0x0110]
+    assert not indexed(live, moved.SOPInstanceUID)
+
+
 def test_metadata_json_with_native_and_compressed_bulk_data(live: LiveServer) -> None:
     from pydicom.data import get_testdata_file
     import pydicom
@@ -227,14 +250,14 @@ def _bad_cases() -> list[tuple[str, Callable[[], tuple[bytes, str | None, dict[s
         ("gzip-encoding", lambda: (dicom_parts(make_instance()), boundary, {"Content-Encoding": "gzip"}), 415,
          "Content-Encoding"),
         ("body-without-boundary", lambda: (b"just some bytes\r\n", boundary, {}), 400, "boundary"),
-        ("empty-body", lambda: (b"", boundary, {}), 400, ""),
+        ("empty-body", lambda: (b"", boundary, {}), 400, "the body is empty"),
         ("huge-header-block", lambda: (b"--xdsi-test-boundary\r\nX-Pad: " + b"a" * 100_000 + b"\r\n\r\nx\r\n"
                                        b"--xdsi-test-boundary--\r\n", boundary, {}), 400, "header"),
         ("declared-length-over-limit", lambda: (b"x", boundary, {"Content-Length": str(5 << 30)}), 413,
          "exceeds the limit"),
         ("accept-not-offered", lambda: (dicom_parts(make_instance()), boundary, {"Accept": "text/html"}), 406,
          "text/html"),
-        ("malformed-accept", lambda: (dicom_parts(make_instance()), boundary, {"Accept": "application/"}), 400, ""),
+        ("malformed-accept", lambda: (dicom_parts(make_instance()), boundary, {"Accept": "application/"}), 400, "media subtype"),
         ("json-metadata-not-json", lambda: (multipart([({"Content-Type": JSON}, b"{not json")]),
                                             'multipart/related; type="application/dicom+json"; '
                                             "boundary=xdsi-test-boundary", {}), 400, "JSON"),
@@ -336,9 +359,10 @@ def _count(live: LiveServer) -> int:
 
 
 def test_store_stays_consistent(live: LiveServer) -> None:
+    assert post(live, dicom_parts(make_instance(), make_instance())).status == 200
     archive = Archive.open(live.settings)
     try:
-        assert_consistent(archive) > 0
+        assert assert_consistent(archive) >= 2
     finally:
         archive.close()
 
@@ -353,3 +377,33 @@ def test_coercion_is_reported_with_warning_reason_b000(tmp_path) -> None:  # typ
         assert sorted(values(item, "00081196") for item in referenced) == [[], [0xB000]]
     finally:
         server.stop()
+
+
+def test_an_index_out_of_space_answers_503_and_keeps_nothing(tmp_path: Path) -> None:
+    """SQLite's own page limit makes the index really full; the request then stores nothing."""
+    from sqlalchemy import event
+
+    from xdsi.app import create_app
+    from xdsi.repository import db
+
+    url = f"sqlite:///{tmp_path / 'xdsi.db'}"
+    engine = db.create_engine_for(url)
+    db.upgrade(engine)
+    engine.dispose()
+    archive = Archive.open(make_settings(url, tmp_path / "store"))
+    archive.prepare()
+    with archive.engine.connect() as connection:
+        pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
+
+    @event.listens_for(archive.engine, "connect")
+    def _full(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
+
+    archive.engine.dispose()
+    client = create_app(archive.settings, archive).test_client()
+    reply = client.post("/dicom-web/studies", data=dicom_parts(*(make_instance(rows=64, columns=64) for _ in range(20))),
+                        content_type=MULTIPART_DICOM.format("xdsi-test-boundary"))
+    assert reply.status_code == 503, reply.data
+    assert reply.headers["Retry-After"] and b"out of space" in reply.data
+    assert assert_consistent(archive) == 0
+    archive.close()

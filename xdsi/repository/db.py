@@ -141,6 +141,22 @@ _UNREACHABLE = ("could not connect", "connection refused", "server closed the co
 
 
 def _domain_error(exc: DBAPIError) -> Exception:
+    """The domain error for ``exc`` or for a database error it was raised while handling.
+
+    A failure can hide its cause: SQLite ends the whole transaction on SQLITE_FULL, so the
+    savepoint rollback that follows fails with "no such savepoint", the full disk as its context.
+    """
+    error: BaseException | None = exc
+    while error is not None:
+        if isinstance(error, DBAPIError):
+            found = _classified(error)
+            if found is not None:
+                return found
+        error = error.__cause__ or error.__context__
+    return exc
+
+
+def _classified(exc: DBAPIError) -> Exception | None:
     message = str(exc.orig).lower()
     if _is_lock_error(exc) or "could not serialize" in message or "deadlock detected" in message:
         return RepositoryBusy(f"the index is busy, try again: {exc.orig}")
@@ -148,7 +164,7 @@ def _domain_error(exc: DBAPIError) -> Exception:
         return StorageFull(f"the index is out of space: {exc.orig}")
     if exc.connection_invalidated or any(text in message for text in _UNREACHABLE):
         return RepositoryBusy(f"the index is unreachable: {exc.orig}")
-    return exc
+    return None
 
 
 def check(engine: Engine) -> None:
