@@ -122,6 +122,11 @@ def test_the_same_over_http_with_an_empty_store(database_url: str, tmp_path: Pat
         assert reply.status == 200 and len(json.loads(reply.body)) == STUDIES
         reply = server.request("GET", "/dicom-web/instances?limit=10&offset=9990")
         assert [r["00080018"]["Value"][0] for r in json.loads(reply.body)][-1] == "2.25.3499.1.9"
+        # WADO-RS metadata too is answered from the index's cached fragments, never from a file.
+        reply = server.request("GET", "/dicom-web/studies/2.25.17/metadata")
+        assert reply.status == 200
+        answer = json.loads(reply.body)
+        assert len(answer) == SERIES * INSTANCES and all(o["00180050"]["Value"] == [1.25] for o in answer)
         assert not any((tmp_path / "store" / "objects").iterdir())
     finally:
         server.stop()

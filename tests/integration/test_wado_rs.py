@@ -74,10 +74,7 @@ def test_default_is_explicit_vr_little_endian_with_identical_pixels(live: LiveSe
     assert headers["Content-Type"] == "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
     got = pydicom.dcmread(io.BytesIO(body))
     assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
-    original = pydicom.dcmread(path)
-    if "JPEG" in name and "lossless" not in name and name != "JPEG2000.dcm":
-        return  # lossy baseline JPEG decodes identically only with the same decoder; compared below
-    assert np.array_equal(got.pixel_array, original.pixel_array)
+    assert np.array_equal(got.pixel_array, pydicom.dcmread(path).pixel_array)
 
 
 def test_explicit_transfer_syntax_and_lossless_round_trip(live: LiveServer, stored: dict) -> None:
@@ -196,7 +193,7 @@ def test_bulk_data_ranges(live: LiveServer, stored: dict) -> None:
 BAD = [
     ("unknown-study", "/dicom-web/studies/1.2.3.4.5.6.7.8.9", DICOM, 404, "not in the archive"),
     ("invalid-uid", "/dicom-web/studies/1.2..3", DICOM, 400, "not a valid UID"),
-    ("malformed-accept", "{url}", "multipart/related; type=", 400, ""),
+    ("malformed-accept", "{url}", "multipart/related; type=", 400, "'type' has no valid value"),
     ("unsatisfiable-accept", "{url}", "image/png", 406, "offered"),
     ("unknown-transfer-syntax", "{url}", DICOM + "; transfer-syntax=1.2.3.4", 406, "1.2.3.4"),
     ("frame-zero", "{url}/frames/0", OCTETS, 400, "start at 1"),

@@ -208,11 +208,13 @@ def test_counts_and_computed_sets(archive: Archive) -> None:
 
 def test_studies_without_patient_id_do_not_share_a_patient(archive: Archive) -> None:
     one = make_dataset(patient_id="", patient_name="Anon^One")
-    two = make_dataset(patient_id="", patient_name="Anon^Two")
+    two = make_dataset(patient_id="", patient_name="Anon^One")  # the same name: still someone else
     three = make_dataset(patient_id="", patient_name="Anon^One", study_uid=one.StudyInstanceUID)
     store(archive, to_bytes(one), to_bytes(two), to_bytes(three))
     with archive.sessions() as session:
-        assert sorted(session.scalars(select(Patient.patient_name))) == ["Anon^One", "Anon^Two"]
+        assert sorted(session.scalars(select(Patient.patient_name))) == ["Anon^One", "Anon^One"]
+        studies = session.scalars(select(Study)).all()
+        assert len(studies) == 2 and studies[0].patient_fk != studies[1].patient_fk
 
 
 def test_study_targeted_store_refuses_other_studies(archive: Archive) -> None:
