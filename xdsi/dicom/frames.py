@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from xdsi.dicom import uids
+from xdsi.dicom.byteorder import swap_bytes
 from xdsi.dicom.parsing import PixelDataLocation
 from xdsi.errors import MalformedDicom, NotFound
 
@@ -193,7 +194,7 @@ def _chunks(
     for offset, length in pieces:
         for start in range(0, length, step):
             data = _read_exact(fp, offset + start, min(step, length - start))
-            yield _swap(data, table.swap_bytes) if table.swap_bytes else data
+            yield swap_bytes(data, table.swap_bytes) if table.swap_bytes else data
 
 
 def _native_table(pixel: PixelDataLocation, frame_bits: int, frames: int, swap: int) -> FrameTable:
@@ -369,7 +370,7 @@ def _aligned(table: FrameTable) -> bool:
 
 def _native_frame(table: FrameTable, number: int, data: bytes) -> bytes:
     if table.swap_bytes:
-        data = _swap(data, table.swap_bytes)
+        data = swap_bytes(data, table.swap_bytes)
     unit_bits = 8 * max(table.swap_bytes, 1)
     skip = (number - 1) * table.frame_bits % unit_bits
     size = (table.frame_bits + 7) // 8
@@ -378,13 +379,6 @@ def _native_frame(table: FrameTable, number: int, data: bytes) -> bytes:
     # PS3.5 8.1.1: bit-packed pixels fill each byte from its least significant bit.
     value = int.from_bytes(data, "little") >> skip
     return (value & ((1 << table.frame_bits) - 1)).to_bytes(size, "little")
-
-
-def _swap(data: bytes, unit: int) -> bytes:
-    words = array({2: "H", 4: "I", 8: "Q"}[unit])
-    words.frombytes(data)
-    words.byteswap()
-    return words.tobytes()
 
 
 def _read_exact(fp: BinaryIO, offset: int, length: int) -> bytes:

@@ -23,6 +23,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
 from xdsi.dicom import uids
+from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
 
 try:
@@ -62,7 +63,6 @@ _JPEG_TARGETS = (JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1)
 _PIXEL_DATA = 0x7FE00010
 _PIXEL_DATA_TAGS = (_PIXEL_DATA, 0x7FE00008, 0x7FE00009)  # and Float, Double Float Pixel Data
 _EXTENDED_OFFSET_TABLE = (0x7FE00001, 0x7FE00002)
-_WORD_VRS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 _MAX_VALUE_LENGTH = 0xFFFFFFFE  # PS3.5 7.1.1: a 32-bit even length, 0xFFFFFFFF meaning undefined
 
 # PS3.18 Table 8.7.3-5 (compressed) and 8.7.3-4 (uncompressed): frame media types, default first.
@@ -770,19 +770,13 @@ def _swap_to_little_endian(ds: Dataset) -> None:
             for item in elem.value:
                 _swap_to_little_endian(item)
             continue
-        unit = _WORD_VRS.get(elem.VR)
+        unit = WORD_WIDTH.get(elem.VR)
         if tag == _PIXEL_DATA and not elem.is_undefined_length:
             allocated = int(ds.get("BitsAllocated") or 8)
             # pydicom reads cells of 16 bits or more as big endian wholes, smaller ones by OW word.
             unit = allocated // 8 if allocated >= 16 else unit
         if unit and elem.value:
-            ds[tag] = DataElement(tag, elem.VR, _swapped(bytes(elem.value), unit))
-
-
-def _swapped(value: bytes, unit: int) -> bytes:
-    usable = len(value) - len(value) % unit
-    words = np.frombuffer(value[:usable], dtype=f">u{unit}")
-    return words.astype(f"<u{unit}").tobytes() + value[usable:]
+            ds[tag] = DataElement(tag, elem.VR, swap_bytes(bytes(elem.value), unit))
 
 
 def _integer(ds: Dataset, keyword: str, low: int, high: int, default: int | None = None) -> int:

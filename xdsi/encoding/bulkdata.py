@@ -22,6 +22,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import AMBIGUOUS_VR, PersonName
 
+from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.errors import InvalidRequest
 
 
@@ -60,7 +61,6 @@ INT_RANGES = {
 }
 _STRUCT_CODES = {"FL": "f", "FD": "d", "SS": "h", "US": "H", "SL": "l", "UL": "L", "SV": "q", "UV": "Q"}
 # PS3.5 7.3: OW, OF/OL and OD/OV values are byte-swapped by word, long and very long.
-_SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 # Sequence nesting accepted from clients; real IODs nest a handful of levels.
 MAX_DEPTH = 64
@@ -315,8 +315,8 @@ def _converted(
         if elem.is_undefined_length:
             # PS3.19 A.1.5 "the whole Value Field": the items and the closing Sequence Delimiter.
             data += _SEQUENCE_DELIMITER
-        elif not little and vr in _SWAP_WIDTH:
-            data = swap_bytes(data, _SWAP_WIDTH[vr])
+        elif not little and vr in WORD_WIDTH:
+            data = swap_bytes(data, WORD_WIDTH[vr])
         return Encoded(int(tag), vr, creator, "inline", data)
     values = value if isinstance(value, MultiValue | list | tuple) else [value]
     return Encoded(int(tag), vr, creator, "values", [_value(vr, v) for v in values])
@@ -337,15 +337,6 @@ def _value(vr: str, v: Any) -> Any:
     if vr in FLOAT_VRS:
         return float(v)
     return int(v)
-
-
-def swap_bytes(data: bytes, width: int) -> bytes:
-    """Reverse each ``width``-byte unit: PS3.5 7.3 byte order of OW/OF/OL/OD/OV values."""
-    usable = len(data) - len(data) % width
-    swapped = bytearray(data)
-    for offset in range(width):
-        swapped[offset:usable:width] = data[width - 1 - offset : usable : width]
-    return bytes(swapped)
 
 
 def float_out(vr: str, x: float) -> float | str:

@@ -24,10 +24,10 @@ from pydicom.filewriter import dcmwrite, write_data_element
 from sqlalchemy.orm import Session
 
 from xdsi.dicom import transcode, uids
+from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.dicom.frames import FrameTable, frame_table, read_frame
 from xdsi.dicom.transcode import PixelDescription
 from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
-from xdsi.encoding.bulkdata import swap_bytes
 from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcceptable, NotFound
 from xdsi.repository import index
 from xdsi.repository.index import StoredInstance
@@ -259,13 +259,12 @@ def bulk_value(blobs: BlobStore, instance: StoredInstance, path: tuple[int, ...]
         return BulkValue(instance.blob_key, 0, len(data), data)
 
 
-_SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 def _little_endian_bytes(element: DataElement, ds: Dataset, big_endian: bool) -> bytes:
     """The value field as a little-endian file would hold it."""
-    if big_endian and element.VR in _SWAP_WIDTH:
-        return swap_bytes(bytes(element.value), _SWAP_WIDTH[element.VR])
+    if big_endian and element.VR in WORD_WIDTH:
+        return swap_bytes(bytes(element.value), WORD_WIDTH[element.VR])
     if isinstance(element.value, bytes | bytearray):
         return bytes(element.value) + b"\0" * (len(element.value) & 1)
     buffer = DicomBytesIO()

@@ -20,11 +20,11 @@ from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 from pydicom.valuerep import AMBIGUOUS_VR, PersonName
 
-from xdsi.encoding.bulkdata import BINARY_VRS, BulkDataRef, swap_bytes
+from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
+from xdsi.encoding.bulkdata import BINARY_VRS, BulkDataRef
 
 SCHEMA_PATH = Path("/work/shared/schemas-ref/native-dicom-model/NativeDicomModel.rng")
 BULK_THRESHOLD = 64
-_SWAP = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 def _corpus() -> tuple[list[tuple[str, str]], int]:
@@ -75,7 +75,7 @@ def value_bytes(ds: Dataset, path: tuple[int, ...]) -> bytes:
     elem = holder[tag]
     little = not isinstance(raw, RawDataElement) or raw.is_little_endian
     if isinstance(elem.value, bytes):
-        return elem.value if little or elem.VR not in _SWAP else swap_bytes(elem.value, _SWAP[elem.VR])
+        return elem.value if little or elem.VR not in WORD_WIDTH else swap_bytes(elem.value, WORD_WIDTH[elem.VR])
     fp = DicomBytesIO()
     fp.is_little_endian, fp.is_implicit_VR = True, True
     write_data_element(fp, elem, holder._character_set)
@@ -126,7 +126,7 @@ def normalised(elem: DataElement, little_endian: bool) -> list[Any]:
     vr, value = elem.VR, elem.value
     if vr in BINARY_VRS or vr in AMBIGUOUS_VR and isinstance(value, bytes):
         data = bytes(value or b"")
-        return [data if little_endian or vr not in _SWAP else swap_bytes(data, _SWAP[vr])]
+        return [data if little_endian or vr not in WORD_WIDTH else swap_bytes(data, WORD_WIDTH[vr])]
     values = _values(value)
     if vr == "PN":
         names = [_person_name(v) for v in values]
