@@ -15,6 +15,7 @@ import orjson
 
 from xdsi import errormap
 from xdsi.encoding import dicom_json, native_xml
+from xdsi.services.metadata import instance_path
 from xdsi.services.store import Outcome, Status
 
 # PS3.18 Table I.2-1 Warning Reason: the whole data set was discarded under the ignore policy.
@@ -87,7 +88,7 @@ def _sop(outcome: Outcome) -> dict[str, Any]:
 
 
 def _instance_url(root: str, outcome: Outcome) -> str:
-    return f"{root}/studies/{outcome.study_uid}/series/{outcome.series_uid}/instances/{outcome.sop_instance_uid}"
+    return root + instance_path(outcome.study_uid or "", outcome.series_uid or "", outcome.sop_instance_uid or "")
 
 
 def _warning_reason(outcome: Outcome) -> int | None:

@@ -380,11 +380,11 @@ def body_length(parts: Iterable[tuple[dict[str, str], int]], boundary: str) -> i
     return total + (2 if count else 0) + dash + 4
 
 
-def content_type(media_type: str, boundary: str, **params: str) -> str:
+def content_type(media_type: str, boundary: str, **params: str | None) -> str:
     """The Content-Type of a multipart/related body whose root parts are ``media_type``.
 
     Python names cannot hold '-', so an underscore in a keyword becomes one
-    (``transfer_syntax=`` gives ``transfer-syntax=``).
+    (``transfer_syntax=`` gives ``transfer-syntax=``); ``None`` values are left out.
     """
     _check_boundary(boundary)
     return format_media_type("multipart/related", type=media_type, **params, boundary=boundary)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from xdsi.dicom.uids import is_valid_uid
 from xdsi.errors import InvalidRequest, NotAcceptable
 
 
@@ -31,8 +32,6 @@ _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 _BARE_VALUE = re.compile(r"[!#-+\--:<-\[\]-~]+")
 # RFC 9110 12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
 _QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\Z")
-# PS3.5 9.1: UID components are digits without leading zeros, joined by dots, at most 64 chars.
-_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*\Z", re.ASCII)
 _MEDIA_PATTERN = re.compile(r"(?:\*/\*|[!#$%&'*+\-.^_`|~0-9A-Za-z]+/(?:\*|[!#$%&'*+\-.^_`|~0-9A-Za-z]+))\Z", re.ASCII)
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -98,7 +97,7 @@ def _checked(name: str, value: str, media_type: str) -> str:
         if media_type == "multipart" and not _MEDIA_PATTERN.match(value):
             # PS3.18 8.7.3.5.1: type names the media type of the root part.
             raise InvalidRequest(f"multipart type parameter {value[:64]!r} is not a media type")
-    elif name == "transfer-syntax" and value != "*" and not (len(value) <= 64 and _UID.match(value)):
+    elif name == "transfer-syntax" and value != "*" and not is_valid_uid(value):
         # PS3.18 8.7.3.5.2: ts-value = transfer-syntax-uid / "*".
         raise InvalidRequest(f"transfer-syntax {value[:64]!r} is neither a UID nor '*'")
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.datastructures import ContentRange
@@ -17,7 +18,7 @@ from xdsi.errors import NotFound
 from xdsi.repository.index import StoredInstance
 from xdsi.services import retrieve
 from xdsi.services.archive import Archive
-from xdsi.services.metadata import parse_bulk_data_path
+from xdsi.services.metadata import instance_path, parse_bulk_data_path
 from xdsi.services.retrieve import Target
 from xdsi.web import multipart, negotiation
 from xdsi.web.negotiation import DICOM, DICOM_XML, OCTET_STREAM, ZIP
@@ -103,8 +104,11 @@ def _frames(current: Archive, found: StoredInstance, numbers: Sequence[int]) -> 
     return Response(body, status=200, content_type=multipart.content_type(choice.offer.media_type, boundary))
 
 
-def _frame_offers(stored: str, single: bool) -> list[negotiation.Offer]:
+@lru_cache(maxsize=256)
+def _frame_offers(stored: str, single: bool) -> tuple[negotiation.Offer, ...]:
     """What frames of an instance stored in ``stored`` can be sent as, the stored form first.
+
+    Kept per stored syntax: working out what the codecs can produce is the same on every request.
 
     'transfer-syntax=*' on application/octet-stream also selects the stored form, compressed or
     not (the part's Content-Type then says which), as viewers asking that way expect.
@@ -125,7 +129,7 @@ def _frame_offers(stored: str, single: bool) -> list[negotiation.Offer]:
                            and transcode.can_transcode(stored, s))
         if producible and media_type != stored_type:
             offers += [negotiation.Offer(media_type, multipart=m, transfer_syntaxes=producible) for m in kinds]
-    return offers
+    return tuple(offers)
 
 
 def _frame_type(frame: retrieve.Frame) -> str:
@@ -200,7 +204,7 @@ def _retrieve(target: Target) -> Response:
         return response
     # PS3.18 8.7.3.5.2: '*' means each instance as it is stored, whatever the others are.
     wanted = None if choice.media_range.params.get("transfer-syntax") == "*" else choice.transfer_syntax
-    if wanted is not None and all(instance.transfer_syntax_uid == wanted for instance in found):
+    if stored == {wanted}:
         wanted = None  # nothing to transcode: stream the files, with a known length
     root = dicomweb_root(request, current.settings.base_url)
     if not choice.offer.multipart:
@@ -213,8 +217,8 @@ def _retrieve(target: Target) -> Response:
     parts = _parts(current, found, wanted, root)
     first = next(parts)  # a failure to transcode the first instance is answered before any byte is sent
     chunks = multipart.iter_multipart(itertools.chain([first], parts), boundary)
-    response = Response(chunks, status=200, content_type=multipart.content_type(
-        DICOM, boundary, **({"transfer_syntax": wanted} if wanted else {})))
+    response = Response(chunks, status=200,
+                        content_type=multipart.content_type(DICOM, boundary, transfer_syntax=wanted))
     if length is not None:
         response.content_length = length
     return response
@@ -231,8 +235,7 @@ def _parts(current: Archive, found: list[StoredInstance], syntax: str | None,
 def _part_headers(root: str, instance: StoredInstance, syntax: str) -> dict[str, str]:
     return {
         "Content-Type": negotiation.format_media_type(DICOM, transfer_syntax=syntax),
-        "Content-Location": f"{root}/studies/{instance.study_uid}/series/{instance.series_uid}"
-                            f"/instances/{instance.sop_instance_uid}",
+        "Content-Location": root + instance_path(instance.study_uid, instance.series_uid, instance.sop_instance_uid),
     }
 
 
