@@ -230,3 +230,15 @@ def test_zip_of_a_study(live: LiveServer) -> None:
         assert sorted(names) == sorted(f"{study}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm" for ds in sent)
         for ds in sent:
             assert archive.read(f"{study}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm") == to_bytes(ds)
+
+
+def test_frames_of_a_deflated_instance_in_any_order(live: LiveServer) -> None:
+    ds = make_dataset(rows=4, columns=4, frames=5, transfer_syntax=pydicom.uid.DeflatedExplicitVRLittleEndian)
+    assert post(live, dicom_parts(to_bytes(ds))).status == 200
+    url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}/frames")
+    pixels = ds.pixel_array.astype("<u2")
+    got = [body for _headers, body in parts(get(live, f"{url}/4,1,4", 'multipart/related; type="application/octet-stream"'))]
+    assert got == [pixels[3].tobytes(), pixels[0].tobytes(), pixels[3].tobytes()]
+    beyond = get(live, f"{url}/2,6", 'multipart/related; type="application/octet-stream"')
+    assert beyond.status == 404 and b"beyond the last frame" in beyond.body

@@ -307,7 +307,7 @@ def frames(
     Each frame is read alone through the frame table kept at ingest, one at a time.
     """
     with blobs.open(instance.blob_key) as handle:
-        table, pixel, stream_source = _frame_source(blobs, instance, handle, limits)
+        table, pixel, stream_source = _frame_source(blobs, instance, handle, limits, numbers)
         for number in numbers:
             if number > table.number_of_frames:
                 raise NotFound(f"frame {number} is beyond the last frame ({table.number_of_frames}) of "
@@ -330,9 +330,12 @@ def frames(
 
 
 def _frame_source(
-    blobs: BlobStore, instance: StoredInstance, handle: BinaryIO, limits: Limits
+    blobs: BlobStore, instance: StoredInstance, handle: BinaryIO, limits: Limits, numbers: Sequence[int]
 ) -> tuple[FrameTable, PixelDescription | None, BinaryIO]:
-    """The frame table (kept, or found now), the pixel description if already read, and the stream."""
+    """The frame table (kept, or found now), the pixel description if already read, and the stream.
+
+    A Deflated file is inflated to find its frames; those of ``numbers`` are kept, in memory.
+    """
     if instance.frame_table is not None and not uids.is_deflated(instance.transfer_syntax_uid):
         return FrameTable.from_bytes(instance.frame_table), None, handle
     if instance.pixel_data_offset is None and not uids.is_deflated(instance.transfer_syntax_uid):
@@ -348,12 +351,14 @@ def _frame_source(
             number_of_frames=description.number_of_frames, transfer_syntax=parsed.transfer_syntax,
             photometric_interpretation=description.photometric_interpretation,
         )
-        # A Deflated file's frames lie in its inflated copy: read them all while it exists.
-        data = b"".join(read_frame(parsed.stream, table, n) for n in range(1, table.number_of_frames + 1))
-    size = len(data) // table.number_of_frames
-    flat = FrameTable(False, table.number_of_frames,
-                      tuple(((n * size, size),) for n in range(table.number_of_frames)), size * 8)
-    return flat, description, io.BytesIO(data)
+        # A Deflated file's frames lie in its inflated copy: read those asked for while it exists.
+        wanted = sorted({n for n in numbers if 1 <= n <= table.number_of_frames})
+        data = b"".join(read_frame(parsed.stream, table, n) for n in wanted)
+    size = len(data) // len(wanted) if wanted else 0
+    at = {n: index * size for index, n in enumerate(wanted)}
+    # Native frames are all one size; a frame not asked for keeps an empty range.
+    ranges = tuple(((at.get(n, 0), size if n in at else 0),) for n in range(1, table.number_of_frames + 1))
+    return FrameTable(False, table.number_of_frames, ranges, size * 8), description, io.BytesIO(data)
 
 
 def _describe(blobs: BlobStore, instance: StoredInstance, limits: Limits) -> PixelDescription:
