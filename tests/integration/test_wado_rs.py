@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import io
 import json
 import re
@@ -101,6 +102,18 @@ def test_study_is_streamed_with_a_length_and_keep_alive(live: LiveServer) -> Non
     reply = get(live, f"/dicom-web/studies/{study}", AS_STORED)
     assert int(reply.header("Content-Length")) == len(reply.body)
     assert reply.header("Connection").lower() != "close"
+    # The connection really stays open: a second multipart answer comes over the same socket.
+    connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=60)
+    try:
+        sockets = []
+        for _ in range(2):
+            connection.request("GET", f"/dicom-web/studies/{study}", headers={"Accept": AS_STORED})
+            answer = connection.getresponse()
+            assert answer.status == 200 and len(answer.read()) == len(reply.body)
+            sockets.append(connection.sock)
+        assert sockets[0] is not None and sockets[1] is sockets[0]
+    finally:
+        connection.close()
     received = {pydicom.dcmread(io.BytesIO(body)).SOPInstanceUID for _h, body in parts(reply)}
     assert received == {ds.SOPInstanceUID for ds in sent}
     series = get(live, f"/dicom-web/studies/{study}/series/{sent[0].SeriesInstanceUID}", AS_STORED)
