@@ -8,6 +8,12 @@ declared length fits in the bytes that remain, caps nesting, inflates Deflated d
 through a bounded decompressor into a temporary file, and finally lets pydicom parse the
 header with ``defer_size`` so large values stay on disk. Pixel Data is never read here: its
 location is reported so callers can stream it.
+
+Explicit VR Little Endian data sets, nearly everything a modern sender stores, take a quicker
+route first: one pass over an in-memory copy of the header checks the same bounds and yields
+the raw elements (``RawElement``), and pydicom parses only if a caller asks for the dataset.
+That route declines whatever it does not model exactly (UN, out-of-order tags, a character set
+per item, ...); the general route then reads the file and reports any fault.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from functools import cached_property
+from typing import BinaryIO, NamedTuple
 
 from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR
@@ -63,15 +70,32 @@ class PixelDataLocation:
     end: int
 
 
+class RawElement(NamedTuple):
+    """One element as the quick route read it: Value Field bytes, or items of a sequence."""
+
+    tag: int
+    vr: str
+    length: int | None  # None: undefined length
+    value: bytes | None  # None for sequences and for the top-level Pixel Data (never read)
+    items: list[list[RawElement]] | None = None
+
+
 @dataclass
 class ParsedInstance:
     """A parsed header. ``dataset`` holds Pixel Data as a deferred raw element, never its value."""
 
-    dataset: FileDataset
+    meta: FileMetaDataset
     transfer_syntax: str
     pixel_data: PixelDataLocation | None
     size: int
     stream: BinaryIO  # what the offsets refer to: the file, or its inflated dataset when Deflated
+    elements: list[RawElement] | None  # the data set when the quick route read it, else None
+    _load: Callable[[], FileDataset]
+
+    @cached_property
+    def dataset(self) -> FileDataset:
+        """pydicom's dataset of the header, parsed on first use (inside the ``open_instance`` block)."""
+        return self._load()
 
 
 @contextlib.contextmanager
@@ -96,9 +120,15 @@ def open_instance(path: str | os.PathLike[str], limits: Limits) -> Iterator[Pars
         implicit, little = _encoding(ts)
         stream.seek(start)
         implicit = _detect_implicit(stream, implicit, little)
-        pixel = _Walker(stream, implicit, little).walk(start, end)
-        dataset = _read_header(stream, stream_name, meta, start, end, implicit, little, pixel, limits)
-        yield ParsedInstance(dataset=dataset, transfer_syntax=ts, pixel_data=pixel, size=size, stream=stream)
+        quick = _RawReader(stream, end).read(start) if little and not implicit else None
+        elements, pixel = quick if quick is not None else (None, _Walker(stream, implicit, little).walk(start, end))
+        parsed = ParsedInstance(
+            meta=meta, transfer_syntax=ts, pixel_data=pixel, size=size, stream=stream, elements=elements,
+            _load=lambda: _read_header(stream, stream_name, meta, start, end, implicit, little, pixel, limits),
+        )
+        if elements is None:
+            parsed.dataset  # the general route reports a malformed header here, not at first use
+        yield parsed
 
 
 def _read_meta(fp: BinaryIO, size: int) -> tuple[FileMetaDataset, int]:
@@ -319,6 +349,154 @@ class _Walker:
             return dictionary_VR(tag) == "SQ"
         except KeyError:
             return False
+
+
+class _Decline(Exception):
+    """The quick route does not model this header: read it the general way."""
+
+
+# Header bytes the quick route keeps in memory; a header beyond that (say a large private
+# blob before the pixels) takes the general route, which leaves large values on disk.
+_RAW_HEADER_BUDGET = 4 << 20
+_RAW_WINDOW = 64 << 10
+_RAW_VRS = {
+    vr.encode(): vr
+    for vr in "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UR US UT UV"
+    .split()
+}  # UN is left to pydicom, which replaces it by the dictionary VR of a known tag
+_SHORT_HEADER = struct.Struct("<HH2sH")
+_LONG_LENGTH = struct.Struct("<L")
+_ITEM_HEADER = struct.Struct("<HHL")
+
+
+class _RawReader:
+    """The quick route: Explicit VR Little Endian elements from a window over the header.
+
+    It checks what ``_Walker`` checks and declines, rather than fails, on anything amiss, so
+    errors are always worded by the general route.
+    """
+
+    def __init__(self, fp: BinaryIO, end: int) -> None:
+        self.fp = fp
+        self.end = end
+        self.base = 0
+        self.window = b""
+        self.kept = 0
+        self.pixel: PixelDataLocation | None = None
+
+    def read(self, start: int) -> tuple[list[RawElement], PixelDataLocation | None] | None:
+        try:
+            elements, _ = self._elements(start, self.end, depth=0, delimited=False)
+        except _Decline:
+            return None
+        return elements, self.pixel
+
+    def _bytes(self, pos: int, count: int) -> bytes:
+        if pos + count > self.end:
+            raise _Decline
+        offset = pos - self.base
+        if offset < 0 or offset + count > len(self.window):
+            self.fp.seek(pos)
+            self.window = self.fp.read(max(count, _RAW_WINDOW))
+            self.base, offset = pos, 0
+            if len(self.window) < count:
+                raise _Decline
+        return self.window[offset : offset + count]
+
+    def _elements(self, pos: int, end: int, depth: int, delimited: bool) -> tuple[list[RawElement], int]:
+        elements: list[RawElement] = []
+        previous = -1
+        while delimited or pos < end:
+            if pos + 8 > end:
+                raise _Decline
+            group, element, vr_bytes, short_length = _SHORT_HEADER.unpack(self._bytes(pos, 8))
+            tag = group << 16 | element
+            if delimited and tag == ITEM_DELIMITER:
+                return elements, pos + 8
+            vr = _RAW_VRS.get(vr_bytes)
+            if group == 0xFFFE or tag <= previous or vr is None:
+                raise _Decline
+            previous = tag
+            if vr_bytes in LONG_VRS:
+                (length,) = _LONG_LENGTH.unpack(self._bytes(pos + 8, 4))
+                pos += 12
+            else:
+                length, pos = short_length, pos + 8
+            if depth == 0 and tag in PIXEL_DATA_TAGS:
+                element_end = self._pixel_data(tag, vr, length, pos, end)
+                elements.append(RawElement(tag, vr, None if length == UNDEFINED else length, None if length else b""))
+                pos = element_end
+            elif vr == "SQ":
+                items, pos = self._sequence(pos, length, end, depth + 1)
+                elements.append(RawElement(tag, vr, None if length == UNDEFINED else length, None, items))
+            else:
+                if length == UNDEFINED or length > end - pos:
+                    raise _Decline
+                self.kept += length
+                if self.kept > _RAW_HEADER_BUDGET:
+                    raise _Decline
+                elements.append(RawElement(tag, vr, length, self._bytes(pos, length)))
+                pos += length
+        return elements, pos
+
+    def _sequence(self, pos: int, length: int, end: int, depth: int) -> tuple[list[list[RawElement]], int]:
+        if depth > MAX_DEPTH:
+            raise _Decline
+        defined = length != UNDEFINED
+        if defined:
+            if length > end - pos:
+                raise _Decline
+            end = pos + length
+        items: list[list[RawElement]] = []
+        while pos < end or not defined:
+            if pos + 8 > end:
+                raise _Decline
+            group, element, item_length = _ITEM_HEADER.unpack(self._bytes(pos, 8))
+            tag = group << 16 | element
+            pos += 8
+            if tag == SEQUENCE_DELIMITER and not defined:
+                return items, pos
+            if tag != ITEM:
+                raise _Decline
+            if item_length == UNDEFINED:
+                item, pos = self._elements(pos, end, depth, delimited=True)
+            else:
+                if item_length > end - pos:
+                    raise _Decline
+                item, pos = self._elements(pos, pos + item_length, depth, delimited=False)
+            items.append(item)
+        return items, pos
+
+    def _pixel_data(self, tag: int, vr: str, length: int, pos: int, end: int) -> int:
+        if self.pixel is not None or vr not in ("OB", "OW", "OF", "OD"):
+            raise _Decline
+        if length == UNDEFINED:
+            if vr not in ("OB", "OW"):
+                raise _Decline
+            element_end = self._fragments(pos, end)
+            self.pixel = PixelDataLocation(tag, vr, pos, None, element_end)
+            return element_end
+        if length > end - pos:
+            raise _Decline
+        self.pixel = PixelDataLocation(tag, vr, pos, length, pos + length)
+        return pos + length
+
+    def _fragments(self, pos: int, end: int) -> int:
+        # Item headers read one by one: the fragments between them are not wanted here.
+        while True:
+            if pos + 8 > end:
+                raise _Decline
+            self.fp.seek(pos)
+            head = self.fp.read(8)
+            if len(head) < 8:
+                raise _Decline
+            group, element, length = _ITEM_HEADER.unpack(head)
+            pos += 8
+            if group << 16 | element == SEQUENCE_DELIMITER:
+                return pos
+            if group << 16 | element != ITEM or length == UNDEFINED or length > end - pos:
+                raise _Decline
+            pos += length
 
 
 def _read_header(

@@ -261,6 +261,12 @@ def _fast_values(raw: RawDataElement, vr: str, ds: Dataset) -> list[Any] | None:
     value = raw.value
     if not isinstance(value, bytes) or raw.VR != vr or not raw.is_little_endian or raw.length == _UNDEFINED_LENGTH:
         return None
+    return plain_values(value, vr, ds._character_set)
+
+
+def plain_values(value: bytes, vr: str, charsets: str | list[str]) -> list[Any] | None:
+    """Values of a little-endian Value Field decoded without pydicom, or None when only pydicom
+    knows how (``charsets`` as pydicom's ``Dataset._character_set`` gives them)."""
     if not value:
         return []
     if vr in _NUMBERS:
@@ -277,7 +283,6 @@ def _fast_values(raw: RawDataElement, vr: str, ds: Dataset) -> list[Any] | None:
     if vr in ("IS", "DS"):
         return [v.strip(" ") or None for v in value.decode("latin_1").strip().split("\\")]
     if vr in _TEXT_SPLIT or vr in _TEXT_SINGLE or vr == "PN":
-        charsets = ds._character_set
         if len(charsets) != 1 or charsets[0] not in _SIMPLE_CHARSETS:
             return None
         try:
@@ -300,17 +305,19 @@ def _person_name_groups(text: str) -> tuple[str, str, str] | None:
 def _converted(
     ds: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, vr: str, creator: str | None
 ) -> Encoded:
-    elem = ds[tag]  # loads a deferred value: the caller decided it is inline
+    little = raw.is_little_endian if isinstance(raw, RawDataElement) else ds.original_encoding[1] is not False
+    return converted(ds[tag], vr, creator, little=little)  # ds[tag] loads a deferred value: it is inline
+
+
+def converted(elem: DataElement, vr: str, creator: str | None, *, little: bool) -> Encoded:
+    """The Encoded form of an element pydicom has converted; ``little``: how its bytes were read."""
+    tag = elem.tag
     if elem.VR not in AMBIGUOUS_VR:
         vr = str(elem.VR)
     value = elem.value
     if elem.VM == 0:
         return Encoded(int(tag), vr, creator, "empty", None)
     if vr in BINARY_VRS:
-        if isinstance(raw, RawDataElement):
-            little = raw.is_little_endian
-        else:
-            little = ds.original_encoding[1] is not False
         data = bytes(value)
         if elem.is_undefined_length:
             # PS3.19 A.1.5 "the whole Value Field": the items and the closing Sequence Delimiter.

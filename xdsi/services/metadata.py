@@ -8,17 +8,19 @@ the serializers escape quotes and angle brackets inside values.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset
 
+from xdsi.dicom.attributes import Attributes, as_integer
+from xdsi.dicom.parsing import ParsedInstance
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.encoding import dicom_json, native_xml
-from xdsi.dicom.attributes import Attributes, as_integer
-from xdsi.encoding.bulkdata import BulkDataRef, Encoded, encode_tree
+from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef, Encoded, encode_tree
+from xdsi.encoding.raw_elements import encode_elements, uid_value
 
 PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 JSON_URI_OPENING = b'"BulkDataURI":"'
@@ -53,19 +55,47 @@ def parse_bulk_data_path(text: str) -> tuple[int, ...] | None:
     return tuple(result)
 
 
-def encode_instance(ds: Dataset, transfer_syntax_uid: str, threshold: int) -> list[Encoded]:
-    """One walk of the header: bulk values become BulkDataURIs relative to the DICOMweb root."""
-    uids = [str(ds.get(keyword, "")) for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
-    base = instance_path(*uids) + "/bulkdata/"
+def encode_parsed(parsed: ParsedInstance, threshold: int) -> list[Encoded]:
+    """One walk of the header: from the quick route's raw elements when it read them, else pydicom's."""
+    if parsed.elements is not None:
+        found = [uid_value(parsed.elements, tag) for tag in _UID_TAGS]
+        if None not in found:
+            elements = encode_elements(parsed.elements, _bulk_data(found, threshold))  # type: ignore[arg-type]
+            if elements is not None:
+                return _with_available_syntax(elements, parsed.transfer_syntax)
+    return encode_dataset_of(parsed, threshold)
+
+
+def encode_dataset_of(parsed: ParsedInstance, threshold: int) -> list[Encoded]:
+    """The walk over pydicom's dataset: any header, at pydicom's pace."""
+    ds = parsed.dataset
+    found = [str(ds.get(keyword, "")) for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+    return _with_available_syntax(encode_tree(ds, _bulk_data(found, threshold)), parsed.transfer_syntax)
+
+
+_UID_TAGS = (0x0020000D, 0x0020000E, 0x00080018)  # Study, Series and SOP Instance UID
+_AVAILABLE_TRANSFER_SYNTAX = 0x00083002
+
+
+def _bulk_data(found: list[str], threshold: int) -> BulkDataCallback:
+    """Bulk values become BulkDataURIs relative to the DICOMweb root."""
+    base = instance_path(*found) + "/bulkdata/"
 
     def bulk(ref: BulkDataRef) -> str | None:
         if ref.path[-1] in PIXEL_DATA_TAGS or ref.length is None or ref.length > threshold:
             return base + bulk_data_path(ref.path)
         return None
 
-    # PS3.18 10.6.3 / F.2: Available Transfer Syntax UID tells a viewer what frames are stored as.
-    ds.AvailableTransferSyntaxUID = transfer_syntax_uid or EXPLICIT_VR_LITTLE_ENDIAN
-    return encode_tree(ds, bulk)
+    return bulk
+
+
+def _with_available_syntax(elements: list[Encoded], transfer_syntax_uid: str) -> list[Encoded]:
+    """PS3.18 10.6.3 / F.2: Available Transfer Syntax UID tells a viewer what frames are stored as."""
+    entry = Encoded(_AVAILABLE_TRANSFER_SYNTAX, "UI", None, "values",
+                    [transfer_syntax_uid or EXPLICIT_VR_LITTLE_ENDIAN])
+    at = bisect.bisect_left([e.tag for e in elements], _AVAILABLE_TRANSFER_SYNTAX)
+    replaced = at < len(elements) and elements[at].tag == _AVAILABLE_TRANSFER_SYNTAX
+    return [*elements[:at], entry, *elements[at + replaced:]]
 
 
 def fragments(elements: list[Encoded]) -> tuple[bytes, bytes]:

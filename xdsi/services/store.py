@@ -51,7 +51,7 @@ from xdsi.errors import (
 from xdsi.repository import db, index
 from xdsi.repository.store import BlobStore, TempBlob
 from xdsi.services import process_pool
-from xdsi.services.metadata import EncodedAttributes, encode_instance, fragments
+from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragments
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
 
 log = logging.getLogger(__name__)
@@ -407,13 +407,13 @@ def read_instance(path: str, limits: Limits, bulk_data_threshold: int, study_uid
     Module-level and free of archive state so that worker processes can run it.
     """
     with open_instance(Path(path), limits) as parsed, _malformed_on_error():
-        if parsed.dataset.file_meta.get("MediaStorageSOPClassUID") == uids.MEDIA_STORAGE_DIRECTORY:
+        if parsed.meta.get("MediaStorageSOPClassUID") == uids.MEDIA_STORAGE_DIRECTORY:
             # Named plainly: "StudyInstanceUID is missing" would send the user hunting.
             raise UnsupportedSOPClass(
                 "a DICOMDIR (Media Storage Directory) lists files, it is not an instance to store",
                 sop_class_uid=uids.MEDIA_STORAGE_DIRECTORY,
             )
-        elements = encode_instance(parsed.dataset, parsed.transfer_syntax, bulk_data_threshold)
+        elements = encode_parsed(parsed, bulk_data_threshold)
         keys = index_keys(EncodedAttributes(elements))
         instance = keys.instance
         if not uids.is_storage_sop_class(instance.sop_class_uid):

@@ -185,6 +185,7 @@ def write_instance(tmp_path: Path, ds: object, name: str = "x.dcm") -> Path:
 def table_of(path: Path) -> tuple[FrameTable, CountingReader, PixelDataLocation]:
     with open_instance(path, LIMITS) as parsed:
         pixel = parsed.pixel_data
+        assert parsed.dataset is not None  # pydicom reads the header while the file is open
     assert pixel is not None
     fp = CountingReader(open(path, "rb", buffering=0))
     return table_for(parsed, fp), fp, pixel

@@ -10,6 +10,7 @@ import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from tests.dicomfiles import make_dataset, make_instance, pydicom_files, to_bytes
+from xdsi.dicom import parsing
 from xdsi.dicom.parsing import Limits, open_instance
 from xdsi.errors import InstanceTooLarge, MalformedDicom, MissingAttribute, NotDicom, UnsupportedTransferSyntax
 
@@ -69,6 +70,44 @@ def test_pixel_data_is_located_not_read(tmp_path: Path) -> None:
         assert data[pixel.value_offset : pixel.value_offset + pixel.length] == ds.PixelData
         raw = instance.dataset.get_item(0x7FE00010, keep_deferred=True)
         assert raw.value is None and raw.length == len(ds.PixelData)
+
+
+@pytest.mark.parametrize("path", pydicom_files(), ids=[p.name for p in pydicom_files()])
+def test_the_quick_route_finds_what_the_element_walk_finds(path: Path) -> None:
+    """Where the quick route reads a file, its pixel data and element tree match the general route."""
+    try:
+        with open_instance(path, LIMITS) as instance:
+            if instance.elements is None:
+                return
+            walked = parsing._Walker(instance.stream, implicit=False, little=True)
+            _, start = parsing._read_meta(instance.stream, instance.size)
+            assert instance.pixel_data == walked.walk(start, instance.size)
+            quick = [e.tag for e in instance.elements]
+            reference = sorted(int(tag) for tag in instance.dataset.keys())
+    except (NotDicom, MalformedDicom, MissingAttribute, UnsupportedTransferSyntax):
+        return
+    assert quick == reference
+
+
+def _value_at(data: bytes, at: int) -> bytes:
+    (length,) = struct.unpack("<H", data[at + 6 : at + 8])
+    return data[at + 8 : at + 8 + length]
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda data, at: data[:at] + element(0x0020000D, b"UN", _value_at(data, at)) + data[at + 8 + len(_value_at(data, at)):],
+        lambda data, at: data[:at] + element(0x00100010, b"PN", b"Later^Tag ") + data[at:],  # tag order
+    ],
+    ids=["UN", "out-of-order"],
+)
+def test_the_quick_route_leaves_what_it_does_not_model_to_pydicom(tmp_path: Path, forge: object) -> None:
+    data = make_instance()
+    at = data.index(b"\x20\x00\x0d\x00UI")  # Study Instance UID
+    with open_instance(write(tmp_path, forge(data, at)), LIMITS) as instance:  # type: ignore[operator]
+        assert instance.elements is None
+        assert instance.dataset.StudyInstanceUID
 
 
 def test_not_dicom(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from xdsi.services.metadata import (
     absolute_json,
     absolute_xml,
     bulk_data_path,
-    encode_instance,
+    encode_dataset_of,
+    encode_parsed,
     fragments,
     parse_bulk_data_path,
 )
@@ -39,8 +40,7 @@ def test_index_keys_from_the_encoded_walk_equal_those_from_pydicom(path: Path) -
         with open_instance(path, LIMITS) as parsed:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                encoded = _keys_or_error(EncodedAttributes(encode_instance(parsed.dataset, parsed.transfer_syntax,
-                                                                           1024)))
+                encoded = _keys_or_error(EncodedAttributes(encode_parsed(parsed, 1024)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reference = _keys_or_error(pydicom.dcmread(path))
@@ -49,11 +49,39 @@ def test_index_keys_from_the_encoded_walk_equal_those_from_pydicom(path: Path) -
     assert encoded == reference
 
 
+QUICK: dict[str, bool] = {}
+
+
+@pytest.mark.parametrize("path", pydicom_files(), ids=[p.name for p in pydicom_files()])
+def test_the_quick_route_encodes_exactly_what_the_dataset_route_encodes(path: Path) -> None:
+    """Elements, JSON and XML from the raw header equal those from pydicom's dataset, byte for byte."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with open_instance(path, LIMITS) as parsed:
+                quick = encode_parsed(parsed, 1024)
+                QUICK[path.name] = "dataset" not in parsed.__dict__  # pydicom never parsed it
+            with open_instance(path, LIMITS) as parsed:
+                reference = encode_dataset_of(parsed, 1024)
+        except XdsiError:
+            return  # refused by the bounded parser: nothing to compare
+    assert quick == reference
+    assert fragments(quick) == fragments(reference)
+
+
+def test_the_quick_route_reads_most_files_and_every_kind_the_benchmark_sends() -> None:
+    assert len(QUICK) >= 200, "the comparison above must run first, over every file"
+    assert sum(QUICK.values()) >= 0.6 * len(QUICK)
+    for name in ("CT_small.dcm", "MR_small.dcm", "examples_rgb_color.dcm", "examples_ybr_color.dcm",
+                 "JPEG2000.dcm", "SC_rgb_rle.dcm", "emri_small_jpeg_2k_lossless.dcm"):
+        assert QUICK[name], name
+
+
 def test_fragments_carry_relative_bulk_data_uris_that_become_absolute() -> None:
     from pydicom.data import get_testdata_file
 
     with open_instance(get_testdata_file("CT_small.dcm"), LIMITS) as parsed:
-        elements = encode_instance(parsed.dataset, parsed.transfer_syntax, 1024)
+        elements = encode_parsed(parsed, 1024)
     json_fragment, xml_fragment = fragments(elements)
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     path = f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"

@@ -1,0 +1,120 @@
+"""Encoded elements straight from the raw elements of the quick header route (``dicom.parsing``).
+
+Building pydicom's dataset and walking it costs most of an ingest's CPU; these raw elements
+give the same walk for a fraction. The result must equal ``bulkdata.encode_tree`` over
+pydicom's dataset of the same file (tests compare both over every test file), so values go
+through the same decoder, and what that decoder leaves to pydicom goes through pydicom's own
+converter. Whatever this walk does not model yields None, and the caller takes the dataset
+route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.tag import BaseTag
+
+from xdsi.dicom.parsing import RawElement
+from xdsi.encoding.bulkdata import BULK_DATA_VRS, BulkDataCallback, BulkDataRef, Encoded, converted, plain_values
+
+_CHARSET_TAG = 0x00080005
+_TRAILING_PADDING = 0xFFFCFFFC
+
+
+class _Unmodelled(Exception):
+    """Something only the dataset route handles exactly."""
+
+
+def encode_elements(elements: list[RawElement], bulk_data: BulkDataCallback) -> list[Encoded] | None:
+    """``encode_tree`` of the data set these elements make, or None to take the dataset route."""
+    try:
+        return _encode(elements, bulk_data, (), _charsets(elements))
+    except _Unmodelled:
+        return None
+
+
+def uid_value(elements: list[RawElement], tag: int) -> str | None:
+    """A top-level UID as pydicom's ``str(ds.get(...,""))`` gives it; None if not a single plain value."""
+    element = next((e for e in elements if e.tag == tag), None)
+    if element is None:
+        return ""
+    if element.vr != "UI" or element.value is None or b"\\" in element.value:
+        return None
+    values = plain_values(element.value, "UI", default_encoding)
+    return (values[0] or "") if values else ""
+
+
+def _charsets(elements: list[RawElement]) -> str | list[str]:
+    """What pydicom's ``Dataset._character_set`` is for the top-level data set."""
+    element = next((e for e in elements if e.tag == _CHARSET_TAG), None)
+    if element is None:
+        return default_encoding
+    # pydicom decodes Specific Character Set itself with the default encoding.
+    return convert_encodings(_convert(element, default_encoding).value)
+
+
+def _encode(
+    elements: list[RawElement], bulk_data: BulkDataCallback, path: tuple[int, ...], charsets: str | list[str]
+) -> list[Encoded]:
+    by_tag = {e.tag: e for e in elements}
+    if path and _CHARSET_TAG in by_tag:
+        # pydicom decodes such an item partly with the enclosing set's character set.
+        raise _Unmodelled
+    encoded: list[Encoded] = []
+    creators: dict[int, str | None] = {}
+    for element in elements:
+        tag = element.tag
+        # As encode_dataset: no Group Length, no File Meta group, no Data Set Trailing Padding.
+        if tag & 0xFFFF == 0 or tag >> 16 == 0x0002 or tag == _TRAILING_PADDING:
+            continue
+        here = (*path, tag)
+        creator = None
+        if tag >> 16 & 1 and tag & 0xFFFF >= 0x1000:
+            # PS3.5 7.8.1: data element (gggg,xxee) belongs to the creator in (gggg,00xx).
+            block = tag >> 8
+            if block not in creators:
+                creators[block] = _creator(by_tag.get((tag >> 16) << 16 | (tag & 0xFFFF) >> 8), charsets)
+            creator = creators[block]
+        vr = element.vr
+        if vr == "SQ":
+            if not element.items:
+                encoded.append(Encoded(tag, vr, creator, "empty", None))
+            else:
+                walks = [_encode(item, bulk_data, (*here, n), charsets) for n, item in enumerate(element.items, 1)]
+                encoded.append(Encoded(tag, vr, creator, "items", walks))
+            continue
+        if vr in BULK_DATA_VRS and element.length != 0:
+            uri = bulk_data(BulkDataRef(here, vr, element.length))
+            if uri is not None:
+                encoded.append(Encoded(tag, vr, creator, "uri", uri))
+                continue
+        encoded.append(_inline(element, creator, charsets))
+    return encoded
+
+
+def _creator(element: RawElement | None, charsets: str | list[str]) -> str | None:
+    if element is None or element.value is None:
+        return None
+    value = _convert(element, charsets).value
+    return value if isinstance(value, str) and value else None
+
+
+def _inline(element: RawElement, creator: str | None, charsets: str | list[str]) -> Encoded:
+    if element.value is None:
+        raise _Unmodelled  # Pixel Data left unread that no bulk data reference took
+    values = plain_values(element.value, element.vr, charsets)
+    if values is None:
+        return converted(_convert(element, charsets), element.vr, creator, little=True)
+    if not values or values == [None]:
+        return Encoded(element.tag, element.vr, creator, "empty", None)
+    return Encoded(element.tag, element.vr, creator, "values", values)
+
+
+def _convert(element: RawElement, charsets: Any) -> DataElement:
+    raw = RawDataElement(BaseTag(element.tag), element.vr, element.length or 0, element.value, 0, False, True)
+    try:
+        return convert_raw_data_element(raw, encoding=charsets)
+    except Exception as exc:  # the dataset route words the refusal
+        raise _Unmodelled from exc
