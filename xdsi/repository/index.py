@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import RowMapping, Select, bindparam, func, insert, select, update
+from sqlalchemy import Insert, RowMapping, Select, Update, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
@@ -61,9 +61,7 @@ def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
 
 def stored_digests(session: Session, sop_instance_uids: list[str]) -> dict[str, str]:
     """SOP Instance UID -> sha256 for those of ``sop_instance_uids`` that are indexed."""
-    rows = session.execute(
-        select(_INSTANCE.c.sop_instance_uid, _INSTANCE.c.sha256).where(_INSTANCE.c.sop_instance_uid.in_(sop_instance_uids))
-    )
+    rows = session.connection().execute(_ingest_statements().digests, {"uids": sop_instance_uids})
     return {uid: digest for uid, digest in rows}
 
 
@@ -117,8 +115,8 @@ def add_instances(session: Session, entries: Sequence[NewInstance], now: datetim
             accepted.append(position)
         if not rows:
             continue
-        ids = session.execute(_INSERT_INSTANCES, rows).scalars().all()
-        session.execute(insert(_METADATA), [
+        ids = session.connection().execute(_INSERT_INSTANCES, rows).scalars().all()
+        session.connection().execute(_ingest_statements().metadata, [
             {"instance_fk": instance_id, "series_fk": row["series_fk"], "json": entries[position].metadata_json,
              "xml": entries[position].metadata_xml}
             for instance_id, row, position in zip(ids, rows, accepted)
@@ -133,6 +131,30 @@ _PATIENT = Patient.__table__
 _INSTANCE = Instance.__table__
 _METADATA = InstanceMetadata.__table__
 _INSERT_INSTANCES = insert(_INSTANCE).returning(_INSTANCE.c.id, sort_by_parameter_order=True)
+
+
+class _IngestStatements(NamedTuple):
+    digests: Select[Any]
+    metadata: Insert
+    count_study: Update
+    count_series: Update
+
+
+@lru_cache(maxsize=1)
+def _ingest_statements() -> _IngestStatements:
+    """Built once: constructing a statement costs more than SQLite takes to run it."""
+    return _IngestStatements(
+        digests=select(_INSTANCE.c.sop_instance_uid, _INSTANCE.c.sha256).where(
+            _INSTANCE.c.sop_instance_uid.in_(bindparam("uids", expanding=True))),
+        metadata=insert(_METADATA),
+        count_study=update(_STUDY).where(_STUDY.c.id == bindparam("row")).values(
+            number_of_instances=_STUDY.c.number_of_instances + bindparam("added_instances"),
+            number_of_series=_STUDY.c.number_of_series + bindparam("added_series"),
+        ),
+        count_series=update(_SERIES).where(_SERIES.c.id == bindparam("row")).values(
+            number_of_instances=_SERIES.c.number_of_instances + bindparam("added_instances"),
+        ),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -156,11 +178,11 @@ def _study_state(session: Session, keys: IndexKeys, now: datetime) -> RowMapping
     """The locked study row of ``keys`` with its patient's identity, created if missing."""
     statement = _state_statements()[0]
     uid = keys.study.study_uid
-    state = session.execute(statement, {"uid": uid}).mappings().first()
+    state = session.connection().execute(statement, {"uid": uid}).mappings().first()
     if state is None:
         _insert_ignore(session, Study, study_uid=uid, updated_at=now,
                        patient_fk=_patient_id(session, keys.patient, None), **_study_values(keys.study))
-        state = session.execute(statement, {"uid": uid}).mappings().one()
+        state = session.connection().execute(statement, {"uid": uid}).mappings().one()
     return state
 
 
@@ -169,17 +191,17 @@ def _series_state(
 ) -> tuple[RowMapping, bool]:
     """The series row of ``keys`` and whether this call created it; refused if filed elsewhere."""
     statement = _state_statements()[1]
-    state = session.execute(statement, {"uid": keys.series_uid}).mappings().first()
+    state = session.connection().execute(statement, {"uid": keys.series_uid}).mappings().first()
     if state is None:
-        series_id = session.execute(
+        series_id = session.connection().execute(
             insert(_SERIES).returning(_SERIES.c.id),
             {"series_uid": keys.series_uid, "study_fk": study_id, "updated_at": now, **_series_values(keys)},
         ).scalar_one()
         if keys.request_attributes:
-            session.execute(insert(RequestAttribute.__table__), [
+            session.connection().execute(insert(RequestAttribute.__table__), [
                 {"series_fk": series_id, **dataclasses.asdict(item)} for item in keys.request_attributes
             ])
-        return session.execute(statement, {"uid": keys.series_uid}).mappings().one(), True
+        return session.connection().execute(statement, {"uid": keys.series_uid}).mappings().one(), True
     if state["study_fk"] != study_id:
         other = session.scalar(select(_STUDY.c.study_uid).where(_STUDY.c.id == state["study_fk"]))
         raise HierarchyConflict(f"series {keys.series_uid} is filed under study {other}, not {study_uid}")
@@ -198,18 +220,14 @@ def _raise_counts(
         modalities = _add_to_set(modalities, keys.series.modality)
         classes = _add_to_set(classes, keys.instance.sop_class_uid)
     new_series = sum(1 for state, created in series_states.values() if created and state["id"] in per_series)
-    session.execute(
-        update(_STUDY).where(_STUDY.c.id == study["id"]).values(
-            number_of_instances=_STUDY.c.number_of_instances + len(added),
-            number_of_series=_STUDY.c.number_of_series + new_series,
-            modalities_in_study=modalities, sop_classes_in_study=classes, updated_at=now,
-        )
-    )
-    for series_id, count in per_series.items():
-        session.execute(
-            update(_SERIES).where(_SERIES.c.id == series_id).values(
-                number_of_instances=_SERIES.c.number_of_instances + count, updated_at=now)
-        )
+    statements, connection = _ingest_statements(), session.connection()
+    connection.execute(statements.count_study, {
+        "row": study["id"], "added_instances": len(added), "added_series": new_series,
+        "modalities_in_study": modalities, "sop_classes_in_study": classes, "updated_at": now,
+    })
+    connection.execute(statements.count_series, [
+        {"row": series_id, "added_instances": count, "updated_at": now} for series_id, count in per_series.items()
+    ])
 
 
 def _instance_row(keys: IndexKeys, blob: StoredBlob, series_id: int, now: datetime) -> dict[str, object]:

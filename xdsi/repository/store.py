@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,7 @@ class BlobStore:
         self.root = Path(root).absolute()
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
+        self._durable: set[str] = set()  # fan-out folders ("ab", "ab/cd") whose own entry is synced
 
     def ensure(self) -> None:
         self.objects.mkdir(parents=True, exist_ok=True)
@@ -125,25 +127,33 @@ class BlobStore:
         return key
 
     def sync(self, blobs: Sequence[TempBlob]) -> None:
-        """fsync the placed files and then their folders, once per batch (group commit).
+        """fsync the placed files and their folders, all at once (group commit).
 
-        The files are synced from several threads: the kernel then flushes them in shared
-        journal commits, several times cheaper per file than one fsync after another.
+        Run in parallel, the fsyncs of a batch share the kernel's journal commits: several
+        times cheaper per file than one after another. A fan-out folder may be new, made by
+        this or another writer, and a power loss would drop it with its files: its parent is
+        synced too, until this process knows a sync of that parent followed the folder's
+        creation. (Overlapping the flush with the index statements was measured slower: writes
+        to the index wait on the journal commit the flush holds.)
         """
+        folders: set[str] = set()
+        for blob in blobs:
+            if blob.key:
+                leaf, middle = blob.key[:5], blob.key[:2]
+                folders.add(leaf)
+                if leaf not in self._durable:
+                    folders.add(middle)
+                    if middle not in self._durable:
+                        folders.add("")
         with _space_errors():
-            if len(blobs) == 1:
-                _fsync_file(blobs[0].path)
-            elif blobs:
-                with ThreadPoolExecutor(min(len(blobs), _SYNC_THREADS)) as pool:
-                    list(pool.map(_fsync_file, [blob.path for blob in blobs]))
-            # The fan-out folders too: one may be new, made by this or another writer, and a
-            # power loss would drop it with its files. A clean folder's fsync costs ~0.1 ms.
-            for directory in {folder for blob in blobs if blob.key for folder in self._folders(blob.key)}:
-                _fsync_dir(directory)
-
-    def _folders(self, key: str) -> tuple[Path, ...]:
-        leaf = (self.objects / key).parent
-        return leaf, leaf.parent, self.objects
+            jobs = [(_fsync_file, blob.path) for blob in blobs] + [(_fsync_dir, self.objects / f) for f in folders]
+            if len(jobs) == 1:
+                jobs[0][0](jobs[0][1])
+            else:
+                for future in [_sync_pool().submit(job, path) for job, path in jobs]:
+                    future.result()
+        # Each of these folders' parents was synced after the folder existed.
+        self._durable.update(folder for folder in folders if folder)
 
     def release(self, blob: TempBlob) -> None:
         """The index now references the blob: drop its marker."""
@@ -242,6 +252,20 @@ def _writer_alive(host: str, pid_text: str, entry: Path, now: float) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    """The fsync threads every store of this process shares (a forked child starts its own)."""
+    pid = os.getpid()
+    with _pools_lock:
+        if pid not in _pools:
+            _pools.clear()
+            _pools[pid] = ThreadPoolExecutor(_SYNC_THREADS, "xdsi-fsync")
+        return _pools[pid]
 
 
 def _fsync_file(path: Path) -> None:
