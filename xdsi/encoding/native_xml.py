@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,6 +52,7 @@ _NUMBER = re.compile(r"[1-9][0-9]*")
 _NO_DOCTYPE = "XML with a DOCTYPE (DTD or entity declarations) is not accepted"
 # XML 1.0 Char production: C0 controls other than TAB/LF/CR, surrogates, U+FFFE/U+FFFF.
 _NOT_XML_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_PLAIN_TEXT = re.compile(r"[^&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*")
 
 
 def dataset_to_element(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> etree._Element:
@@ -89,6 +91,8 @@ _ATTRIBUTE_ESCAPES = str.maketrans(
 
 
 def _escape(text: str) -> str:
+    if _PLAIN_TEXT.fullmatch(text):  # most values: one scan, no copies
+        return text
     return _xml_safe(text).translate(_TEXT_ESCAPES)
 
 
@@ -141,9 +145,7 @@ def _write(out: list[str], elements: Iterable[Encoded]) -> None:
             out.append(f'<DicomAttribute tag="{e.tag >> 16:04X}00{e.tag & 0xFF:02X}" vr="{e.vr}" '
                        f'privateCreator="{_quoted(e.creator)}"')
         else:
-            name = keyword(e.tag)
-            out.append(f'<DicomAttribute tag="{e.tag:08X}" vr="{e.vr}" keyword="{name}"' if name
-                       else f'<DicomAttribute tag="{e.tag:08X}" vr="{e.vr}"')
+            out.append(_opening(e.tag, e.vr))
         if e.kind == "empty":
             out.append("/>")
             continue
@@ -168,6 +170,12 @@ def _write(out: list[str], elements: Iterable[Encoded]) -> None:
         elif e.kind == "inline":
             out.append(f"<InlineBinary>{b64encode(e.payload)}</InlineBinary>")
         out.append("</DicomAttribute>")
+
+
+@lru_cache(maxsize=8192)
+def _opening(tag: int, vr: str) -> str:
+    name = keyword(tag)
+    return f'<DicomAttribute tag="{tag:08X}" vr="{vr}" keyword="{name}"' if name else f'<DicomAttribute tag="{tag:08X}" vr="{vr}"'
 
 
 def _xml_safe(text: str) -> str:

@@ -24,7 +24,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, RowMapping, Select, Update, bindparam, func, insert, select, update
+from sqlalchemy import Insert, RowMapping, Select, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
@@ -135,6 +135,9 @@ _INSERT_INSTANCES = insert(_INSTANCE).returning(_INSTANCE.c.id, sort_by_paramete
 
 class _IngestStatements(NamedTuple):
     digests: Select[Any]
+    patient: Select[Any]
+    series: Insert
+    request_attributes: Insert
     metadata: Insert
     count_study: Update
     count_series: Update
@@ -146,6 +149,10 @@ def _ingest_statements() -> _IngestStatements:
     return _IngestStatements(
         digests=select(_INSTANCE.c.sop_instance_uid, _INSTANCE.c.sha256).where(
             _INSTANCE.c.sop_instance_uid.in_(bindparam("uids", expanding=True))),
+        patient=select(_PATIENT.c.id).where(
+            _PATIENT.c.patient_id == bindparam("id"), _PATIENT.c.issuer_of_patient_id == bindparam("issuer")),
+        series=insert(_SERIES).returning(_SERIES.c.id),
+        request_attributes=insert(RequestAttribute.__table__),
         metadata=insert(_METADATA),
         count_study=update(_STUDY).where(_STUDY.c.id == bindparam("row")).values(
             number_of_instances=_STUDY.c.number_of_instances + bindparam("added_instances"),
@@ -194,11 +201,11 @@ def _series_state(
     state = session.connection().execute(statement, {"uid": keys.series_uid}).mappings().first()
     if state is None:
         series_id = session.connection().execute(
-            insert(_SERIES).returning(_SERIES.c.id),
+            _ingest_statements().series,
             {"series_uid": keys.series_uid, "study_fk": study_id, "updated_at": now, **_series_values(keys)},
         ).scalar_one()
         if keys.request_attributes:
-            session.connection().execute(insert(RequestAttribute.__table__), [
+            session.connection().execute(_ingest_statements().request_attributes, [
                 {"series_fk": series_id, **dataclasses.asdict(item)} for item in keys.request_attributes
             ])
         return session.connection().execute(statement, {"uid": keys.series_uid}).mappings().one(), True
@@ -339,11 +346,8 @@ def _patient_id(session: Session, keys: PatientKeys, study_id: int | None) -> in
         return patient.id
     _insert_ignore(session, Patient, patient_id=keys.patient_id,
                    issuer_of_patient_id=keys.issuer_of_patient_id, **values)
-    found = session.scalar(
-        select(Patient.id).where(
-            Patient.patient_id == keys.patient_id,
-            Patient.issuer_of_patient_id == keys.issuer_of_patient_id,
-        )
+    found = session.connection().scalar(
+        _ingest_statements().patient, {"id": keys.patient_id, "issuer": keys.issuer_of_patient_id}
     )
     assert found is not None
     return found
@@ -420,9 +424,14 @@ def _add_to_set(joined: str, value: str) -> str:
 
 def _insert_ignore(session: Session, model: type, **values: object) -> None:
     """INSERT … ON CONFLICT DO NOTHING, so concurrent writers of one row never fail."""
-    dialect = session.get_bind().dialect.name
+    connection = session.connection()
+    connection.execute(_insert_ignore_statement(connection.dialect.name, model.__table__), values)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=8)
+def _insert_ignore_statement(dialect: str, table: Table) -> Insert:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    return insert(table).on_conflict_do_nothing()
 
 
 def _names(prefix: str, keys: PersonNameKeys) -> dict[str, str]:
