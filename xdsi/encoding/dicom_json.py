@@ -91,6 +91,7 @@ def encoded_from_json(obj: Mapping[str, Any]) -> list[Encoded]:
 
 
 def _as_encoded(parsed: list[Parsed]) -> list[Encoded]:
+    by_tag = {p.tag: p for p in parsed}
     elements = []
     for p in sorted(parsed, key=lambda p: p.tag):
         payload = p.payload
@@ -98,8 +99,20 @@ def _as_encoded(parsed: list[Parsed]) -> list[Encoded]:
             payload = [_as_encoded(item) for item in p.payload]
         elif p.kind == "values":
             payload = [_encoded_value(p.vr, v) for v in p.payload]
-        elements.append(Encoded(p.tag, p.vr, None, p.kind, payload))
+        elements.append(Encoded(p.tag, p.vr, _creator(by_tag, p.tag), p.kind, payload))
     return elements
+
+
+def _creator(by_tag: dict[int, Parsed], tag: int) -> str | None:
+    """The private creator the XML model names (PS3.19 A.1.5), found as the data set holds it:
+    (gggg,xxee) belongs to the single text value of (gggg,00xx) (PS3.5 7.8.1)."""
+    if not tag >> 16 & 1 or tag & 0xFFFF < 0x1000:
+        return None
+    creator = by_tag.get((tag >> 16) << 16 | (tag & 0xFFFF) >> 8)
+    if creator is None or creator.kind != "values" or len(creator.payload) != 1:
+        return None
+    value = creator.payload[0]
+    return value if isinstance(value, str) and value else None
 
 
 def _encoded_value(vr: str, v: Any) -> Any:

@@ -76,7 +76,6 @@ class NewInstance:
     keys: IndexKeys
     blob: StoredBlob
     metadata_json: bytes
-    metadata_xml: bytes
 
 
 def add_instances(session: Session, entries: Sequence[NewInstance], now: datetime) -> list[list[str] | HierarchyConflict]:
@@ -117,8 +116,7 @@ def add_instances(session: Session, entries: Sequence[NewInstance], now: datetim
             continue
         ids = session.connection().execute(_INSERT_INSTANCES, rows).scalars().all()
         session.connection().execute(_ingest_statements().metadata, [
-            {"instance_fk": instance_id, "series_fk": row["series_fk"], "json": entries[position].metadata_json,
-             "xml": entries[position].metadata_xml}
+            {"instance_fk": instance_id, "series_fk": row["series_fk"], "json": entries[position].metadata_json}
             for instance_id, row, position in zip(ids, rows, accepted)
         ])
         _raise_counts(session, study, series_states, [entries[position].keys for position in accepted], now)
@@ -264,7 +262,6 @@ def add_instance(
     keys: IndexKeys,
     blob: StoredBlob,
     metadata_json: bytes,
-    metadata_xml: bytes,
     now: datetime,
     *,
     replace: Instance | None = None,
@@ -277,7 +274,7 @@ def add_instance(
     series, new_series = _series_for(session, study, keys.series, now, correcting)
     warnings = [] if correcting else _differences(_columns(study.patient), _columns(study), _columns(series), keys)
     instance = Instance(**_instance_row(keys, blob, series.id, now))
-    instance.metadata_fragment = InstanceMetadata(series_fk=series.id, json=metadata_json, xml=metadata_xml)
+    instance.metadata_fragment = InstanceMetadata(series_fk=series.id, json=metadata_json)
     session.add(instance)
     session.flush()
     _recount(study, series, new_series, keys, now)
@@ -589,20 +586,18 @@ def _in_target(statement: Select[Any], by_series: bool, by_instance: bool) -> Se
 
 def metadata_fragments(
     session: Session, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None,
-    *, xml: bool = False,
 ) -> tuple[list[bytes], datetime | None]:
     """The cached metadata of the instances (same order as ``stored_instances``), and when they last changed."""
-    statement = _fragments_statement(series_uid is not None, sop_instance_uid is not None, xml)
+    statement = _fragments_statement(series_uid is not None, sop_instance_uid is not None)
     params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
     rows = session.connection().execute(statement, params).all()  # plain rows, as in stored_instances
     return [row[0] for row in rows], max((row[1] for row in rows), default=None)
 
 
 @lru_cache(maxsize=8)
-def _fragments_statement(by_series: bool, by_instance: bool, xml: bool) -> Select[Any]:
-    column = InstanceMetadata.xml if xml else InstanceMetadata.json
+def _fragments_statement(by_series: bool, by_instance: bool) -> Select[Any]:
     statement = (
-        select(column, Series.updated_at)
+        select(InstanceMetadata.json, Series.updated_at)
         .select_from(InstanceMetadata)
         .join(Instance, InstanceMetadata.instance_fk == Instance.id)
     )

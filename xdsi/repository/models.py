@@ -159,7 +159,8 @@ class Instance(Base):
 
 
 class InstanceMetadata(Base):
-    """An instance's dataset without bulk data, pre-serialized as DICOM JSON and PS3.19 XML.
+    """An instance's dataset without bulk data, pre-serialized as DICOM JSON (PS3.19 XML is
+    rendered from it when asked for: storing both doubled what ingest wrote to the index).
 
     BulkDataURIs are stored relative to the server root behind a NUL placeholder that neither
     JSON (which escapes control characters) nor XML 1.0 (which forbids NUL) can contain, so a
@@ -173,6 +174,5 @@ class InstanceMetadata(Base):
     )
     series_fk: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
     json: Mapped[bytes] = mapped_column(LargeBinary)
-    xml: Mapped[bytes] = mapped_column(LargeBinary)
 
     instance: Mapped[Instance] = relationship(back_populates="metadata_fragment")

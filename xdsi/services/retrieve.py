@@ -32,7 +32,7 @@ from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcc
 from xdsi.repository import index
 from xdsi.repository.index import StoredInstance
 from xdsi.repository.store import BlobStore
-from xdsi.services.metadata import absolute_json, absolute_xml
+from xdsi.services.metadata import absolute_json, absolute_xml, xml_of
 
 CHUNK = 4 << 20  # large writes keep loopback retrieval near the socket's own speed
 
@@ -191,11 +191,11 @@ def metadata_json(session: Session, target: Target, root: str) -> Metadata:
 def metadata_xml(session: Session, target: Target, root: str) -> list[bytes]:
     """The target's metadata as one PS3.19 document per instance."""
     fragments, _changed = index.metadata_fragments(
-        session, target.study_uid, target.series_uid, target.sop_instance_uid, xml=True
+        session, target.study_uid, target.series_uid, target.sop_instance_uid
     )
     if not fragments:
         raise NotFound(f"{target.describe()} is not in the archive")
-    return [absolute_xml(fragment, root) for fragment in fragments]
+    return [absolute_xml(xml_of(fragment), root) for fragment in fragments]
 
 
 @dataclass(frozen=True)

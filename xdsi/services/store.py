@@ -51,7 +51,7 @@ from xdsi.errors import (
 from xdsi.repository import db, index
 from xdsi.repository.store import BlobStore, TempBlob
 from xdsi.services import process_pool
-from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragments
+from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragment
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,6 @@ class ReadInstance:
     pixel_length: int | None
     frame_table: bytes | None
     metadata_json: bytes
-    metadata_xml: bytes
 
 
 @dataclass
@@ -292,7 +291,7 @@ class InstanceStore:
     def _index_fresh(self, session: Session, fresh: list[_Prepared], now: datetime) -> None:
         """New instances in one multi-row insert; item by item if another writer got there first."""
         entries = [
-            index.NewInstance(item.keys, self._stored_blob(item), item.read.metadata_json, item.read.metadata_xml)
+            index.NewInstance(item.keys, self._stored_blob(item), item.read.metadata_json)
             for item in fresh
         ]
         try:
@@ -359,7 +358,7 @@ class InstanceStore:
             item.outcome.status = Status.REPLACED
         item.outcome.warnings.extend(
             index.add_instance(
-                session, keys, self._stored_blob(item), item.read.metadata_json, item.read.metadata_xml, now, replace=replace
+                session, keys, self._stored_blob(item), item.read.metadata_json, now, replace=replace
             )
         )
         _log_differences(item)
@@ -428,7 +427,7 @@ def read_instance(path: str, limits: Limits, bulk_data_threshold: int, study_uid
                 sop_class_uid=instance.sop_class_uid,
                 sop_instance_uid=instance.sop_instance_uid,
             )
-        metadata_json, metadata_xml = fragments(elements)
+        metadata_json = fragment(elements)
         pixel = parsed.pixel_data
         # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
         located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
@@ -440,7 +439,6 @@ def read_instance(path: str, limits: Limits, bulk_data_threshold: int, study_uid
         pixel_length=pixel.length if located and pixel else None,
         frame_table=table.to_bytes() if table is not None else None,
         metadata_json=metadata_json,
-        metadata_xml=metadata_xml,
     )
 
 

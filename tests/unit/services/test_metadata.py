@@ -12,6 +12,7 @@ import pytest
 from tests.dicomfiles import pydicom_files
 from xdsi.dicom.attributes import index_keys
 from xdsi.dicom.parsing import Limits, open_instance
+from xdsi.encoding import native_xml
 from xdsi.errors import XdsiError
 from xdsi.services.metadata import (
     EncodedAttributes,
@@ -20,8 +21,9 @@ from xdsi.services.metadata import (
     bulk_data_path,
     encode_dataset_of,
     encode_parsed,
-    fragments,
+    fragment,
     parse_bulk_data_path,
+    xml_of,
 )
 
 LIMITS = Limits(max_bytes=1 << 31, max_inflated_bytes=1 << 29, max_deflate_ratio=200, defer_size=1024)
@@ -54,7 +56,8 @@ QUICK: dict[str, bool] = {}
 
 @pytest.mark.parametrize("path", pydicom_files(), ids=[p.name for p in pydicom_files()])
 def test_the_quick_route_encodes_exactly_what_the_dataset_route_encodes(path: Path) -> None:
-    """Elements, JSON and XML from the raw header equal those from pydicom's dataset, byte for byte."""
+    """Elements and JSON from the raw header equal those from pydicom's dataset, byte for byte,
+    and the XML built from that JSON equals the XML of the walk."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -66,7 +69,9 @@ def test_the_quick_route_encodes_exactly_what_the_dataset_route_encodes(path: Pa
         except XdsiError:
             return  # refused by the bounded parser: nothing to compare
     assert quick == reference
-    assert fragments(quick) == fragments(reference)
+    assert fragment(quick) == fragment(reference)
+    # XML is rendered from the cached JSON: it must be what the walk itself renders.
+    assert xml_of(fragment(quick)) == native_xml.dumps_encoded(quick, xml_declaration=False)
 
 
 def test_the_quick_route_reads_most_files_and_every_kind_the_benchmark_sends() -> None:
@@ -82,7 +87,8 @@ def test_fragments_carry_relative_bulk_data_uris_that_become_absolute() -> None:
 
     with open_instance(get_testdata_file("CT_small.dcm"), LIMITS) as parsed:
         elements = encode_parsed(parsed, 1024)
-    json_fragment, xml_fragment = fragments(elements)
+    json_fragment = fragment(elements)
+    xml_fragment = xml_of(json_fragment)
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     path = f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
     [obj] = orjson.loads(absolute_json([json_fragment], "https://pacs.example/dicom-web"))

@@ -40,7 +40,7 @@ def indexed(archive: Archive) -> dict[str, tuple[object, ...]]:
     with archive.sessions() as session:
         return {
             row.sop_instance_uid: (*(getattr(row, name) for name in COLUMNS),
-                                   row.metadata_fragment.json, row.metadata_fragment.xml)
+                                   row.metadata_fragment.json)
             for row in session.scalars(select(Instance))
         }
 
