@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -90,8 +91,16 @@ def encoded_from_json(obj: Mapping[str, Any]) -> list[Encoded]:
     return _as_encoded(_attributes(obj, "", 0))
 
 
+def encoded_from_fragment(fragment: bytes) -> list[Encoded]:
+    """The elements of a data set this archive serialized itself (``dumps_encoded``).
+
+    Trusted input, so not checked again as client JSON is: the same elements as
+    ``encoded_from_json`` gives, at a fraction of the cost (tests compare both).
+    """
+    return _fragment_elements(orjson.loads(fragment))
+
+
 def _as_encoded(parsed: list[Parsed]) -> list[Encoded]:
-    by_tag = {p.tag: p for p in parsed}
     elements = []
     for p in sorted(parsed, key=lambda p: p.tag):
         payload = p.payload
@@ -99,14 +108,60 @@ def _as_encoded(parsed: list[Parsed]) -> list[Encoded]:
             payload = [_as_encoded(item) for item in p.payload]
         elif p.kind == "values":
             payload = [_encoded_value(p.vr, v) for v in p.payload]
-        elements.append(Encoded(p.tag, p.vr, _creator(by_tag, p.tag), p.kind, payload))
-    return elements
+        elements.append(Encoded(p.tag, p.vr, None, p.kind, payload))
+    return _with_creators(elements)
 
 
-def _creator(by_tag: dict[int, Parsed], tag: int) -> str | None:
-    """The private creator the XML model names (PS3.19 A.1.5), found as the data set holds it:
-    (gggg,xxee) belongs to the single text value of (gggg,00xx) (PS3.5 7.8.1)."""
-    if not tag >> 16 & 1 or tag & 0xFFFF < 0x1000:
+def _fragment_elements(obj: dict[str, Any]) -> list[Encoded]:
+    elements = []
+    for key, attr in sorted(obj.items()):
+        vr = attr["vr"]
+        if "Value" in attr and attr["Value"]:
+            if vr == "SQ":
+                kind, payload = "items", [_fragment_elements(item) for item in attr["Value"]]
+            else:
+                kind, payload = "values", [_fragment_value(vr, v) for v in attr["Value"]]
+        elif "BulkDataURI" in attr:
+            kind, payload = "uri", attr["BulkDataURI"]
+        elif "InlineBinary" in attr:
+            kind, payload = "inline", base64.b64decode(attr["InlineBinary"])
+        else:
+            kind, payload = "empty", None
+        elements.append(Encoded(int(key, 16), vr, None, kind, payload))
+    return _with_creators(elements)
+
+
+def _fragment_value(vr: str, v: Any) -> Any:
+    """What ``_scalar`` and ``_encoded_value`` make of a value ``_json_value`` wrote."""
+    if v is None:
+        return None
+    if vr == "PN":
+        groups = tuple(v.get(name, "") for name in _PN_GROUPS)
+        return groups if any(groups) else None
+    if vr in ("DS", "IS"):
+        if isinstance(v, str):
+            return v.strip(" ") or None
+        return str(v) if isinstance(v, int) else _ds_text(v, "")
+    if isinstance(v, str):
+        if vr == "AT":
+            return v.upper()
+        if vr in ("SV", "UV"):
+            return int(v)
+        if vr in FLOAT_VRS:
+            return NON_FINITE[v]
+        return v or None
+    return v
+
+
+def _with_creators(elements: list[Encoded]) -> list[Encoded]:
+    """PS3.19 A.1.5 names a private element's creator, which JSON carries only as the data set's
+    (gggg,00xx) element: (gggg,xxee) belongs to its single text value (PS3.5 7.8.1)."""
+    by_tag = {e.tag: e for e in elements}
+    return [e._replace(creator=_creator(by_tag, e.tag)) if e.tag >> 16 & 1 else e for e in elements]
+
+
+def _creator(by_tag: dict[int, Encoded], tag: int) -> str | None:
+    if tag & 0xFFFF < 0x1000:
         return None
     creator = by_tag.get((tag >> 16) << 16 | (tag & 0xFFFF) >> 8)
     if creator is None or creator.kind != "values" or len(creator.payload) != 1:

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from pydicom.datadict import tag_for_keyword
 
 from xdsi.dicom.attributes import Attributes, as_integer
@@ -110,7 +109,7 @@ def fragment(elements: list[Encoded]) -> bytes:
 def xml_of(fragment: bytes) -> bytes:
     """The PS3.19 XML of a cached fragment (no declaration); the same bytes as rendering the
     instance's own walk, since JSON keeps every value and the private creators are elements."""
-    return native_xml.dumps_encoded(dicom_json.encoded_from_json(orjson.loads(fragment)), xml_declaration=False)
+    return native_xml.dumps_encoded(dicom_json.encoded_from_fragment(fragment), xml_declaration=False)
 
 
 class EncodedAttributes:

@@ -12,7 +12,7 @@ import pytest
 from tests.dicomfiles import pydicom_files
 from xdsi.dicom.attributes import index_keys
 from xdsi.dicom.parsing import Limits, open_instance
-from xdsi.encoding import native_xml
+from xdsi.encoding import dicom_json, native_xml
 from xdsi.errors import XdsiError
 from xdsi.services.metadata import (
     EncodedAttributes,
@@ -70,8 +70,11 @@ def test_the_quick_route_encodes_exactly_what_the_dataset_route_encodes(path: Pa
             return  # refused by the bounded parser: nothing to compare
     assert quick == reference
     assert fragment(quick) == fragment(reference)
-    # XML is rendered from the cached JSON: it must be what the walk itself renders.
+    # XML is rendered from the cached JSON: it must be what the walk itself renders, and the
+    # trusted reading of our own JSON must equal the checked reading of client JSON.
     assert xml_of(fragment(quick)) == native_xml.dumps_encoded(quick, xml_declaration=False)
+    assert dicom_json.encoded_from_fragment(fragment(quick)) == dicom_json.encoded_from_json(
+        orjson.loads(fragment(quick)))
 
 
 def test_the_quick_route_reads_most_files_and_every_kind_the_benchmark_sends() -> None:
