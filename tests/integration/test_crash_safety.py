@@ -62,7 +62,7 @@ if "postgresql" in DATABASES:
         entry = index.NewInstance(
             index_keys(dcmread(io.BytesIO(payload))),
             index.StoredBlob(key, int(size), sha256, str(ds.file_meta.TransferSyntaxUID), None, None),
-            b"{}", b"<NativeDicomModel/>",
+            b"{}",
         )
         sweeper = threading.Thread(target=archive.store.sweep)
         # The dead writer's server-side transaction, still running: its COMMIT has not landed yet.
