@@ -349,6 +349,64 @@ def test_metadata_naming_a_missing_bulk_part_fails_that_instance(live: LiveServe
     assert values(values(json.loads(reply.body), "00081198")[0], "00081197") == [0xC000]
 
 
+def _jpeg_metadata() -> dict:
+    return {"00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.7"]},
+            "00080018": {"vr": "UI", "Value": [generate_uid()]},
+            "0020000D": {"vr": "UI", "Value": [generate_uid()]},
+            "0020000E": {"vr": "UI", "Value": [generate_uid()]},
+            "00280002": {"vr": "US", "Value": [1]},
+            "00280004": {"vr": "CS", "Value": ["MONOCHROME2"]},
+            "00280010": {"vr": "US", "Value": [8]},
+            "00280011": {"vr": "US", "Value": [8]},
+            "00280100": {"vr": "US", "Value": [8]},
+            "7FE00010": {"vr": "OB", "BulkDataURI": "urn:test:frame"}}
+
+
+def _lossless_frame() -> bytes:
+    from pydicom.data import get_testdata_file
+    import pydicom
+
+    ds = pydicom.dcmread(get_testdata_file("JPEG-LL.dcm"))
+    return next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+
+
+def test_an_image_jpeg_part_without_transfer_syntax_is_stored_as_the_process_it_is(live: LiveServer) -> None:
+    """PS3.18's default for image/jpeg is lossless SV1; a baseline frame (the other test) stays
+    baseline, and a lossless frame is SV1 because its predictor says so."""
+    meta = _jpeg_metadata()
+    body = multipart([({"Content-Type": JSON}, json.dumps([meta]).encode()),
+                      ({"Content-Type": "image/jpeg", "Content-Location": "urn:test:frame"}, _lossless_frame())])
+    assert post(live, body, 'multipart/related; type="application/dicom+json"; boundary=xdsi-test-boundary').status == 200
+    archive = Archive.open(live.settings)
+    try:
+        with archive.sessions() as session:
+            stored = index.find_instance(session, meta["00080018"]["Value"][0])
+            assert stored is not None and stored.transfer_syntax_uid == "1.2.840.10008.1.2.4.70"
+    finally:
+        archive.close()
+
+
+@pytest.mark.parametrize(
+    "part_type,data,reason",
+    [
+        ("image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.90", None, "is not one image/jpeg carries"),
+        ("image/jpeg", b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "is not a JPEG codestream"),
+    ],
+    ids=["syntax-of-another-type", "not-a-jpeg"],
+)
+def test_an_image_jpeg_part_that_is_not_what_it_says_fails_its_instance(
+    live: LiveServer, part_type: str, data: bytes | None, reason: str
+) -> None:
+    meta = _jpeg_metadata()
+    body = multipart([({"Content-Type": JSON}, json.dumps([meta]).encode()),
+                      ({"Content-Type": part_type, "Content-Location": "urn:test:frame"}, data or _lossless_frame())])
+    reply = post(live, body, 'multipart/related; type="application/dicom+json"; boundary=xdsi-test-boundary')
+    assert reply.status == 409
+    assert reason in " ".join(reply.headers.get_all("Warning") or [])
+    assert values(values(json.loads(reply.body), "00081198")[0], "00081197") == [0xC000]
+    assert not indexed(live, meta["00080018"]["Value"][0])
+
+
 def _count(live: LiveServer) -> int:
     archive = Archive.open(live.settings)
     try:

@@ -22,6 +22,7 @@ from pydicom.pixels.utils import pack_bits
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
+from xdsi.dicom.jpeg import JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1
 from xdsi.dicom import uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
@@ -33,10 +34,6 @@ except ImportError:  # optional: only the JPEG (ISO 10918) targets need it
 
 _LOG = logging.getLogger(__name__)
 
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
-JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
-JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
 JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
 JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"

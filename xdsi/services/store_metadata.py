@@ -4,7 +4,8 @@ BulkDataURIs name parts of the same request, turned into PS3.10 files for the st
 Bulk parts keep their media type: ``application/octet-stream`` is native (little endian)
 data; a compressed image or video type (image/jpeg, image/jls, image/jp2, image/jpx,
 image/dicom-rle, video/mpeg, video/mp4, …) becomes encapsulated Pixel Data (one fragment per
-part, PS3.5 A.4) with the matching transfer syntax, unchanged; any other type (e.g.
+part, PS3.5 A.4) with its transfer syntax (declared, read from a JPEG frame header, or the
+type's default), unchanged; any other type (e.g.
 application/pdf for an Encapsulated Document) is taken as the value's bytes.
 """
 
@@ -22,7 +23,8 @@ from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
 
 from xdsi import __version__
-from xdsi.dicom import uids
+from xdsi.dicom import jpeg, uids
+from xdsi.dicom.transcode import FRAME_MEDIA_TYPES
 from xdsi.encoding import dicom_json, native_xml
 from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, MissingAttribute
 
@@ -30,18 +32,15 @@ from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, Missin
 IMPLEMENTATION_CLASS_UID = "2.25.67657838929004865207478107408405471018"
 IMPLEMENTATION_VERSION_NAME = f"XDSI_{__version__}"[:16]
 
-# PS3.18 Table 8.7.3-5: the default transfer syntax of each compressed bulk data media type.
-COMPRESSED_MEDIA_TYPES = {
-    "image/jpeg": "1.2.840.10008.1.2.4.50",
-    "image/jls": "1.2.840.10008.1.2.4.80",
-    "image/x-jls": "1.2.840.10008.1.2.4.80",
-    "image/jp2": "1.2.840.10008.1.2.4.90",
-    "image/jpx": "1.2.840.10008.1.2.4.92",
-    "image/dicom-rle": "1.2.840.10008.1.2.5",
-    "image/x-dicom-rle": "1.2.840.10008.1.2.5",
-    "video/mpeg": "1.2.840.10008.1.2.4.100",
-    "video/mp4": "1.2.840.10008.1.2.4.102",
-    "video/h265": "1.2.840.10008.1.2.4.107",
+# PS3.18 Table 8.7.3-5: the transfer syntaxes each compressed media type carries, default first:
+# the frame types WADO-RS offers, the video types, and the older x- names of two of them.
+COMPRESSED_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    **{kind: syntaxes for kind, syntaxes in FRAME_MEDIA_TYPES.items() if kind != "application/octet-stream"},
+    "image/x-jls": FRAME_MEDIA_TYPES["image/jls"],
+    "image/x-dicom-rle": FRAME_MEDIA_TYPES["image/dicom-rle"],
+    "video/mpeg": ("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"),
+    "video/mp4": tuple(f"1.2.840.10008.1.2.4.{n}" for n in range(102, 107)),
+    "video/h265": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
 }
 
 
@@ -138,14 +137,33 @@ def _loader(bulk: dict[str, BulkPart], syntax: list[str], max_bytes: int) -> Cal
         if part.size > max_bytes:
             raise InvalidRequest(f"bulk data part {uri!r} exceeds the limit of {max_bytes} bytes")
         data = part.path.read_bytes()
-        compressed = COMPRESSED_MEDIA_TYPES.get(part.media_type)
+        compressed = _compressed_syntax(uri, part, data)
         if compressed is not None:
             # PS3.5 A.4: one fragment per frame, behind a Basic Offset Table.
-            syntax.append(part.transfer_syntax or compressed)
+            syntax.append(compressed)
             return encapsulate([data], has_bot=True)
         return data + b"\0" * (len(data) & 1)
 
     return load
+
+
+def _compressed_syntax(uri: str, part: BulkPart, data: bytes) -> str | None:
+    """The transfer syntax a compressed part is stored under; None for any other media type."""
+    carried = COMPRESSED_MEDIA_TYPES.get(part.media_type)
+    if carried is None:
+        return None
+    if part.transfer_syntax is not None:
+        if part.transfer_syntax not in carried:
+            raise InvalidRequest(f"bulk data part {uri!r}: transfer syntax {part.transfer_syntax} is not one "
+                                 f"{part.media_type} carries ({', '.join(carried)})")
+        return part.transfer_syntax
+    if part.media_type != "image/jpeg":
+        return carried[0]
+    found = jpeg.transfer_syntax_of(data)
+    if found is None:
+        raise InvalidRequest(f"bulk data part {uri!r} is not a JPEG codestream of a process DICOM carries "
+                             "(baseline, extended or lossless); name its transfer-syntax if it is one")
+    return found
 
 
 def remove(parts: Iterable[BulkPart]) -> None:
