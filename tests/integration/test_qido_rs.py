@@ -219,6 +219,18 @@ def test_json_alias_and_quoted_accept(live: LiveServer, clinic: dict) -> None:
     assert get(live, path, "*/*").header("Content-Type").startswith(JSON)
 
 
+def test_the_accept_query_parameter_takes_precedence_over_the_header(live: LiveServer, clinic: dict) -> None:
+    """PS3.18 8.3.3.1: a browser link cannot set headers; ``accept`` is not a search key."""
+    path = f"/dicom-web/studies?AccessionNumber={clinic['tag']}-*"
+    xml = get(live, path + "&accept=" + quote('multipart/related; type="application/dicom+xml"'), JSON)
+    assert xml.status == 200, xml.body
+    assert xml.header("Content-Type").startswith('multipart/related; type="application/dicom+xml"')
+    assert xml.body.count(b"<NativeDicomModel") == 4
+    plain = get(live, path + "&accept=application/json", "*/*")
+    assert plain.header("Content-Type").startswith("application/json") and len(json.loads(plain.body)) == 4
+    assert get(live, path + "&accept=image/png").status == 406
+
+
 BAD_QUERIES = [
     ("unknown-keyword", "/dicom-web/studies?PatientNam=x", "neither a DICOM keyword"),
     ("unsupported-key", "/dicom-web/studies?BodyPartExamined=CHEST", "not a search key"),

@@ -1,14 +1,24 @@
-"""Access to the archive from a request, and the list of endpoints a server announces."""
+"""Access to the archive and the client's wishes from a request, and the endpoints a server announces."""
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from xdsi.services.archive import Archive
+from xdsi.web import negotiation
+
+# PS3.18 8.3.3.1: query parameters that negotiate the answer rather than select data.
+NEGOTIATION_PARAMETERS = frozenset({"accept"})
 
 
 def archive() -> Archive:
     return current_app.extensions["xdsi"]
+
+
+def accepted() -> list[negotiation.MediaRange]:
+    """The media types the client accepts; PS3.18 8.3.3.1: the ``accept`` query parameter, when
+    present, takes precedence over the Accept header."""
+    return negotiation.parse_accept(request.args.get("accept") or request.headers.get("Accept"))
 
 
 def announce(app: Flask, name: str, path: str) -> None:

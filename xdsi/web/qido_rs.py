@@ -11,7 +11,7 @@ from xdsi.repository.search import Level
 from xdsi.services.search import SearchAnswer, SearchLimits, search
 from xdsi.web import multipart, negotiation
 from xdsi.web.negotiation import DICOM_XML
-from xdsi.web.context import announce, archive
+from xdsi.web.context import NEGOTIATION_PARAMETERS, accepted, announce, archive
 from xdsi.web.errors import warning
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
@@ -56,13 +56,14 @@ def _search(level: Level, study: str | None = None, series: str | None = None) -
         validate_uid(study, "Study Instance UID in the path")
     if series is not None:
         validate_uid(series, "Series Instance UID in the path")
-    choice = negotiation.negotiate(negotiation.parse_accept(request.headers.get("Accept")), OFFERS)
+    choice = negotiation.negotiate(accepted(), OFFERS)
     current = archive()
     root = dicomweb_root(request, current.settings.base_url)
     limits = SearchLimits(current.settings.qido_max_results, current.settings.qido_max_offset)
     with current.sessions() as session:
         answer = search(
-            session, level, list(request.args.items(multi=True)), root=root, limits=limits,
+            session, level, [(name, value) for name, value in request.args.items(multi=True)
+                             if name not in NEGOTIATION_PARAMETERS], root=root, limits=limits,
             study_uid=study, series_uid=series,
         )
     response = _xml(answer) if choice.offer.media_type == DICOM_XML else _json(answer, choice.offer.media_type)

@@ -22,7 +22,7 @@ from xdsi.services.metadata import instance_path, parse_bulk_data_path
 from xdsi.services.retrieve import Target
 from xdsi.web import multipart, negotiation
 from xdsi.web.negotiation import DICOM, DICOM_XML, OCTET_STREAM, ZIP
-from xdsi.web.context import announce, archive
+from xdsi.web.context import accepted, announce, archive
 from xdsi.web.errors import text_response
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
@@ -90,7 +90,7 @@ def _all_frames(current: Archive, found: StoredInstance) -> Response:
 
 def _frames(current: Archive, found: StoredInstance, numbers: Sequence[int]) -> Response:
     offers = _frame_offers(found.transfer_syntax_uid, single=len(numbers) == 1)
-    choice = negotiation.negotiate(_accept(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
+    choice = negotiation.negotiate(accepted(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
     syntax = choice.transfer_syntax or EXPLICIT_VR_LITTLE_ENDIAN
     frames = retrieve.frames(current.blobs, found, numbers, syntax, current.limits,
                              current.settings.max_transcode_bytes)
@@ -145,7 +145,7 @@ OCTET_OFFERS = (
 
 def _octets(current: Archive, value: retrieve.BulkValue) -> Response:
     """Bulk data as one part, or single-part with HTTP Range support (RFC 9110 14)."""
-    choice = negotiation.negotiate(_accept(), OCTET_OFFERS)
+    choice = negotiation.negotiate(accepted(), OCTET_OFFERS)
     if choice.offer.multipart:
         boundary = multipart.new_boundary()
         headers = {"Content-Type": OCTET_STREAM}
@@ -180,11 +180,6 @@ def _target(study: str, series: str | None = None, instance: str | None = None) 
     return Target(study, series, instance)
 
 
-def _accept() -> list[negotiation.MediaRange]:
-    # PS3.18 8.3.3.1: the accept query parameter, when present, takes precedence over the header.
-    return negotiation.parse_accept(request.args.get("accept") or request.headers.get("Accept"))
-
-
 def _retrieve(target: Target) -> Response:
     current = archive()
     with current.sessions() as session:
@@ -197,7 +192,7 @@ def _retrieve(target: Target) -> Response:
         # PS3.18 10.4.3: a single-part application/dicom answer only for one instance.
         offers.append(negotiation.Offer(DICOM, multipart=False, transfer_syntaxes=syntaxes, stored_syntax=as_stored))
     offers.append(negotiation.Offer(ZIP, multipart=False))
-    choice = negotiation.negotiate(_accept(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
+    choice = negotiation.negotiate(accepted(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
     if choice.offer.media_type == ZIP:
         response = Response(retrieve.zip_chunks(current.blobs, found), status=200, mimetype=ZIP)
         response.headers["Content-Disposition"] = f'attachment; filename="{found[0].study_uid}.zip"'
@@ -257,7 +252,7 @@ METADATA_OFFERS = negotiation.dataset_offers(xml_multipart=True)
 
 def _metadata(target: Target) -> Response:
     current = archive()
-    choice = negotiation.negotiate(_accept(), METADATA_OFFERS)
+    choice = negotiation.negotiate(accepted(), METADATA_OFFERS)
     root = dicomweb_root(request, current.settings.base_url)
     with current.sessions() as session:
         if choice.offer.media_type == DICOM_XML:
