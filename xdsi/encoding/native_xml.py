@@ -30,7 +30,6 @@ from xdsi.encoding.bulkdata import (
     parse_tag,
     parse_text_value,
     parse_vr,
-    tag_text,
 )
 from xdsi.errors import InvalidRequest
 
