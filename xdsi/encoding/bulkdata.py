@@ -212,11 +212,19 @@ def _resolve_ambiguous(
     return "SS" if _nearest(chain, "PixelRepresentation") == 1 else "US"
 
 
-def _private_creator(ds: Dataset, tag: BaseTag) -> str | None:
-    # PS3.5 7.8.1: data element (gggg,xxee) belongs to the creator in (gggg,00xx), xx >= 0x10.
-    if not tag.is_private or tag.element < 0x1000:
+def creator_tag(tag: int) -> int | None:
+    """PS3.5 7.8.1: the Private Creator element (gggg,00xx) that private element (gggg,xxee),
+    xx >= 0x10, belongs to; None for any other tag."""
+    if not tag >> 16 & 1 or tag & 0xFFFF < 0x1000:
         return None
-    creator = ds.get(BaseTag((tag.group << 16) | (tag.element >> 8)))
+    return (tag >> 16) << 16 | (tag & 0xFFFF) >> 8
+
+
+def _private_creator(ds: Dataset, tag: BaseTag) -> str | None:
+    owner = creator_tag(tag)
+    if owner is None:
+        return None
+    creator = ds.get(BaseTag(owner))
     if creator is None or not isinstance(creator.value, str) or not creator.value:
         return None
     return creator.value

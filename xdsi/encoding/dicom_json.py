@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -28,6 +27,7 @@ from xdsi.encoding.bulkdata import (
     build_dataset,
     check_number,
     child_where,
+    creator_tag,
     decode_base64,
     encode_dataset,
     float_out,
@@ -124,7 +124,7 @@ def _fragment_elements(obj: dict[str, Any]) -> list[Encoded]:
         elif "BulkDataURI" in attr:
             kind, payload = "uri", attr["BulkDataURI"]
         elif "InlineBinary" in attr:
-            kind, payload = "inline", base64.b64decode(attr["InlineBinary"])
+            kind, payload = "inline", decode_base64(attr["InlineBinary"], key)
         else:
             kind, payload = "empty", None
         elements.append(Encoded(int(key, 16), vr, None, kind, payload))
@@ -155,15 +155,14 @@ def _fragment_value(vr: str, v: Any) -> Any:
 
 def _with_creators(elements: list[Encoded]) -> list[Encoded]:
     """PS3.19 A.1.5 names a private element's creator, which JSON carries only as the data set's
-    (gggg,00xx) element: (gggg,xxee) belongs to its single text value (PS3.5 7.8.1)."""
+    Private Creator element, whose single text value it is."""
     by_tag = {e.tag: e for e in elements}
     return [e._replace(creator=_creator(by_tag, e.tag)) if e.tag >> 16 & 1 else e for e in elements]
 
 
 def _creator(by_tag: dict[int, Encoded], tag: int) -> str | None:
-    if tag & 0xFFFF < 0x1000:
-        return None
-    creator = by_tag.get((tag >> 16) << 16 | (tag & 0xFFFF) >> 8)
+    owner = creator_tag(tag)
+    creator = None if owner is None else by_tag.get(owner)
     if creator is None or creator.kind != "values" or len(creator.payload) != 1:
         return None
     value = creator.payload[0]

@@ -17,7 +17,15 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.tag import BaseTag
 
 from xdsi.dicom.parsing import RawElement
-from xdsi.encoding.bulkdata import BULK_DATA_VRS, BulkDataCallback, BulkDataRef, Encoded, converted, plain_values
+from xdsi.encoding.bulkdata import (
+    BULK_DATA_VRS,
+    BulkDataCallback,
+    BulkDataRef,
+    Encoded,
+    converted,
+    creator_tag,
+    plain_values,
+)
 
 _CHARSET_TAG = 0x00080005
 _TRAILING_PADDING = 0xFFFCFFFC
@@ -70,13 +78,10 @@ def _encode(
         if tag & 0xFFFF == 0 or tag >> 16 == 0x0002 or tag == _TRAILING_PADDING:
             continue
         here = (*path, tag)
-        creator = None
-        if tag >> 16 & 1 and tag & 0xFFFF >= 0x1000:
-            # PS3.5 7.8.1: data element (gggg,xxee) belongs to the creator in (gggg,00xx).
-            block = tag >> 8
-            if block not in creators:
-                creators[block] = _creator(by_tag.get((tag >> 16) << 16 | (tag & 0xFFFF) >> 8), charsets)
-            creator = creators[block]
+        owner = creator_tag(tag)
+        if owner is not None and owner not in creators:
+            creators[owner] = _creator(by_tag.get(owner), charsets)
+        creator = None if owner is None else creators[owner]
         vr = element.vr
         if vr == "SQ":
             if not element.items:
