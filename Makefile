@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 serve: $(STAMP)
 	$(BIN)/xdsi serve
 
-test: $(STAMP)
+# The layer rule of the package (pyproject.toml, [tool.importlinter]).
+lint: $(STAMP)
 	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from xdsi.services.archive import Archive
 
 DESCRIPTION = """\
-xdsi is an imaging document source and DICOMweb archive: WADO-URI, WADO-WS (IHE XDS-I.b
-RAD-69), WADO-RS, STOW-RS and QIDO-RS over one index and one store of DICOM files.
+xdsi is a DICOMweb archive that is growing into an IHE XDS-I.b imaging document source.
+It serves STOW-RS (store), QIDO-RS (search) and WADO-RS (retrieve) over one index and one
+store of DICOM files kept as received.
 
 Settings come from, in order of precedence: command-line options, XDSI_* environment
 variables (e.g. XDSI_DATABASE_URL, XDSI_STORAGE), the TOML file named by --config or
@@ -75,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="run the server (upgrades the schema and sweeps the store first)",
         description="Upgrade the index schema, remove what an earlier crash left in the store, "
-        "then serve every protocol with gunicorn (gthread workers).",
+        "then serve STOW-RS, QIDO-RS and WADO-RS with gunicorn (gthread workers). The start-up "
+        "banner prints the URL of every service.",
     )
     serve.add_argument("--bind", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8080)")
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default 2)")

@@ -64,6 +64,26 @@ def test_help_explains_every_command() -> None:
     assert "DICOMDIR" in import_help and "exit status is 1" in import_help
 
 
+# Every protocol name a user might look for; --help may name one only if the server serves it.
+PROTOCOL_NAMES = ("WADO-URI", "WADO-WS", "RAD-69", "WADO-RS", "STOW-RS", "QIDO-RS")
+
+
+def test_help_names_only_the_protocols_the_server_serves(tmp_path: Path) -> None:
+    from xdsi.app import create_app
+
+    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path / "store")
+    archive = Archive.open(settings)
+    try:
+        archive.prepare()
+        served = " ".join(name for name, _path in create_app(settings, archive).config["XDSI_ENDPOINTS"])
+    finally:
+        archive.close()
+    helps = run_xdsi("--help").stdout + run_xdsi("serve", "--help").stdout
+    named = {name for name in PROTOCOL_NAMES if name in helps}
+    assert named, helps
+    assert named <= {name for name in PROTOCOL_NAMES if name in served}, (named, served)
+
+
 def test_check_config_masks_secrets(tmp_path: Path) -> None:
     env = {"XDSI_DATABASE_URL": "postgresql://xdsi@db.example/xdsi", "XDSI_DATABASE_PASSWORD": "s3cret"}
     result = run_xdsi("check-config", env=env)
