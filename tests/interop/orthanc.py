@@ -31,7 +31,6 @@ class Orthanc:
     def __init__(self, binary: str, folder: Path, servers: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.folder = folder
         storage = folder / "storage"
         storage.mkdir(parents=True)
         config = {
@@ -50,8 +49,12 @@ class Orthanc:
         }
         (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         self.log = folder / "orthanc.log"
+        # Loopback only: neither Orthanc's libcurl nor this side may go through a proxy from the environment.
+        self.http = requests.Session()
+        self.http.trust_env = False
+        environment = {**os.environ, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen([binary, str(folder / "orthanc.json")], cwd=folder,
+            self.process = subprocess.Popen([binary, str(folder / "orthanc.json")], cwd=folder, env=environment,
                                             stdout=log, stderr=subprocess.STDOUT)
         try:
             self._wait()
@@ -65,7 +68,7 @@ class Orthanc:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Orthanc exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                plugins = requests.get(f"{self.url}/plugins", timeout=5)
+                plugins = self.http.get(f"{self.url}/plugins", timeout=5)
             except requests.ConnectionError:
                 time.sleep(0.2)
                 continue
@@ -79,16 +82,17 @@ class Orthanc:
 
     def upload(self, data: bytes) -> dict[str, str]:
         """Orthanc's own REST store; the answer names the instance's study, series and instance IDs."""
-        answer = requests.post(f"{self.url}/instances", data=data, timeout=60)
+        answer = self.http.post(f"{self.url}/instances", data=data, timeout=60)
         answer.raise_for_status()
         return answer.json()
 
     def stow(self, server: str, resources: list[str]) -> requests.Response:
         """The DICOMweb plugin's "send to a DICOMweb server" job, run synchronously."""
-        return requests.post(f"{self.url}/dicom-web/servers/{server}/stow",
+        return self.http.post(f"{self.url}/dicom-web/servers/{server}/stow",
                              json={"Resources": resources, "Synchronous": True}, timeout=300)
 
     def stop(self) -> None:
+        self.http.close()
         if self.process.poll() is None:
             self.process.terminate()
             try:

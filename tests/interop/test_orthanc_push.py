@@ -42,6 +42,7 @@ def test_orthanc_pushes_a_study_that_comes_back_byte_identical(orthanc: Orthanc,
 
     job = orthanc.stow("xdsi", sorted(studies))
     assert job.status_code == 200, f"{job.status_code} {job.text}\n{orthanc.log_tail()}"
+    assert job.json()["InstancesCount"] == str(len(files))
 
     found = live.request("GET", f"/dicom-web/studies/{study}/instances", headers={"Accept": "application/dicom+json"})
     assert found.status == 200, found.body
