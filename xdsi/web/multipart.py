@@ -56,7 +56,9 @@ def _snippet(text: str) -> str:
 
 def _check_boundary(boundary: str) -> None:
     if not boundary:
-        raise BadMultipartContentType("invalid multipart boundary: it is empty; RFC 2046 5.1.1 requires at least one character")
+        raise BadMultipartContentType(
+            "invalid multipart boundary: it is empty; RFC 2046 5.1.1 requires at least one character"
+        )
     if len(boundary) > MAX_BOUNDARY:
         raise BadMultipartContentType(
             f"invalid multipart boundary {_snippet(boundary)}: it is {len(boundary)} characters long, "
