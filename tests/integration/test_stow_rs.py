@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,62 @@ def test_chunked_upload(live: LiveServer) -> None:
     reply = post(live, chunked, Transfer_Encoding="chunked")
     assert reply.status == 200, reply.body
     assert indexed(live, ds.SOPInstanceUID)
+
+
+def _chunked_post(live: LiveServer, content_type: str, body: Iterator[bytes]) -> Reply:
+    """A POST whose body goes out as HTTP/1.1 chunks while it is being produced, with no Content-Length."""
+    connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=300)
+    try:
+        connection.request("POST", "/dicom-web/studies", body=body, encode_chunked=True,
+                           headers={"Content-Type": content_type, "Accept": JSON, "Transfer-Encoding": "chunked"})
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def _peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+
+
+def test_a_chunked_upload_with_a_256_character_boundary_streams(tmp_path: Path) -> None:
+    """Three 40 MiB instances sent chunked: the worker's peak memory grows by less than one instance."""
+    boundary = (uuid.uuid4().hex * 8)[:256]
+    study, side, count = generate_uid(), 4480, 3
+    sent: dict[str, str] = {}
+
+    def body() -> Iterator[bytes]:
+        for number in range(count):
+            ds = make_dataset(study_uid=study, rows=side, columns=side, InstanceNumber=number + 1)
+            data = to_bytes(ds)
+            sent[ds.SOPInstanceUID] = hashlib.sha256(data).hexdigest()
+            yield f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+            for start in range(0, len(data), 1 << 16):
+                yield data[start:start + (1 << 16)]
+            yield b"\r\n"
+            del data
+        yield f"--{boundary}--\r\n".encode()
+
+    server = LiveServer(f"sqlite:///{tmp_path / 'x.db'}", tmp_path / "store", workers=1)
+    try:
+        [worker] = map(int, Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split())
+        assert post(server, dicom_parts(make_instance())).status == 200  # warm the worker
+        Path(f"/proc/{worker}/clear_refs").write_text("5")  # proc(5): resets the peak RSS to the current RSS
+        before = _peak_rss_kib(worker)
+        reply = _chunked_post(server, MULTIPART_DICOM.format(f'"{boundary}"'), body())
+        growth_mib = (_peak_rss_kib(worker) - before) / 1024
+        assert reply.status == 200, reply.body
+        referenced = {values(item, "00081155")[0]: values(item, "00081190")[0]
+                      for item in values(json.loads(reply.body), "00081199")}
+        assert set(referenced) == set(sent)
+        instance_mib = side * side * 2 / (1 << 20)
+        assert growth_mib < instance_mib, f"the worker's peak memory grew by {growth_mib:.0f} MiB"
+        for sop, url in referenced.items():
+            got = server.request("GET", url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+            assert got.status == 200 and hashlib.sha256(got.body).hexdigest() == sent[sop], sop
+    finally:
+        server.stop()
 
 
 def test_xml_response_on_request(live: LiveServer) -> None:
@@ -244,7 +302,11 @@ def _bad_cases() -> list[tuple[str, Callable[[], tuple[bytes, str | None, dict[s
         ("text-plain", lambda: (b"hello", "text/plain", {}), 415, "text/plain is not accepted"),
         ("no-boundary", lambda: (dicom_parts(make_instance()), 'multipart/related; type="application/dicom"', {}),
          415, "boundary"),
-        ("boundary-too-long", lambda: (b"x", "multipart/related; boundary=" + "b" * 71, {}), 415, "boundary"),
+        ("boundary-too-long", lambda: (b"x", "multipart/related; boundary=" + "b" * 257, {}), 415,
+         "257 characters long, more than the 256 accepted"),
+        ("boundary-empty", lambda: (b"x", 'multipart/related; boundary=""', {}), 415, "boundary: it is empty"),
+        ("boundary-bad-character", lambda: (b"x", 'multipart/related; boundary="a<b>"', {}), 415,
+         "character '<' is not allowed"),
         ("unknown-part-type", lambda: (b"x", 'multipart/related; type="image/png"; boundary=a', {}), 415,
          "image/png"),
         ("gzip-encoding", lambda: (dicom_parts(make_instance()), boundary, {"Content-Encoding": "gzip"}), 415,

@@ -1,4 +1,4 @@
-"""Fixtures for the interop tests: pydicom's storable files, stored once through dicomweb-client."""
+"""Fixtures for the interop tests: pydicom's storable files stored once through dicomweb-client, and a real Orthanc."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dicomweb_client.api import DICOMwebClient
 
 from tests.conftest import DATABASES
 from tests.interop.corpus import Corpus, build_corpus
+from tests.interop.orthanc import INSTALL, PLUGIN, Orthanc, orthanc_binary
 from tests.live import LiveServer
 
 
@@ -50,3 +51,16 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def client(served: tuple[DICOMwebClient, LiveServer]) -> DICOMwebClient:
     return served[0]
+
+
+@pytest.fixture(scope="session")
+def orthanc(live: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
+    """An Orthanc whose DICOMweb client knows the live xdsi as server "xdsi"; stopped even if a test fails."""
+    binary = orthanc_binary()
+    if binary is None or not PLUGIN.is_file():
+        pytest.fail(f"Orthanc or its DICOMweb plugin {PLUGIN} is missing: {INSTALL}", pytrace=False)
+    peer = Orthanc(binary, tmp_path_factory.mktemp("orthanc"), {"xdsi": f"{live.root}/"})
+    try:
+        yield peer
+    finally:
+        peer.stop()
