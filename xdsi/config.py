@@ -30,6 +30,7 @@ _DEFAULT_PARSE_PROCESSES = min(_CPUS, 4) if _CPUS > 1 else 0
 DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -154,7 +155,7 @@ class Settings:
         return tuple(origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip())
 
     @cached_property
-    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
         return _networks(self.trusted_proxies)
 
     @property
@@ -309,9 +310,10 @@ def _check_values(values: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _networks(text: str) -> tuple[Network, ...]:
     """'10.0.0.1, 192.168.0.0/16' as networks; one with host bits set (10.0.0.1/8) is a typo, refused."""
-    found, bad = [], []
+    found: list[Network] = []
+    bad: list[str] = []
     for entry in filter(None, (part.strip() for part in text.split(","))):
         try:
             found.append(ipaddress.ip_network(entry))

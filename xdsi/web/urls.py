@@ -21,11 +21,11 @@ import re
 
 from flask import Request
 
+from xdsi.config import Network
 from xdsi.web.context import archive
 
 DICOMWEB = "/dicom-web"
 DEFAULT_PORTS = {"http": 80, "https": 443}
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _TOKEN = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
 _HOST = re.compile(r"([A-Za-z0-9._\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::([0-9]{1,5}))?")
@@ -35,7 +35,10 @@ _NODE = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]+)?|([0-9.]+)(?::[0-9]+)?")
 
 
 def base_url(request: Request, configured: str | None) -> str:
-    """Scheme, host and path prefix under which the client reached this server (no trailing '/')."""
+    """Scheme, host and path prefix under which the client reached this server (no trailing '/').
+
+    ``configured`` is the ``base_url`` setting; the trusted proxies are the current app's.
+    """
     if configured:
         return configured.rstrip("/")
     return public_base(request, archive().settings.trusted_proxy_networks)
