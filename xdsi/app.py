@@ -6,7 +6,7 @@ from flask import Flask
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
-from xdsi.web import cors, errors, health, qido_rs, stow_rs, wado_rs
+from xdsi.web import cors, errors, health, landing, qido_rs, stow_rs, wado_rs
 
 EXTENSION = "xdsi"
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     app.config["XDSI_ENDPOINTS"] = []
     errors.init_app(app)
     cors.init_app(app, settings.cors_origin_list)
+    landing.init_app(app)
     health.init_app(app)
     qido_rs.init_app(app)
     stow_rs.init_app(app)

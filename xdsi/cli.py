@@ -143,9 +143,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host, port = settings.host_port
     origin = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     print(f"xdsi {__version__} on {origin}  (database {settings.display_database_url}, store {settings.storage})")
-    width = max(len(name) for name, _path in endpoints)
-    for name, path in endpoints:
-        print(f"  {name:<{width}}  {origin}{path}")
+    width = max(len(endpoint.name) for endpoint in endpoints)
+    for name, path, enabled in endpoints:
+        print(f"  {name:<{width}}  {origin}{path}{'' if enabled else '  (disabled)'}")
     sys.stdout.flush()
     Server(settings, access_log=not args.no_access_log).run()
     return 0

@@ -9,10 +9,12 @@ a TOML file that carries one is an error, because configuration files get commit
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
@@ -28,6 +30,7 @@ _DEFAULT_PARSE_PROCESSES = min(_CPUS, 4) if _CPUS > 1 else 0
 DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -69,6 +72,11 @@ class Settings:
     base_url: str | None = field(
         default=None,
         metadata=_doc("public URL of the server, used in RetrieveURL and BulkDataURI"),
+    )
+    trusted_proxies: str = field(
+        default="",
+        metadata=_doc("addresses or networks (CIDR) of reverse proxies whose Forwarded and X-Forwarded-* "
+                      "headers name the public URL, comma-separated (default: none)"),
     )
     cors_origins: str = field(
         default="",
@@ -145,6 +153,10 @@ class Settings:
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return tuple(origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip())
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return _networks(self.trusted_proxies)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -291,7 +303,25 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append(f"base_url: {base_url!r} is not an absolute http(s) URL")
+    try:
+        _networks(values["trusted_proxies"])
+    except ValueError as exc:
+        problems.append(f"trusted_proxies: {exc}")
     return problems
+
+
+def _networks(text: str) -> tuple[Network, ...]:
+    """'10.0.0.1, 192.168.0.0/16' as networks; one with host bits set (10.0.0.1/8) is a typo, refused."""
+    found: list[Network] = []
+    bad: list[str] = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            found.append(ipaddress.ip_network(entry))
+        except ValueError:
+            bad.append(repr(entry))
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: not an IP address or a CIDR network without host bits")
+    return tuple(found)
 
 
 def _has_password(url: Any) -> bool:

@@ -29,6 +29,9 @@ class Server(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": self.settings.log_level.lower(),
             "proc_name": "xdsi",
+            # gunicorn believes X-Forwarded-Proto and SCRIPT_NAME headers from 127.0.0.1 unless
+            # told otherwise; it must trust the same peers as xdsi.web.urls, no others.
+            "forwarded_allow_ips": ",".join(str(network) for network in self.settings.trusted_proxy_networks),
         }
         if self.access_log:
             options["accesslog"] = "-"

@@ -28,9 +28,9 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     folder = tmp_path_factory.mktemp(f"interop-{request.param}")
     url = f"sqlite:///{folder / 'xdsi.db'}" if request.param == "sqlite" else request.getfixturevalue(
         "postgres").new()
-    # dicomweb-client sends "Host: 127.0.0.1" without the port on plain GETs, so URLs built from
-    # Host would miss it: the server is told its public URL, as a deployment behind a proxy is.
-    server = LiveServer(url, folder / "store", announce_base_url=True)
+    # No base_url: dicomweb-client sends "Host: 127.0.0.1" without the port, and the URLs the
+    # server names must still lead back to it.
+    server = LiveServer(url, folder / "store")
     web = DICOMwebClient(url=server.root)
     try:
         for start in range(0, len(corpus.datasets), 40):

@@ -78,3 +78,13 @@ def test_settings_are_frozen() -> None:
     settings = Settings.load(environ={})
     with pytest.raises(AttributeError):
         settings.workers = 9  # type: ignore[misc]
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = Settings.load(environ={"XDSI_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,,::1"})
+    assert [str(network) for network in settings.trusted_proxy_networks] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert Settings.load(environ={}).trusted_proxy_networks == ()
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"XDSI_TRUSTED_PROXIES": "10.0.0.1/8, proxy.example, 10.0.0.2"})
+    assert caught.value.problems == [
+        "trusted_proxies: '10.0.0.1/8', 'proxy.example': not an IP address or a CIDR network without host bits"]

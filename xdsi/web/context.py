@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from flask import Flask, current_app, request
 
 from xdsi.services.archive import Archive
@@ -21,6 +23,20 @@ def accepted() -> list[negotiation.MediaRange]:
     return negotiation.parse_accept(request.args.get("accept") or request.headers.get("Accept"))
 
 
-def announce(app: Flask, name: str, path: str) -> None:
-    """Record a service URL path for the start-up banner of ``xdsi serve``."""
-    app.config["XDSI_ENDPOINTS"].append((name, path))
+class Endpoint(NamedTuple):
+    """A service URL path this server mounts; ``enabled`` is False when a setting switches it off."""
+
+    name: str
+    path: str
+    enabled: bool = True
+
+    @property
+    def root(self) -> str:
+        """The service root the path lies under: its first segment ('/dicom-web', '/wado'), '' for '/'."""
+        first = self.path.split("/")[1]
+        return f"/{first}" if first else ""
+
+
+def announce(app: Flask, name: str, path: str, *, enabled: bool = True) -> None:
+    """Record a service URL path for the start-up banner of ``xdsi serve`` and the landing page."""
+    app.config["XDSI_ENDPOINTS"].append(Endpoint(name, path, enabled))

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from flask import Flask, Response
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from xdsi import errormap
 from xdsi.errors import XdsiError
@@ -48,6 +48,21 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
+def _no_route(error: NotFound) -> Response:
+    """A path nothing is mounted at: say which service root it lies under, instead of Werkzeug's prose."""
+    if request.routing_exception is not error:
+        return _http_error(error)
+    roots = {endpoint.root for endpoint in current_app.config["XDSI_ENDPOINTS"]} - {""}
+    root = next((root for root in roots if request.path == root or request.path.startswith(root + "/")), None)
+    where = f"{root} has no resource at this path" if root else "there is no resource at this path"
+    return text_response(404, f"{where}; GET / lists the services of this server")
+
+
+def _method_not_allowed(error: MethodNotAllowed) -> Response:
+    allowed = ", ".join(sorted(error.valid_methods or ()))
+    return text_response(405, f"{request.method} is not allowed here; use {allowed}", {"Allow": allowed})
+
+
 def _unexpected(error: Exception) -> Response:
     log.exception("unhandled error")
     return text_response(500, "internal error; the server log has the details")
@@ -55,5 +70,7 @@ def _unexpected(error: Exception) -> Response:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(XdsiError, _domain_error)
+    app.register_error_handler(NotFound, _no_route)
+    app.register_error_handler(MethodNotAllowed, _method_not_allowed)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,39 @@
+"""The landing page's list: an endpoint a setting switches off shows as disabled, a built service replaces its planned entry."""
+
+from __future__ import annotations
+
+from xdsi.app import create_app
+from xdsi.config import Settings
+from xdsi.services.archive import Archive
+from xdsi.web.context import announce
+
+
+def listed(settings: Settings, archive: Archive, *extra: tuple[str, str, bool]) -> dict[str, tuple[str, str]]:
+    app = create_app(settings, archive)
+    for name, path, enabled in extra:
+        announce(app, name, path, enabled=enabled)
+    reply = app.test_client().get("/", headers={"Accept": "application/json"}, base_url="http://pacs:8080")
+    assert reply.status_code == 200
+    return {service["name"]: (service["url"], service["status"]) for service in reply.get_json()["services"]}
+
+
+def test_an_endpoint_switched_off_is_listed_as_disabled(settings: Settings, archive: Archive) -> None:
+    found = listed(settings, archive, ("Delete", "/dicom-web/studies/{study}", False))
+    assert found["Delete"] == ("http://pacs:8080/dicom-web/studies/{study}", "disabled")
+    assert found["STOW-RS (store)"] == ("http://pacs:8080/dicom-web/studies", "available")
+
+
+def test_a_built_service_replaces_its_planned_entry(settings: Settings, archive: Archive) -> None:
+    assert listed(settings, archive)["WADO-URI"] == ("http://pacs:8080/wado", "not available")
+    found = listed(settings, archive, ("WADO-URI (retrieve)", "/wado", True))
+    assert found["WADO-URI (retrieve)"] == ("http://pacs:8080/wado", "available")
+    assert "WADO-URI" not in found
+
+
+def test_an_announced_service_root_gets_the_short_404(settings: Settings, archive: Archive) -> None:
+    app = create_app(settings, archive)
+    announce(app, "WADO-URI", "/wado")
+    reply = app.test_client().get("/wado/x")
+    assert reply.status_code == 404
+    assert reply.get_data(as_text=True) == "404 Not Found: /wado has no resource at this path; GET / lists the services of this server\n"
+    assert app.test_client().get("/wado-ws/x").get_data(as_text=True).startswith("404 Not Found: there is no resource")
