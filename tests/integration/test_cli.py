@@ -75,7 +75,8 @@ def test_help_names_only_the_protocols_the_server_serves(tmp_path: Path) -> None
     archive = Archive.open(settings)
     try:
         archive.prepare()
-        served = " ".join(name for name, _path in create_app(settings, archive).config["XDSI_ENDPOINTS"])
+        endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
+        served = " ".join(endpoint.name for endpoint in endpoints)
     finally:
         archive.close()
     helps = run_xdsi("--help").stdout + run_xdsi("serve", "--help").stdout
