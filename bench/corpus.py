@@ -57,7 +57,7 @@ def load_source(name: str, scale: int = 1) -> tuple[Dataset, np.ndarray | None]:
     """A bundled file ready to take a new identity, and its pixels, enlarged SCALE times if it is a
     single-frame uncompressed image (CT and MR at realistic sizes)."""
     ds = pydicom.dcmread(get_testdata_file(name, download=False))
-    for tag in (0xFFFCFFFC, 0x00101002):  # Data Set Trailing Padding, Other Patient IDs Sequence
+    for tag in (0xFFFCFFFC, 0x00101002, 0x00080201):  # trailing padding, other patient IDs, timezone offset
         ds.pop(tag, None)
     ds.file_meta.pop(0x00020013, None)  # Implementation Version Name: pydicom writes these files
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID

@@ -126,10 +126,10 @@ class Bench:
         first WARMUP unmeasured."""
         if time.monotonic() > self.deadline or len(calls) <= warmup:
             return {"skipped": "--max-seconds reached" if calls else "nothing to send"}
-        latencies, served, cpu_before, began = [], 0, None, 0.0
+        latencies, served, cpu_before = [], 0, None
         for number, item in enumerate(calls):
             if number == warmup:
-                cpu_before, began = server_cpu(self.args.server_pid), time.perf_counter()
+                cpu_before = server_cpu(self.args.server_pid)
             call = item if isinstance(item, Call) else item()
             reply = self.connection.send(call)
             if problem := call.problem(reply):
@@ -137,9 +137,10 @@ class Bench:
             elif number >= warmup:
                 latencies.append(reply.seconds)
                 served += len(reply.body)
-        wall, cpu_after = time.perf_counter() - began, server_cpu(self.args.server_pid)
-        result = summary(latencies, wall, None if cpu_before is None or cpu_after is None else cpu_after - cpu_before)
-        result.update(MB_per_s=round(served / 1e6 / wall, 1), failures=self.per_test[test])
+        # One request after another: rates count the time in requests, not the checks between them.
+        busy, cpu_after = sum(latencies), server_cpu(self.args.server_pid)
+        result = summary(latencies, busy, None if cpu_before is None or cpu_after is None else cpu_after - cpu_before)
+        result.update(MB_per_s=round(served / 1e6 / busy, 1) if busy else None, failures=self.per_test[test])
         print(f"  {test}: {brief(result)}", flush=True)
         return result
 
@@ -181,7 +182,7 @@ class Bench:
             batches = [group[k:k + step] for k in range(0, len(group), step)]
             results[name] = self.timed(f"stow/{name}", [lambda b=b: self.stow(b) for b in batches], 0)
             if results[name].get("n"):
-                results[name]["instances_per_s"] = round(len(group) / results[name]["wall_s"], 1)
+                results[name]["instances_per_s"] = round(len(group) / results[name]["seconds"], 1)
         return results
 
     def phase_qido(self) -> dict[str, Any]:
@@ -283,14 +284,15 @@ def loopback(url: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    bench, started = Bench(args), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    bench, started, load = Bench(args), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), os.getloadavg()
     phases = {}
     for phase in args.phases:
         print(f"== {phase}", flush=True)
         phases[phase] = getattr(bench, f"phase_{phase}")()
     bench.connection.http.close()
     result = {"label": args.label, "base_url": args.base_url, "started": started,
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_start": load,
+                          "loadavg_end": os.getloadavg()},
               "corpus": {k: bench.manifest[k] for k in ("params", "totals")},
               "settings": {k: v if isinstance(v, (int, float, list)) else str(v) for k, v in vars(args).items()},
               "phases": phases, "correctness_failures": bench.failures}

@@ -84,14 +84,14 @@ def server_cpu(pids: list[int]) -> float | None:
     return sum(table[pid][1] for pid in tree if pid in table)
 
 
-def summary(seconds: list[float], wall: float, cpu: float | None) -> dict[str, Any]:
-    """Median and nearest-rank p95 latency, requests/s over WALL, server CPU time per request."""
+def summary(seconds: list[float], span: float, cpu: float | None) -> dict[str, Any]:
+    """Median and nearest-rank p95 latency, requests/s over SPAN seconds, server CPU time per request."""
     if not seconds:
         return {"n": 0}
     ordered = sorted(seconds)
     figures = {"n": len(ordered), "median_ms": round(statistics.median(ordered) * 1e3, 3),
                "p95_ms": round(ordered[math.ceil(0.95 * len(ordered)) - 1] * 1e3, 3),
-               "req_per_s": round(len(ordered) / wall, 1), "wall_s": round(wall, 3)}
+               "req_per_s": round(len(ordered) / span, 1), "seconds": round(span, 3)}
     if cpu is not None:
         figures["server_cpu_ms_per_req"] = round(cpu / len(ordered) * 1e3, 3)
     return figures
