@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import io
 import ipaddress
 import json
@@ -338,7 +339,10 @@ def main() -> int:
         parser.error(f"{args.base_url} is not on a loopback address; --allow-remote loads another machine")
     if not (args.corpus / "manifest.json").is_file():
         parser.error(f"{args.corpus} holds no manifest.json; make it with bench/corpus.py --out {args.corpus}")
-    return run(args)
+    try:
+        return run(args)
+    except (OSError, http.client.HTTPException) as error:  # the server is down or went away
+        sys.exit(f"{args.base_url}: {type(error).__name__}: {error}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, env=clean_env())
 
 
-def make_corpus(folder: Path, seed: int = 7) -> dict:
+def write_corpus(folder: Path, seed: int = 7) -> dict:
     result = bench("corpus.py", "--out", str(folder), "--seed", str(seed), *TINY)
     assert result.returncode == 0, result.stderr
     return json.loads((folder / "manifest.json").read_text())
@@ -44,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def test_corpus_is_deterministic_and_its_manifest_lists_every_file(tmp_path: Path) -> None:
-    first, second = make_corpus(tmp_path / "a"), make_corpus(tmp_path / "b")
+    first, second = write_corpus(tmp_path / "a"), write_corpus(tmp_path / "b")
     assert first == second and digests(tmp_path / "a") == digests(tmp_path / "b")
     listed = {i["path"]: (st, se, i) for st in first["studies"] for se in st["series"] for i in se["instances"]}
     assert first["totals"]["instances"] == 2 * 1 * 2 + 2 == len(listed)
@@ -56,12 +56,12 @@ def test_corpus_is_deterministic_and_its_manifest_lists_every_file(tmp_path: Pat
         assert (ds.PatientID, ds.StudyDate, ds.Modality) == (st["patient_id"], st["study_date"], se["modality"])
         assert i["size"] == (tmp_path / "a" / path).stat().st_size and int(ds.get("NumberOfFrames", 1)) == i["frames"]
     assert [i["frames"] for _, _, i in listed.values()] == [1, 1, 1, 1, 3, 30]
-    other = make_corpus(tmp_path / "c", seed=8)
+    other = write_corpus(tmp_path / "c", seed=8)
     assert {st["study_uid"] for st in other["studies"]}.isdisjoint(st["study_uid"] for st in first["studies"])
 
 
 def test_benchmark_runs_every_phase_against_xdsi_and_checks_the_answers(tmp_path: Path, server: LiveServer) -> None:
-    manifest = make_corpus(tmp_path / "corpus")
+    manifest = write_corpus(tmp_path / "corpus")
     out = tmp_path / "result.json"
     result = bench("dicomweb.py", "run", "--base-url", server.root, "--corpus", str(tmp_path / "corpus"),
                    "--out", str(out), "--label", "tiny-xdsi", "--server-pid", str(server.process.pid), *QUICK)
@@ -87,7 +87,7 @@ def test_benchmark_runs_every_phase_against_xdsi_and_checks_the_answers(tmp_path
 
 def test_wrong_answers_give_exit_status_2(tmp_path: Path, server: LiveServer) -> None:
     """A corpus the server never received: its searches and retrieves must be reported wrong."""
-    make_corpus(tmp_path / "unsent", seed=99)
+    write_corpus(tmp_path / "unsent", seed=99)
     out = tmp_path / "result.json"
     result = bench("dicomweb.py", "run", "--base-url", server.root, "--corpus", str(tmp_path / "unsent"),
                    "--phases", "qido,wado", "--out", str(out), *QUICK)
@@ -98,6 +98,6 @@ def test_wrong_answers_give_exit_status_2(tmp_path: Path, server: LiveServer) ->
 
 
 def test_a_server_off_loopback_is_refused_unless_allowed(tmp_path: Path) -> None:
-    make_corpus(tmp_path / "corpus")
+    write_corpus(tmp_path / "corpus")
     result = bench("dicomweb.py", "run", "--base-url", "http://192.0.2.1/dicom-web", "--corpus", str(tmp_path / "corpus"))
     assert result.returncode == 2 and "not on a loopback address" in result.stderr
