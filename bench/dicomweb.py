@@ -99,6 +99,8 @@ def stored(expected: set[str]) -> Check:
 
 
 class Bench:
+    """One run: what the corpus holds, the connection of the one-after-another tests, what went wrong."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args, self.folder = args, args.corpus
         self.manifest = json.loads((args.corpus / "manifest.json").read_text())
@@ -125,8 +127,10 @@ class Bench:
     def timed(self, test: str, calls: list[Any], warmup: int) -> dict[str, Any]:
         """Sends CALLS (each a Call, or a function making one just in time) one after another, the
         first WARMUP unmeasured."""
-        if time.monotonic() > self.deadline or len(calls) <= warmup:
-            return {"skipped": "--max-seconds reached" if calls else "nothing to send"}
+        if time.monotonic() > self.deadline:
+            return {"skipped": "--max-seconds reached"}
+        if len(calls) <= warmup:
+            return {"skipped": "nothing to measure"}
         latencies, served, cpu_before = [], 0, None
         for number, item in enumerate(calls):
             if number == warmup:
