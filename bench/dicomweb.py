@@ -313,7 +313,7 @@ OPTIONS = (  # flag, type, default, help
     ("--label", str, "server", "name of this run in tables"), ("--phases", str, ",".join(PHASES), "phases to run"),
     ("--trials", int, 20, "measured requests per latency test"), ("--warmup", int, 2, "unmeasured requests first"),
     ("--study-trials", int, 10, "measured whole-study retrieves"), ("--seed", int, 1, "which items tests pick"),
-    ("--stow-single", int, 100, "instances stored one per request"), ("--stow-batch", int, 50, "per request then"),
+    ("--stow-single", int, 100, "instances stored one per request"), ("--stow-batch", int, 50, "the rest per request"),
     ("--clients", str, "1,4,16", "clients per concurrency level"), ("--seconds", float, 5.0, "seconds per level"),
     ("--max-requests", int, 5000, "requests per level at most"),
     ("--max-seconds", float, 900.0, "tests that would start later are skipped"),
@@ -323,7 +323,8 @@ OPTIONS = (  # flag, type, default, help
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    go = commands.add_parser("run", help="measure a server (see above)")
+    go = commands.add_parser("run", help="measure a server", description=__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     go.add_argument("--base-url", required=True, help="DICOMweb root, e.g. http://127.0.0.1:8091/dicom-web")
     go.add_argument("--corpus", type=Path, required=True, help="folder made by bench/corpus.py")
     go.add_argument("--out", type=Path, help="write the results as JSON")
