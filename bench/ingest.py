@@ -1,12 +1,12 @@
 """Ingest throughput: instances/s importing the benchmark corpus, on SQLite and PostgreSQL.
 
-The corpus comes from the DICOMweb benchmark harness (``make_corpus.py``, seeded, so every run
-imports the same bytes). Each database starts empty; the timer covers discovery, spooling,
-parsing, indexing and the per-batch commits, as ``xdsi import`` does them.
+The corpus comes from ``bench/corpus.py`` (seeded, so every run imports the same bytes). Each
+database starts empty; the timer covers discovery, spooling, parsing, indexing and the per-batch
+commits, as ``xdsi import`` does them.
 
 Usage:
-  python bench/ingest.py --corpus bench/corpus [--postgres URL] [--batch 32] [--out FILE]
-  python bench/ingest.py --make-corpus HARNESS/make_corpus.py --corpus bench/corpus
+  .venv/bin/python bench/ingest.py --corpus bench/corpus [--postgres URL] [--batch 32] [--out FILE]
+  .venv/bin/python bench/ingest.py --corpus bench/corpus --make-corpus [--corpus-args "--pixel-scale 1"]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import corpus  # noqa: E402
 from bench.scratch_db import fresh_postgres  # noqa: E402
 from xdsi import __version__  # noqa: E402
 from xdsi.config import Settings  # noqa: E402
@@ -30,13 +30,13 @@ from xdsi.services.archive import Archive  # noqa: E402
 from xdsi.services.importer import discover, import_files  # noqa: E402
 
 
-def measure(database_url: str, storage: Path, corpus: Path, batch: int) -> dict[str, object]:
+def measure(database_url: str, storage: Path, folder: Path, batch: int) -> dict[str, object]:
     settings = Settings.load(environ={}, database_url=database_url, storage=str(storage))
     archive = Archive.open(settings)
     archive.prepare()
     try:
         started = time.perf_counter()
-        found = discover([corpus])
+        found = discover([folder])
         files = [f for f in found.files if f.suffix == ".dcm"]
         report = import_files(archive.store, files, batch)
         seconds = time.perf_counter() - started
@@ -56,20 +56,19 @@ def measure(database_url: str, storage: Path, corpus: Path, batch: int) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, required=True, help="corpus folder (made by make_corpus.py)")
-    parser.add_argument("--make-corpus", type=Path, metavar="SCRIPT",
-                        help="generate the corpus first with this make_corpus.py if the folder is missing")
-    parser.add_argument("--corpus-args", default="", help="extra arguments for make_corpus.py")
+    parser.add_argument("--corpus", type=Path, required=True, help="corpus folder (made by bench/corpus.py)")
+    parser.add_argument("--make-corpus", action="store_true",
+                        help="generate the corpus first with bench/corpus.py if the folder holds none")
+    parser.add_argument("--corpus-args", default="", help="extra arguments for bench/corpus.py")
     parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL (a server where databases can be created)")
     parser.add_argument("--batch", type=int, default=32, help="instances per transaction (default 32)")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
 
-    if not args.corpus.is_dir():
-        if not args.make_corpus:
-            parser.error(f"{args.corpus} does not exist; pass --make-corpus PATH/TO/make_corpus.py")
-        subprocess.run([sys.executable, str(args.make_corpus), "--out", str(args.corpus),
-                        *args.corpus_args.split()], check=True)
+    if args.make_corpus:
+        corpus.ensure(args.corpus, args.corpus_args)
+    elif not args.corpus.is_dir():
+        parser.error(f"{args.corpus} does not exist; pass --make-corpus to generate it")
     results = []
     with tempfile.TemporaryDirectory(prefix="xdsi-ingest-") as scratch:
         root = Path(scratch)

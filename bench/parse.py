@@ -6,7 +6,7 @@ rendering PS3.19 XML from the cached JSON as a WADO-RS XML metadata answer does.
 read once before timing, so the figures exclude disk reads.
 
 Usage:
-  python bench/parse.py --corpus bench/corpus [--files 400]
+  .venv/bin/python bench/parse.py --corpus bench/corpus [--files 400] [--make-corpus]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import corpus  # noqa: E402
 from xdsi.dicom.attributes import index_keys  # noqa: E402
 from xdsi.dicom.parsing import Limits, open_instance  # noqa: E402
 from xdsi.services import store  # noqa: E402
@@ -29,9 +30,13 @@ THRESHOLD = 1024
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, required=True, help="corpus folder (made by make_corpus.py)")
+    parser.add_argument("--corpus", type=Path, required=True, help="corpus folder (made by bench/corpus.py)")
     parser.add_argument("--files", type=int, default=400, help="how many of its files to time (default 400)")
+    parser.add_argument("--make-corpus", action="store_true",
+                        help="generate a default corpus first with bench/corpus.py if the folder holds none")
     args = parser.parse_args()
+    if args.make_corpus:
+        corpus.ensure(args.corpus)
     files = sorted(str(p) for p in args.corpus.rglob("*.dcm"))[: args.files]
     if not files:
         sys.exit(f"no .dcm files under {args.corpus}")
