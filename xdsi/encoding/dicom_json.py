@@ -210,7 +210,7 @@ def _fragment_value(vr: str, v: Any) -> Any:
             return v.text
         return float(v.text) if vr in FLOAT_VRS else int(v.text)
     if vr in ("DS", "IS"):
-        # Fragments cached before DS and IS were written as numbers hold strings.
+        # A text JSON cannot carry as a number, or any value cached before migration 0003.
         return v.strip(" ") or None
     if isinstance(v, str):
         if vr == "AT":

@@ -204,6 +204,13 @@ def test_ds_and_is_sent_as_numbers_by_clients() -> None:
     assert back.InstanceNumber == 12
 
 
+def test_numbers_parsed_elsewhere_are_still_read_by_value() -> None:
+    """STOW-RS metadata parts are parsed by orjson before they reach json_to_dataset."""
+    back = json_to_dataset(orjson.loads(b'{"00280030": {"vr": "DS", "Value": [5, 1.5e3]}, '
+                                        b'"00200013": {"vr": "IS", "Value": [7]}}'))
+    assert [float(v) for v in back.PixelSpacing] == [5.0, 1500.0] and back.InstanceNumber == 7
+
+
 @pytest.mark.parametrize(("token", "text"), [("5", "5"), ("1.5e3", "1.5e3"), ("5.000000", "5.000000"), ("-0", "-0"),
                                              ("0.1234567890123456789", "0.1234567890123456789")])
 def test_a_ds_number_a_client_sends_keeps_its_text(token: str, text: str) -> None:
@@ -455,6 +462,11 @@ def _deep(levels: int) -> dict[str, Any]:
         (b'{"00081140": {"vr": "SQ", "Value": [{"0008115X": {"vr": "UI"}}]}}', "00081140[1].0008115X"),
         (b'{"00204000": {"vr": "LT", "Value": ["a", "b"]}}', "VR LT has a single value, got 2"),
         (b'{"00189352": {"vr": "FL", "Value": [1e39]}}', "FL value 1e+39 is out of range"),
+        (b'{"00180050": {"vr": "DS", "Value": [NaN]}}', "malformed JSON"),
+        (b'{"00180050": {"vr": "DS", "Value": [1e999]}}', "malformed JSON"),
+        (b'{"00180050": {"vr": "DS", "Value": [01]}}', "malformed JSON"),
+        (b'{"00100020": {"vr": "LO", "Value": ["\\ud800"]}}', "malformed JSON"),
+        (b'{"00200013": {"vr": "IS", "Value": [1e3]}}', "IS value 1000.0 is not a integer"),
     ],
 )
 def test_malformed_json_is_an_invalid_request(data: bytes, message: str) -> None:
@@ -484,6 +496,11 @@ def test_ten_thousand_levels_of_json_text_fail_fast() -> None:
     with pytest.raises(InvalidRequest, match="malformed JSON"):
         loads_dataset(text)
     assert time.perf_counter() - started < 1
+
+
+def test_nesting_orjson_accepts_but_the_token_reader_cannot_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="malformed JSON: nested too deeply"):
+        loads_dataset("[" * 1000 + "]" * 1000)
 
 
 def test_ten_thousand_levels_of_python_objects_stop_at_the_depth_limit() -> None:
