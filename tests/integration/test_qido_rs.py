@@ -292,3 +292,48 @@ def test_cors_is_off_by_default(live: LiveServer) -> None:
     reply = live.request("OPTIONS", "/dicom-web/studies", headers={
         "Origin": "http://viewer.example", "Access-Control-Request-Method": "GET"})
     assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+class _Token(str):
+    """A JSON number's exact text, as read by ``json.loads(parse_float=..., parse_int=...)``."""
+
+
+def _tokens(reply: Reply) -> list[dict]:
+    assert reply.status == 200, reply.body
+    return json.loads(reply.body, parse_float=_Token, parse_int=_Token)
+
+
+def _number(obj: dict, tag: str) -> str:
+    """The one value of ``tag``, which must have been sent as a JSON number."""
+    [value] = obj[tag]["Value"]
+    assert isinstance(value, _Token), f"{tag} sent as {value!r}"
+    return str(value)
+
+
+def test_is_and_ds_values_are_json_numbers_keeping_their_text(live: LiveServer) -> None:
+    """PS3.18 F.2.3: IS and DS go out as numbers (clients that read them as numbers refuse strings);
+    the token is the stored text, so 5.000000 is not rounded to 5.0, in JSON or in XML."""
+    patient = f"NUM-{uuid.uuid4().hex[:8]}"
+    ds = make_dataset(patient_id=patient, SeriesNumber="7", InstanceNumber="12",
+                      SliceThickness="5.000000", PixelSpacing=["0.50", "+1"], KVP="1.5e2")
+    other = make_dataset(patient_id=patient, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
+                         SeriesNumber="7", InstanceNumber="13")
+    assert post(live, dicom_parts(to_bytes(ds), to_bytes(other))).status == 200
+    [study] = _tokens(get(live, f"/dicom-web/studies?StudyInstanceUID={ds.StudyInstanceUID}"))
+    assert (_number(study, "00201206"), _number(study, "00201208")) == ("1", "2")
+    [series] = _tokens(get(live, f"/dicom-web/studies/{ds.StudyInstanceUID}/series"))
+    assert (_number(series, "00200011"), _number(series, "00201209")) == ("7", "2")
+    path = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances"
+            f"?InstanceNumber=12&includefield=SliceThickness,PixelSpacing,KVP")
+    reply = get(live, path)
+    [instance] = _tokens(reply)
+    assert _number(instance, "00200013") == "12"
+    assert (_number(instance, "00180050"), _number(instance, "00180060")) == ("5.000000", "1.5e2")
+    assert instance["00280030"]["Value"] == ["0.50", "+1"]
+    assert [type(v) for v in instance["00280030"]["Value"]] == [_Token, str]  # +1 is no JSON number
+    assert b'"00180050":{"vr":"DS","Value":[5.000000]}' in reply.body
+    xml = get(live, path, 'multipart/related; type="application/dicom+xml"')
+    assert xml.status == 200
+    assert b'tag="00180050" vr="DS" keyword="SliceThickness"><Value number="1">5.000000</Value>' in xml.body
+    assert b'<Value number="1">0.50</Value><Value number="2">+1</Value>' in xml.body
+    assert b'tag="00200013" vr="IS" keyword="InstanceNumber"><Value number="1">12</Value>' in xml.body

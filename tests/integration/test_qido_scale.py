@@ -110,7 +110,7 @@ def test_qido_over_ten_thousand_instances_touches_only_the_index(database_url: s
         if expected is not None:
             assert len(answer.results) == expected, params
     assert answers[3].results and all("20120101" <= r["00080020"]["Value"][0] <= "20141231" for r in answers[3].results)
-    assert all(r["00180050"]["Value"] == [1.25] for r in answers[6].results)
+    assert all(r["00180050"]["Value"] == [1.25] for r in json.loads(answers[6].json()))
     assert answers[7].warnings == ["There are 9000 additional results that can be requested"]
 
 

@@ -148,6 +148,32 @@ def test_metadata_xml_and_caching(live: LiveServer, stored: dict) -> None:
                If_Modified_Since=first.header("Last-Modified")).status == 304
 
 
+class _Token(str):
+    """A JSON number's exact text."""
+
+
+def test_metadata_ds_and_is_are_json_numbers_holding_the_stored_text(live: LiveServer, stored: dict) -> None:
+    """PS3.18 F.2.3: numbers, as clients reading DS and IS as numbers need; the token is the file's
+    own text (5.000000, not 5.0), and the XML metadata, rendered from the same cache, holds it too."""
+    url, path = stored["CT_small.dcm"]
+    reply = get(live, url + "/metadata", "application/dicom+json")
+    [obj] = json.loads(reply.body, parse_float=_Token, parse_int=_Token)
+    original = pydicom.dcmread(path)
+    checked = 0
+    for element in original:
+        if element.VR in ("DS", "IS") and element.VM:
+            values = element.value if element.VM > 1 else [element.value]
+            sent = obj[f"{element.tag:08X}"]["Value"]
+            assert sent == [str(v).strip(" ") for v in values] and all(isinstance(v, _Token) for v in sent), element
+            checked += 1
+    assert checked > 30
+    assert b'"00180050":{"vr":"DS","Value":[5.000000]}' in reply.body
+    assert b'"00200032":{"vr":"DS","Value":[-158.135803,-179.035797,-75.699997]}' in reply.body
+    assert b'"00200013":{"vr":"IS","Value":[1]}' in reply.body
+    [(_headers, document)] = parts(get(live, url + "/metadata", 'multipart/related; type="application/dicom+xml"'))
+    assert b'keyword="SliceThickness"><Value number="1">5.000000</Value>' in document
+
+
 def test_large_metadata_is_gzipped_when_accepted(live: LiveServer) -> None:
     study = pydicom.uid.generate_uid()
     post(live, dicom_parts(*(make_instance_with_text(study) for _ in range(20))))

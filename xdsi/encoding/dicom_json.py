@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,7 @@ from xdsi.errors import InvalidRequest
 
 # Integers beyond 2**53 lose precision in JavaScript and any double-based JSON reader.
 _MAX_SAFE_INTEGER = 2**53 - 1
+# RFC 8259 section 6: the number grammar.
 _JSON_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _DS_MAX_CHARS = 16  # PS3.5 6.2: DS is at most 16 bytes
@@ -50,24 +52,92 @@ _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _NULLABLE_VRS = STRING_VRS | {"PN", "DS", "IS"}
 
 
+class Number:
+    """A JSON number kept as its token text, written or read: a DS or IS value travels as a
+    number without the trip through a double that would rewrite it (``5.000000`` is not ``5.0``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Number) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"Number({self.text!r})"
+
+
+def decimal_value(vr: str, text: str) -> Number | str:
+    """PS3.18 F.2.3: a DS value is a JSON number when its text is one, written as that very
+    text so nothing is rounded; otherwise (``+5``, ``05``, ``.5``, ``5.``, ``NaN``) a string.
+    An IS value is a number when its text is a JSON integer: IS holds integers, and readers
+    map it to one (this reader refuses ``1.5`` for IS).
+
+    PS3.5 6.2: leading and trailing spaces are not significant. A number a double cannot hold
+    (``1e999``) stays a string: RFC 8259 section 6 expects binary64 range, and readers refuse it.
+    """
+    stripped = text.strip(" ")
+    grammar = _JSON_NUMBER if vr == "DS" else _JSON_INT
+    if grammar.fullmatch(stripped) and math.isfinite(float(stripped)):
+        return Number(stripped)
+    return stripped
+
+
+def dumps(obj: Any) -> bytes:
+    """UTF-8 JSON of DICOM JSON data holding ``Number`` tokens; orjson because metadata
+    responses can be large."""
+    return orjson.dumps(obj, default=_token)
+
+
+def _token(obj: Any) -> orjson.Fragment:
+    if isinstance(obj, Number):
+        return orjson.Fragment(obj.text)
+    raise TypeError(f"{type(obj).__name__} is not DICOM JSON data")
+
+
 def dataset_to_json(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> dict[str, Any]:
-    """Build the JSON object as Python data so callers can merge or filter before serialising."""
+    """Build the JSON object as Python data so callers can merge or filter before ``dumps``."""
     return _object(encode_dataset(ds, bulk_data))
 
 
 def dumps_dataset(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> bytes:
-    """UTF-8 JSON of one data set; orjson because metadata responses can be large."""
-    return orjson.dumps(dataset_to_json(ds, bulk_data))
+    """UTF-8 JSON of one data set."""
+    return dumps(dataset_to_json(ds, bulk_data))
 
 
 def dumps_encoded(elements: Iterable[Encoded]) -> bytes:
     """UTF-8 JSON of one data set already walked by ``encode_tree``."""
-    return orjson.dumps(_object(elements))
+    return dumps(_object(elements))
 
 
 def dumps_datasets(datasets: Iterable[Dataset], bulk_data: BulkDataCallback | None = None) -> bytes:
     """PS3.18 F.2.1: multiple results are one top-level array."""
-    return orjson.dumps([dataset_to_json(ds, bulk_data) for ds in datasets])
+    return dumps([dataset_to_json(ds, bulk_data) for ds in datasets])
+
+
+def loads(data: bytes | str) -> Any:
+    """Client JSON as Python data, each number a ``Number`` so a DS keeps the text it was sent.
+
+    orjson decides what is JSON (RFC 8259: UTF-8, no NaN, no lone surrogates, bounded depth);
+    the standard library then reads the same text again, since only it hands over number tokens.
+    """
+    try:
+        orjson.loads(data)
+        return json.loads(data, parse_float=Number, parse_int=Number)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("malformed JSON: nested too deeply") from exc
+
+
+def loads_fragment(fragment: bytes) -> dict[str, Any]:
+    """A data set this archive serialized itself (``dumps_encoded``), numbers as ``Number``."""
+    parsed: dict[str, Any] = json.loads(fragment, parse_float=Number, parse_int=Number)
+    return parsed
 
 
 def json_to_dataset(obj: Mapping[str, Any], bulk_data: BulkDataLoader | None = None) -> Dataset:
@@ -77,10 +147,7 @@ def json_to_dataset(obj: Mapping[str, Any], bulk_data: BulkDataLoader | None = N
 
 def loads_dataset(data: bytes | str, bulk_data: BulkDataLoader | None = None) -> Dataset:
     """Parse one data set object (not an array) from client-supplied JSON."""
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}") from exc
+    obj = loads(data)
     if not isinstance(obj, dict):
         raise InvalidRequest(f"expected a JSON object holding one data set, got {type(obj).__name__}")
     return json_to_dataset(obj, bulk_data)
@@ -97,7 +164,7 @@ def encoded_from_fragment(fragment: bytes) -> list[Encoded]:
     Trusted input, so not checked again as client JSON is: the same elements as
     ``encoded_from_json`` gives, at a fraction of the cost (tests compare both).
     """
-    return _fragment_elements(orjson.loads(fragment))
+    return _fragment_elements(loads_fragment(fragment))
 
 
 def _as_encoded(parsed: list[Parsed]) -> list[Encoded]:
@@ -138,10 +205,13 @@ def _fragment_value(vr: str, v: Any) -> Any:
     if vr == "PN":
         groups = tuple(v.get(name, "") for name in _PN_GROUPS)
         return groups if any(groups) else None
+    if isinstance(v, Number):
+        if vr in ("DS", "IS"):
+            return v.text
+        return float(v.text) if vr in FLOAT_VRS else int(v.text)
     if vr in ("DS", "IS"):
-        if isinstance(v, str):
-            return v.strip(" ") or None
-        return str(v) if isinstance(v, int) else _ds_text(v, "")
+        # A text JSON cannot carry as a number, or any value cached before migration 0003.
+        return v.strip(" ") or None
     if isinstance(v, str):
         if vr == "AT":
             return v.upper()
@@ -203,34 +273,14 @@ def _json_value(vr: str, v: Any) -> Any:
     if vr == "PN":
         # PS3.18 F.2.2: only the non-empty component groups.
         return {name: group for name, group in zip(_PN_GROUPS, v) if group}
-    if vr == "DS":
-        return _ds_number(v)
-    if vr == "IS":
-        return _int_number(v)
+    if vr in ("DS", "IS"):
+        return decimal_value(vr, v)
     if vr in FLOAT_VRS:
         return float_out(vr, v)
     if vr in ("SV", "UV"):
         # PS3.18 F.2.3 note: a string keeps 64-bit values exact where a double would round.
         return v if abs(v) <= _MAX_SAFE_INTEGER else str(v)
     return v
-
-
-def _int_number(text: str) -> int | str:
-    if _JSON_INT.fullmatch(text):
-        n = int(text)
-        if str(n) == text and abs(n) <= _MAX_SAFE_INTEGER:
-            return n
-    return text
-
-
-def _ds_number(text: str) -> int | float | str:
-    """PS3.18 F.2.3 note: a number only when reading it back yields the same text; otherwise
-    the original string (e.g. "1.50", "+3", "1E5"), so DS survives a round trip unchanged."""
-    as_int = _int_number(text)
-    if not isinstance(as_int, str) or len(text) > _DS_MAX_CHARS or not _JSON_NUMBER.fullmatch(text):
-        return as_int
-    x = float(text)
-    return x if math.isfinite(x) and repr(x) == text else text
 
 
 def _attributes(obj: Any, where: str, depth: int) -> list[Parsed]:
@@ -298,6 +348,12 @@ def _scalar(vr: str, v: Any, where: str) -> Any:
         if not all(isinstance(g, str) for g in v.values()):
             raise invalid(where, "PN component groups must be strings")
         return join_person_name([v.get(name, "") for name in _PN_GROUPS])
+    if isinstance(v, Number):
+        if vr == "DS":
+            return v.text  # the client's own text, as a string holding it would be kept
+        if vr == "IS" and _JSON_INT.fullmatch(v.text):
+            return v.text
+        v = int(v.text) if _JSON_INT.fullmatch(v.text) else float(v.text)
     if isinstance(v, str):
         if vr in STRING_VRS or vr in ("AT", "DS", "IS", "SV", "UV"):
             return parse_text_value(vr, v, where)

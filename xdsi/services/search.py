@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from pydicom.datadict import dictionary_keyword, tag_for_keyword
 from sqlalchemy.orm import Session
 
@@ -51,7 +50,7 @@ class SearchAnswer:
     warnings: list[str] = field(default_factory=list)
 
     def json(self) -> bytes:
-        return orjson.dumps(self.results)
+        return dicom_json.dumps(self.results)
 
     def xml_documents(self) -> Iterable[bytes]:
         """One NativeDicomModel document per result, for a multipart/related answer."""
@@ -331,7 +330,7 @@ def _request_item(item: dict[str, str]) -> dict[str, Any]:
 def _merge_extras(obj: dict[str, Any], fragment: bytes, tags: list[int], root: str) -> None:
     """Attributes asked for by includefield but not indexed, from a stored instance's metadata."""
     absolute = fragment.replace(JSON_URI_OPENING, JSON_URI_OPENING + root.encode())
-    stored = orjson.loads(absolute)
+    stored = dicom_json.loads_fragment(absolute)
     for tag in tags:
         key = f"{tag:08X}"
         if key in stored and key not in obj:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from xdsi import errormap
 from xdsi.encoding import dicom_json, native_xml
 from xdsi.services.metadata import instance_path
@@ -64,7 +62,7 @@ def response_object(outcomes: Sequence[Outcome], root: str) -> dict[str, Any]:
 
 
 def to_json(obj: dict[str, Any]) -> bytes:
-    return orjson.dumps(obj)
+    return dicom_json.dumps(obj)
 
 
 def to_xml(obj: dict[str, Any]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import warnings
@@ -50,6 +51,19 @@ CORPUS, REFUSED = _corpus()
 @pytest.fixture(scope="session")
 def relax_ng() -> etree.RelaxNG:
     return etree.RelaxNG(etree.parse(str(SCHEMA_PATH)))
+
+
+class Token(str):
+    """The text of a JSON number, as ``json_tokens`` reads it: a number and a string holding the
+    same characters differ by type."""
+
+    def __repr__(self) -> str:
+        return f"Token({str(self)!r})"
+
+
+def json_tokens(data: bytes | str) -> Any:
+    """JSON read with every number kept as its exact token text (a ``Token``)."""
+    return json.loads(data, parse_float=Token, parse_int=Token)
 
 
 def read_quietly(path: str, **kwargs: Any) -> Dataset:

@@ -10,6 +10,7 @@ import struct
 import time
 from typing import Any
 
+import orjson
 import pytest
 from pydicom import config, dcmread, dcmwrite
 from pydicom.data import get_charset_files, get_testdata_file
@@ -20,15 +21,19 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from xdsi.encoding.bulkdata import BulkDataRef
 from xdsi.encoding.dicom_json import (
+    Number,
     dataset_to_json,
+    decimal_value,
     dumps_dataset,
     dumps_datasets,
     json_to_dataset,
+    loads,
     loads_dataset,
+    loads_fragment,
 )
 from xdsi.errors import InvalidRequest
 
-from .conftest import read_quietly
+from .conftest import Token, json_tokens, read_quietly
 
 
 def _ds(*elements: tuple[int, str, Any]) -> Dataset:
@@ -77,9 +82,9 @@ def test_zero_length_element_has_only_vr() -> None:
 
 def test_empty_value_among_several_is_null_and_comes_back_empty() -> None:
     ds = _ds((0x00080008, "CS", ["ORIGINAL", "", "AXIAL"]), (0x00280030, "DS", ["1.5", "", "2"]))
-    obj = dataset_to_json(ds)
+    obj = json_tokens(dumps_dataset(ds))
     assert obj["00080008"]["Value"] == ["ORIGINAL", None, "AXIAL"]
-    assert obj["00280030"]["Value"] == [1.5, None, 2]
+    assert obj["00280030"]["Value"] == [Token("1.5"), None, Token("2")]
     back = _round_trip(ds)
     assert list(back.ImageType) == ["ORIGINAL", "", "AXIAL"]
     assert [str(v) for v in back.PixelSpacing] == ["1.5", "", "2"]
@@ -122,40 +127,70 @@ def test_at_values_are_eight_uppercase_hex_digits() -> None:
     assert list(_round_trip(ds)[0x00209165].value) == [0x00100010, 0x7FE00010]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("42", 42),
-        ("-7", -7),
-        ("1.5", 1.5),
-        ("-0.25", -0.25),
-        ("1e+20", 1e20),
-        ("1.50", "1.50"),
-        ("007", "007"),
-        ("+3", "+3"),
-        ("-0", "-0"),
-        ("1E5", "1E5"),
-        (".5", ".5"),
-        ("12345678901234", 12345678901234),
-        ("9007199254740993", "9007199254740993"),
-    ],
-)
-def test_ds_is_a_number_only_when_the_text_comes_back_unchanged(text: str, expected: Any) -> None:
-    ds = _ds((0x00180050, "DS", text))
-    value = dataset_to_json(ds)["00180050"]["Value"][0]
-    assert value == expected and type(value) is type(expected)
-    assert str(_round_trip(ds).SliceThickness) == text
+# PS3.18 F.2.3 with RFC 8259 section 6: a number when the text is one, the text itself as the token.
+NUMBER_TEXTS = ["42", "-7", "0", "-0", "1.5", "-0.25", "1.50", "5.000000", "1e+20", "1E5", "1.5e-3", "12345678901234",
+                "9007199254740993", "123456789012345678901234567890"]
+# What JSON cannot carry as a number: its grammar has no '+', no leading zeros, no bare '.', no
+# NaN or Infinity; 1e999 overflows every binary64 reader.
+STRING_TEXTS = ["+5", "05", "007", ".5", "5.", "-.5", "1e", "1e+", "1.5E", "NaN", "nan", "inf", "Infinity",
+                "-Infinity", "0x10", "1,5", "1 5", "--1", "1e999", "-1e999", "abc"]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"), [("42", 42), ("-5", -5), ("+42", "+42"), ("007", "007"), ("1A", "1A")]
-)
-def test_is_is_a_number_only_for_canonical_integers(text: str, expected: Any) -> None:
+INTEGER_TEXTS = [t for t in NUMBER_TEXTS if t.lstrip("-").isdigit()]
+
+
+@pytest.mark.parametrize("text", NUMBER_TEXTS)
+def test_a_ds_json_number_text_is_its_own_token(text: str) -> None:
+    assert decimal_value("DS", text) == Number(text)
+
+
+@pytest.mark.parametrize("text", STRING_TEXTS)
+@pytest.mark.parametrize("vr", ["DS", "IS"])
+def test_a_text_json_cannot_carry_as_a_number_is_a_string(vr: str, text: str) -> None:
+    assert decimal_value(vr, text) == text
+
+
+@pytest.mark.parametrize("text", NUMBER_TEXTS)
+def test_an_is_is_a_number_when_its_text_is_a_json_integer(text: str) -> None:
+    assert decimal_value("IS", text) == (Number(text) if text in INTEGER_TEXTS else text)
+
+
+@pytest.mark.parametrize(("vr", "text", "expected"), [
+    ("DS", " 5 ", Number("5")), ("DS", "  1.50", Number("1.50")), ("IS", " -12 ", Number("-12")),
+    ("DS", "+3  ", "+3"), ("DS", " .5", ".5"), ("IS", " 1.5 ", "1.5"),
+])
+def test_leading_and_trailing_spaces_are_not_significant(vr: str, text: str, expected: Number | str) -> None:
+    assert decimal_value(vr, text) == expected
+
+
+@pytest.mark.parametrize("vr", ["DS", "IS"])
+@pytest.mark.parametrize("text", NUMBER_TEXTS + STRING_TEXTS)
+def test_ds_and_is_go_out_as_numbers_exactly_when_json_has_them(vr: str, text: str) -> None:
     ds = Dataset()
-    ds.add(DataElement(0x00200013, "IS", text, already_converted=True))
-    value = dataset_to_json(ds)["00200013"]["Value"][0]
-    assert value == expected and type(value) is type(expected)
-    assert str(_round_trip(ds).InstanceNumber) == text
+    ds.add(DataElement(0x00180050, vr, text, already_converted=True, validation_mode=config.IGNORE))
+    data = dumps_dataset(ds)
+    (value,) = json_tokens(data)["00180050"]["Value"]
+    number = text in (NUMBER_TEXTS if vr == "DS" else INTEGER_TEXTS)
+    assert value == text and (type(value) is Token) == number
+    assert (f'"Value":[{text}]' if number else f'"Value":["{text}"]').encode() in data
+    # pydicom itself rewrites IS texts beyond the PS3.5 range or that are not integers.
+    if vr == "DS" or number and abs(int(text)) < 2**31:
+        assert str(_round_trip(ds)[0x00180050].value) == text
+
+
+def test_multiple_values_each_follow_the_rule() -> None:
+    ds = Dataset()
+    ds.add(DataElement(0x00280030, "DS", ["1", " 2.5", "+3", "", "5.000000 "], validation_mode=config.IGNORE))
+    data = dumps_dataset(ds)
+    assert data == b'{"00280030":{"vr":"DS","Value":[1,2.5,"+3",null,5.000000]}}'
+    assert json_tokens(data)["00280030"]["Value"] == [Token("1"), Token("2.5"), "+3", None, Token("5.000000")]
+    assert [str(v) for v in _round_trip(ds).PixelSpacing] == ["1", "2.5", "+3", "", "5.000000"]
+
+
+def test_a_backslash_separated_value_field_is_split_before_the_rule() -> None:
+    ds = read_quietly(get_testdata_file("CT_small.dcm"))
+    ds.add(DataElement(0x00280030, "DS", "1\\2.5\\+3", validation_mode=config.IGNORE))
+    assert b'"00280030":{"vr":"DS","Value":[1,2.5,"+3"]}' in dumps_dataset(ds)
 
 
 def test_ds_and_is_sent_as_numbers_by_clients() -> None:
@@ -167,6 +202,26 @@ def test_ds_and_is_sent_as_numbers_by_clients() -> None:
     )
     assert [str(v) for v in back.SliceThickness] == ["2", "0.1", "0.12345678901235"]
     assert back.InstanceNumber == 12
+
+
+def test_numbers_parsed_elsewhere_are_still_read_by_value() -> None:
+    """STOW-RS metadata parts are parsed by orjson before they reach json_to_dataset."""
+    back = json_to_dataset(orjson.loads(b'{"00280030": {"vr": "DS", "Value": [5, 1.5e3]}, '
+                                        b'"00200013": {"vr": "IS", "Value": [7]}}'))
+    assert [float(v) for v in back.PixelSpacing] == [5.0, 1500.0] and back.InstanceNumber == 7
+
+
+@pytest.mark.parametrize(("token", "text"), [("5", "5"), ("1.5e3", "1.5e3"), ("5.000000", "5.000000"), ("-0", "-0"),
+                                             ("0.1234567890123456789", "0.1234567890123456789")])
+def test_a_ds_number_a_client_sends_keeps_its_text(token: str, text: str) -> None:
+    back = loads_dataset(f'{{"00180050": {{"vr": "DS", "Value": [{token}]}}}}')
+    assert str(back[0x00180050].value) == text
+
+
+@pytest.mark.parametrize(("token", "value"), [("12", 12), ("-0", 0), ("2147483647", 2147483647)])
+def test_an_is_number_a_client_sends_keeps_its_text(token: str, value: int) -> None:
+    back = loads_dataset(f'{{"00200013": {{"vr": "IS", "Value": [{token}]}}}}')
+    assert back.InstanceNumber == value and str(back[0x00200013].value) == token
 
 
 @pytest.mark.parametrize(
@@ -285,17 +340,15 @@ def test_bulk_data_uri_resolves_through_the_loader_for_binary_numeric_and_text()
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "rtplan.dcm", "SC_rgb_rle_2frame.dcm"])
-def test_orjson_output_is_the_json_module_output(name: str) -> None:
-    ds = dcmread(get_testdata_file(name))
-    obj = dataset_to_json(ds)
-    reference = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    assert json.loads(dumps_dataset(ds)) == json.loads(reference)
+def test_every_reader_reads_the_output_alike(name: str) -> None:
+    data = dumps_dataset(dcmread(get_testdata_file(name)))
+    assert json.loads(data) == orjson.loads(data)
+    assert loads_fragment(data) == loads(data)
 
 
-def test_orjson_output_is_byte_identical_without_floats() -> None:
-    ds = read_quietly(_charset_file("chrH31.dcm"))
-    expected = json.dumps(dataset_to_json(ds), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    assert dumps_dataset(ds) == expected
+def test_orjson_output_is_byte_identical_without_fractions() -> None:
+    data = dumps_dataset(read_quietly(_charset_file("chrH31.dcm")))
+    assert json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":")).encode("utf-8") == data
 
 
 def test_dumps_datasets_is_one_array() -> None:
@@ -409,6 +462,11 @@ def _deep(levels: int) -> dict[str, Any]:
         (b'{"00081140": {"vr": "SQ", "Value": [{"0008115X": {"vr": "UI"}}]}}', "00081140[1].0008115X"),
         (b'{"00204000": {"vr": "LT", "Value": ["a", "b"]}}', "VR LT has a single value, got 2"),
         (b'{"00189352": {"vr": "FL", "Value": [1e39]}}', "FL value 1e+39 is out of range"),
+        (b'{"00180050": {"vr": "DS", "Value": [NaN]}}', "malformed JSON"),
+        (b'{"00180050": {"vr": "DS", "Value": [1e999]}}', "malformed JSON"),
+        (b'{"00180050": {"vr": "DS", "Value": [01]}}', "malformed JSON"),
+        (b'{"00100020": {"vr": "LO", "Value": ["\\ud800"]}}', "malformed JSON"),
+        (b'{"00200013": {"vr": "IS", "Value": [1e3]}}', "IS value 1000.0 is not a integer"),
     ],
 )
 def test_malformed_json_is_an_invalid_request(data: bytes, message: str) -> None:
@@ -438,6 +496,11 @@ def test_ten_thousand_levels_of_json_text_fail_fast() -> None:
     with pytest.raises(InvalidRequest, match="malformed JSON"):
         loads_dataset(text)
     assert time.perf_counter() - started < 1
+
+
+def test_nesting_orjson_accepts_but_the_token_reader_cannot_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="malformed JSON: nested too deeply"):
+        loads_dataset("[" * 1000 + "]" * 1000)
 
 
 def test_ten_thousand_levels_of_python_objects_stop_at_the_depth_limit() -> None:

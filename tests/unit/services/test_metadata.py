@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pydicom
@@ -26,6 +31,11 @@ from xdsi.services.metadata import (
     xml_of,
 )
 
+# RFC 8259 section 6: what a JSON number is; IS, an integer string, goes out as a JSON integer.
+JSON_GRAMMAR = {
+    "DS": re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"),
+    "IS": re.compile(r"-?(?:0|[1-9][0-9]*)"),
+}
 LIMITS = Limits(max_bytes=1 << 31, max_inflated_bytes=1 << 29, max_deflate_ratio=200, defer_size=1024)
 
 
@@ -74,7 +84,7 @@ def test_the_quick_route_encodes_exactly_what_the_dataset_route_encodes(path: Pa
     # trusted reading of our own JSON must equal the checked reading of client JSON.
     assert xml_of(fragment(quick)) == native_xml.dumps_encoded(quick, xml_declaration=False)
     assert dicom_json.encoded_from_fragment(fragment(quick)) == dicom_json.encoded_from_json(
-        orjson.loads(fragment(quick)))
+        dicom_json.loads(fragment(quick)))
 
 
 def test_the_quick_route_reads_most_files_and_every_kind_the_benchmark_sends() -> None:
@@ -110,3 +120,57 @@ def test_bulk_data_paths_round_trip(path: tuple[int, ...]) -> None:
 @pytest.mark.parametrize("text", ["", "7FE0001", "7FE00010/0/00181072", "7FE00010/1", "zzzzzzzz", "7FE00010/01/7FE00010"])
 def test_bad_bulk_data_paths(text: str) -> None:
     assert parse_bulk_data_path(text) is None
+
+
+class _Token(str):
+    """A JSON number's exact text."""
+
+
+def _decimal_values(obj: dict[str, Any], ds: pydicom.Dataset, where: str = "") -> Iterator[tuple[str, str, Any, str]]:
+    """(path, VR, value as read from the JSON, text pydicom holds) of every inline DS and IS value."""
+    for key, attribute in obj.items():
+        here = f"{where}.{key}" if where else key
+        if attribute["vr"] == "SQ":
+            for n, item in enumerate(attribute.get("Value", ())):
+                yield from _decimal_values(item, ds[int(key, 16)].value[n], f"{here}[{n + 1}]")
+        elif attribute["vr"] in JSON_GRAMMAR and "Value" in attribute:
+            value = ds[int(key, 16)].value
+            texts = [str(v) for v in (value if isinstance(value, pydicom.multival.MultiValue) else [value])]
+            assert len(texts) == len(attribute["Value"]), here
+            for n, (read, text) in enumerate(zip(attribute["Value"], texts)):
+                yield f"{here}[{n}]", attribute["vr"], read, text.strip(" ")
+
+
+@pytest.mark.parametrize("path", pydicom_files(), ids=[p.name for p in pydicom_files()])
+def test_ds_and_is_in_metadata_are_numbers_exactly_when_their_text_is_one(path: Path) -> None:
+    """PS3.18 F.2.3: the token is the stored text itself, so nothing is rounded, and XML from
+    the cached JSON still holds that text."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with open_instance(path, LIMITS) as parsed:
+                cached = fragment(encode_parsed(parsed, 1024))
+        except XdsiError:
+            return
+        ds = pydicom.dcmread(path, force=True)
+    body = absolute_json([cached], "https://pacs.example/dicom-web")
+    [obj] = json.loads(body, parse_float=_Token, parse_int=_Token)
+    xml = xml_of(cached).decode()
+    for where, vr, read, text in _decimal_values(obj, ds):
+        if not text:
+            assert read is None, where
+            continue
+        number = JSON_GRAMMAR[vr].fullmatch(text) is not None and math.isfinite(float(text))
+        assert read == text and isinstance(read, _Token) == number, f"{where} {vr} {text!r} sent as {read!r}"
+        assert f">{text}</Value>" in xml, where
+
+
+def test_the_corpus_has_ds_and_is_values_of_both_kinds() -> None:
+    kinds: set[tuple[str, bool]] = set()
+    for name in ("CT_small.dcm", "rtplan.dcm", "MR_small.dcm"):
+        path = pydicom.data.get_testdata_file(name)
+        with open_instance(path, LIMITS) as parsed:
+            [obj] = json.loads(absolute_json([fragment(encode_parsed(parsed, 1024))], ""),
+                               parse_float=_Token, parse_int=_Token)
+        kinds |= {(vr, isinstance(read, _Token)) for _w, vr, read, _t in _decimal_values(obj, pydicom.dcmread(path))}
+    assert {("DS", True), ("IS", True)} <= kinds
