@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -527,3 +528,24 @@ def test_an_index_out_of_space_answers_503_and_keeps_nothing(tmp_path: Path) -> 
     assert reply.headers["Retry-After"] and b"out of space" in reply.data
     assert assert_consistent(archive) == 0
     archive.close()
+
+
+def test_json_metadata_numbers_are_stored_as_the_text_the_client_wrote(live: LiveServer) -> None:
+    """PS3.18 F.2.3: a DS or IS may come as a JSON number; its token is the value, so 5.000000
+    is stored as 5.000000 and 1.5e3 as 1.5e3, not as the text of a float."""
+    import pydicom
+
+    meta = _jpeg_metadata()
+    del meta["7FE00010"]
+    text = json.dumps([meta])[:-2] + ', "00180050": {"vr": "DS", "Value": [5.000000]}' \
+        ', "00281050": {"vr": "DS", "Value": [1.5e3, 40]}, "00200013": {"vr": "IS", "Value": [7]}}]'
+    body = multipart([({"Content-Type": JSON}, text.encode())])
+    reply = post(live, body, 'multipart/related; type="application/dicom+json"; boundary=xdsi-test-boundary')
+    assert reply.status == 200, reply.body
+    study, series, sop = (meta[tag]["Value"][0] for tag in ("0020000D", "0020000E", "00080018"))
+    stored = live.request("GET", f"/dicom-web/studies/{study}/series/{series}/instances/{sop}",
+                          headers={"Accept": "application/dicom; transfer-syntax=*"})
+    assert stored.status == 200
+    ds = pydicom.dcmread(io.BytesIO(stored.body))
+    raw = {tag: ds.get_item(tag).value for tag in (0x00180050, 0x00281050, 0x00200013)}
+    assert raw == {0x00180050: b"5.000000", 0x00281050: b"1.5e3\\40", 0x00200013: b"7 "}

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
@@ -58,10 +57,8 @@ def documents(media_type: str, payload: bytes) -> list[bytes | dict[str, object]
     """The data sets of one metadata part: a JSON array (or object), or one XML document."""
     if media_type == "application/dicom+xml":
         return [payload]
-    try:
-        parsed = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"metadata part is not valid JSON: {exc}") from exc
+    # Read with number tokens kept, so a DS sent as 5.000000 is stored as 5.000000.
+    parsed = dicom_json.loads(payload)
     items = parsed if isinstance(parsed, list) else [parsed]
     if not all(isinstance(item, dict) for item in items):
         raise InvalidRequest("a DICOM JSON metadata part holds data set objects (an array of them)")
