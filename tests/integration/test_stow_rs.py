@@ -563,3 +563,14 @@ def test_metadata_refusals_name_the_instance_only_by_real_uids(live: LiveServer)
     failed, other = _store_response_items(reply)
     assert [(item["00081150"], item["00081155"]) for item in failed] == [(["1.2.840.10008.5.1.4.1.1.7"], [known])]
     assert other == [{"00081197": [0xC000]}]
+
+
+def test_a_stored_instance_that_disagrees_with_its_study_is_told_so_in_a_warning_header(live: LiveServer) -> None:
+    first = make_dataset(StudyDescription="Chest")
+    later = make_dataset(study_uid=first.StudyInstanceUID, StudyDescription="Abdomen")
+    assert post(live, dicom_parts(to_bytes(first))).status == 200
+    reply = post(live, dicom_parts(to_bytes(later)))
+    assert reply.status == 200, reply.body  # stored as sent; PS3.18 has no Warning Reason for it
+    [said] = reply.headers.get_all("Warning") or []
+    assert said.startswith(f"299 {live.root}: {later.SOPInstanceUID}: study study_description: ")
+    assert "'Chest'" in said and "'Abdomen'" in said

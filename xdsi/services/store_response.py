@@ -24,8 +24,8 @@ ELEMENTS_DISCARDED = 0xB006
 COERCION_OF_DATA_ELEMENTS = 0xB000
 # A legacy UID (a zero-led component) has no fitting Warning Reason: B000 says values were coerced
 # (they are kept as received), B006 that elements were discarded (none is), B007 that the data set
-# does not match its SOP Class (UID syntax is a PS3.5 encoding rule, not an IOD constraint). The
-# Warning header alone says it, and the body reporting no warning, the status stays 200.
+# does not match its SOP Class (UID syntax is a PS3.5 encoding rule, not an IOD constraint). Only
+# the Warning header says it; the body then carrying no Warning Reason, the status stays 200.
 
 
 def http_status(outcomes: Sequence[Outcome]) -> int:
@@ -89,7 +89,7 @@ def warning_texts(outcomes: Sequence[Outcome]) -> list[str]:
         if o.status is Status.FAILED
     ]
     warnings = [
-        f"{o.sop_instance_uid}: {' '.join(text.split())}"
+        f"{o.sop_instance_uid}: {text}"
         for o in outcomes
         if o.status.succeeded
         for text in o.warnings
