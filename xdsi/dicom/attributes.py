@@ -154,7 +154,11 @@ def as_integer(value: object) -> int | None:
 
 
 def index_keys(source: Dataset | Attributes) -> IndexKeys:
-    """Extract and validate the keys; raises MissingAttribute or BadAttribute."""
+    """Extract and validate the keys; raises MissingAttribute or BadAttribute.
+
+    A legacy UID passes, with the reason in ``warnings``: refusing what peers store and serve
+    would strand old studies, and files are named by a SHA-256 of the UIDs, never by the UIDs.
+    """
     ds = DatasetAttributes(source) if isinstance(source, Dataset) else source
     found = {keyword: ds.text(keyword) for keyword, _tag in REQUIRED_UIDS}
     # PS3.18 Table I.1-1: a refused instance is named by its SOP Class and Instance UIDs when it has them.
