@@ -13,8 +13,8 @@ from xdsi.errors import InvalidUID
 
 MAX_UID_LENGTH = 64
 # One rule, two levels. Usable: 1-64 ASCII digits in non-empty dot-separated components, so a
-# UID can never carry a path separator, a space, a control or non-ASCII character (re.ASCII:
-# without it \d would accept fullwidth and other Unicode digits). Conformant (PS3.5 9.1) adds
+# UID can never carry a path separator, a space, a control or non-ASCII character ([0-9], not
+# \d, which would accept fullwidth and other Unicode digits). Conformant (PS3.5 9.1) adds
 # that no component but "0" starts with a zero; old equipment broke that rule (e.g.
 # 999.999.2.19940822.083000), and peer archives store and serve such UIDs, so xdsi accepts them
 # with a warning. Blob paths are hashes of the UIDs, so no level is ever used to build a path.
@@ -45,11 +45,6 @@ def uid_level(value: object) -> UIDLevel | None:
 def is_valid_uid(value: object) -> bool:
     """True for a UID xdsi accepts: conformant, or legacy (a zero-led component)."""
     return uid_level(value) is not None
-
-
-def is_conformant_uid(value: object) -> bool:
-    """True for a PS3.5 9.1 UID: ASCII digits and dots, no empty or zero-led component, ≤ 64 chars."""
-    return uid_level(value) is UIDLevel.CONFORMANT
 
 
 def validate_uid(value: object, what: str = "UID") -> str:

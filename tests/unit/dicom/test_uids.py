@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from xdsi.dicom.uids import (
     UIDLevel,
-    is_conformant_uid,
     is_storage_sop_class,
     is_valid_uid,
     legacy_uid_reason,
@@ -21,7 +20,7 @@ from xdsi.errors import InvalidUID
 @pytest.mark.parametrize("uid", ["1.2.840.10008.1.2.1", "0", "1.0.3", "2.25." + "1" * 59])
 def test_conformant_uids(uid: str) -> None:
     assert uid_level(uid) is UIDLevel.CONFORMANT
-    assert is_conformant_uid(uid) and is_valid_uid(uid)
+    assert is_valid_uid(uid)
     assert validate_uid(uid) == uid
     assert legacy_uid_reason(uid) is None
 
@@ -32,7 +31,7 @@ def test_conformant_uids(uid: str) -> None:
 )
 def test_legacy_uids_are_accepted_and_named_as_such(uid: str, component: str) -> None:
     assert uid_level(uid) is UIDLevel.LEGACY
-    assert is_valid_uid(uid) and not is_conformant_uid(uid)
+    assert is_valid_uid(uid)
     assert validate_uid(uid, "Study Instance UID") == uid
     reason = legacy_uid_reason(uid)
     assert reason is not None and repr(component) in reason and "PS3.5 9.1" in reason
@@ -45,7 +44,7 @@ def test_legacy_uids_are_accepted_and_named_as_such(uid: str, component: str) ->
 )
 def test_unusable_uids_are_refused(uid: str) -> None:
     assert uid_level(uid) is None
-    assert not is_valid_uid(uid) and not is_conformant_uid(uid)
+    assert not is_valid_uid(uid)
     assert legacy_uid_reason(uid) is None
     with pytest.raises(InvalidUID):
         validate_uid(uid, "SOP Instance UID")
@@ -73,7 +72,8 @@ def test_accepted_uids_are_safe_path_and_query_parts(text: str) -> None:
     # The strict level is exactly the accepted one without zero-led components.
     components = text.split(".")
     zero_led = any(len(c) > 1 and c.startswith("0") for c in components)
-    assert is_conformant_uid(text) == (level is not None and not zero_led)
+    assert (level is UIDLevel.CONFORMANT) == (level is not None and not zero_led)
+    assert (legacy_uid_reason(text) is not None) == (level is UIDLevel.LEGACY)
 
 
 def test_storage_sop_classes() -> None:
