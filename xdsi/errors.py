@@ -37,7 +37,10 @@ class InvalidRequest(XdsiError):
 
 
 class InvalidUID(InvalidRequest):
-    """A UID failed PS3.5 9.1 syntax: ASCII digits and dots, no empty component, at most 64 chars."""
+    """A UID is unusable: not 1-64 ASCII digits and dots, or with an empty component.
+
+    Zero-led components break PS3.5 9.1 but are accepted (legacy equipment wrote them).
+    """
 
 
 class UnsupportedMediaType(InvalidRequest):

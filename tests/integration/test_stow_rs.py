@@ -549,3 +549,112 @@ def test_json_metadata_numbers_are_stored_as_the_text_the_client_wrote(live: Liv
     ds = pydicom.dcmread(io.BytesIO(stored.body))
     raw = {tag: ds.get_item(tag).value for tag in (0x00180050, 0x00281050, 0x00200013)}
     assert raw == {0x00180050: b"5.000000", 0x00281050: b"1.5e3\\40", 0x00200013: b"7 "}
+
+
+def _store_response_items(reply: Reply) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """(Failed SOP Sequence items, Other Failures Sequence items) as tag -> values, from JSON or XML."""
+    if reply.header("Content-Type").startswith(JSON):
+        answer = json.loads(reply.body)
+        return ([{tag: element.get("Value") for tag, element in item.items()} for item in values(answer, tag)]
+                for tag in ("00081198", "0008119A"))  # type: ignore[return-value]
+    from lxml import etree
+
+    namespace = {"d": "http://dicom.nema.org/PS3.19/models/NativeDICOM"}
+    root = etree.fromstring(reply.body)
+
+    def items(tag: str) -> list[dict[str, object]]:
+        found = []
+        for item in root.xpath(f"d:DicomAttribute[@tag='{tag}']/d:Item", namespaces=namespace):
+            found.append({
+                attribute.get("tag"): [value.text if attribute.get("vr") == "UI" else int(value.text)
+                                       for value in attribute.xpath("d:Value", namespaces=namespace)]
+                for attribute in item.xpath("d:DicomAttribute", namespaces=namespace)
+            })
+        return found
+
+    return items("00081198"), items("0008119A")
+
+
+@pytest.mark.parametrize("accept", [JSON, "application/dicom+xml"])
+def test_every_refusal_of_a_known_instance_names_it_in_the_failed_sop_sequence(live: LiveServer, accept: str) -> None:
+    """PS3.18 Table I.1-1: a Failed SOP Sequence item references the SOP Instance; a failure that
+    knows no SOP Instance is an Other Failures Sequence item, with no UID made up."""
+    import io
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    study = generate_uid()
+    earlier = make_dataset(study_uid=study)
+    assert post(live, dicom_parts(to_bytes(earlier))).status == 200
+    bad_series = with_raw_uid(0x0020000E, b"1.2/3.4")
+    no_series = make_dataset(study_uid=study)
+    del no_series.SeriesInstanceUID
+    other_study = make_dataset()
+    changed = make_dataset(study_uid=study, series_uid=earlier.SeriesInstanceUID, sop_uid=earlier.SOPInstanceUID,
+                           InstanceNumber=7)
+    not_storage = make_dataset(study_uid=study, sop_class_uid="1.2.840.10008.5.1.4.33")  # an N-CREATE class
+    real_without_study = Path(get_testdata_file("JPEGLSNearLossless_08.dcm")).read_bytes()
+    bad_sop_uid = with_raw_uid(0x00080018, b"1.2/3.4")
+    sent = [bad_series, to_bytes(no_series), to_bytes(other_study), to_bytes(changed), to_bytes(not_storage),
+            real_without_study, b"GIF89a" + bytes(300), without("SOPInstanceUID"), bad_sop_uid]
+
+    def named(payload: bytes) -> tuple[str, str]:
+        ds = pydicom.dcmread(io.BytesIO(payload))
+        return str(ds.SOPClassUID), str(ds.SOPInstanceUID)
+
+    expected_failed = sorted([
+        (*named(sent[0]), 0xA900),  # a bad Series Instance UID
+        (*named(sent[1]), 0xA900),  # Series Instance UID missing
+        (*named(sent[2]), 0xC409),  # another study than the request's
+        (*named(sent[3]), 0x0111),  # a different instance under a stored SOP Instance UID
+        (*named(sent[4]), 0x0122),  # not a storage SOP class
+        (*named(sent[5]), 0xA900),  # a pydicom file without Study and Series Instance UID
+    ])
+    for body in (dicom_parts(*sent), None):
+        if body is None:  # the single-part route parses in the request thread, not in a parser process
+            replies = [post(live, payload, "application/dicom", path=f"/dicom-web/studies/{study}", Accept=accept)
+                       for payload in sent]
+        else:
+            replies = [post(live, body, path=f"/dicom-web/studies/{study}", Accept=accept)]
+        failed, other = [], []
+        for reply in replies:
+            assert reply.status == 409, reply.body
+            assert reply.header("Content-Type").startswith(accept)
+            more_failed, more_other = _store_response_items(reply)
+            failed += more_failed
+            other += more_other
+        assert sorted((item["00081150"][0], item["00081155"][0], item["00081197"][0])  # type: ignore[index]
+                      for item in failed) == expected_failed
+        assert all(set(item) == {"00081150", "00081155", "00081197"} for item in failed)
+        # Not DICOM, no SOP Instance UID, an unusable SOP Instance UID: no UID is invented or echoed.
+        assert sorted(item["00081197"][0] for item in other) == [0xA900, 0xA900, 0xC000]  # type: ignore[index]
+        assert all(set(item) == {"00081197"} for item in other)
+
+
+def test_metadata_refusals_name_the_instance_only_by_real_uids(live: LiveServer) -> None:
+    def meta(sop_uid: str) -> dict:
+        return {"00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.7"]},
+                "00080018": {"vr": "UI", "Value": [sop_uid]},
+                "0020000D": {"vr": "UI", "Value": [generate_uid()]},
+                "0020000E": {"vr": "UI", "Value": [generate_uid()]},
+                "7FE00010": {"vr": "OB", "BulkDataURI": "urn:nowhere"}}
+
+    known = generate_uid()
+    body = multipart([({"Content-Type": JSON}, json.dumps([meta(known), meta("not<a>uid")]).encode())])
+    reply = post(live, body, 'multipart/related; type="application/dicom+json"; boundary=xdsi-test-boundary')
+    assert reply.status == 409, reply.body
+    failed, other = _store_response_items(reply)
+    assert [(item["00081150"], item["00081155"]) for item in failed] == [(["1.2.840.10008.5.1.4.1.1.7"], [known])]
+    assert other == [{"00081197": [0xC000]}]
+
+
+def test_a_stored_instance_that_disagrees_with_its_study_is_told_so_in_a_warning_header(live: LiveServer) -> None:
+    first = make_dataset(StudyDescription="Chest")
+    later = make_dataset(study_uid=first.StudyInstanceUID, StudyDescription="Abdomen")
+    assert post(live, dicom_parts(to_bytes(first))).status == 200
+    reply = post(live, dicom_parts(to_bytes(later)))
+    assert reply.status == 200, reply.body  # stored as sent; PS3.18 has no Warning Reason for it
+    [said] = reply.headers.get_all("Warning") or []
+    assert said.startswith(f"299 {live.root}: {later.SOPInstanceUID}: study study_description: ")
+    assert "'Chest'" in said and "'Abdomen'" in said

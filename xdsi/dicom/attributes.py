@@ -88,6 +88,8 @@ class IndexKeys:
     study: StudyKeys
     series: SeriesKeys
     instance: InstanceKeys
+    # Why a required UID was accepted although PS3.5 does not allow it (legacy UIDs), in words.
+    warnings: tuple[str, ...] = ()
 
 
 REQUIRED_UIDS = (
@@ -152,17 +154,30 @@ def as_integer(value: object) -> int | None:
 
 
 def index_keys(source: Dataset | Attributes) -> IndexKeys:
-    """Extract and validate the keys; raises MissingAttribute or BadAttribute."""
+    """Extract and validate the keys; raises MissingAttribute or BadAttribute.
+
+    A legacy UID passes, with the reason in ``warnings``: refusing what peers store and serve
+    would strand old studies, and files are named by a SHA-256 of the UIDs, never by the UIDs.
+    """
     ds = DatasetAttributes(source) if isinstance(source, Dataset) else source
-    found = {}
+    found = {keyword: ds.text(keyword) for keyword, _tag in REQUIRED_UIDS}
+    # PS3.18 Table I.1-1: a refused instance is named by its SOP Class and Instance UIDs when it has them.
+    named = {
+        "sop_class_uid": found["SOPClassUID"] if uids.is_valid_uid(found["SOPClassUID"]) else None,
+        "sop_instance_uid": found["SOPInstanceUID"] if uids.is_valid_uid(found["SOPInstanceUID"]) else None,
+    }
+    warnings = []
     for keyword, tag in REQUIRED_UIDS:
-        value = ds.text(keyword)
+        value = found[keyword]
         if not value:
-            raise MissingAttribute(f"{keyword} {tag} is missing or empty")
+            raise MissingAttribute(f"{keyword} {tag} is missing or empty", **named)
         try:
-            found[keyword] = uids.validate_uid(value, f"{keyword} {tag}")
+            uids.validate_uid(value, f"{keyword} {tag}")
         except InvalidUID as exc:
-            raise BadAttribute(str(exc)) from exc
+            raise BadAttribute(str(exc), **named) from exc
+        reason = uids.legacy_uid_reason(value)
+        if reason:
+            warnings.append(f"{keyword} {tag} {value}: {reason}")
     study_date, study_time = ds.text("StudyDate"), ds.text("StudyTime")
     offset = ds.text("TimezoneOffsetFromUTC")
     pps_time = ds.text("PerformedProcedureStepStartTime")
@@ -212,6 +227,7 @@ def index_keys(source: Dataset | Attributes) -> IndexKeys:
             photometric_interpretation=ds.text("PhotometricInterpretation"),
             specific_character_set=ds.text("SpecificCharacterSet"),
         ),
+        warnings=tuple(warnings),
     )
 
 

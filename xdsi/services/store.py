@@ -239,6 +239,8 @@ class InstanceStore:
             self.blobs.abandon(item.blob)
             raise
         instance = read.keys.instance
+        for warning in read.keys.warnings:
+            log.warning("instance %s: %s", instance.sop_instance_uid, warning)
         return _Prepared(
             blob=item.blob,
             read=read,
@@ -248,6 +250,7 @@ class InstanceStore:
                 sop_instance_uid=instance.sop_instance_uid,
                 study_uid=read.keys.study.study_uid,
                 series_uid=read.keys.series.series_uid,
+                warnings=list(read.keys.warnings),
                 coerced=item.coerced,
             ),
         )
@@ -306,8 +309,7 @@ class InstanceStore:
                 item.outcome.status = Status.FAILED
                 item.outcome.error = result
             else:
-                item.outcome.warnings.extend(result)
-                _log_differences(item)
+                _add_differences(item, result)
 
     def _index_in_savepoint(self, session: Session, item: _Prepared, now: datetime) -> None:
         try:
@@ -356,12 +358,10 @@ class InstanceStore:
             item.superseded = existing.blob_key
             item.gc_marker = self.blobs.mark_for_deletion(existing.blob_key)
             item.outcome.status = Status.REPLACED
-        item.outcome.warnings.extend(
-            index.add_instance(
-                session, keys, self._stored_blob(item), item.read.metadata_json, now, replace=replace
-            )
+        _add_differences(
+            item, index.add_instance(session, keys, self._stored_blob(item), item.read.metadata_json, now,
+                                     replace=replace)
         )
-        _log_differences(item)
 
     def _settle(self, batch: list[_Prepared]) -> None:
         for item in batch:
@@ -468,9 +468,10 @@ def _frame_table(parsed: ParsedInstance, keys: IndexKeys) -> FrameTable | None:
         return None
 
 
-def _log_differences(item: _Prepared) -> None:
-    for warning in item.outcome.warnings:
-        log.info("stored %s with a difference: %s", item.keys.instance.sop_instance_uid, warning)
+def _add_differences(item: _Prepared, differences: list[str]) -> None:
+    item.outcome.warnings.extend(differences)
+    for difference in differences:
+        log.info("stored %s with a difference: %s", item.keys.instance.sop_instance_uid, difference)
 
 
 def _failed(exc: InstanceRejected) -> Outcome:

@@ -1,8 +1,8 @@
 """The Store Instances Response Module (PS3.18 Annex I) and the HTTP status of a store.
 
 The response is built as a DICOM JSON object; the XML form is derived from it. Choices where
-PS3.18 10.5.3 leaves room: 200 when every instance is stored without warnings; 202 when some
-failed or carry warnings; 409 when none was stored. Retrieve URL (0008,1190) names the study
+PS3.18 10.5.3 leaves room: 200 when every instance is stored without a Warning Reason; 202 when
+some failed or carry one; 409 when none was stored. Retrieve URL (0008,1190) names the study
 when all stored instances belong to one study, and is empty otherwise.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xdsi import errormap
+from xdsi.dicom.uids import is_valid_uid
 from xdsi.encoding import dicom_json, native_xml
 from xdsi.services.metadata import instance_path
 from xdsi.services.store import Outcome, Status
@@ -19,6 +20,10 @@ from xdsi.services.store import Outcome, Status
 # PS3.18 Table I.2-1 Warning Reason: the whole data set was discarded under the ignore policy.
 ELEMENTS_DISCARDED = 0xB006
 COERCION_OF_DATA_ELEMENTS = 0xB000
+# A legacy UID (a zero-led component) has no fitting Warning Reason: B000 says values were coerced
+# (they are kept as received), B006 that elements were discarded (none is), B007 that the data set
+# does not match its SOP Class (UID syntax is a PS3.5 encoding rule, not an IOD constraint). Only
+# the Warning header says it; the body then carrying no Warning Reason, the status stays 200.
 
 
 def http_status(outcomes: Sequence[Outcome]) -> int:
@@ -41,12 +46,13 @@ def response_object(outcomes: Sequence[Outcome], root: str) -> dict[str, Any]:
             if reason:
                 item["00081196"] = _value("US", reason)
             referenced.append(dict(sorted(item.items())))
-        elif outcome.sop_instance_uid and outcome.sop_class_uid:
+        elif is_valid_uid(outcome.sop_class_uid) and is_valid_uid(outcome.sop_instance_uid):
+            # PS3.18 Table I.1-1: the item references the SOP Instance (both UIDs are Type 1).
             item = _sop(outcome)
             item["00081197"] = _value("US", _failure_reason(outcome))
             failed.append(dict(sorted(item.items())))
         else:
-            # PS3.18 Table I.2-1: failures not tied to an identifiable instance.
+            # PS3.18 Table I.1-1: a failure that names no SOP Instance; no UID is made up.
             other.append({"00081197": _value("US", _failure_reason(outcome))})
     studies = {o.study_uid for o in outcomes if o.status.succeeded}
     result: dict[str, Any] = {
@@ -69,13 +75,24 @@ def to_xml(obj: dict[str, Any]) -> bytes:
     return native_xml.dumps_encoded(dicom_json.encoded_from_json(obj))
 
 
-def failure_texts(outcomes: Sequence[Outcome]) -> list[str]:
-    """Why each failed instance failed, in words, on one line each."""
-    return [
+def warning_texts(outcomes: Sequence[Outcome]) -> list[str]:
+    """Why each failed instance failed, then what was said of each stored one, in words, one line each.
+
+    A stored instance's warnings (a legacy UID, an attribute the index keeps otherwise) have no
+    Warning Reason of their own in PS3.18 Table I.2-1, so the words are all the client gets.
+    """
+    failures = [
         f"{o.sop_instance_uid or f'part {number}'}: {' '.join(o.reason.split())}"
         for number, o in enumerate(outcomes, 1)
         if o.status is Status.FAILED
     ]
+    warnings = [
+        f"{o.sop_instance_uid}: {text}"
+        for o in outcomes
+        if o.status.succeeded
+        for text in o.warnings
+    ]
+    return failures + warnings
 
 
 def _sop(outcome: Outcome) -> dict[str, Any]:

@@ -71,8 +71,8 @@ def _store(study_uid: str | None) -> Response:
     else:
         payload = store_response.to_json(report)
     response = Response(payload, status=store_response.http_status(outcomes), mimetype=choice.offer.media_type)
-    for text in store_response.failure_texts(outcomes)[:MAX_WARNINGS]:
-        # The response codes say what class of failure; the Warning header says why, in words.
+    for text in store_response.warning_texts(outcomes)[:MAX_WARNINGS]:
+        # The response codes say what class of failure or warning; the Warning header says why, in words.
         response.headers.add("Warning", warning(root, text))
     return response
 

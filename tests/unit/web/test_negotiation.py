@@ -115,6 +115,7 @@ NOT_ACCEPTABLE = {
     "multipart default on metadata": ("multipart/related", METADATA),
     "single part on a study": ("application/dicom", STUDY),
     "unsupported syntax (B41)": ("application/dicom; transfer-syntax=1.2.3.4", INSTANCE),
+    "legacy-form syntax UID, known to no one": ("application/dicom; transfer-syntax=1.2.840.10008.1.2.01", INSTANCE),
     "unoffered syntax": (
         'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.90', INSTANCE,
     ),
@@ -291,7 +292,7 @@ def test_invalid_q_values(q: str) -> None:
         "a/b; x=1; X=2",
         "a/b; q=0.5; q=0.6",
         "application/dicom; transfer-syntax=abc",
-        "application/dicom; transfer-syntax=1.02.3",
+        "application/dicom; transfer-syntax=1..2.3",
         "application/dicom; transfer-syntax=" + "1." * 32 + "1",
         'multipart/related; type="dicom"',
         'multipart/related; type="image/jpeg; x=1"',
