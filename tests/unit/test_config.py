@@ -78,3 +78,16 @@ def test_settings_are_frozen() -> None:
     settings = Settings.load(environ={})
     with pytest.raises(AttributeError):
         settings.workers = 9  # type: ignore[misc]
+
+
+def test_delete_enabled_is_off_by_default_and_read_as_a_boolean(tmp_path: Path) -> None:
+    assert Settings.load(environ={}).delete_enabled is False
+    for text, expected in (("true", True), ("TRUE", True), ("1", True), ("yes", True), ("on", True),
+                           ("false", False), ("0", False), ("no", False), ("off", False)):
+        assert Settings.load(environ={"XDSI_DELETE_ENABLED": text}).delete_enabled is expected, text
+    config = tmp_path / "xdsi.toml"
+    config.write_text("delete_enabled = true\n")
+    assert Settings.load(environ={"XDSI_CONFIG": str(config)}).delete_enabled is True
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(environ={"XDSI_DELETE_ENABLED": "sure"})
+    assert "XDSI_DELETE_ENABLED: 'sure' is not a boolean" in str(raised.value)
