@@ -6,10 +6,12 @@ import http.client
 import io
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from email.utils import format_datetime
 from datetime import datetime, timezone
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from pydicom.uid import generate_uid
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tests.conftest import DATABASES, make_settings
 from tests.consistency import assert_consistent
@@ -25,7 +29,10 @@ from tests.integration.test_stow_rs import dicom_parts, post
 from tests.integration.test_wado_rs import AS_STORED, parts
 from tests.live import LiveServer, clean_env
 from xdsi.repository import index
+from xdsi.repository.models import Instance as InstanceRow
 from xdsi.repository.models import Patient
+from xdsi.repository.models import Series as SeriesRow
+from xdsi.repository.models import Study as StudyRow
 from xdsi.repository.store import BlobStore
 from xdsi.services.archive import Archive
 from xdsi.services.delete import InstanceDeleter
@@ -288,7 +295,8 @@ def test_a_delete_killed_midway_is_finished_or_undone_by_the_start_up_sweep(
     if pid == 0:  # the deleting process, killed by SIGKILL at the chosen point
         try:
             _die_at(crash_at)
-            InstanceDeleter(archive.sessions, archive.blobs).delete(Target(study))
+            own = Archive.open(settings)  # its own connections, not the parent's pool
+            InstanceDeleter(own.sessions, own.blobs).delete(Target(study))
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)
@@ -334,3 +342,64 @@ def _die_at(point: str) -> None:
         real_delete(self, marker, key)
 
     BlobStore.delete_marked = delete_marked  # type: ignore[method-assign]
+
+
+KILLS = 12
+
+
+def test_deletes_killed_at_random_moments_leave_a_consistent_archive(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path / "store", parse_processes=0)
+    archive = Archive.open(settings)
+    archive.prepare()
+    rng = random.Random(11)
+    interrupted = 0  # kills that left a delete's markers behind
+    for iteration in range(KILLS):
+        acked = tmp_path / f"deleted-{iteration}"
+        pid = os.fork()
+        if pid == 0:  # stores a study, then deletes an instance, a series and the rest, until killed
+            try:
+                own = Archive.open(settings)
+                deleter = InstanceDeleter(own.sessions, own.blobs)
+                with open(acked, "a") as log:
+                    while True:
+                        study, series = generate_uid(), [generate_uid(), generate_uid()]
+                        datasets = [make_dataset(study_uid=study, series_uid=uid, modality=modality)
+                                    for uid, modality in zip(series, ("CT", "MR")) for _ in range(3)]
+                        own.store.store(io.BytesIO(to_bytes(ds)) for ds in datasets)
+                        for target in (Target(study, series[0], datasets[0].SOPInstanceUID),
+                                       Target(study, series[1]), Target(study)):
+                            deleter.delete(target)
+                            log.write(f"{target.study_uid} {target.series_uid or '-'} "
+                                      f"{target.sop_instance_uid or '-'}\n")
+                            log.flush()
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0.2, 1.0))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        interrupted += any(archive.blobs.tmp.glob("*.gc"))
+        archive.prepare()  # as a restarted server
+        assert_consistent(archive)
+        with archive.sessions() as session:
+            _assert_counts_match_rows(session)
+            for line in acked.read_text().splitlines():
+                study, series, instance = (None if part == "-" else part for part in line.split())
+                assert not index.stored_instances(session, study, series, instance), line  # type: ignore[arg-type]
+    archive.close()
+    assert interrupted > 0, "no kill landed inside a delete"
+    print(f"{interrupted} of {KILLS} kills interrupted a delete")
+
+
+def _assert_counts_match_rows(session: Session) -> None:
+    """What the study and series rows record equals what the instance rows say."""
+    for study in session.scalars(select(StudyRow)):
+        series = session.scalars(select(SeriesRow).where(SeriesRow.study_fk == study.id)).all()
+        assert series, f"study {study.study_uid} has no series"
+        instances = session.execute(
+            select(InstanceRow.series_fk, InstanceRow.sop_class_uid).where(
+                InstanceRow.series_fk.in_([row.id for row in series]))).all()
+        per_series = {row.id: sum(1 for fk, _ in instances if fk == row.id) for row in series}
+        assert all(per_series.values()), f"study {study.study_uid} keeps an empty series"
+        assert {row.id: row.number_of_instances for row in series} == per_series
+        assert (study.number_of_series, study.number_of_instances) == (len(series), len(instances))
+        assert study.modalities_in_study == "\\".join(sorted({row.modality for row in series if row.modality}))
