@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import datetime, timezone
 from pathlib import Path
 

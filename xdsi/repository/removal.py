@@ -19,7 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xdsi.repository.index import study_sets
-from xdsi.repository.models import Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
+from xdsi.repository.models import (
+    Instance,
+    InstanceMetadata,
+    Patient,
+    RequestAttribute,
+    Series,
+    Study,
+)
 
 _CHUNK = 500  # ids per IN list: far below every driver's bound-parameter limit
 
