@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import resource
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -89,16 +90,21 @@ def _producible(stored: frozenset[str]) -> tuple[str, ...]:
     return tuple(ordered)
 
 
-PINNED_FILES = 512  # files one answer holds open; 8 threads x 2 workers stay within 16k descriptors
-
-
 def opened_files(blobs: BlobStore, found: Sequence[StoredInstance]) -> OpenedBlobs:
     """The files of ``found``, opened now: an answer planned from the index stays whole if a
     delete commits while it streams. A file already gone was deleted since the index was read."""
     try:
-        return OpenedBlobs(blobs, (instance.blob_key for instance in found), PINNED_FILES)
+        return OpenedBlobs(blobs, (instance.blob_key for instance in found), _pinned_files())
     except FileNotFoundError as exc:
         raise NotFound("the requested instances were deleted while the answer was prepared") from exc
+
+
+@lru_cache(maxsize=1)
+def _pinned_files() -> int:
+    """Files one answer may hold open: 512, fewer where descriptors are scarce, so that the
+    8 threads of a worker (the default) all pinning at once take at most half the process's limit."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 512 if soft == resource.RLIM_INFINITY else max(16, min(512, soft // 16))
 
 
 def instance_body(blobs: BlobReader, instance: StoredInstance, syntax: str | None, max_transcode_bytes: int) -> Body:
