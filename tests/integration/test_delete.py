@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -27,7 +28,7 @@ from tests.dicomfiles import make_dataset, to_bytes
 from tests.integration.test_stow_rs import dicom_parts, post
 from tests.integration.test_wado_rs import AS_STORED, parts
 from tests.live import LiveServer, clean_env
-from xdsi.repository import index
+from xdsi.repository import db, index, removal
 from xdsi.repository.models import Instance as InstanceRow
 from xdsi.repository.models import Patient
 from xdsi.repository.models import Series as SeriesRow
@@ -400,3 +401,40 @@ def _assert_counts_match_rows(session: Session) -> None:
         assert {row.id: row.number_of_instances for row in series} == per_series
         assert (study.number_of_series, study.number_of_instances) == (len(series), len(instances))
         assert study.modalities_in_study == "\\".join(sorted({row.modality for row in series if row.modality}))
+
+
+# SQLite transactions end with their process; only a database server can commit for a dead client.
+if "postgresql" in DATABASES:
+
+    @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+    def test_the_sweep_waits_for_the_commit_of_a_delete_whose_process_died(database_url: str, tmp_path: Path) -> None:
+        archive = Archive.open(make_settings(database_url, tmp_path / "store"))
+        archive.prepare()
+        study = generate_uid()
+        archive.store.store(io.BytesIO(to_bytes(make_dataset(study_uid=study))) for _ in range(3))
+        with archive.sessions() as session:
+            keys = [found.blob_key for found in index.stored_instances(session, study)]
+        pid = os.fork()
+        if pid == 0:  # the deleting process: marks the files, then is gone before its transaction ends
+            try:
+                for key in keys:
+                    archive.blobs.mark_for_deletion(key)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        sweeper = threading.Thread(target=archive.store.sweep)
+        # The dead process's server-side transaction, still running: its COMMIT has not landed yet.
+        with db.writing(archive.sessions) as session:
+            found = removal.select_removal(session, study)
+            assert found is not None and sorted(found.blob_keys) == sorted(keys)
+            removal.remove(session, found, datetime.now(timezone.utc))
+            session.flush()
+            sweeper.start()
+            sweeper.join(timeout=1.0)
+            assert sweeper.is_alive(), "the sweep judged the files before the delete's transaction ended"
+        sweeper.join(timeout=30)
+        assert not sweeper.is_alive()
+        assert not any(archive.blobs.path(key).exists() for key in keys)
+        assert not list(archive.blobs.tmp.iterdir())
+        assert assert_consistent(archive) == 0
+        archive.close()

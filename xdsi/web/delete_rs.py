@@ -1,10 +1,10 @@
 """DELETE of a study, series or instance on the PS3.18 resource paths (an archive extension).
 
-PS3.18 defines no delete transaction; dcm4chee-arc, the Azure DICOM service and Google Cloud
-Healthcare answer DELETE on the retrieve paths, and dicomweb-client's ``delete_study``,
-``delete_series`` and ``delete_instance`` send it. The answer is 204 No Content, as from
-dcm4chee-arc and Azure: the delete is done when it is sent (Google's 200 with an Operation
-body reports a deletion still running, which this archive never has).
+PS3.18 defines no delete transaction; the Azure DICOM service, Google Cloud Healthcare and
+dcm4chee-arc (for a rejected study) answer DELETE on the retrieve paths, and dicomweb-client's
+``delete_study``, ``delete_series`` and ``delete_instance`` send it. The answer is 204 No
+Content, as from Azure and dcm4chee-arc: the delete is done when it is sent (Google's 200 with
+an Operation body reports a study deletion still running, which this archive never has).
 
 Off unless ``delete_enabled``: the method then answers 405 naming the setting, with the
 methods the resource does allow (RFC 9110 15.5.6).
