@@ -203,7 +203,6 @@ def _init_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _delete(settings: Settings, args: argparse.Namespace) -> int:
-    from xdsi.dicom.uids import validate_uid
     from xdsi.errors import XdsiError
     from xdsi.services.delete import InstanceDeleter
     from xdsi.services.retrieve import Target
@@ -213,13 +212,10 @@ def _delete(settings: Settings, args: argparse.Namespace) -> int:
               "or pass --force for this run)", file=sys.stderr)
         return 1
     try:
-        for uid, name in ((args.study, "Study"), (args.series, "Series"), (args.instance, "SOP")):
-            if uid is not None:
-                validate_uid(uid, f"{name} Instance UID")
+        target = Target.checked(args.study, args.series, args.instance)
         archive = _open_prepared(settings)
         try:
-            deleted = InstanceDeleter(archive.sessions, archive.blobs).delete(
-                Target(args.study, args.series, args.instance))
+            deleted = InstanceDeleter(archive.sessions, archive.blobs).delete(target)
         finally:
             archive.close()
     except XdsiError as exc:

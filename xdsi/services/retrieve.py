@@ -28,6 +28,7 @@ from xdsi.dicom import transcode, uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.dicom.frames import FrameTable, frame_table, read_frame
 from xdsi.dicom.transcode import PixelDescription
+from xdsi.dicom.uids import validate_uid
 from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
 from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcceptable, NotFound
 from xdsi.repository import index
@@ -45,6 +46,15 @@ class Target:
     study_uid: str
     series_uid: str | None = None
     sop_instance_uid: str | None = None
+
+    @classmethod
+    def checked(cls, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None,
+                *, where: str = "") -> Target:
+        """A target from UIDs a client typed or sent; InvalidUID names the first malformed one."""
+        for uid, name in ((study_uid, "Study"), (series_uid, "Series"), (sop_instance_uid, "SOP")):
+            if uid is not None:
+                validate_uid(uid, f"{name} Instance UID{where}")
+        return cls(study_uid, series_uid, sop_instance_uid)
 
     def describe(self) -> str:
         if self.sop_instance_uid:

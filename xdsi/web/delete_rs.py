@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from xdsi.dicom.uids import validate_uid
 from xdsi.services.delete import InstanceDeleter
 from xdsi.services.retrieve import Target
 from xdsi.web.context import announce, archive
@@ -34,10 +33,8 @@ def delete_objects(study: str, series: str | None = None, instance: str | None =
     current = archive()
     if not current.settings.delete_enabled:
         return text_response(405, DISABLED, {"Allow": ", ".join(_other_methods())})
-    for uid, name in ((study, "Study"), (series, "Series"), (instance, "SOP")):
-        if uid is not None:
-            validate_uid(uid, f"{name} Instance UID in the path")
-    InstanceDeleter(current.sessions, current.blobs).delete(Target(study, series, instance))
+    target = Target.checked(study, series, instance, where=" in the path")
+    InstanceDeleter(current.sessions, current.blobs).delete(target)
     return Response(status=204)
 
 

@@ -13,7 +13,7 @@ from werkzeug.wsgi import wrap_file
 
 from xdsi.dicom import transcode, uids
 from xdsi.dicom.parsing import PIXEL_DATA_TAGS
-from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, validate_uid
+from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.errors import NotFound
 from xdsi.repository.index import StoredInstance
 from xdsi.repository.store import BlobReader
@@ -173,12 +173,7 @@ def _octets(current: Archive, value: retrieve.BulkValue) -> Response:
 
 
 def _target(study: str, series: str | None = None, instance: str | None = None) -> Target:
-    validate_uid(study, "Study Instance UID in the path")
-    if series is not None:
-        validate_uid(series, "Series Instance UID in the path")
-    if instance is not None:
-        validate_uid(instance, "SOP Instance UID in the path")
-    return Target(study, series, instance)
+    return Target.checked(study, series, instance, where=" in the path")
 
 
 def _retrieve(target: Target) -> Response:
