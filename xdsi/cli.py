@@ -1,4 +1,4 @@
-"""The ``xdsi`` command: serve, import, init-db, check-config."""
+"""The ``xdsi`` command: serve, import, init-db, delete, check-config."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ examples:
   xdsi serve                                serve on http://127.0.0.1:8080
   xdsi serve --bind 0.0.0.0:8080 --workers 4
   xdsi import /media/cdrom ~/studies/*.dcm  import files, folders and DICOMDIRs
+  xdsi delete --force 1.2.3.4               delete study 1.2.3.4 and its files
   XDSI_DATABASE_URL=postgresql://xdsi@db/xdsi xdsi init-db
 """
 
@@ -109,6 +110,24 @@ def _parser() -> argparse.ArgumentParser:
     _storage_options(init_db)
     init_db.set_defaults(run=_init_db)
 
+    deleter = commands.add_parser(
+        "delete",
+        help="delete a study, a series or one instance (index rows and files)",
+        description="Delete a study, one of its series, or one instance: the index rows go in one "
+        "transaction, then the files. Series, study and patient records left empty go too. Nothing "
+        "is asked interactively. Deleting is refused unless the setting delete_enabled is true "
+        "(XDSI_DELETE_ENABLED=true, which also allows DELETE over HTTP) or --force is given for "
+        "this one run. The exit status is 0 when something was deleted, 1 when nothing was "
+        "(refused, malformed UID, or not in the archive).",
+    )
+    deleter.add_argument("study", metavar="STUDY", help="Study Instance UID")
+    deleter.add_argument("series", nargs="?", metavar="SERIES", help="Series Instance UID: only this series")
+    deleter.add_argument("instance", nargs="?", metavar="INSTANCE", help="SOP Instance UID: only this instance")
+    deleter.add_argument("--force", action="store_true",
+                         help="delete even though delete_enabled is off (an operator's one-off decision)")
+    _storage_options(deleter)
+    deleter.set_defaults(run=_delete)
+
     check = commands.add_parser(
         "check-config",
         help="print the effective settings and where each came from (secrets masked)",
@@ -182,6 +201,29 @@ def _init_db(settings: Settings, args: argparse.Namespace) -> int:
         print(f"schema at revision {current_revision(archive.engine)}; store at {archive.blobs.root}")
     finally:
         archive.close()
+    return 0
+
+
+def _delete(settings: Settings, args: argparse.Namespace) -> int:
+    from xdsi.errors import XdsiError
+    from xdsi.services.delete import InstanceDeleter
+    from xdsi.services.retrieve import Target
+
+    if not (settings.delete_enabled or args.force):
+        print("xdsi delete: refused: delete_enabled is off (set XDSI_DELETE_ENABLED=true, "
+              "or pass --force for this run)", file=sys.stderr)
+        return 1
+    try:
+        target = Target.checked(args.study, args.series, args.instance)
+        archive = _open_prepared(settings)
+        try:
+            deleted = InstanceDeleter(archive.sessions, archive.blobs).delete(target)
+        finally:
+            archive.close()
+    except XdsiError as exc:
+        print(f"xdsi delete: {exc}", file=sys.stderr)
+        return 1
+    print(deleted.describe())
     return 0
 
 

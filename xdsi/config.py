@@ -87,6 +87,10 @@ class Settings:
         metadata=_doc("Issuer of Patient ID given to instances that have a Patient ID but no issuer "
                       "(reported with Warning Reason B000; default: no coercion)"),
     )
+    delete_enabled: bool = field(
+        default=False,
+        metadata=_doc("answer DELETE on studies, series and instances (default: off, 405 Method Not Allowed)"),
+    )
     duplicate_policy: DuplicatePolicy = field(
         default="reject",
         metadata=_doc(
@@ -263,6 +267,14 @@ def _coerce(raw: Any, hint: Any, where: str, problems: list[str]) -> Any:
         if raw is None or raw == "":
             return None
         return _coerce(raw, next(a for a in args if a is not type(None)), where, problems)
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        problems.append(f"{where}: {raw!r} is not a boolean (true or false)")
+        return None
     if hint is int:
         if isinstance(raw, bool):
             problems.append(f"{where}: {raw!r} is not an integer")
@@ -280,6 +292,10 @@ def _coerce(raw: Any, hint: Any, where: str, problems: list[str]) -> Any:
             return None
         return raw
     raise TypeError(f"unsupported setting type {hint!r}")
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 def _check_values(values: dict[str, Any]) -> list[str]:

@@ -29,6 +29,8 @@ def test_json_names_every_service_with_its_url_and_state(live: LiveServer, path:
     for name, service_path in AVAILABLE.items():
         assert found[name] == {"name": name, "url": live.base + service_path, "status": "available"}
     assert found["WADO-URI"] == {"name": "WADO-URI", "url": live.base + "/wado", "status": "not available"}
+    # delete_enabled is off by default: the service is listed, switched off.
+    assert found["DELETE (studies, series, instances)"]["status"] == "disabled"
     [wado_ws] = [service for name, service in found.items() if name.startswith("WADO-WS")]
     assert (wado_ws["url"], wado_ws["status"]) == (live.base + "/wado-ws", "not available")
 

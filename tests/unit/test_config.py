@@ -88,3 +88,16 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
         Settings.load(environ={"XDSI_TRUSTED_PROXIES": "10.0.0.1/8, proxy.example, 10.0.0.2"})
     assert caught.value.problems == [
         "trusted_proxies: '10.0.0.1/8', 'proxy.example': not an IP address or a CIDR network without host bits"]
+
+
+def test_delete_enabled_is_off_by_default_and_read_as_a_boolean(tmp_path: Path) -> None:
+    assert Settings.load(environ={}).delete_enabled is False
+    for text, expected in (("true", True), ("TRUE", True), ("1", True), ("yes", True), ("on", True),
+                           ("false", False), ("0", False), ("no", False), ("off", False)):
+        assert Settings.load(environ={"XDSI_DELETE_ENABLED": text}).delete_enabled is expected, text
+    config = tmp_path / "xdsi.toml"
+    config.write_text("delete_enabled = true\n")
+    assert Settings.load(environ={"XDSI_CONFIG": str(config)}).delete_enabled is True
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(environ={"XDSI_DELETE_ENABLED": "sure"})
+    assert "XDSI_DELETE_ENABLED: 'sure' is not a boolean" in str(raised.value)

@@ -401,14 +401,18 @@ def _recount(study: Study, series: Series, new_series: bool, keys: IndexKeys, no
 
 
 def _refresh_study_sets(session: Session, study: Study) -> None:
+    study.modalities_in_study, study.sop_classes_in_study = study_sets(session, study.id)
+
+
+def study_sets(session: Session, study_id: int) -> tuple[str, str]:
+    """ModalitiesInStudy and SOPClassesInStudy of what the study holds now, as stored in its row."""
     modalities = session.scalars(
-        select(Series.modality).where(Series.study_fk == study.id).distinct()
+        select(Series.modality).where(Series.study_fk == study_id).distinct()
     ).all()
     classes = session.scalars(
-        select(Instance.sop_class_uid).join(Series).where(Series.study_fk == study.id).distinct()
+        select(Instance.sop_class_uid).join(Series).where(Series.study_fk == study_id).distinct()
     ).all()
-    study.modalities_in_study = "\\".join(sorted(m for m in modalities if m))
-    study.sop_classes_in_study = "\\".join(sorted(classes))
+    return "\\".join(sorted(m for m in modalities if m)), "\\".join(sorted(classes))
 
 
 def _add_to_set(joined: str, value: str) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from xdsi.errors import InstanceTooLarge, StorageFull
 
@@ -234,6 +234,49 @@ class BlobStore:
             return []
         key = parts[3][: -len(entry.suffix)].replace("+", "/")
         return [(entry, key)] if _KEY_RE.fullmatch(key) else []
+
+
+class BlobReader(Protocol):
+    """What streaming an answer needs of the store: a file to read by key."""
+
+    def open(self, key: str) -> BinaryIO: ...
+
+
+class OpenedBlobs:
+    """The files of one answer, opened together before its first byte is sent.
+
+    A delete that commits while the answer streams unlinks them; POSIX keeps an open file's
+    data to its last read, so the answer still ends whole. At most ``limit`` files are held
+    open (descriptors are a per-process budget shared by every request): beyond that, and when
+    the process runs out of descriptors, a file is opened when its part is reached.
+    """
+
+    def __init__(self, store: BlobStore, keys: Iterable[str], limit: int) -> None:
+        self.store = store
+        self._handles: dict[str, BinaryIO] = {}
+        try:
+            for key in keys:
+                if len(self._handles) >= limit:
+                    break
+                try:
+                    self._handles[key] = store.open(key)
+                except OSError as exc:
+                    if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                        raise
+                    break
+        except BaseException:
+            self.close()
+            raise
+
+    def open(self, key: str) -> BinaryIO:
+        handle = self._handles.pop(key, None)
+        return handle if handle is not None else self.store.open(key)
+
+    def close(self) -> None:
+        """Close what the answer did not reach (a client that left early)."""
+        handles, self._handles = self._handles, {}
+        for handle in handles.values():
+            handle.close()
 
 
 def _writer_alive(host: str, pid_text: str, entry: Path, now: float) -> bool:

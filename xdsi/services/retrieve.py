@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import resource
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from xdsi.dicom import transcode, uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.dicom.frames import FrameTable, frame_table, read_frame
 from xdsi.dicom.transcode import PixelDescription
+from xdsi.dicom.uids import validate_uid
 from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
 from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcceptable, NotFound
 from xdsi.repository import index
 from xdsi.repository.index import StoredInstance
-from xdsi.repository.store import BlobStore
+from xdsi.repository.store import BlobReader, BlobStore, OpenedBlobs
 from xdsi.services.metadata import absolute_json, absolute_xml, xml_of
 
 CHUNK = 4 << 20  # large writes keep loopback retrieval near the socket's own speed
@@ -44,6 +46,15 @@ class Target:
     study_uid: str
     series_uid: str | None = None
     sop_instance_uid: str | None = None
+
+    @classmethod
+    def checked(cls, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None,
+                *, where: str = "") -> Target:
+        """A target from UIDs a client typed or sent; InvalidUID names the first malformed one."""
+        for uid, name in ((study_uid, "Study"), (series_uid, "Series"), (sop_instance_uid, "SOP")):
+            if uid is not None:
+                validate_uid(uid, f"{name} Instance UID{where}")
+        return cls(study_uid, series_uid, sop_instance_uid)
 
     def describe(self) -> str:
         if self.sop_instance_uid:
@@ -89,7 +100,24 @@ def _producible(stored: frozenset[str]) -> tuple[str, ...]:
     return tuple(ordered)
 
 
-def instance_body(blobs: BlobStore, instance: StoredInstance, syntax: str | None, max_transcode_bytes: int) -> Body:
+def opened_files(blobs: BlobStore, found: Sequence[StoredInstance]) -> OpenedBlobs:
+    """The files of ``found``, opened now: an answer planned from the index stays whole if a
+    delete commits while it streams. A file already gone was deleted since the index was read."""
+    try:
+        return OpenedBlobs(blobs, (instance.blob_key for instance in found), _pinned_files())
+    except FileNotFoundError as exc:
+        raise NotFound("the requested instances were deleted while the answer was prepared") from exc
+
+
+@lru_cache(maxsize=1)
+def _pinned_files() -> int:
+    """Files one answer may hold open: 512, fewer where descriptors are scarce, so that the
+    8 threads of a worker (the default) all pinning at once take at most half the process's limit."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 512 if soft == resource.RLIM_INFINITY else max(16, min(512, soft // 16))
+
+
+def instance_body(blobs: BlobReader, instance: StoredInstance, syntax: str | None, max_transcode_bytes: int) -> Body:
     """The instance as a PS3.10 file in ``syntax`` (None: as stored)."""
     if syntax is None or syntax == instance.transfer_syntax_uid:
         return Body(_file_chunks(blobs, instance.blob_key), instance.size, instance.transfer_syntax_uid)
@@ -114,7 +142,7 @@ def instance_body(blobs: BlobStore, instance: StoredInstance, syntax: str | None
     return Body(iter([data]), len(data), syntax)
 
 
-def _file_chunks(blobs: BlobStore, key: str) -> Iterator[bytes]:
+def _file_chunks(blobs: BlobReader, key: str) -> Iterator[bytes]:
     with blobs.open(key) as handle:
         while chunk := handle.read(CHUNK):
             yield chunk
@@ -139,7 +167,7 @@ class _Pipe(io.RawIOBase):
         return data
 
 
-def zip_chunks(blobs: BlobStore, found: Sequence[StoredInstance]) -> Iterator[bytes]:
+def zip_chunks(blobs: BlobReader, found: Sequence[StoredInstance]) -> Iterator[bytes]:
     """A ZIP of the instances as stored (``study/series/instance.dcm``), written as it is sent.
 
     The sink cannot seek, so zipfile writes data descriptors after each entry (APPNOTE 4.3.9)
@@ -159,7 +187,7 @@ def zip_chunks(blobs: BlobStore, found: Sequence[StoredInstance]) -> Iterator[by
     yield pipe.drain()
 
 
-def open_file(blobs: BlobStore, instance: StoredInstance) -> BinaryIO:
+def open_file(blobs: BlobReader, instance: StoredInstance) -> BinaryIO:
     """The stored file, for a single-part answer the WSGI server may send with sendfile."""
     return blobs.open(instance.blob_key)
 

@@ -13,9 +13,10 @@ from werkzeug.wsgi import wrap_file
 
 from xdsi.dicom import transcode, uids
 from xdsi.dicom.parsing import PIXEL_DATA_TAGS
-from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, validate_uid
+from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.errors import NotFound
 from xdsi.repository.index import StoredInstance
+from xdsi.repository.store import BlobReader
 from xdsi.services import retrieve
 from xdsi.services.archive import Archive
 from xdsi.services.metadata import instance_path, parse_bulk_data_path
@@ -172,12 +173,7 @@ def _octets(current: Archive, value: retrieve.BulkValue) -> Response:
 
 
 def _target(study: str, series: str | None = None, instance: str | None = None) -> Target:
-    validate_uid(study, "Study Instance UID in the path")
-    if series is not None:
-        validate_uid(series, "Series Instance UID in the path")
-    if instance is not None:
-        validate_uid(instance, "SOP Instance UID in the path")
-    return Target(study, series, instance)
+    return Target.checked(study, series, instance, where=" in the path")
 
 
 def _retrieve(target: Target) -> Response:
@@ -193,23 +189,36 @@ def _retrieve(target: Target) -> Response:
         offers.append(negotiation.Offer(DICOM, multipart=False, transfer_syntaxes=syntaxes, stored_syntax=as_stored))
     offers.append(negotiation.Offer(ZIP, multipart=False))
     choice = negotiation.negotiate(accepted(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
+    files = retrieve.opened_files(current.blobs, found)
+    try:
+        response = _answer(current, files, found, choice)
+    except BaseException:
+        files.close()
+        raise
+    response.call_on_close(files.close)
+    return response
+
+
+def _answer(current: Archive, files: BlobReader, found: list[StoredInstance],
+            choice: negotiation.Choice) -> Response:
     if choice.offer.media_type == ZIP:
-        response = Response(retrieve.zip_chunks(current.blobs, found), status=200, mimetype=ZIP)
+        response = Response(retrieve.zip_chunks(files, found), status=200, mimetype=ZIP)
         response.headers["Content-Disposition"] = f'attachment; filename="{found[0].study_uid}.zip"'
         return response
     # PS3.18 8.7.3.5.2: '*' means each instance as it is stored, whatever the others are.
+    stored = {instance.transfer_syntax_uid for instance in found}
     wanted = None if choice.media_range.params.get("transfer-syntax") == "*" else choice.transfer_syntax
     if stored == {wanted}:
         wanted = None  # nothing to transcode: stream the files, with a known length
     root = dicomweb_root(request, current.settings.base_url)
     if not choice.offer.multipart:
-        return _single_instance(current, found[0], wanted)
+        return _single_instance(current, files, found[0], wanted)
     boundary = multipart.new_boundary()
     length = None
     if wanted is None:
         headers = [_part_headers(root, instance, instance.transfer_syntax_uid) for instance in found]
         length = multipart.body_length(zip(headers, (instance.size for instance in found)), boundary)
-    parts = _parts(current, found, wanted, root)
+    parts = _parts(current, files, found, wanted, root)
     first = next(parts)  # a failure to transcode the first instance is answered before any byte is sent
     chunks = multipart.iter_multipart(itertools.chain([first], parts), boundary)
     response = Response(chunks, status=200,
@@ -219,11 +228,11 @@ def _retrieve(target: Target) -> Response:
     return response
 
 
-def _parts(current: Archive, found: list[StoredInstance], syntax: str | None,
+def _parts(current: Archive, files: BlobReader, found: list[StoredInstance], syntax: str | None,
            root: str) -> Iterator[tuple[dict[str, str], Iterator[bytes]]]:
-    """One instance at a time, opened as its part is reached: a study is never held in memory."""
+    """One instance at a time, read as its part is reached: a study is never held in memory."""
     for instance in found:
-        body = retrieve.instance_body(current.blobs, instance, syntax, current.settings.max_transcode_bytes)
+        body = retrieve.instance_body(files, instance, syntax, current.settings.max_transcode_bytes)
         yield _part_headers(root, instance, body.transfer_syntax), body.chunks
 
 
@@ -234,15 +243,15 @@ def _part_headers(root: str, instance: StoredInstance, syntax: str) -> dict[str,
     }
 
 
-def _single_instance(current: Archive, instance: StoredInstance, syntax: str | None) -> Response:
+def _single_instance(current: Archive, files: BlobReader, instance: StoredInstance, syntax: str | None) -> Response:
     if syntax is None:
         # The WSGI file wrapper lets gunicorn send the whole file with sendfile.
-        response = Response(wrap_file(request.environ, retrieve.open_file(current.blobs, instance)), status=200,
+        response = Response(wrap_file(request.environ, retrieve.open_file(files, instance)), status=200,
                             direct_passthrough=True,
                             content_type=negotiation.format_media_type(DICOM, transfer_syntax=instance.transfer_syntax_uid))
         response.content_length = instance.size
         return response
-    body = retrieve.instance_body(current.blobs, instance, syntax, current.settings.max_transcode_bytes)
+    body = retrieve.instance_body(files, instance, syntax, current.settings.max_transcode_bytes)
     return Response(b"".join(body.chunks), status=200,
                     content_type=negotiation.format_media_type(DICOM, transfer_syntax=body.transfer_syntax))
 
