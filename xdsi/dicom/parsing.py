@@ -23,7 +23,6 @@ writes the preamble, prefix and group 0002 that make it a PS3.10 file.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import struct
 import tempfile
@@ -36,9 +35,11 @@ from typing import BinaryIO, NamedTuple
 from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import Tag
+from pydicom.uid import UID
 
 from xdsi.dicom import uids
 from xdsi.errors import InstanceTooLarge, MalformedDicom, MissingAttribute, NotDicom, UnsupportedTransferSyntax
@@ -206,12 +207,12 @@ def _bare_dataset(fp: BinaryIO, size: int, head: bytes) -> BareDataset:
 def file_meta_header(bare: BareDataset, implementation_class_uid: str, implementation_version_name: str) -> bytes:
     """Preamble, 'DICM' and File Meta Information (PS3.10 7.1) that make ``bare`` a PS3.10 file."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = bare.sop_class_uid
-    meta.MediaStorageSOPInstanceUID = bare.sop_instance_uid
-    meta.TransferSyntaxUID = bare.transfer_syntax
-    meta.ImplementationClassUID = implementation_class_uid
+    meta.MediaStorageSOPClassUID = UID(bare.sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(bare.sop_instance_uid)
+    meta.TransferSyntaxUID = UID(bare.transfer_syntax)
+    meta.ImplementationClassUID = UID(implementation_class_uid)
     meta.ImplementationVersionName = implementation_version_name
-    out = io.BytesIO()
+    out = DicomBytesIO()
     out.write(b"\0" * PREAMBLE_LENGTH + b"DICM")
     write_file_meta_info(out, meta, enforce_standard=True)  # adds (0002,0000) and (0002,0001)
     return out.getvalue()

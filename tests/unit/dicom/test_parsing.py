@@ -282,6 +282,11 @@ def test_every_pydicom_file_without_the_prefix_is_read_as_pydicom_reads_it(tmp_p
     assert outcomes["bare"] >= 4 and outcomes["not DICOM"] >= 10
 
 
+def _without_sop_class() -> bytes:
+    _ds, data = bare(ExplicitVRLittleEndian)
+    return data.replace(b"\x08\x00\x16\x00", b"\x08\x00\x19\x00", 1)  # (0008,0016) becomes (0008,0019)
+
+
 def _first_element_of_four_gigabytes() -> bytes:
     _ds, data = bare(ImplicitVRLittleEndian)
     return data[:4] + struct.pack("<L", 0xFFFFFFF0) + data[8:]
@@ -296,8 +301,7 @@ def _first_element_of_four_gigabytes() -> bytes:
         (lambda: bytes(64), "out of order"),
         (lambda: make_instance()[132:], "group 0002"),
         (_first_element_of_four_gigabytes, "declares 4294967280 bytes"),
-        (lambda: (lambda data: data.replace(b"\x08\x00\x16\x00", b"\x08\x00\x19\x00", 1))(
-            bare(ExplicitVRLittleEndian)[1]), "no valid SOP Class UID"),
+        (_without_sop_class, "no valid SOP Class UID"),
     ],
     ids=["empty", "text", "png", "zeros", "file-meta-without-preamble", "four-gigabytes", "no-sop-class"],
 )
