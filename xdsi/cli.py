@@ -35,6 +35,28 @@ examples:
 """
 
 
+IMPORT_DESCRIPTION = """\
+Store every DICOM file found under the given paths into the archive (index and store).
+
+accepted:
+  - PS3.10 files (128-byte preamble, 'DICM', File Meta Information), kept byte for byte;
+  - data sets without File Meta Information (implicit VR little endian, explicit VR little or
+    big endian): xdsi writes the File Meta Information before the unchanged data set bytes;
+  - folders, searched recursively in name order;
+  - DICOMDIRs, recognised by their content whatever their file name: each contributes the
+    files it references (within its folder), not itself.
+
+skipped: files found in a folder that are plainly not DICOM (neither a PS3.10 file nor a data
+set without File Meta Information: text, images, programs). They are counted as
+"skipped (not DICOM)" and do not fail the import. A file named on the command line is never
+skipped: if it is not DICOM, it fails.
+
+At the end a summary counts stored, duplicate, failed and skipped files, with one line per
+failure naming its reason. The exit status is 1 when any file failed (a DICOM file refused,
+a file that cannot be read, a path that does not exist), 2 for bad settings, 0 otherwise.
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -90,10 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     importer = commands.add_parser(
         "import",
         help="store DICOM files, folders (recursively) and DICOMDIRs",
-        description="Store every DICOM file found under the given paths. Folders are searched "
-        "recursively; a DICOMDIR contributes the files it references. Files are kept byte for byte. "
-        "At the end a summary lists stored, duplicate and failed files, each failure with its "
-        "reason. The exit status is 1 if any file failed.",
+        description=IMPORT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     importer.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or DICOMDIR")
     importer.add_argument("--batch", type=int, default=32, metavar="N",
@@ -172,15 +192,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from xdsi.services.importer import discover, import_files
 
     archive = _open_prepared(settings)
     try:
         found = discover(args.paths, exclude=archive.own_files())
-        print(f"found {len(found.files)} files ({found.dicomdirs} DICOMDIRs expanded)", file=sys.stderr)
-        with tqdm(total=len(found.files), unit="file", disable=args.no_progress, file=sys.stderr,
-                  dynamic_ncols=True) as bar:
+        print(f"found {len(found.files)} files ({found.dicomdirs} DICOMDIRs expanded, "
+              f"{len(found.skipped)} not DICOM skipped)", file=sys.stderr)
+        # Log records go through tqdm.write, which clears the bar and draws it again below them.
+        with logging_redirect_tqdm(), tqdm(total=len(found.files), unit="file", disable=args.no_progress,
+                                           file=sys.stderr, dynamic_ncols=True) as bar:
             report = import_files(archive.store, found.files, max(1, args.batch), progress=bar.update)
     finally:
         archive.close()
@@ -189,7 +212,8 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         print(f"warning: {problem.path}: {problem.reason}", file=sys.stderr)
     for problem in failures:
         print(f"failed: {problem.path}: {problem.reason}", file=sys.stderr)
-    print(f"stored {report.stored}, duplicate {report.duplicates}, failed {len(failures)}")
+    print(f"stored {report.stored}, duplicate {report.duplicates}, failed {len(failures)}, "
+          f"skipped (not DICOM) {len(found.skipped)}")
     return 1 if failures else 0
 
 

@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import io
 import json
 import os
+import pty
 import re
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import PIL.Image
+import pydicom
+import pydicom.filewriter
+import pydicom.uid
 import pytest
+from pydicom.data import get_testdata_file
 
 from tests.conftest import make_settings
 from tests.consistency import assert_consistent
-from tests.dicomfiles import make_instance, pydicom_files
+from tests.dicomfiles import make_dataset, make_instance, pydicom_files
 from xdsi import __version__
 from xdsi.repository import index
 from xdsi.services.archive import Archive
 
 PYDICOM_DATA_DIRS = sorted({str(path.parent) for path in pydicom_files()})
+TINY_ALPHA = Path(get_testdata_file("DICOMDIR", read=False)).parent / "TINY_ALPHA"
 
 
 def run_xdsi(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -60,8 +73,11 @@ def test_help_explains_every_command() -> None:
     for command in ("serve", "import", "init-db", "check-config"):
         assert command in result.stdout
     assert "XDSI_DATABASE_URL" in result.stdout
-    import_help = run_xdsi("import", "--help").stdout
-    assert "DICOMDIR" in import_help and "exit status is 1" in import_help
+    import_help = " ".join(run_xdsi("import", "--help").stdout.split())
+    for told in ("DICOMDIRs, recognised by their content", "without File Meta Information",
+                 'counted as "skipped (not DICOM)" and do not fail the import', "named on the command line",
+                 "exit status is 1 when any file failed"):
+        assert told in import_help
 
 
 # Every protocol name a user might look for; --help may name one only if the server serves it.
@@ -125,30 +141,49 @@ def test_import_of_pydicom_files_stores_every_valid_file_and_names_every_invalid
             path, _, reason = line[len("failed: "):].partition(": ")
             assert reason.strip(), line
             failed[Path(path).resolve()] = reason
-    summary = re.search(r"stored (\d+), duplicate (\d+), failed (\d+)", result.stdout)
+    summary = re.search(r"stored (\d+), duplicate (\d+), failed (\d+), skipped \(not DICOM\) (\d+)", result.stdout)
     assert summary, result.stdout
-    stored, duplicates, failures = map(int, summary.groups())
-    discovered = re.search(r"found (\d+) files", result.stderr)
+    stored, duplicates, failures, skipped = map(int, summary.groups())
+    discovered = re.search(r"found (\d+) files \((\d+) DICOMDIRs expanded, (\d+) not DICOM skipped\)", result.stderr)
     assert discovered and stored + duplicates + failures == int(discovered.group(1))
     assert failures == len(failed)
     assert stored >= 120 and failures >= 20
+    kinds = {path: _kind_by_pydicom(path) for path in pydicom_files()}
+    assert skipped == int(discovered.group(3)) == sum(kind == "not DICOM" for kind in kinds.values())
+    assert int(discovered.group(2)) == sum(kind == "DICOMDIR" for kind in kinds.values()) >= 8
 
     archive = Archive.open(make_settings(database_url, storage))
     try:
         assert assert_consistent(archive) == stored
         with archive.sessions() as session:
+            blobs = index.all_blob_keys(session)
             for path in pydicom_files():
-                resolved = path.resolve()
-                if resolved in failed or path.name.upper() == "DICOMDIR":
+                if path.resolve() in failed or kinds[path] in ("DICOMDIR", "not DICOM"):
                     continue
-                digest = _sha256(path)
-                rows = [row for row in index.all_blob_keys(session) if row[1] == digest]
+                if kinds[path] == "bare":  # stored behind the File Meta Information xdsi wrote
+                    sent = path.read_bytes()
+                    rows = [row for row in blobs if (storage / "objects" / row[0]).read_bytes().endswith(sent)]
+                else:
+                    rows = [row for row in blobs if row[1] == _sha256(path)]
                 assert rows, f"{path} was neither stored nor reported as failed"
     finally:
         archive.close()
     reasons = " ".join(failed.values())
-    for expected in ("DICM", "missing", "declares"):
+    for expected in ("missing", "declares"):  # files that are not DICOM at all were skipped
         assert expected in reasons
+
+
+def _kind_by_pydicom(path: Path) -> str:
+    """What pydicom makes of a file: DICOMDIR, PS3.10 file, bare data set, or not DICOM."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    except Exception:
+        return "not DICOM"
+    if ds.preamble is not None:  # 'DICM' found after it
+        return "DICOMDIR" if ds.file_meta.get("MediaStorageSOPClassUID") == "1.2.840.10008.1.3.10" else "file"
+    return "bare" if "SOPInstanceUID" in ds and "SOPClassUID" in ds else "not DICOM"
 
 
 def test_import_reports_missing_paths_and_dicomdir_references(tmp_path: Path) -> None:
@@ -158,10 +193,96 @@ def test_import_reports_missing_paths_and_dicomdir_references(tmp_path: Path) ->
     env = {"XDSI_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "XDSI_STORAGE": str(tmp_path / "store")}
     result = run_xdsi("import", "--no-progress", str(folder), str(tmp_path / "nope"), env=env)
     assert result.returncode == 1
-    assert "stored 1, duplicate 0, failed 1" in result.stdout
+    assert "stored 1, duplicate 0, failed 1, skipped (not DICOM) 0" in result.stdout
     assert f"failed: {tmp_path / 'nope'}: no such file or folder" in result.stderr
     again = run_xdsi("import", "--no-progress", str(folder), env=env)
     assert again.returncode == 0 and "stored 0, duplicate 1, failed 0" in again.stdout
+
+
+def _png() -> bytes:
+    image = io.BytesIO()
+    PIL.Image.new("RGB", (8, 8), (200, 30, 30)).save(image, format="PNG")
+    return image.getvalue()
+
+
+def _bare(ds: pydicom.Dataset) -> bytes:
+    """The data set alone, Implicit VR Little Endian, without preamble, 'DICM' or File Meta Information."""
+    out = io.BytesIO()
+    del ds.file_meta
+    pydicom.filewriter.dcmwrite(out, ds, implicit_vr=True, little_endian=True)
+    return out.getvalue()
+
+
+@pytest.fixture
+def cd_export(tmp_path: Path) -> Path:
+    """A folder as found on an old CD: DICOM files, a DICOMDIR under another name, a viewer's leftovers."""
+    folder = tmp_path / "cd"
+    (folder / "viewer").mkdir(parents=True)
+    (folder / "IMG1").write_bytes(make_instance())
+    (folder / "viewer" / "readme.txt").write_text("Insert the CD and run VIEWER.EXE\n")
+    (folder / "viewer" / "logo.png").write_bytes(_png())
+    (folder / "OLD_EXPORT").write_bytes(_bare(make_dataset()))
+    shutil.copytree(TINY_ALPHA, folder / "dir")  # a DICOMDIR, the 50 images it lists and a README
+    (folder / "dir" / "DICOMDIR").rename(folder / "dir" / "INDEX")
+    return folder
+
+
+def test_import_of_a_folder_skips_what_is_not_dicom(cd_export: Path, tmp_path: Path) -> None:
+    env = {"XDSI_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "XDSI_STORAGE": str(tmp_path / "store")}
+    result = run_xdsi("import", "--no-progress", str(cd_export), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "found 52 files (1 DICOMDIRs expanded, 3 not DICOM skipped)" in result.stderr
+    assert "stored 52, duplicate 0, failed 0, skipped (not DICOM) 3" in result.stdout
+    assert "failed:" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["viewer/readme.txt", "viewer/logo.png"])
+def test_import_of_a_named_file_that_is_not_dicom_fails(cd_export: Path, tmp_path: Path, name: str) -> None:
+    env = {"XDSI_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "XDSI_STORAGE": str(tmp_path / "store")}
+    result = run_xdsi("import", "--no-progress", str(cd_export / name), env=env)
+    assert result.returncode == 1
+    assert f"failed: {cd_export / name}: not a DICOM PS3.10 file" in result.stderr
+    assert "stored 0, duplicate 0, failed 1, skipped (not DICOM) 0" in result.stdout
+
+
+def _in_terminal(*args: str, env: dict[str, str]) -> str:
+    """Run xdsi with a pseudo-terminal as its standard streams; return what the terminal received."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows, 100 columns
+    process = subprocess.Popen([sys.executable, "-m", "xdsi", *args], stdin=follower, stdout=follower,
+                               stderr=follower, env={**_clean_env(), **env})
+    os.close(follower)
+    received = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the program ended and the terminal closed
+            break
+        if not chunk:
+            break
+        received.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=120) == 0
+    return b"".join(received).decode(errors="replace")
+
+
+def test_log_lines_do_not_break_the_progress_bar(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    study = pydicom.uid.generate_uid()
+    for number, name in enumerate(("Doe^John", "Roe^Jane", "Poe^Jim")):
+        (folder / f"{number}.dcm").write_bytes(make_instance(study_uid=study, patient_name=name))
+    env = {"XDSI_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "XDSI_STORAGE": str(tmp_path / "store")}
+    screen = _in_terminal("import", "--batch", "1", str(folder), env=env)
+    # What stays on each line is what follows its last carriage return (the terminal sends "\r\n"
+    # for a newline), without terminal controls.
+    lines = [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line.removesuffix("\r").rsplit("\r", 1)[-1])
+             for line in screen.split("\n")]
+    logged = [line for line in lines if "stored " in line and "with a difference" in line]
+    assert len(logged) == 2, screen
+    for line in logged:
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO ", line), line
+    assert any(re.search(r"100%\|.*\| 3/3 ", line) for line in lines), screen
 
 
 def test_import_shows_progress(tmp_path: Path) -> None:
@@ -170,7 +291,7 @@ def test_import_shows_progress(tmp_path: Path) -> None:
     env = {"XDSI_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "XDSI_STORAGE": str(tmp_path / "store")}
     result = run_xdsi("import", str(tmp_path), env=env)
     assert result.returncode == 0
-    assert re.search(r"5/5 \[.*file/s\]", result.stderr), result.stderr
+    assert re.search(r"5/5 \[.*(file/s|s/file)\]", result.stderr), result.stderr  # the rate as the load allows
 
 
 @pytest.fixture

@@ -14,6 +14,10 @@ route first: one pass over an in-memory copy of the header checks the same bound
 the raw elements (``RawElement``), and pydicom parses only if a caller asks for the dataset.
 That route declines whatever it does not model exactly (UN, out-of-order tags, a character set
 per item, ...); the general route then reads the file and reports any fault.
+
+A data set sent without File Meta Information (old exports, some web clients) is recognised by
+``read_bare_dataset`` from its first elements, with the same bounded walk; ``file_meta_header``
+writes the preamble, prefix and group 0002 that make it a PS3.10 file.
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ from typing import BinaryIO, NamedTuple
 from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import Tag
+from pydicom.uid import UID
 
 from xdsi.dicom import uids
 from xdsi.errors import InstanceTooLarge, MalformedDicom, MissingAttribute, NotDicom, UnsupportedTransferSyntax
@@ -47,6 +54,9 @@ PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float and 
 # PS3.5 7.1.2: these VRs carry 2 reserved bytes and a 32-bit length in explicit VR.
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 _CHUNK = 1 << 20
+SOP_CLASS_UID = 0x00080016
+SOP_INSTANCE_UID = 0x00080018
+NO_DICM = "not a DICOM PS3.10 file: no 'DICM' prefix after the 128-byte preamble"
 
 
 @dataclass(frozen=True)
@@ -131,10 +141,88 @@ def open_instance(path: str | os.PathLike[str], limits: Limits) -> Iterator[Pars
         yield parsed
 
 
+@dataclass(frozen=True)
+class BareDataset:
+    """What the first elements of a data set without File Meta Information tell (PS3.10 7.1 needs it)."""
+
+    transfer_syntax: str
+    sop_class_uid: str
+    sop_instance_uid: str
+
+
+def identify(fp: BinaryIO, size: int) -> FileMetaDataset | BareDataset:
+    """The File Meta Information of a PS3.10 file, or what a bare data set says; NotDicom for neither.
+
+    Reads the File Meta group or a bare data set's first elements only, whatever the file's size.
+    """
+    bare = read_bare_dataset(fp, size)
+    return bare if bare is not None else _read_meta(fp, size)[0]
+
+
+def read_bare_dataset(fp: BinaryIO, size: int) -> BareDataset | None:
+    """None for a file with the 'DICM' prefix; else its encoding and SOP UIDs, or NotDicom.
+
+    PS3.10 7.1 wants the File Meta Information, yet data sets without it are common in old
+    exports. As pydicom does, the first element tells the encoding: valid VR letters at bytes
+    4-5 mean explicit VR, then big endian if only the big-endian reading of the group fits
+    (PS3.5 7.1); otherwise implicit VR little endian, the default transfer syntax (PS3.5 10.1).
+    The top-level elements up to (0008,0018) are then walked with every header checked against
+    the bytes that remain, and must hold SOP Class and SOP Instance UIDs: without them the
+    bytes are taken for something else than DICOM.
+    """
+    fp.seek(0)
+    head = fp.read(PREAMBLE_LENGTH + 4)
+    if head[PREAMBLE_LENGTH:] == b"DICM":
+        return None
+    try:
+        return _bare_dataset(fp, size, head)
+    except MalformedDicom as exc:
+        raise NotDicom(f"{NO_DICM}, nor a data set without File Meta Information: {exc}") from exc
+
+
+def _bare_dataset(fp: BinaryIO, size: int, head: bytes) -> BareDataset:
+    if len(head) < 8:
+        raise MalformedDicom(f"{len(head)} bytes are too few for one element")
+    if head[4:6] in _RAW_VRS or head[4:6] == b"UN":
+        little = struct.unpack("<HH", head[:4]) <= (SOP_CLASS_UID >> 16, SOP_CLASS_UID & 0xFFFF)
+        syntax = uids.EXPLICIT_VR_LITTLE_ENDIAN if little else uids.EXPLICIT_VR_BIG_ENDIAN
+    else:
+        little, syntax = True, uids.IMPLICIT_VR_LITTLE_ENDIAN
+    implicit, _ = _encoding(syntax)
+    if struct.unpack("<H" if little else ">H", head[:2])[0] == 0x0002:
+        raise MalformedDicom("it starts with File Meta Information (group 0002) without the preamble and prefix")
+    found: dict[int, str] = {}
+    walker = _Walker(fp, implicit, little)
+    for tag, length, value_pos in walker.leading_elements(size, SOP_INSTANCE_UID):
+        if tag in (SOP_CLASS_UID, SOP_INSTANCE_UID) and length <= uids.MAX_UID_LENGTH:
+            value = walker._read(value_pos, size, length, "UID value").rstrip(b"\0 ")
+            found[tag] = value.decode("ascii", "replace")
+    sop_class, sop_instance = found.get(SOP_CLASS_UID), found.get(SOP_INSTANCE_UID)
+    if not (uids.is_valid_uid(sop_class) and uids.is_valid_uid(sop_instance)):
+        raise MalformedDicom("no valid SOP Class UID (0008,0016) and SOP Instance UID (0008,0018) among its first "
+                             "elements")
+    return BareDataset(syntax, str(sop_class), str(sop_instance))
+
+
+def file_meta_header(bare: BareDataset, implementation_class_uid: str, implementation_version_name: str) -> bytes:
+    """Preamble, 'DICM' and File Meta Information (PS3.10 7.1) that make ``bare`` a PS3.10 file."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(bare.sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(bare.sop_instance_uid)
+    meta.TransferSyntaxUID = UID(bare.transfer_syntax)
+    meta.ImplementationClassUID = UID(implementation_class_uid)
+    meta.ImplementationVersionName = implementation_version_name
+    out = DicomBytesIO()
+    out.write(b"\0" * PREAMBLE_LENGTH + b"DICM")
+    write_file_meta_info(out, meta, enforce_standard=True)  # adds (0002,0000) and (0002,0001)
+    return out.getvalue()
+
+
 def _read_meta(fp: BinaryIO, size: int) -> tuple[FileMetaDataset, int]:
+    fp.seek(0)
     head = fp.read(PREAMBLE_LENGTH + 4)
     if len(head) < PREAMBLE_LENGTH + 4 or head[PREAMBLE_LENGTH:] != b"DICM":
-        raise NotDicom("not a DICOM PS3.10 file: no 'DICM' prefix after the 128-byte preamble")
+        raise NotDicom(NO_DICM)
     # PS3.10 7.1: the File Meta Information is always Explicit VR Little Endian, group 0002.
     walker = _Walker(fp, implicit=False, little=True)
     pos = PREAMBLE_LENGTH + 4
@@ -251,6 +339,20 @@ class _Walker:
                 vr_text = vr.decode() if vr else ("OB" if encapsulated else "OW")
                 pixel = PixelDataLocation(tag, vr_text, value_pos, None if encapsulated else length, pos)
         return pixel
+
+    def leading_elements(self, end: int, last: int) -> Iterator[tuple[int, int, int]]:
+        """(tag, length, value offset) of the top-level elements from offset 0, in ascending
+        order, up to ``last``; each is validated (sequences included) before the next is read."""
+        pos, previous = 0, -1
+        while pos < end:
+            tag, vr, length, value_pos = self._header(pos, end)
+            if tag <= previous:
+                raise MalformedDicom(f"element {_fmt(tag)} at offset {pos} is out of order")
+            if tag > last:
+                return
+            next_pos = self._value(tag, vr, length, value_pos, end, depth=0)
+            yield tag, length, value_pos
+            pos, previous = next_pos, tag
 
     def walk_element(self, pos: int, end: int, depth: int) -> int:
         """Validate one element at ``pos`` and return the offset after it."""

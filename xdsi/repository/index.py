@@ -53,6 +53,7 @@ class StoredBlob:
     pixel_data_offset: int | None
     pixel_data_length: int | None
     frame_table: bytes | None = None
+    file_meta_added: bool = False  # PS3.10 File Meta Information written by xdsi before the data set
 
 
 def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
@@ -253,6 +254,7 @@ def _instance_row(keys: IndexKeys, blob: StoredBlob, series_id: int, now: dateti
         "pixel_data_offset": blob.pixel_data_offset,
         "pixel_data_length": blob.pixel_data_length,
         "frame_table": blob.frame_table,
+        "file_meta_added": blob.file_meta_added,
         "received_at": now,
     }
 

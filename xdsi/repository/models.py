@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -150,6 +152,8 @@ class Instance(Base):
     pixel_data_length: Mapped[int | None] = mapped_column(BigInteger)
     # Where each frame's bytes lie (dicom.frames.FrameTable), so one frame is read alone.
     frame_table: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The instance came without File Meta Information (PS3.10 7.1); xdsi wrote the header before it.
+    file_meta_added: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     series: Mapped[Series] = relationship()

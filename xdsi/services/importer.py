@@ -1,7 +1,16 @@
-"""Import files and folders: recursive discovery, DICOMDIR expansion, batched group commits."""
+"""Import files and folders: recursive discovery, DICOMDIR expansion, batched group commits.
+
+What a file is comes from its content, never its name: a DICOMDIR is a PS3.10 file whose
+Media Storage SOP Class is the Media Storage Directory (PS3.10 8.6), and a file found in a
+folder that is neither a PS3.10 file nor a data set without File Meta Information (a viewer's
+executable, a text file, an image) is skipped. A file named on the command line is always
+offered, so a mistyped path fails with its reason.
+"""
 
 from __future__ import annotations
 
+import enum
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -9,8 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.dataset import FileMetaDataset
 
+from xdsi.dicom import uids
+from xdsi.dicom.parsing import identify
+from xdsi.errors import InstanceRejected, NotDicom
 from xdsi.services.store import InstanceStore, Outcome, Status
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,7 @@ class Discovery:
     files: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     dicomdirs: int = 0
+    skipped: list[Path] = field(default_factory=list)  # found in a folder, plainly not DICOM
 
 
 @dataclass
@@ -40,26 +56,32 @@ class ImportReport:
         return len(self.failures)
 
 
+class _Kind(enum.Enum):
+    INSTANCE = "instance"  # or what the store will refuse with a reason
+    DICOMDIR = "DICOMDIR"
+    NOT_DICOM = "not DICOM"
+
+
 def discover(paths: Iterable[str | os.PathLike[str]], exclude: Iterable[Path] = ()) -> Discovery:
     """Every regular file under ``paths``, once; a DICOMDIR contributes its referenced files instead of itself.
 
-    Files under ``exclude`` (the archive's own store and database) are never offered.
+    Files under ``exclude`` (the archive's own store and database) are never offered, nor read.
     """
     found = Discovery()
     seen: set[Path] = set()
     excluded = [Path(p).resolve() for p in exclude]
 
-    def add(path: Path) -> None:
+    def first_sight(path: Path) -> bool:
         resolved = path.resolve()
-        if any(resolved == e or resolved.is_relative_to(e) for e in excluded):
-            return
-        if resolved not in seen:
-            seen.add(resolved)
-            found.files.append(path)
+        if resolved in seen or any(resolved == e or resolved.is_relative_to(e) for e in excluded):
+            return False
+        seen.add(resolved)
+        return True
 
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        walked = path.is_dir()
+        if walked:
             candidates: Iterator[Path] = _walk_sorted(path)
         elif path.is_file():
             candidates = iter([path])
@@ -67,13 +89,35 @@ def discover(paths: Iterable[str | os.PathLike[str]], exclude: Iterable[Path] = 
             found.problems.append(Problem(path, "no such file or folder"))
             continue
         for candidate in candidates:
-            if candidate.name.upper() == "DICOMDIR":
+            if not candidate.is_file() or not first_sight(candidate):
+                continue
+            kind = _kind(candidate)
+            if kind is _Kind.DICOMDIR:
                 found.dicomdirs += 1
-                for referenced in _dicomdir_references(candidate, found.problems):
-                    add(referenced)
-            elif candidate.is_file():
-                add(candidate)
+                found.files.extend(
+                    referenced for referenced in _dicomdir_references(candidate, found.problems)
+                    if first_sight(referenced)
+                )
+            elif kind is _Kind.NOT_DICOM and walked:
+                log.debug("skipped (not DICOM): %s", candidate)
+                found.skipped.append(candidate)
+            else:
+                found.files.append(candidate)
     return found
+
+
+def _kind(path: Path) -> _Kind:
+    """What ``path`` holds, from its File Meta Information or first elements only."""
+    try:
+        with open(path, "rb") as fp:
+            header = identify(fp, os.fstat(fp.fileno()).st_size)
+    except NotDicom:
+        return _Kind.NOT_DICOM
+    except (InstanceRejected, OSError):
+        return _Kind.INSTANCE  # the store names what is wrong with it
+    if isinstance(header, FileMetaDataset) and header.get("MediaStorageSOPClassUID") == uids.MEDIA_STORAGE_DIRECTORY:
+        return _Kind.DICOMDIR
+    return _Kind.INSTANCE
 
 
 def _walk_sorted(folder: Path) -> Iterator[Path]:

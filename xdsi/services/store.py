@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import io
 import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom import dcmread
 from pydicom.filewriter import dcmwrite
@@ -39,7 +40,7 @@ from xdsi.dicom import uids
 from xdsi.dicom.attributes import IndexKeys, index_keys
 from xdsi.dicom.coercion import fill_issuer_of_patient_id
 from xdsi.dicom.frames import FrameTable, frame_table
-from xdsi.dicom.parsing import Limits, ParsedInstance, open_instance
+from xdsi.dicom.parsing import Limits, ParsedInstance, file_meta_header, open_instance, read_bare_dataset
 from xdsi.errors import (
     DuplicateConflict,
     InstanceRejected,
@@ -53,6 +54,10 @@ from xdsi.repository.store import BlobStore, TempBlob
 from xdsi.services import process_pool
 from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragment
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
+from xdsi.services.store_metadata import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger(__name__)
 IMPLEMENTATION_NAME = "xdsi"
@@ -107,6 +112,7 @@ class _Prepared:
     outcome: Outcome
     superseded: str | None = None
     gc_marker: Path | None = None
+    file_meta_added: bool = False
 
     @property
     def keys(self) -> IndexKeys:
@@ -119,6 +125,7 @@ class _Spooled:
 
     blob: TempBlob
     coerced: bool
+    file_meta_added: bool = False
     ticket: Ticket | None = None
 
 
@@ -203,7 +210,8 @@ class InstanceStore:
         except InstanceRejected as exc:
             return _failed(exc)
         try:
-            return _Spooled(blob, self._coerce(blob))
+            added = self._add_file_meta(blob)
+            return _Spooled(blob, self._coerce(blob), added)
         except InstanceRejected as exc:
             self.blobs.abandon(blob)
             return _failed(exc)
@@ -253,7 +261,24 @@ class InstanceStore:
                 warnings=list(read.keys.warnings),
                 coerced=item.coerced,
             ),
+            file_meta_added=item.file_meta_added,
         )
+
+    def _add_file_meta(self, blob: TempBlob) -> bool:
+        """PS3.10 7.1: give a data set sent without File Meta Information the header it lacks.
+
+        The data set's bytes follow the header unchanged, streamed from the spooled copy.
+        """
+        with open(blob.path, "rb") as spooled:
+            bare = read_bare_dataset(spooled, blob.size)
+            if bare is None:
+                return False
+            header = file_meta_header(bare, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)
+            spooled.seek(0)
+            replacement = self.blobs.spool(io.BufferedReader(_Prefixed(header, spooled)),
+                                           self.settings.max_instance_bytes)
+        self._swap(blob, replacement)
+        return True
 
     def _coerce(self, blob: TempBlob) -> bool:
         """Apply the configured coercions; the blob then holds the coerced instance."""
@@ -270,11 +295,15 @@ class InstanceStore:
             dcmwrite(rewritten, ds, enforce_file_format=True)
             rewritten.seek(0)
             replacement = self.blobs.spool(rewritten, self.settings.max_instance_bytes)
+        self._swap(blob, replacement)
+        return True
+
+    def _swap(self, blob: TempBlob, replacement: TempBlob) -> None:
+        """``blob`` now stands for ``replacement``'s file; its own file is dropped."""
         self.blobs.abandon(blob)
         blob.path, blob.nonce, blob.size, blob.sha256 = (
             replacement.path, replacement.nonce, replacement.size, replacement.sha256
         )
-        return True
 
     def _index(self, batch: list[_Prepared]) -> None:
         self.blobs.sync([item.blob for item in batch])
@@ -332,6 +361,7 @@ class InstanceStore:
             pixel_data_offset=item.read.pixel_offset,
             pixel_data_length=item.read.pixel_length,
             frame_table=item.read.frame_table,
+            file_meta_added=item.file_meta_added,
         )
 
     def _index_one(self, session: Session, item: _Prepared, now: datetime) -> None:
@@ -389,6 +419,26 @@ class InstanceStore:
                 len(report.errors),
                 "; ".join(report.errors[:5]),
             )
+
+
+class _Prefixed(io.RawIOBase):
+    """``head``, then what ``body`` holds: a spooled data set behind the File Meta Information it lacked."""
+
+    def __init__(self, head: bytes, body: io.BufferedReader) -> None:
+        self.head = memoryview(head)
+        self.body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        if not self.head:
+            return self.body.readinto(buffer)
+        out = memoryview(buffer).cast("B")
+        count = min(len(out), len(self.head))
+        out[:count] = self.head[:count]
+        self.head = self.head[count:]
+        return count
 
 
 def _parsers(size: int) -> ProcessPool | None:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import struct
+import tracemalloc
+import warnings
 import zlib
 from pathlib import Path
 
+import pydicom
 import pytest
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.dataset import Dataset
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from tests.dicomfiles import make_dataset, make_instance, pydicom_files, to_bytes
 from xdsi.dicom import parsing
@@ -213,3 +224,106 @@ def test_corrupt_deflate_stream(tmp_path: Path) -> None:
     with pytest.raises(MalformedDicom, match="deflate"):
         with open_instance(path, LIMITS):
             pass
+
+
+def bare(syntax: str, **attributes: object) -> tuple[Dataset, bytes]:
+    """A data set written alone in ``syntax``: no preamble, no 'DICM', no File Meta Information."""
+    ds = make_dataset(**attributes)
+    del ds.file_meta
+    out = io.BytesIO()
+    implicit = syntax == ImplicitVRLittleEndian
+    dcmwrite(out, ds, implicit_vr=implicit, little_endian=syntax != ExplicitVRBigEndian)
+    return ds, out.getvalue()
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian])
+def test_a_data_set_without_file_meta_becomes_a_ps310_file(tmp_path: Path, syntax: str) -> None:
+    ds, data = bare(syntax, rows=16, columns=16)
+    with open(write(tmp_path, data), "rb") as fp:
+        found = parsing.read_bare_dataset(fp, len(data))
+    assert found == parsing.BareDataset(syntax, ds.SOPClassUID, ds.SOPInstanceUID)
+    header = parsing.file_meta_header(found, "1.2.3.4", "TEST_1")
+    with open_instance(write(tmp_path, header + data, "with-meta.dcm"), LIMITS) as instance:
+        assert instance.transfer_syntax == syntax
+        assert instance.meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert instance.meta.ImplementationClassUID == "1.2.3.4"
+        assert instance.dataset.PatientName == ds.PatientName
+        pixel = instance.pixel_data
+        assert pixel is not None and pixel.value_offset - len(header) == data.index(ds.PixelData[:64])
+    assert pydicom.dcmread(io.BytesIO(header + data)).file_meta.FileMetaInformationGroupLength == len(header) - 144
+
+
+def test_every_pydicom_file_without_the_prefix_is_read_as_pydicom_reads_it(tmp_path: Path) -> None:
+    """pydicom (force=True) is the reference: same encoding and UIDs, or no data set at all."""
+    encodings = {(True, True): ImplicitVRLittleEndian, (False, True): ExplicitVRLittleEndian,
+                 (False, False): ExplicitVRBigEndian}
+    outcomes = {"bare": 0, "not DICOM": 0}
+    for path in pydicom_files():
+        with open(path, "rb") as fp:
+            if fp.read(132)[128:] == b"DICM":
+                assert parsing.read_bare_dataset(fp, path.stat().st_size) is None
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    reference = pydicom.dcmread(path, force=True)
+                readable = "SOPInstanceUID" in reference and "SOPClassUID" in reference
+            except Exception:
+                readable = False
+            if not readable:
+                with pytest.raises(NotDicom, match="nor a data set without File Meta Information"):
+                    parsing.read_bare_dataset(fp, path.stat().st_size)
+                outcomes["not DICOM"] += 1
+                continue
+            found = parsing.read_bare_dataset(fp, path.stat().st_size)
+        expected = encodings[reference.original_encoding]
+        assert found == parsing.BareDataset(expected, reference.SOPClassUID, reference.SOPInstanceUID), path.name
+        outcomes["bare"] += 1
+    assert outcomes["bare"] >= 4 and outcomes["not DICOM"] >= 10
+
+
+def _without_sop_class() -> bytes:
+    _ds, data = bare(ExplicitVRLittleEndian)
+    return data.replace(b"\x08\x00\x16\x00", b"\x08\x00\x19\x00", 1)  # (0008,0016) becomes (0008,0019)
+
+
+def _first_element_of_four_gigabytes() -> bytes:
+    _ds, data = bare(ImplicitVRLittleEndian)
+    return data[:4] + struct.pack("<L", 0xFFFFFFF0) + data[8:]
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: b"", "too few"),
+        (lambda: b"Insert the CD and run VIEWER.EXE\n", "no valid SOP Class UID"),
+        (lambda: b"\x89PNG\r\n\x1a\n" + bytes(64), "no valid SOP Class UID"),
+        (lambda: bytes(64), "out of order"),
+        (lambda: make_instance()[132:], "group 0002"),
+        (_first_element_of_four_gigabytes, "declares 4294967280 bytes"),
+        (_without_sop_class, "no valid SOP Class UID"),
+    ],
+    ids=["empty", "text", "png", "zeros", "file-meta-without-preamble", "four-gigabytes", "no-sop-class"],
+)
+def test_what_is_no_data_set_is_not_dicom(tmp_path: Path, make: object, reason: str) -> None:
+    data = make()  # type: ignore[operator]
+    with open(write(tmp_path, data), "rb") as fp, pytest.raises(NotDicom, match=reason):
+        parsing.read_bare_dataset(fp, len(data))
+
+
+def test_a_huge_data_set_is_identified_from_its_first_elements(tmp_path: Path) -> None:
+    """A 4 GiB file (sparse: pixel data declared, not written) is identified reading a few elements."""
+    _ds, data = bare(ExplicitVRLittleEndian, rows=2, columns=2)
+    at = data.index(b"\xe0\x7f\x10\x00OW")
+    path = write(tmp_path, data[:at] + element(0x7FE00010, b"OW", b"", length=(4 << 30) - 16))
+    with open(path, "r+b") as fp:
+        fp.truncate(at + 12 + (4 << 30) - 16)
+    tracemalloc.start()
+    try:
+        with open(path, "rb") as fp:
+            found = parsing.read_bare_dataset(fp, path.stat().st_size)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found is not None and found.transfer_syntax == ExplicitVRLittleEndian
+    assert peak < 256 << 10
