@@ -34,12 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scratch_db import fresh_postgres  # noqa: E402
-from tests.consistency import assert_consistent  # noqa: E402
-from tests.dicomfiles import make_dataset, to_bytes  # noqa: E402
-from xdsi.config import Settings  # noqa: E402
-from xdsi.repository import index  # noqa: E402
-from xdsi.services.archive import Archive  # noqa: E402
+from bench.scratch_db import fresh_postgres
+from tests.consistency import assert_consistent
+from tests.dicomfiles import make_dataset, to_bytes
+from xdsi.config import Settings
+from xdsi.repository import index
+from xdsi.services.archive import Archive
 
 
 @dataclass

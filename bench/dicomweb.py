@@ -38,8 +38,8 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -48,7 +48,7 @@ import pydicom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.timing import Call, Connection, Reply, closed_loop, server_cpu, summary  # noqa: E402
+from bench.timing import Call, Connection, Reply, closed_loop, server_cpu, summary
 
 DICOM = 'multipart/related; type="application/dicom"'
 DICOM_JSON, AS_STORED = {"Accept": "application/dicom+json"}, {"Accept": DICOM + "; transfer-syntax=*"}
@@ -289,7 +289,7 @@ def loopback(url: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    bench, started, load = Bench(args), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), os.getloadavg()
+    bench, started, load = Bench(args), dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), os.getloadavg()
     phases = {}
     for phase in args.phases:
         print(f"== {phase}", flush=True)

@@ -17,17 +17,17 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import corpus  # noqa: E402
-from bench.scratch_db import fresh_postgres  # noqa: E402
-from xdsi import __version__  # noqa: E402
-from xdsi.config import Settings  # noqa: E402
-from xdsi.services.archive import Archive  # noqa: E402
-from xdsi.services.importer import discover, import_files  # noqa: E402
+from bench import corpus
+from bench.scratch_db import fresh_postgres
+from xdsi import __version__
+from xdsi.config import Settings
+from xdsi.services.archive import Archive
+from xdsi.services.importer import discover, import_files
 
 
 def measure(database_url: str, storage: Path, folder: Path, batch: int) -> dict[str, object]:
@@ -83,7 +83,7 @@ def main() -> int:
     if args.out:
         args.out.write_text(json.dumps({
             "xdsi": __version__,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": platform.platform(),
             "corpus": str(args.corpus),
             "results": results,

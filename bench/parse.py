@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import corpus  # noqa: E402
-from xdsi.dicom.attributes import index_keys  # noqa: E402
-from xdsi.dicom.parsing import Limits, open_instance  # noqa: E402
-from xdsi.services import store  # noqa: E402
-from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragment, xml_of  # noqa: E402
+from bench import corpus
+from xdsi.dicom.attributes import index_keys
+from xdsi.dicom.parsing import Limits, open_instance
+from xdsi.services import store
+from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragment, xml_of
 
 LIMITS = Limits(max_bytes=1 << 31, max_inflated_bytes=1 << 29, max_deflate_ratio=200, defer_size=1024)
 THRESHOLD = 1024

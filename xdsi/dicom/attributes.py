@@ -9,8 +9,8 @@ fixed-width form (``*_key``) that sorts and range-compares as text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Protocol
-from datetime import datetime, timedelta, timezone
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -252,7 +252,7 @@ def utc_key(date: str, time: str, offset: str) -> str:
         return ""
     tz = _offset(offset)
     if tz is not None:
-        moment = moment.replace(tzinfo=tz).astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=tz).astimezone(UTC)
     return moment.strftime("%Y%m%d%H%M%S.%f")
 
 

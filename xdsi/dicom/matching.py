@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from xdsi.errors import InvalidRequest
 
@@ -210,7 +210,7 @@ def offset_timezone(value: str, what: str = "TimezoneOffsetFromUTC") -> timezone
 def shift_datetime_key(key: str, offset: timezone) -> str:
     """A 'YYYYMMDDHHMMSS.ffffff' key read in ``offset``, converted to UTC."""
     moment = datetime.strptime(key, "%Y%m%d%H%M%S.%f").replace(tzinfo=offset)
-    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S.%f")
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S.%f")
 
 
 @dataclass(frozen=True)

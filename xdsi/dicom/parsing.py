@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import BinaryIO, NamedTuple
 
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
@@ -463,8 +463,7 @@ _RAW_HEADER_BUDGET = 4 << 20
 _RAW_WINDOW = 64 << 10
 _RAW_VRS = {
     vr.encode(): vr
-    for vr in "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UR US UT UV"
-    .split()
+    for vr in ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UR", "US", "UT", "UV"]
 }  # UN is left to pydicom, which replaces it by the dictionary VR of a known tag
 _SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_LENGTH = struct.Struct("<L")

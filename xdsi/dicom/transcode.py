@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -22,9 +22,9 @@ from pydicom.pixels.utils import pack_bits
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
-from xdsi.dicom.jpeg import JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1
 from xdsi.dicom import uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
+from xdsi.dicom.jpeg import JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
 
 try:
@@ -369,7 +369,7 @@ def _missing_decoder(source: str) -> str:
     return f"{name} decoding requires a codec that is not installed ({missing})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _decodable(source: str) -> bool:
     try:
         return bool(get_decoder(source).is_available)
@@ -377,7 +377,7 @@ def _decodable(source: str) -> bool:
         return False
 
 
-@lru_cache(maxsize=None)
+@cache
 def _jpeg_ready(target: str) -> bool:
     """Probe imagecodecs once per target: older builds lack 12-bit and lossless libjpeg."""
     if imagecodecs is None or not imagecodecs.JPEG8.available:

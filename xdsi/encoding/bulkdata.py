@@ -39,17 +39,16 @@ BulkDataLoader = Callable[[str, str], bytes]
 
 # PS3.5 6.2: the VRs a data set may carry (ambiguous dictionary VRs are resolved before output).
 ALL_VRS = frozenset(
-    "AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV"
-    .split()
+    ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"]
 )
 # PS3.18 F.2.2: VRs whose Value Field may be replaced by a BulkDataURI.
-BULK_DATA_VRS = frozenset("DS FL FD IS LT OB OD OF OL OV OW SL SS ST SV UC UL UN US UT UV".split())
+BULK_DATA_VRS = frozenset(["DS", "FL", "FD", "IS", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "SL", "SS", "ST", "SV", "UC", "UL", "UN", "US", "UT", "UV"])
 # PS3.18 F.2.2: VRs carried as InlineBinary (base64 of the whole Value Field) rather than Value.
-BINARY_VRS = frozenset("OB OD OF OL OV OW UN".split())
+BINARY_VRS = frozenset(["OB", "OD", "OF", "OL", "OV", "OW", "UN"])
 # Values that are plain character strings after Specific Character Set decoding.
-STRING_VRS = frozenset("AE AS CS DA DT LO LT SH ST TM UC UI UR UT".split())
+STRING_VRS = frozenset(["AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"])
 # PS3.5 6.2: VM is always 1 for these; a backslash is part of the text.
-SINGLE_VALUE_VRS = frozenset("LT ST UR UT".split())
+SINGLE_VALUE_VRS = frozenset(["LT", "ST", "UR", "UT"])
 FLOAT_VRS = frozenset(("FL", "FD"))
 INT_RANGES = {
     "SS": (-(2**15), 2**15 - 1),
@@ -267,7 +266,7 @@ _NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d"}
 def _fast_values(raw: RawDataElement, vr: str, ds: Dataset) -> list[Any] | None:
     """The Encoded values of a plain little-endian element, or None to take the pydicom path."""
     value = raw.value
-    if not isinstance(value, bytes) or raw.VR != vr or not raw.is_little_endian or raw.length == _UNDEFINED_LENGTH:
+    if not isinstance(value, bytes) or vr != raw.VR or not raw.is_little_endian or raw.length == _UNDEFINED_LENGTH:
         return None
     return plain_values(value, vr, ds._character_set)
 

@@ -183,7 +183,7 @@ def _fragment_elements(obj: dict[str, Any]) -> list[Encoded]:
     elements = []
     for key, attr in sorted(obj.items()):
         vr = attr["vr"]
-        if "Value" in attr and attr["Value"]:
+        if attr.get("Value"):
             if vr == "SQ":
                 kind, payload = "items", [_fragment_elements(item) for item in attr["Value"]]
             else:

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from xdsi.config import Settings
-from xdsi.repository import db
 from xdsi.dicom.parsing import Limits
+from xdsi.repository import db
 from xdsi.repository.store import BlobStore
 from xdsi.services.store import InstanceStore
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,7 +65,7 @@ class InstanceDeleter:
             if found is None:
                 raise NotFound(f"{target.describe()} is not in the archive")
             markers = [self.blobs.mark_for_deletion(key) for key in found.blob_keys]
-            removed = removal.remove(session, found, datetime.now(timezone.utc))
+            removed = removal.remove(session, found, datetime.now(UTC))
         for marker, key in zip(markers, found.blob_keys):
             self.blobs.delete_marked(marker, key)
         deleted = Deleted(target, removed)

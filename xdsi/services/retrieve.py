@@ -13,8 +13,8 @@ import resource
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 from typing import BinaryIO
 
 from pydicom import dcmread
@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from xdsi.dicom import transcode, uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.dicom.frames import FrameTable, frame_table, read_frame
+from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
 from xdsi.dicom.transcode import PixelDescription
 from xdsi.dicom.uids import validate_uid
-from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
 from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcceptable, NotFound
 from xdsi.repository import index
 from xdsi.repository.index import StoredInstance
@@ -212,7 +212,7 @@ def metadata_json(session: Session, target: Target, root: str) -> Metadata:
     if not fragments or changed is None:
         raise NotFound(f"{target.describe()} is not in the archive")
     body = absolute_json(fragments, root)
-    stamp = changed if changed.tzinfo else changed.replace(tzinfo=timezone.utc)
+    stamp = changed if changed.tzinfo else changed.replace(tzinfo=UTC)
     return Metadata(body, hashlib.sha256(body).hexdigest()[:32], stamp)
 
 

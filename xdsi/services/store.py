@@ -26,7 +26,7 @@ import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -291,7 +291,7 @@ class InstanceStore:
                 return False
         with _malformed_on_error(), tempfile.TemporaryFile(dir=self.blobs.tmp) as rewritten:
             ds = dcmread(blob.path, defer_size=self.limits.defer_size)
-            fill_issuer_of_patient_id(ds, issuer, datetime.now(timezone.utc), IMPLEMENTATION_NAME)
+            fill_issuer_of_patient_id(ds, issuer, datetime.now(UTC), IMPLEMENTATION_NAME)
             dcmwrite(rewritten, ds, enforce_file_format=True)
             rewritten.seek(0)
             replacement = self.blobs.spool(rewritten, self.settings.max_instance_bytes)
@@ -307,7 +307,7 @@ class InstanceStore:
 
     def _index(self, batch: list[_Prepared]) -> None:
         self.blobs.sync([item.blob for item in batch])
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with db.writing(self.sessions) as session:
             stored = index.stored_digests(session, [item.keys.instance.sop_instance_uid for item in batch])
             fresh = [item for item in batch if item.keys.instance.sop_instance_uid not in stored]

@@ -10,7 +10,6 @@ from types import MappingProxyType
 from xdsi.dicom.uids import is_valid_uid
 from xdsi.errors import InvalidRequest, NotAcceptable
 
-
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 DICOM_XML = "application/dicom+xml"

@@ -10,9 +10,9 @@ from xdsi.dicom.uids import validate_uid
 from xdsi.repository.search import Level
 from xdsi.services.search import SearchAnswer, SearchLimits, search
 from xdsi.web import multipart, negotiation
-from xdsi.web.negotiation import DICOM_XML
 from xdsi.web.context import NEGOTIATION_PARAMETERS, accepted, announce, archive
 from xdsi.web.errors import warning
+from xdsi.web.negotiation import DICOM_XML
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("qido_rs", __name__, url_prefix=DICOMWEB)

@@ -18,9 +18,9 @@ from xdsi.services import store_metadata, store_response
 from xdsi.services.archive import Archive
 from xdsi.services.store import Outcome, Status
 from xdsi.web import multipart, negotiation
-from xdsi.web.negotiation import DICOM, DICOM_JSON, DICOM_XML
 from xdsi.web.context import announce, archive
 from xdsi.web.errors import warning
+from xdsi.web.negotiation import DICOM, DICOM_JSON, DICOM_XML
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("stow_rs", __name__, url_prefix=DICOMWEB)

@@ -22,9 +22,9 @@ from xdsi.services.archive import Archive
 from xdsi.services.metadata import instance_path, parse_bulk_data_path
 from xdsi.services.retrieve import Target
 from xdsi.web import multipart, negotiation
-from xdsi.web.negotiation import DICOM, DICOM_XML, OCTET_STREAM, ZIP
 from xdsi.web.context import accepted, announce, archive
 from xdsi.web.errors import text_response
+from xdsi.web.negotiation import DICOM, DICOM_XML, OCTET_STREAM, ZIP
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("wado_rs", __name__, url_prefix=DICOMWEB)
