@@ -7,13 +7,15 @@ import http.client
 import io
 import json
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.encaps import generate_frames
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate_extended, generate_frames
 
 from tests.dicomfiles import make_dataset, to_bytes
 from tests.integration.test_stow_rs import dicom_parts, post
@@ -281,3 +283,47 @@ def test_frames_of_a_deflated_instance_in_any_order(live: LiveServer) -> None:
     assert got == [pixels[3].tobytes(), pixels[0].tobytes(), pixels[3].tobytes()]
     beyond = get(live, f"{url}/2,6", 'multipart/related; type="application/octet-stream"')
     assert beyond.status == 404 and b"beyond the last frame" in beyond.body
+
+
+def with_extended_offsets(lengths: str) -> tuple[Dataset, list[bytes]]:
+    """pydicom's 10-frame JPEG 2000 file rewritten as whole-slide images are: an empty Basic Offset
+    Table, frames found through Extended Offset Table (7FE0,0001) and its Lengths (7FE0,0002).
+
+    ``lengths`` "exact" gives each codestream's length, without its item's padding byte; "beyond"
+    points the last offset past the fragments. Returns the data set and its codestreams.
+    """
+    ds = pydicom.dcmread(get_testdata_file("emri_small_jpeg_2k_lossless.dcm"))
+    count = int(ds.NumberOfFrames)
+    # A JPEG 2000 codestream ends at its EOC marker (FFD9); what follows in the item is padding.
+    codestreams = [f[: f.rindex(b"\xff\xd9") + 2] for f in generate_frames(ds.PixelData, number_of_frames=count)]
+    assert any(len(c) % 2 for c in codestreams)  # so padding is there to be left out
+    ds.PixelData, offsets, _padded = encapsulate_extended(codestreams)
+    if lengths == "beyond":
+        offsets = offsets[:-8] + struct.pack("<Q", len(ds.PixelData))
+    ds.ExtendedOffsetTable = offsets
+    ds.ExtendedOffsetTableLengths = struct.pack(f"<{count}Q", *map(len, codestreams))
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    return ds, codestreams
+
+
+def test_frames_found_through_an_extended_offset_table_come_back_byte_identical(live: LiveServer) -> None:
+    ds, codestreams = with_extended_offsets("exact")
+    assert post(live, dicom_parts(to_bytes(ds))).status == 200
+    url = f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    order = [10, 2, 3, 1, 9]
+    got = parts(get(live, f"{url}/frames/{','.join(map(str, order))}", OCTETS + "; transfer-syntax=*"))
+    assert [h["Content-Type"] for h, _b in got] == ["image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"] * len(order)
+    assert [body for _h, body in got] == [codestreams[n - 1] for n in order]
+    decoded = parts(get(live, f"{url}/frames/3", OCTETS))
+    assert decoded[0][1] == ds.pixel_array[2].astype("<u2").tobytes()
+
+
+def test_an_extended_offset_table_pointing_past_the_fragments_leaves_the_frames_to_the_items(
+        live: LiveServer) -> None:
+    ds, codestreams = with_extended_offsets("beyond")
+    assert post(live, dicom_parts(to_bytes(ds))).status == 200
+    url = f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    got = parts(get(live, f"{url}/frames/2,10", OCTETS + "; transfer-syntax=*"))
+    # One frame per item, as without the table: a codestream with its padding byte, if it has one.
+    assert [body for _h, body in got] == [c + b"\0" * (len(c) % 2) for c in (codestreams[1], codestreams[9])]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import struct
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from xdsi.dicom import uids
 from xdsi.dicom.byteorder import swap_bytes
-from xdsi.dicom.parsing import PixelDataLocation
+from xdsi.dicom.parsing import ParsedInstance, PixelDataLocation
 from xdsi.errors import MalformedDicom, NotFound
 
 MAX_FRAMES = 1_000_000
@@ -162,6 +162,29 @@ def frame_table(
     return _native_table(pixel, samples * bits_allocated, number_of_frames, swap)
 
 
+# PS3.3 C.7.6.3: Extended Offset Table (7FE0,0001) and its Lengths (7FE0,0002), both OV.
+_EXTENDED_OFFSET_TABLE = 0x7FE00001
+_EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
+
+
+def extended_offsets(parsed: ParsedInstance) -> tuple[bytes, bytes | None] | None:
+    """The Extended Offset Table and its Lengths as stored, for ``frame_table``; None without a table.
+
+    Large multi-frame objects (whole-slide images) carry it instead of a Basic Offset Table, whose
+    32-bit offsets cannot reach beyond 4 GiB (PS3.5 A.4); its Lengths also leave out item padding.
+    """
+    wanted = (_EXTENDED_OFFSET_TABLE, _EXTENDED_OFFSET_TABLE_LENGTHS)
+    if parsed.elements is not None:
+        values = {e.tag: e.value for e in parsed.elements if e.tag in wanted}
+    else:
+        dataset = parsed.dataset
+        values = {tag: dataset[tag].value for tag in wanted if tag in dataset}
+    table, lengths = (values.get(tag) for tag in wanted)
+    if not isinstance(table, bytes) or not table:
+        return None
+    return table, lengths if isinstance(lengths, bytes) and lengths else None
+
+
 def read_frame(fp: BinaryIO, table: FrameTable, number: int) -> bytes:
     """The bytes of frame ``number`` (1-based): a codestream, or native little endian pixels.
 
@@ -170,31 +193,6 @@ def read_frame(fp: BinaryIO, table: FrameTable, number: int) -> bytes:
     pieces = _pieces(table, number)
     data = b"".join(_read_exact(fp, offset, length) for offset, length in pieces)
     return _native_frame(table, number, data) if not table.encapsulated else data
-
-
-def iter_frame(fp: BinaryIO, table: FrameTable, number: int, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """Yield frame ``number`` in chunks of at most ``chunk`` bytes, for frames too big to hold."""
-    if chunk < 1:
-        raise ValueError("chunk must be positive")
-    pieces = _pieces(table, number)  # NotFound now, not at the first next()
-    return _chunks(fp, table, number, pieces, chunk)
-
-
-def _chunks(
-    fp: BinaryIO, table: FrameTable, number: int, pieces: tuple[tuple[int, int], ...], chunk: int
-) -> Iterator[bytes]:
-    if not table.encapsulated and not _aligned(table):
-        # A bit-shifted frame is rebuilt whole; only Bits Allocated 1 frames get here.
-        data = read_frame(fp, table, number)
-        for start in range(0, len(data), chunk):
-            yield data[start : start + chunk]
-        return
-    unit = max(table.swap_bytes, 1)
-    step = max(chunk - chunk % unit, unit)
-    for offset, length in pieces:
-        for start in range(0, length, step):
-            data = _read_exact(fp, offset + start, min(step, length - start))
-            yield swap_bytes(data, table.swap_bytes) if table.swap_bytes else data
 
 
 def _native_table(pixel: PixelDataLocation, frame_bits: int, frames: int, swap: int) -> FrameTable:
@@ -298,7 +296,7 @@ def _split_by_offsets(offsets: Sequence[int], starts: list[int], frames: int, wh
     """Group fragment indexes by frame from an offset table, checking every offset hits an item."""
     if len(offsets) != frames:
         raise MalformedDicom(f"{which} Offset Table has {len(offsets)} entries for {frames} frames")
-    indexes = []
+    indexes: list[int] = []
     for number, offset in enumerate(offsets, start=1):
         k = bisect_left(starts, offset)
         if k == len(starts) or starts[k] != offset:
@@ -362,10 +360,6 @@ def _pieces(table: FrameTable, number: int) -> tuple[tuple[int, int], ...]:
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= table.number_of_frames:
         raise NotFound(f"frame {number} does not exist: the instance has {table.number_of_frames} frame(s)")
     return table.ranges[number - 1]
-
-
-def _aligned(table: FrameTable) -> bool:
-    return table.frame_bits % (8 * max(table.swap_bytes, 1)) == 0
 
 
 def _native_frame(table: FrameTable, number: int, data: bytes) -> bytes:

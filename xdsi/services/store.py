@@ -39,7 +39,7 @@ from xdsi.config import Settings
 from xdsi.dicom import uids
 from xdsi.dicom.attributes import IndexKeys, index_keys
 from xdsi.dicom.coercion import fill_issuer_of_patient_id
-from xdsi.dicom.frames import FrameTable, frame_table
+from xdsi.dicom.frames import FrameTable, extended_offsets, frame_table
 from xdsi.dicom.parsing import Limits, ParsedInstance, file_meta_header, open_instance, read_bare_dataset
 from xdsi.errors import (
     DuplicateConflict,
@@ -496,26 +496,30 @@ def _frame_table(parsed: ParsedInstance, keys: IndexKeys) -> FrameTable | None:
     """Frame byte ranges for images (None for other objects), found once at ingest.
 
     Pixel data whose layout contradicts its own attributes is still stored as received; its
-    frames are then refused when asked for, with the reason.
+    frames are then refused when asked for, with the reason. An Extended Offset Table that
+    contradicts the fragments is left out: the items still locate the frames, as they did before.
     """
     instance = keys.instance
     if parsed.pixel_data is None or not (instance.rows and instance.columns and instance.bits_allocated):
         return None
-    try:
-        return frame_table(
-            parsed.stream,
-            parsed.pixel_data,
-            rows=instance.rows,
-            columns=instance.columns,
-            samples_per_pixel=instance.samples_per_pixel or 1,
-            bits_allocated=instance.bits_allocated,
-            number_of_frames=instance.number_of_frames or 1,
-            transfer_syntax=parsed.transfer_syntax,
-            photometric_interpretation=instance.photometric_interpretation,
-        )
-    except MalformedDicom as exc:
-        log.info("instance %s: frames not indexed: %s", instance.sop_instance_uid, exc)
-        return None
+    for extended in dict.fromkeys((extended_offsets(parsed), None)):
+        try:
+            return frame_table(
+                parsed.stream,
+                parsed.pixel_data,
+                rows=instance.rows,
+                columns=instance.columns,
+                samples_per_pixel=instance.samples_per_pixel or 1,
+                bits_allocated=instance.bits_allocated,
+                number_of_frames=instance.number_of_frames or 1,
+                transfer_syntax=parsed.transfer_syntax,
+                photometric_interpretation=instance.photometric_interpretation,
+                extended_offsets=extended,
+            )
+        except MalformedDicom as exc:
+            how = "through its Extended Offset Table" if extended else "indexed"
+            log.info("instance %s: frames not %s: %s", instance.sop_instance_uid, how, exc)
+    return None
 
 
 def _add_differences(item: _Prepared, differences: list[str]) -> None:
