@@ -313,18 +313,6 @@ def decode_frame(
     return _native_bytes([arr], decoded), decoded
 
 
-def frame_syntax(media_type: str, transfer_syntax: str | None = None) -> str:
-    """The transfer syntax a frame media type (and its optional parameter) stands for (PS3.18 8.7.3.3)."""
-    allowed = FRAME_MEDIA_TYPES.get(media_type.strip().lower())
-    if allowed is None:
-        raise NotAcceptable(f"{media_type!r} is not a frame media type")
-    if transfer_syntax is None:
-        return allowed[0]
-    if transfer_syntax not in allowed:
-        raise NotAcceptable(f"transfer syntax {transfer_syntax} does not go with {media_type}")
-    return transfer_syntax
-
-
 def frame_media_type(transfer_syntax: str) -> str:
     """The media type of frames stored or encoded in ``transfer_syntax`` (PS3.18 Table 8.7.3-5)."""
     if not uids.is_encapsulated(transfer_syntax):

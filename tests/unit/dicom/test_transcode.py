@@ -40,7 +40,6 @@ from xdsi.dicom.transcode import (
     decode_frame,
     encode_frame,
     frame_media_type,
-    frame_syntax,
     target_syntaxes,
     transcode,
 )
@@ -477,14 +476,6 @@ def test_encode_frame_takes_an_array_and_checks_its_shape() -> None:
 
 
 def test_frame_media_types() -> None:
-    assert frame_syntax("image/jpeg") == tc.JPEG_LOSSLESS_SV1  # PS3.18 Table 8.7.3-5 default
-    assert frame_syntax("image/jls") == JPEGLSLossless
-    assert frame_syntax("image/jp2", tc.JPEG_2000) == tc.JPEG_2000
-    assert frame_syntax("application/octet-stream") == ExplicitVRLittleEndian
-    with pytest.raises(NotAcceptable):
-        frame_syntax("image/jp2", tc.JPEG_BASELINE)
-    with pytest.raises(NotAcceptable):
-        frame_syntax("image/png")
     assert frame_media_type(RLELossless) == "image/dicom-rle"
     assert frame_media_type(ImplicitVRLittleEndian) == "application/octet-stream"
     assert frame_media_type("1.2.840.10008.1.2.4.203") == "image/jphc"
