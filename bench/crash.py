@@ -171,9 +171,10 @@ def _check_reimport(settings: Settings, payloads: list[bytes], report: CrashRepo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=1000, help="kills (default 1000)")
-    parser.add_argument("--postgres", metavar="URL",
-                        help="run on PostgreSQL, in a fresh database on this server (default: SQLite in a scratch folder)")
-    parser.add_argument("--storage", help="an empty or new blob store folder, e.g. on the disk to test (default: a scratch folder)")
+    parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL, in a fresh database on this server "
+                        "(default: SQLite in a scratch folder)")
+    parser.add_argument("--storage", help="an empty or new blob store folder, e.g. on the disk to test "
+                        "(default: a scratch folder)")
     parser.add_argument("--max-delay", type=float, default=0.5, help="longest wait before a kill, seconds")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="FILE", help="also write the counts as JSON")

@@ -60,7 +60,8 @@ def main() -> int:
     parser.add_argument("--make-corpus", action="store_true",
                         help="generate the corpus first with bench/corpus.py if the folder holds none")
     parser.add_argument("--corpus-args", default="", help="extra arguments for bench/corpus.py")
-    parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL (a server where databases can be created)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="also measure PostgreSQL (a server where databases can be created)")
     parser.add_argument("--batch", type=int, default=32, help="instances per transaction (default 32)")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()

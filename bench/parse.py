@@ -56,7 +56,7 @@ def main() -> None:
             store._frame_table(parsed, keys)
             t5 = time.perf_counter()
             quick += "dataset" not in parsed.__dict__
-        for name, spent in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+        for name, spent in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
             steps[name] += spent
     started = time.perf_counter()
     for path in files:

@@ -35,7 +35,7 @@ class Call:
     def problem(self, reply: Reply) -> str | None:
         try:
             return f"HTTP {reply.status}" if reply.status >= 300 else self.check(reply)
-        except Exception as error:  # an answer the check cannot read is a wrong answer
+        except Exception as error:  # noqa: BLE001 - an answer the check cannot read, whatever fails, is a wrong answer
             return f"unreadable answer ({type(error).__name__}: {error})"
 
 

@@ -46,6 +46,9 @@ class Discovery:
 
 @dataclass
 class ImportReport:
+    """What an import did: instances stored, instances already held (a duplicate, or one the
+    duplicate policy ignored), and every file that failed or was stored with a warning."""
+
     stored: int = 0
     duplicates: int = 0
     failures: list[Problem] = field(default_factory=list)
@@ -133,7 +136,7 @@ def _dicomdir_references(dicomdir: Path, problems: list[Problem]) -> list[Path]:
     try:
         ds = pydicom.dcmread(dicomdir, force=False)
         records = ds.get("DirectoryRecordSequence") or []
-    except Exception as exc:  # any parse failure of an untrusted file is reported, not raised
+    except Exception as exc:  # noqa: BLE001 - any parse failure of an untrusted file is reported, not raised
         problems.append(Problem(dicomdir, f"DICOMDIR cannot be read: {exc}"))
         return []
     root = dicomdir.parent.resolve()
@@ -171,7 +174,7 @@ def import_files(
                 except OSError as exc:
                     report.failures.append(Problem(path, f"cannot be read: {exc.strerror}"))
             outcomes = store.store(handle for _path, handle in opened)
-        for (path, _handle), outcome in zip(opened, outcomes):
+        for (path, _handle), outcome in zip(opened, outcomes, strict=True):
             _account(report, path, outcome)
         if progress is not None:
             progress(len(batch))

@@ -145,10 +145,8 @@ class ProcessPool:
     def forget(self, tickets: list[Ticket]) -> None:
         """Wait out jobs whose results are no longer wanted (their owner gave up midway)."""
         for ticket in tickets:
-            try:
+            with contextlib.suppress(Exception):  # the owner no longer cares how the job ended
                 self.result(ticket)
-            except Exception:  # the owner no longer cares how the job ended
-                pass
 
     def _receive(self, worker: _Worker) -> None:
         """Read the worker's next answer (the caller holds its lock) and file it under its sequence."""
@@ -165,7 +163,7 @@ class ProcessPool:
         try:
             worker.done[sequence] = pickle.loads(data)
             self.answered += 1
-        except Exception as exc:  # e.g. an exception type whose constructor unpickling cannot call
+        except Exception as exc:  # noqa: BLE001 - e.g. an exception type whose constructor unpickling cannot call
             worker.done[sequence] = (False, PoolBroken(f"a worker's answer cannot be read: {exc!r}"))
 
     def _break(self, reason: str) -> NoReturn:
@@ -203,11 +201,11 @@ def serve(fd: int, module: str, name: str) -> None:
             args = pickle.loads(connection.recv_bytes())
             try:
                 answer: tuple[bool, Any] = (True, function(*args))
-            except Exception as exc:  # the owner re-raises it; a worker survives any job
+            except Exception as exc:  # noqa: BLE001 - the owner re-raises it; a worker survives any job
                 answer = (False, exc)
             try:
                 data = pickle.dumps(answer)
-            except Exception as exc:  # an unpicklable value or exception
+            except Exception as exc:  # noqa: BLE001 - an unpicklable value or exception, whatever pickle raises
                 data = pickle.dumps((False, RuntimeError(f"{type(answer[1]).__name__} cannot be returned: {exc}")))
             connection.send_bytes(data)
 

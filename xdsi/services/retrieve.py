@@ -255,8 +255,8 @@ class BulkValue:
 
 def bulk_value(blobs: BlobStore, instance: StoredInstance, path: tuple[int, ...], limits: Limits) -> BulkValue:
     """Locate the value a BulkDataURI names (tags and 1-based item numbers), or NotFound."""
-    if len(path) == 1 and path[0] in PIXEL_DATA_TAGS and instance.pixel_data_offset is not None and instance.pixel_data_length is not None \
-            and not uids.is_big_endian(instance.transfer_syntax_uid):
+    if (len(path) == 1 and path[0] in PIXEL_DATA_TAGS and instance.pixel_data_offset is not None
+            and instance.pixel_data_length is not None and not uids.is_big_endian(instance.transfer_syntax_uid)):
         return BulkValue(instance.blob_key, instance.pixel_data_offset, instance.pixel_data_length)
     with open_instance(blobs.path(instance.blob_key), limits) as parsed:
         ds: Dataset = parsed.dataset
@@ -272,13 +272,16 @@ def bulk_value(blobs: BlobStore, instance: StoredInstance, path: tuple[int, ...]
         raw = ds.get_item(tag, keep_deferred=True)
         if raw is None:
             raise NotFound(f"bulk data {where}{tag:08X} does not exist in {instance.sop_instance_uid}")
-        deferred = isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, UNDEFINED)
         # Only a top-level value's position is a file offset: pydicom parses a sequence from a
         # copy of its bytes, and an inflated dataset lives in a temporary copy.
         in_file = len(path) == 1 and not uids.is_deflated(parsed.transfer_syntax)
-        if deferred and in_file and raw.is_little_endian:
-            return BulkValue(instance.blob_key, raw.value_tell, raw.length)
-        if raw.length == UNDEFINED:
+        if isinstance(raw, RawDataElement):
+            if raw.value is None and raw.length not in (0, UNDEFINED) and in_file and raw.is_little_endian:
+                return BulkValue(instance.blob_key, raw.value_tell, raw.length)
+            undefined = raw.length == UNDEFINED
+        else:  # a value pydicom has read already
+            undefined = raw.is_undefined_length
+        if undefined:
             raise NotFound(f"bulk data {where}{tag:08X} is encapsulated: ask for its frames")
         element = ds[tag]
         if element.VR == "SQ":
