@@ -21,8 +21,11 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 
+# Two workers by default (tests/conftest.py keeps each module on one worker); TEST_WORKERS=0 runs
+# in one process.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

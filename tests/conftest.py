@@ -1,18 +1,25 @@
 """Shared fixtures: a fresh index per test on SQLite and, when configured, PostgreSQL.
 
 ``XDSI_TEST_DATABASE_URL`` names a PostgreSQL server where the test user may create
-databases (``.ci/run`` starts one). Each test gets its own database cloned from a migrated
-template, so tests never see each other's rows. Without the variable only SQLite runs;
-the session header says so.
+databases (``.ci/run`` starts one). Each test gets its own database cloned from a template
+migrated once per session (on SQLite, a copy of the file), so tests never see each other's
+rows. Without the variable only SQLite runs; the session header says so.
+
+With pytest-xdist (``make test`` runs two workers), each worker has its own session: its own
+templates and live servers. The tests of one module stay on one worker, in order (some read
+what an earlier test of their module recorded), and tests/interop stays on one worker, so its
+corpus is stored once.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +28,9 @@ from sqlalchemy.engine import make_url
 from xdsi.config import Settings
 from xdsi.repository import db
 from xdsi.services.archive import Archive
+
+if TYPE_CHECKING:
+    from tests.live import LiveServer
 
 PG_URL = os.environ.get("XDSI_TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -32,6 +42,19 @@ def pytest_report_header(config: pytest.Config) -> str:
     if PG_URL:
         return f"xdsi: databases sqlite and postgresql ({make_url(PG_URL).render_as_string(hide_password=True)})"
     return "xdsi: database sqlite only (set XDSI_TEST_DATABASE_URL for PostgreSQL)"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Work units for pytest-xdist's workers: a module, and tests/interop as one (its corpus)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tests/interop" if module.startswith("tests/interop/") else module
+
+    return ModuleScheduling(config, log)
 
 
 class PostgresDatabases:
@@ -79,15 +102,25 @@ def postgres() -> Iterator[PostgresDatabases | None]:
     databases.drop_all()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite index migrated once: copying the file costs a thousandth of a migration."""
+    path = tmp_path_factory.mktemp("template") / "xdsi.db"
+    engine = db.create_engine_for(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()
+    # The last connection's close checkpoints the WAL into the file: the file alone is the index.
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL of a fresh, empty, migrated index."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'xdsi.db'}"
-        engine = db.create_engine_for(url)
-        db.upgrade(engine)
-        engine.dispose()
-        return url
+        path = tmp_path / "xdsi.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     postgres: PostgresDatabases = request.getfixturevalue("postgres")
     return postgres.new()
 
@@ -116,15 +149,12 @@ def archive(settings: Settings) -> Iterator[Archive]:
 
 
 @pytest.fixture(scope="session", params=DATABASES)
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator["LiveServer"]:
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One running server per database for the session; tests keep to their own UIDs."""
     from tests.live import LiveServer
 
     folder = tmp_path_factory.mktemp(f"live-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'xdsi.db'}"
-    else:
-        url = request.getfixturevalue("postgres").new()
+    url = f"sqlite:///{folder / 'xdsi.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres").new()
     server = LiveServer(url, folder / "store")
     yield server
     server.stop()

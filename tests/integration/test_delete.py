@@ -359,6 +359,7 @@ def test_deletes_killed_at_random_moments_leave_a_consistent_archive(database_ur
     interrupted = 0  # kills that left a delete's markers behind
     for iteration in range(KILLS):
         acked = tmp_path / f"deleted-{iteration}"
+        acked.touch()  # a child killed before its first write has deleted nothing
         pid = os.fork()
         if pid == 0:  # stores a study, then deletes an instance, a series and the rest, until killed
             try:

@@ -83,7 +83,7 @@ def test_default_is_explicit_vr_little_endian_with_identical_pixels(live: LiveSe
 def test_explicit_transfer_syntax_and_lossless_round_trip(live: LiveServer, stored: dict) -> None:
     url, path = stored["CT_small.dcm"]
     reply = get(live, url, DICOM + "; transfer-syntax=1.2.840.10008.1.2.5")
-    [(headers, body)] = parts(reply)
+    [(_headers, body)] = parts(reply)
     got = pydicom.dcmread(io.BytesIO(body))
     assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"
     assert np.array_equal(got.pixel_array, pydicom.dcmread(path).pixel_array)
@@ -279,9 +279,9 @@ def test_frames_of_a_deflated_instance_in_any_order(live: LiveServer) -> None:
     url = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
            f"/instances/{ds.SOPInstanceUID}/frames")
     pixels = ds.pixel_array.astype("<u2")
-    got = [body for _headers, body in parts(get(live, f"{url}/4,1,4", 'multipart/related; type="application/octet-stream"'))]
+    got = [body for _headers, body in parts(get(live, f"{url}/4,1,4", OCTETS))]
     assert got == [pixels[3].tobytes(), pixels[0].tobytes(), pixels[3].tobytes()]
-    beyond = get(live, f"{url}/2,6", 'multipart/related; type="application/octet-stream"')
+    beyond = get(live, f"{url}/2,6", OCTETS)
     assert beyond.status == 404 and b"beyond the last frame" in beyond.body
 
 
