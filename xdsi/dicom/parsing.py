@@ -42,20 +42,23 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from xdsi.dicom import uids
+from xdsi.dicom.tags import (
+    DELIMITATION_GROUP,
+    ITEM,
+    ITEM_DELIMITER,
+    PIXEL_DATA_TAGS,
+    SEQUENCE_DELIMITER,
+    SOP_CLASS_UID,
+    SOP_INSTANCE_UID,
+    UNDEFINED_LENGTH,
+)
 from xdsi.errors import InstanceTooLarge, MalformedDicom, MissingAttribute, NotDicom, UnsupportedTransferSyntax
 
 PREAMBLE_LENGTH = 128
 MAX_DEPTH = 32
-ITEM = 0xFFFEE000
-ITEM_DELIMITER = 0xFFFEE00D
-SEQUENCE_DELIMITER = 0xFFFEE0DD
-UNDEFINED = 0xFFFFFFFF
-PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float and Double Float Pixel Data
 # PS3.5 7.1.2: these VRs carry 2 reserved bytes and a 32-bit length in explicit VR.
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 _CHUNK = 1 << 20
-SOP_CLASS_UID = 0x00080016
-SOP_INSTANCE_UID = 0x00080018
 NO_DICM = "not a DICOM PS3.10 file: no 'DICM' prefix after the 128-byte preamble"
 
 
@@ -335,7 +338,7 @@ class _Walker:
             tag, vr, length, value_pos = self._header(pos, end)
             pos = self._value(tag, vr, length, value_pos, end, depth=0)
             if tag in PIXEL_DATA_TAGS and pixel is None:
-                encapsulated = length == UNDEFINED
+                encapsulated = length == UNDEFINED_LENGTH
                 vr_text = vr.decode() if vr else ("OB" if encapsulated else "OW")
                 pixel = PixelDataLocation(tag, vr_text, value_pos, None if encapsulated else length, pos)
         return pixel
@@ -360,7 +363,7 @@ class _Walker:
         return self._value(tag, vr, length, value_pos, end, depth)
 
     def _value(self, tag: int, vr: bytes | None, length: int, pos: int, end: int, depth: int) -> int:
-        if length == UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             if tag in PIXEL_DATA_TAGS and depth == 0 and vr in (b"OB", b"OW", None):
                 return self._fragments(pos, end, tag)
             if vr in (b"SQ", b"UN", None) or self._is_sequence(tag):
@@ -385,7 +388,7 @@ class _Walker:
         raw = self._read(pos, end, 8, "element header")
         group, elem = struct.unpack(self.endian + "HH", raw[:4])
         tag = group << 16 | elem
-        if group == 0xFFFE:
+        if group == DELIMITATION_GROUP:
             raise MalformedDicom(f"unexpected item tag {_fmt(tag)} at offset {pos}")
         if self.implicit:
             (length,) = struct.unpack(self.endian + "L", raw[4:])
@@ -415,7 +418,7 @@ class _Walker:
                 return pos
             if tag != ITEM:
                 raise MalformedDicom(f"expected a sequence item at offset {pos - 8}, found {_fmt(tag)}")
-            if length == UNDEFINED:
+            if length == UNDEFINED_LENGTH:
                 pos = walker._item_until_delimiter(pos, end, depth)
                 continue
             if length > end - pos:
@@ -439,7 +442,7 @@ class _Walker:
             pos += 8
             if item == SEQUENCE_DELIMITER:
                 return pos
-            if item != ITEM or length == UNDEFINED:
+            if item != ITEM or length == UNDEFINED_LENGTH:
                 raise MalformedDicom(f"encapsulated {_fmt(tag)} holds a malformed fragment at offset {pos - 8}")
             if length > end - pos:
                 raise MalformedDicom(f"pixel data fragment declares {length} bytes but only {end - pos} remain")
@@ -515,7 +518,7 @@ class _RawReader:
             if delimited and tag == ITEM_DELIMITER:
                 return elements, pos + 8
             vr = _RAW_VRS.get(vr_bytes)
-            if group == 0xFFFE or tag <= previous or vr is None:
+            if group == DELIMITATION_GROUP or tag <= previous or vr is None:
                 raise _Decline
             previous = tag
             if vr_bytes in LONG_VRS:
@@ -525,13 +528,13 @@ class _RawReader:
                 length, pos = short_length, pos + 8
             if depth == 0 and tag in PIXEL_DATA_TAGS:
                 element_end = self._pixel_data(tag, vr, length, pos, end)
-                elements.append(RawElement(tag, vr, None if length == UNDEFINED else length, None if length else b""))
+                elements.append(RawElement(tag, vr, None if length == UNDEFINED_LENGTH else length, None if length else b""))
                 pos = element_end
             elif vr == "SQ":
                 items, pos = self._sequence(pos, length, end, depth + 1)
-                elements.append(RawElement(tag, vr, None if length == UNDEFINED else length, None, items))
+                elements.append(RawElement(tag, vr, None if length == UNDEFINED_LENGTH else length, None, items))
             else:
-                if length == UNDEFINED or length > end - pos:
+                if length == UNDEFINED_LENGTH or length > end - pos:
                     raise _Decline
                 self.kept += length
                 if self.kept > _RAW_HEADER_BUDGET:
@@ -543,7 +546,7 @@ class _RawReader:
     def _sequence(self, pos: int, length: int, end: int, depth: int) -> tuple[list[list[RawElement]], int]:
         if depth > MAX_DEPTH:
             raise _Decline
-        defined = length != UNDEFINED
+        defined = length != UNDEFINED_LENGTH
         if defined:
             if length > end - pos:
                 raise _Decline
@@ -559,7 +562,7 @@ class _RawReader:
                 return items, pos
             if tag != ITEM:
                 raise _Decline
-            if item_length == UNDEFINED:
+            if item_length == UNDEFINED_LENGTH:
                 item, pos = self._elements(pos, end, depth, delimited=True)
             else:
                 if item_length > end - pos:
@@ -571,7 +574,7 @@ class _RawReader:
     def _pixel_data(self, tag: int, vr: str, length: int, pos: int, end: int) -> int:
         if self.pixel is not None or vr not in ("OB", "OW", "OF", "OD"):
             raise _Decline
-        if length == UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             if vr not in ("OB", "OW"):
                 raise _Decline
             element_end = self._fragments(pos, end)
@@ -595,7 +598,7 @@ class _RawReader:
             pos += 8
             if group << 16 | element == SEQUENCE_DELIMITER:
                 return pos
-            if group << 16 | element != ITEM or length == UNDEFINED or length > end - pos:
+            if group << 16 | element != ITEM or length == UNDEFINED_LENGTH or length > end - pos:
                 raise _Decline
             pos += length
 
@@ -626,7 +629,7 @@ def _read_header(
         dataset[pixel.tag] = RawDataElement(
             Tag(pixel.tag),
             None if implicit else pixel.vr,
-            pixel.length if pixel.length is not None else UNDEFINED,
+            pixel.length if pixel.length is not None else UNDEFINED_LENGTH,
             None,
             pixel.value_offset,
             implicit,

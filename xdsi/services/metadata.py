@@ -20,12 +20,18 @@ from pydicom.datadict import tag_for_keyword
 
 from xdsi.dicom.attributes import Attributes, as_integer
 from xdsi.dicom.parsing import ParsedInstance
+from xdsi.dicom.tags import (
+    AVAILABLE_TRANSFER_SYNTAX_UID,
+    PIXEL_DATA_TAGS,
+    SERIES_INSTANCE_UID,
+    SOP_INSTANCE_UID,
+    STUDY_INSTANCE_UID,
+)
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.encoding import dicom_json, native_xml
 from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef, Encoded, encode_tree
 from xdsi.encoding.raw_elements import encode_elements, uid_value
 
-PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 JSON_URI_OPENING = b'"BulkDataURI":"'
 XML_URI_OPENING = b'<BulkData uri="'
 
@@ -76,8 +82,7 @@ def encode_dataset_of(parsed: ParsedInstance, threshold: int) -> list[Encoded]:
     return _with_available_syntax(encode_tree(ds, _bulk_data(found, threshold)), parsed.transfer_syntax)
 
 
-_UID_TAGS = (0x0020000D, 0x0020000E, 0x00080018)  # Study, Series and SOP Instance UID
-_AVAILABLE_TRANSFER_SYNTAX = 0x00083002
+_UID_TAGS = (STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID)
 
 
 def _bulk_data(found: list[str], threshold: int) -> BulkDataCallback:
@@ -94,10 +99,10 @@ def _bulk_data(found: list[str], threshold: int) -> BulkDataCallback:
 
 def _with_available_syntax(elements: list[Encoded], transfer_syntax_uid: str) -> list[Encoded]:
     """PS3.18 10.6.3 / F.2: Available Transfer Syntax UID tells a viewer what frames are stored as."""
-    entry = Encoded(_AVAILABLE_TRANSFER_SYNTAX, "UI", None, "values",
+    entry = Encoded(AVAILABLE_TRANSFER_SYNTAX_UID, "UI", None, "values",
                     [transfer_syntax_uid or EXPLICIT_VR_LITTLE_ENDIAN])
-    at = bisect.bisect_left([e.tag for e in elements], _AVAILABLE_TRANSFER_SYNTAX)
-    replaced = at < len(elements) and elements[at].tag == _AVAILABLE_TRANSFER_SYNTAX
+    at = bisect.bisect_left([e.tag for e in elements], AVAILABLE_TRANSFER_SYNTAX_UID)
+    replaced = at < len(elements) and elements[at].tag == AVAILABLE_TRANSFER_SYNTAX_UID
     return [*elements[:at], entry, *elements[at + replaced:]]
 
 

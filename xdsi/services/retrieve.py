@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from xdsi.dicom import transcode, uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.dicom.frames import FrameTable, frame_table, read_frame
-from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
+from xdsi.dicom.parsing import Limits, open_instance
+from xdsi.dicom.tags import PIXEL_DATA_TAGS, UNDEFINED_LENGTH
 from xdsi.dicom.transcode import PixelDescription
 from xdsi.dicom.uids import validate_uid
 from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcceptable, NotFound
@@ -272,13 +273,13 @@ def bulk_value(blobs: BlobStore, instance: StoredInstance, path: tuple[int, ...]
         raw = ds.get_item(tag, keep_deferred=True)
         if raw is None:
             raise NotFound(f"bulk data {where}{tag:08X} does not exist in {instance.sop_instance_uid}")
-        deferred = isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, UNDEFINED)
+        deferred = isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, UNDEFINED_LENGTH)
         # Only a top-level value's position is a file offset: pydicom parses a sequence from a
         # copy of its bytes, and an inflated dataset lives in a temporary copy.
         in_file = len(path) == 1 and not uids.is_deflated(parsed.transfer_syntax)
         if deferred and in_file and raw.is_little_endian:
             return BulkValue(instance.blob_key, raw.value_tell, raw.length)
-        if raw.length == UNDEFINED:
+        if raw.length == UNDEFINED_LENGTH:
             raise NotFound(f"bulk data {where}{tag:08X} is encapsulated: ask for its frames")
         element = ds[tag]
         if element.VR == "SQ":

@@ -23,25 +23,12 @@ from pydicom.filewriter import dcmwrite
 
 from xdsi import __version__
 from xdsi.dicom import jpeg, uids
-from xdsi.dicom.transcode import FRAME_MEDIA_TYPES
 from xdsi.encoding import dicom_json, native_xml
 from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, MissingAttribute
 
 # xdsi's Implementation Class UID (PS3.7 D.3.3.2): a 2.25 UUID-derived UID, fixed for the project.
 IMPLEMENTATION_CLASS_UID = "2.25.67657838929004865207478107408405471018"
 IMPLEMENTATION_VERSION_NAME = f"XDSI_{__version__}"[:16]
-
-# PS3.18 Table 8.7.3-5: the transfer syntaxes each compressed media type carries, default first:
-# the frame types WADO-RS offers, the video types, and the older x- names of two of them.
-COMPRESSED_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
-    **{kind: syntaxes for kind, syntaxes in FRAME_MEDIA_TYPES.items() if kind != "application/octet-stream"},
-    "image/x-jls": FRAME_MEDIA_TYPES["image/jls"],
-    "image/x-dicom-rle": FRAME_MEDIA_TYPES["image/dicom-rle"],
-    "video/mpeg": ("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"),
-    "video/mp4": tuple(f"1.2.840.10008.1.2.4.{n}" for n in range(102, 107)),
-    "video/h265": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
-}
-
 
 @dataclass(frozen=True)
 class BulkPart:
@@ -146,7 +133,7 @@ def _loader(bulk: dict[str, BulkPart], syntax: list[str], max_bytes: int) -> Cal
 
 def _compressed_syntax(uri: str, part: BulkPart, data: bytes) -> str | None:
     """The transfer syntax a compressed part is stored under; None for any other media type."""
-    carried = COMPRESSED_MEDIA_TYPES.get(part.media_type)
+    carried = uids.COMPRESSED_MEDIA_TYPES.get(part.media_type)
     if carried is None:
         return None
     if part.transfer_syntax is not None:

@@ -12,7 +12,7 @@ from werkzeug.datastructures import ContentRange
 from werkzeug.wsgi import wrap_file
 
 from xdsi.dicom import transcode, uids
-from xdsi.dicom.parsing import PIXEL_DATA_TAGS
+from xdsi.dicom.tags import PIXEL_DATA_TAGS
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.errors import NotFound
 from xdsi.repository.index import StoredInstance
@@ -125,7 +125,7 @@ def _frame_offers(stored: str, single: bool) -> tuple[negotiation.Offer, ...]:
     native = (EXPLICIT_VR_LITTLE_ENDIAN,) if transcode.can_transcode(stored, EXPLICIT_VR_LITTLE_ENDIAN) else ()
     offers += [negotiation.Offer(OCTET_STREAM, multipart=m, transfer_syntaxes=native, stored_syntax=stored)
                for m in kinds]
-    for media_type, syntaxes in transcode.FRAME_MEDIA_TYPES.items():
+    for media_type, syntaxes in uids.FRAME_MEDIA_TYPES.items():
         producible = tuple(s for s in syntaxes if s != stored and uids.is_encapsulated(s)
                            and transcode.can_transcode(stored, s))
         if producible and media_type != stored_type:
