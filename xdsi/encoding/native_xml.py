@@ -10,27 +10,29 @@ from typing import Any
 from lxml import etree
 from pydicom.dataset import Dataset
 
-from xdsi.encoding.bulkdata import (
+from xdsi.encoding.builder import build_dataset
+from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataLoader
+from xdsi.encoding.model import (
     BINARY_VRS,
     BULK_DATA_VRS,
     MAX_DEPTH,
-    BulkDataCallback,
-    BulkDataLoader,
+    PN_GROUPS,
     Encoded,
     Parsed,
-    b64encode,
-    build_dataset,
     child_where,
-    decode_base64,
-    encode_dataset,
-    float_out,
     invalid,
-    join_person_name,
     keyword,
+)
+from xdsi.encoding.values import (
+    b64encode,
+    decode_base64,
+    float_out,
+    join_person_name,
     parse_tag,
     parse_text_value,
     parse_vr,
 )
+from xdsi.encoding.walk import encode_dataset
 from xdsi.errors import InvalidRequest
 
 NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
@@ -42,9 +44,8 @@ _ITEM = f"{{{NAMESPACE}}}Item"
 _PERSON_NAME = f"{{{NAMESPACE}}}PersonName"
 _BULK_DATA = f"{{{NAMESPACE}}}BulkData"
 _INLINE_BINARY = f"{{{NAMESPACE}}}InlineBinary"
-_GROUP_NAMES = ("Alphabetic", "Ideographic", "Phonetic")
 _COMPONENT_NAMES = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
-_GROUPS = tuple(f"{{{NAMESPACE}}}{n}" for n in _GROUP_NAMES)
+_GROUPS = tuple(f"{{{NAMESPACE}}}{n}" for n in PN_GROUPS)
 _COMPONENTS = tuple(f"{{{NAMESPACE}}}{n}" for n in _COMPONENT_NAMES)
 _ATTRIBUTE_ATTRS = frozenset(("tag", "vr", "keyword", "privateCreator"))
 _NUMBER = re.compile(r"[1-9][0-9]*")
@@ -52,13 +53,6 @@ _NO_DOCTYPE = "XML with a DOCTYPE (DTD or entity declarations) is not accepted"
 # XML 1.0 Char production: C0 controls other than TAB/LF/CR, surrogates, U+FFFE/U+FFFF.
 _NOT_XML_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _PLAIN_TEXT = re.compile(r"[^&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*")
-
-
-def dataset_to_element(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> etree._Element:
-    """Build the tree, for callers that embed it (e.g. in a SOAP body) rather than serialise it."""
-    # Our own output, so libxml2's guard against huge text nodes (hostile input) is not needed.
-    trusted = etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True)
-    return etree.fromstring(dumps_dataset(ds, bulk_data, xml_declaration=False), trusted)
 
 
 def dumps_dataset(
@@ -174,7 +168,8 @@ def _write(out: list[str], elements: Iterable[Encoded]) -> None:
 @lru_cache(maxsize=8192)
 def _opening(tag: int, vr: str) -> str:
     name = keyword(tag)
-    return f'<DicomAttribute tag="{tag:08X}" vr="{vr}" keyword="{name}"' if name else f'<DicomAttribute tag="{tag:08X}" vr="{vr}"'
+    opening = f'<DicomAttribute tag="{tag:08X}" vr="{vr}"'
+    return f'{opening} keyword="{name}"' if name else opening
 
 
 def _xml_safe(text: str) -> str:
@@ -195,13 +190,13 @@ def _text(vr: str, v: Any) -> str | None:
 
 
 def _person_name(out: list[str], groups: tuple[str, str, str] | None) -> None:
-    for group_name, group in zip(_GROUP_NAMES, groups or ()):
+    for group_name, group in zip(PN_GROUPS, groups or (), strict=False):
         # Components beyond the fifth stay in NameSuffix so the text survives unchanged.
         components = group.split("^", 4)
         if not any(components):
             continue
         out.append(f"<{group_name}>")
-        for component_name, component in zip(_COMPONENT_NAMES, components):
+        for component_name, component in zip(_COMPONENT_NAMES, components, strict=False):
             if component:
                 out.append(f"<{component_name}>{_escape(component)}</{component_name}>")
         out.append(f"</{group_name}>")

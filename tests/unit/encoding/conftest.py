@@ -22,7 +22,8 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import AMBIGUOUS_VR, PersonName
 
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
-from xdsi.encoding.bulkdata import BINARY_VRS, BulkDataRef
+from xdsi.encoding.bulkdata import BulkDataRef
+from xdsi.encoding.model import BINARY_VRS
 
 SCHEMA_PATH = Path("/work/shared/schemas-ref/native-dicom-model/NativeDicomModel.rng")
 BULK_THRESHOLD = 64

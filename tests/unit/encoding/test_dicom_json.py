@@ -23,9 +23,9 @@ from xdsi.encoding.bulkdata import BulkDataRef
 from xdsi.encoding.dicom_json import (
     Number,
     dataset_to_json,
+    dumps,
     decimal_value,
     dumps_dataset,
-    dumps_datasets,
     json_to_dataset,
     loads,
     loads_dataset,
@@ -351,8 +351,9 @@ def test_orjson_output_is_byte_identical_without_fractions() -> None:
     assert json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":")).encode("utf-8") == data
 
 
-def test_dumps_datasets_is_one_array() -> None:
-    data = dumps_datasets([_ds((0x00100020, "LO", "1")), _ds((0x00100020, "LO", "2"))])
+def test_several_data_sets_are_one_array() -> None:
+    # PS3.18 F.2.1: multiple results are one top-level array, as QIDO-RS answers them.
+    data = dumps([dataset_to_json(_ds((0x00100020, "LO", "1"))), dataset_to_json(_ds((0x00100020, "LO", "2")))])
     assert json.loads(data) == [
         {"00100020": {"vr": "LO", "Value": ["1"]}},
         {"00100020": {"vr": "LO", "Value": ["2"]}},

@@ -12,7 +12,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from tests.dicomfiles import pydicom_files
-from xdsi.encoding import bulkdata
+from xdsi.encoding import walk
 
 
 def _read(path: Path) -> Dataset | None:
@@ -48,12 +48,12 @@ def test_fast_values_equal_the_pydicom_conversion(path: Path) -> None:
         warnings.simplefilter("ignore")
         for fast, slow, tag in _pairs(fast_ds, slow_ds):
             raw = fast.get_item(tag, keep_deferred=True)
-            vr = bulkdata._element_vr(raw, fast, (fast,))
-            values = bulkdata._fast_values(raw, vr, fast)
+            vr = walk._element_vr(raw, fast, (fast,))
+            values = walk._fast_values(raw, vr, fast)
             if values is None:
                 continue
-            quick = bulkdata._inline(fast, tag, raw, vr, None)
-            reference = bulkdata._converted(slow, tag, slow.get_item(tag, keep_deferred=True), vr, None)
+            quick = walk._inline(fast, tag, raw, vr, None)
+            reference = walk._converted(slow, tag, slow.get_item(tag, keep_deferred=True), vr, None)
             assert quick == reference, f"{tag}: {quick} != {reference}"
             compared += 1
     COMPARED[str(path)] = compared
@@ -75,5 +75,5 @@ def test_the_fast_path_covers_most_elements_of_a_typical_image() -> None:
     assert ds is not None
     raws = [ds.get_item(t, keep_deferred=True) for t in ds.keys()]
     covered = [r for r in raws if isinstance(r, RawDataElement) and r.VR != "SQ"
-               and bulkdata._fast_values(r, r.VR, ds) is not None]
+               and walk._fast_values(r, r.VR, ds) is not None]
     assert len(covered) >= 0.8 * len(raws)

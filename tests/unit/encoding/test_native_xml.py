@@ -16,7 +16,6 @@ from pydicom.sequence import Sequence
 
 from xdsi.encoding.native_xml import (
     NAMESPACE,
-    dataset_to_element,
     dumps_dataset,
     element_to_dataset,
     loads_dataset,
@@ -35,6 +34,11 @@ def _ds(*elements: tuple[int, str, Any]) -> Dataset:
     for tag, vr, value in elements:
         ds.add(DataElement(tag, vr, value, validation_mode=config.IGNORE))
     return ds
+
+
+def dataset_to_element(ds: Dataset, bulk_data: Any = None) -> etree._Element:
+    """The document as a tree, read back with the parser client XML gets."""
+    return etree.fromstring(dumps_dataset(ds, bulk_data, xml_declaration=False), safe_parser())
 
 
 def _attr(root: etree._Element, tag: str) -> etree._Element:
