@@ -111,6 +111,12 @@ def dumps_dataset(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> byt
     return dumps(dataset_to_json(ds, bulk_data))
 
 
+def encoded_to_json(elements: Iterable[Encoded]) -> dict[str, Any]:
+    """The JSON object of elements built or walked elsewhere (e.g. from index rows), as Python
+    data so callers can merge before ``dumps``."""
+    return _object(elements)
+
+
 def dumps_encoded(elements: Iterable[Encoded]) -> bytes:
     """UTF-8 JSON of one data set already walked by ``encode_tree``."""
     return dumps(_object(elements))

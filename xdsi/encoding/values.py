@@ -123,6 +123,20 @@ def _value(vr: str, v: Any) -> Any:
     return int(v)
 
 
+def element_from_text(tag: int, vr: str, value: str | int | None) -> Encoded:
+    """An element from its Value Field in character form, as an index column keeps it: values
+    separated by backslashes, PN groups by '=', IS and US as integers; None or '' is empty."""
+    if value is None or value == "":
+        return Encoded(tag, vr, None, "empty", None)
+    if vr == "PN":
+        return Encoded(tag, vr, None, "values", [person_name_groups(str(value))])
+    if vr == "IS":
+        return Encoded(tag, vr, None, "values", [str(int(value))])
+    if vr == "US":
+        return Encoded(tag, vr, None, "values", [int(value)])
+    return Encoded(tag, vr, None, "values", str(value).split("\\"))
+
+
 def float_out(vr: str, x: float) -> float | str:
     """The number both models print: shortest text that reads back to the same FL/FD bits;
     non-finite values as the JavaScript spellings, since neither model defines them."""
