@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
@@ -41,7 +41,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
-from xdsi.dicom import uids
+from xdsi.dicom import uids, vrs
 from xdsi.dicom.tags import (
     DELIMITATION_GROUP,
     ITEM,
@@ -57,7 +57,7 @@ from xdsi.errors import InstanceTooLarge, MalformedDicom, MissingAttribute, NotD
 PREAMBLE_LENGTH = 128
 MAX_DEPTH = 32
 # PS3.5 7.1.2: these VRs carry 2 reserved bytes and a 32-bit length in explicit VR.
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+LONG_VRS = frozenset(vr.encode() for vr in vrs.LONG_VRS)
 _CHUNK = 1 << 20
 NO_DICM = "not a DICOM PS3.10 file: no 'DICM' prefix after the 128-byte preamble"
 
@@ -124,9 +124,9 @@ def open_instance(path: str | os.PathLike[str], limits: Limits) -> Iterator[Pars
         stream_name = os.fspath(path)
         start, end = dataset_start, size
         if uids.is_deflated(ts):
-            inflated = stack.enter_context(
+            inflated = cast(BinaryIO, stack.enter_context(
                 tempfile.NamedTemporaryFile(prefix="xdsi-inflate-", dir=os.path.dirname(os.path.abspath(path)))
-            )
+            ))
             fp.seek(dataset_start)
             end = _inflate(fp, inflated, size - dataset_start, limits)
             stream, stream_name, start = inflated, inflated.name, 0
@@ -140,7 +140,7 @@ def open_instance(path: str | os.PathLike[str], limits: Limits) -> Iterator[Pars
             _load=lambda: _read_header(stream, stream_name, meta, start, end, implicit, little, pixel, limits),
         )
         if elements is None:
-            parsed.dataset  # the general route reports a malformed header here, not at first use
+            _ = parsed.dataset  # the general route reports a malformed header here, not at first use
         yield parsed
 
 
@@ -464,10 +464,8 @@ class _Decline(Exception):
 # blob before the pixels) takes the general route, which leaves large values on disk.
 _RAW_HEADER_BUDGET = 4 << 20
 _RAW_WINDOW = 64 << 10
-_RAW_VRS = {
-    vr.encode(): vr
-    for vr in ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UR", "US", "UT", "UV"]
-}  # UN is left to pydicom, which replaces it by the dictionary VR of a known tag
+# UN is left to pydicom, which replaces it by the dictionary VR of a known tag.
+_RAW_VRS = {vr.encode(): vr for vr in vrs.ALL_VRS if vr != "UN"}
 _SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_LENGTH = struct.Struct("<L")
 _ITEM_HEADER = struct.Struct("<HHL")
@@ -528,7 +526,8 @@ class _RawReader:
                 length, pos = short_length, pos + 8
             if depth == 0 and tag in PIXEL_DATA_TAGS:
                 element_end = self._pixel_data(tag, vr, length, pos, end)
-                elements.append(RawElement(tag, vr, None if length == UNDEFINED_LENGTH else length, None if length else b""))
+                declared = None if length == UNDEFINED_LENGTH else length
+                elements.append(RawElement(tag, vr, declared, None if length else b""))
                 pos = element_end
             elif vr == "SQ":
                 items, pos = self._sequence(pos, length, end, depth + 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import math
 import warnings
@@ -10,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,13 @@ from pydicom.uid import UID
 
 from xdsi.dicom import uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
-from xdsi.dicom.tags import EXTENDED_OFFSET_TABLE, EXTENDED_OFFSET_TABLE_LENGTHS, PIXEL_DATA, PIXEL_DATA_TAGS, UNDEFINED_LENGTH
+from xdsi.dicom.tags import (
+    EXTENDED_OFFSET_TABLE,
+    EXTENDED_OFFSET_TABLE_LENGTHS,
+    PIXEL_DATA,
+    PIXEL_DATA_TAGS,
+    UNDEFINED_LENGTH,
+)
 from xdsi.dicom.uids import (
     FRAME_MEDIA_TYPES,
     JPEG_2000,
@@ -39,10 +47,15 @@ from xdsi.dicom.uids import (
 )
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
 
-try:
-    import imagecodecs
-except ImportError:  # optional: only the JPEG (ISO 10918) targets need it
-    imagecodecs = None
+
+def _optional(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+imagecodecs = _optional("imagecodecs")  # optional: only the JPEG (ISO 10918) targets need it
 
 _LOG = logging.getLogger(__name__)
 
@@ -383,7 +396,7 @@ def _jpeg_ready(target: str) -> bool:
             imagecodecs.jpeg8_encode(probe, level=JPEG_QUALITY, bitspersample=12)
         else:
             imagecodecs.jpeg8_encode(probe, lossless=True, predictor=1, bitspersample=16)
-    except Exception:  # any failure means the build cannot do it
+    except Exception:  # noqa: BLE001 - any failure of the probe means this build cannot do it
         return False
     return True
 
@@ -401,7 +414,7 @@ def _source_syntax(ds: Dataset) -> str:
 
 def _shallow_copy(ds: Dataset, target: str) -> FileDataset:
     elements: dict[Any, Any] = {}
-    for tag in ds.keys():
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements, loading deferred values
         elem = ds.get_item(tag, keep_deferred=True)
         if isinstance(elem, RawDataElement) and elem.value is None and elem.length:
             elem = ds[tag]  # a deferred value: read it now, while its file is open
@@ -424,7 +437,7 @@ def _shallow_copy(ds: Dataset, target: str) -> FileDataset:
 def _original_encoding(ds: Dataset) -> tuple[bool | None, bool | None]:
     """How the raw elements are really encoded: pydicom records the file meta's claim, which a
     dataset written in implicit VR under an explicit transfer syntax contradicts."""
-    for tag in ds.keys():
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements, loading deferred values
         elem = ds.get_item(tag, keep_deferred=True)
         if isinstance(elem, RawDataElement):
             return elem.is_implicit_VR, elem.is_little_endian
@@ -446,7 +459,7 @@ def _decode_pixels(ds: Dataset, out: FileDataset, source: str) -> None:
     """Encapsulated to native: every frame decoded in its stored colour space."""
     decoded: PixelDescription | None = None
     arrays = []
-    for arr, decoded in _iter_decoded(ds, source, PixelDescription.from_dataset(ds)):
+    for arr, decoded in _iter_decoded(ds, source, PixelDescription.from_dataset(ds)):  # noqa: B007 - the last is kept
         arrays.append(arr)
     assert decoded is not None
     value = _native_bytes(arrays, decoded)
@@ -739,7 +752,7 @@ def _decode_nested(item: Dataset, source: str, max_pixel_bytes: int) -> None:
     item.file_meta.TransferSyntaxUID = UID(source)
     try:
         arrays, decoded = [], pixel
-        for arr, decoded in _iter_decoded(item, source, pixel):
+        for arr, decoded in _iter_decoded(item, source, pixel):  # noqa: B007 - the last is kept
             arrays.append(arr)
     finally:
         del item.file_meta

@@ -75,7 +75,9 @@ COMPRESSED_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
 }
 # ISO/IEC 10918-1, 14495-1 and 15444-1 codestreams all end in the FFD9 marker (EOI, EOC).
 FFD9_TERMINATED_SYNTAXES = frozenset(
-    uid for kind in ("image/jpeg", "image/jls", "image/jp2", "image/jpx", "image/jphc") for uid in FRAME_MEDIA_TYPES[kind]
+    uid
+    for kind in ("image/jpeg", "image/jls", "image/jp2", "image/jpx", "image/jphc")
+    for uid in FRAME_MEDIA_TYPES[kind]
 )
 
 

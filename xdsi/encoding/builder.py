@@ -69,8 +69,7 @@ def _build(
     ds = Dataset()
     charset_attr = next((a for a in attrs if a.tag == SPECIFIC_CHARACTER_SET and a.creator is None), None)
     # PS3.5 7.5.3: an item without its own (0008,0005) uses the enclosing data set's.
-    fresh = charset_attr is not None or inherited is None
-    charset = _Charset(_charset_terms(charset_attr)) if fresh else inherited
+    charset = inherited if charset_attr is None and inherited is not None else _Charset(_charset_terms(charset_attr))
     meta = FileMetaDataset()
     # Creators first, so private elements placed by creator find the blocks the data set uses.
     for attr in sorted(attrs, key=lambda a: a.creator is not None):

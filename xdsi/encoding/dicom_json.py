@@ -23,6 +23,7 @@ from xdsi.encoding.model import (
     PN_GROUPS,
     STRING_VRS,
     Encoded,
+    Kind,
     Parsed,
     child_where,
     creator_tag,
@@ -184,6 +185,8 @@ def _fragment_elements(obj: dict[str, Any]) -> list[Encoded]:
     elements = []
     for key, attr in sorted(obj.items()):
         vr = attr["vr"]
+        kind: Kind
+        payload: Any
         if attr.get("Value"):
             if vr == "SQ":
                 kind, payload = "items", [_fragment_elements(item) for item in attr["Value"]]

@@ -10,13 +10,6 @@ from pydicom.datadict import keyword_for_tag
 
 from xdsi.errors import InvalidRequest
 
-# PS3.5 6.2: the VRs a data set may carry (ambiguous dictionary VRs are resolved before output).
-ALL_VRS = frozenset(
-    [
-        "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV",
-        "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"
-    ]
-)
 # PS3.18 F.2.2: VRs whose Value Field may be replaced by a BulkDataURI.
 BULK_DATA_VRS = frozenset(
     [

@@ -16,8 +16,8 @@ from pydicom.valuerep import AMBIGUOUS_VR, PersonName
 
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.dicom.tags import SEQUENCE_DELIMITATION_ITEM
+from xdsi.dicom.vrs import ALL_VRS
 from xdsi.encoding.model import (
-    ALL_VRS,
     BINARY_VRS,
     FLOAT_VRS,
     INT_RANGES,

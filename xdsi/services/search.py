@@ -137,10 +137,9 @@ def parse(
             request.order_by.extend(_order(item) for item in _split_list(value))
         elif name in ("emptyvaluematching", "multiplevaluematching"):
             if _boolean(name, value):
-                warnings.append(
-                    f"The {name} parameter is not supported. "
-                    f"{'Empty Value' if name.startswith('empty') else 'Multiple Value'} Matching has not been performed."
-                )
+                matching_name = "Empty Value" if name.startswith("empty") else "Multiple Value"
+                warnings.append(f"The {name} parameter is not supported. "
+                                f"{matching_name} Matching has not been performed.")
         elif name == "TimezoneOffsetFromUTC" or name.upper() == "00080201":
             matching.offset_timezone(value)
             request.timezone = value
@@ -168,7 +167,9 @@ def _condition(level: Level, name: str, values: list[str]) -> Condition:
                              f"in a {level} search")
     if attribute.kind == "sequence":
         if len(path) != 2:
-            raise InvalidRequest(f"{name}: match a key inside the sequence, e.g. {attribute.keyword}.RequestedProcedureID")
+            raise InvalidRequest(
+                f"{name}: match a key inside the sequence, e.g. {attribute.keyword}.RequestedProcedureID"
+            )
         item_tag = _tag_of(path[1], name)
         if item_tag not in index_search.REQUEST_ATTRIBUTE_KEYS:
             supported = ", ".join(k for k, _vr, _c in index_search.REQUEST_ATTRIBUTE_KEYS.values())
