@@ -10,6 +10,7 @@ from typing import Any
 from lxml import etree
 from pydicom.dataset import Dataset
 
+from xdsi.encoding import values
 from xdsi.encoding.builder import build_dataset
 from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataLoader
 from xdsi.encoding.model import (
@@ -22,15 +23,6 @@ from xdsi.encoding.model import (
     child_where,
     invalid,
     keyword,
-)
-from xdsi.encoding.values import (
-    b64encode,
-    decode_base64,
-    float_out,
-    join_person_name,
-    parse_tag,
-    parse_text_value,
-    parse_vr,
 )
 from xdsi.encoding.walk import encode_dataset
 from xdsi.errors import InvalidRequest
@@ -161,7 +153,7 @@ def _write(out: list[str], elements: Iterable[Encoded]) -> None:
         elif e.kind == "uri":
             out.append(f'<BulkData uri="{_quoted(e.payload)}"/>')
         elif e.kind == "inline":
-            out.append(f"<InlineBinary>{b64encode(e.payload)}</InlineBinary>")
+            out.append(f"<InlineBinary>{values.b64encode(e.payload)}</InlineBinary>")
         out.append("</DicomAttribute>")
 
 
@@ -184,7 +176,7 @@ def _text(vr: str, v: Any) -> str | None:
     if isinstance(v, str):
         return _escape(v)
     if isinstance(v, float):
-        number = float_out(vr, v)
+        number = values.float_out(vr, v)
         return number if isinstance(number, str) else repr(number)
     return str(v)
 
@@ -233,8 +225,8 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
     unknown = set(node.attrib) - _ATTRIBUTE_ATTRS
     if unknown:
         raise invalid(where, f"unknown attribute(s) {', '.join(sorted(unknown))}")
-    tag = parse_tag(node.get("tag"), where)
-    vr = parse_vr(node.get("vr"), where)
+    tag = values.parse_tag(node.get("tag"), where)
+    vr = values.parse_vr(node.get("vr"), where)
     creator = node.get("privateCreator")
     if creator is not None and not creator.strip():
         raise invalid(where, "empty privateCreator")
@@ -248,11 +240,11 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
     if kind == _VALUE:
         if vr in BINARY_VRS or vr in ("SQ", "PN"):
             raise invalid(where, f"Value elements are not allowed for VR {vr}")
-        values = [
-            parse_text_value(vr, _leaf_text(v, f"{where}.Value[{n}]"), f"{where}.Value[{n}]")
+        texts = [
+            values.parse_text_value(vr, _leaf_text(v, f"{where}.Value[{n}]"), f"{where}.Value[{n}]")
             for n, v in _numbered(children, where, "Value")
         ]
-        return Parsed(tag, vr, creator, "values", values, where)
+        return Parsed(tag, vr, creator, "values", texts, where)
     if kind == _PERSON_NAME:
         if vr != "PN":
             raise invalid(where, f"PersonName elements are not allowed for VR {vr}")
@@ -278,7 +270,7 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
         if vr not in BINARY_VRS:
             raise invalid(where, f"InlineBinary is not allowed for VR {vr}")
         text = "".join(_leaf_text(children[0], where).split())
-        return Parsed(tag, vr, creator, "inline", decode_base64(text, where), where)
+        return Parsed(tag, vr, creator, "inline", values.decode_base64(text, where), where)
     raise invalid(where, f"unexpected element {kind!r} in DicomAttribute")
 
 
@@ -337,4 +329,4 @@ def _parse_person_name(node: etree._Element, where: str) -> str | None:
         seen.difference_update(_COMPONENTS)
         # PS3.5 6.2.1: components joined by '^', trailing empty ones dropped.
         groups[group.tag] = "^".join(components.values()).rstrip("^")
-    return join_person_name(list(groups.values()))
+    return values.join_person_name(list(groups.values()))
