@@ -23,8 +23,8 @@ from xdsi.encoding.bulkdata import BulkDataRef
 from xdsi.encoding.dicom_json import (
     Number,
     dataset_to_json,
-    dumps,
     decimal_value,
+    dumps,
     dumps_dataset,
     json_to_dataset,
     loads,
@@ -174,7 +174,7 @@ def test_ds_and_is_go_out_as_numbers_exactly_when_json_has_them(vr: str, text: s
     assert value == text and (type(value) is Token) == number
     assert (f'"Value":[{text}]' if number else f'"Value":["{text}"]').encode() in data
     # pydicom itself rewrites IS texts beyond the PS3.5 range or that are not integers.
-    if vr == "DS" or number and abs(int(text)) < 2**31:
+    if vr == "DS" or (number and abs(int(text)) < 2**31):
         assert str(_round_trip(ds)[0x00180050].value) == text
 
 
