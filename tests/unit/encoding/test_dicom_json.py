@@ -26,11 +26,13 @@ from xdsi.encoding.dicom_json import (
     decimal_value,
     dumps,
     dumps_dataset,
+    encoded_to_json,
     json_to_dataset,
     loads,
     loads_dataset,
     loads_fragment,
 )
+from xdsi.encoding.values import element_from_text
 from xdsi.errors import InvalidRequest
 
 from .conftest import Token, json_tokens, read_quietly
@@ -513,3 +515,25 @@ def test_ten_thousand_levels_of_python_objects_stop_at_the_depth_limit() -> None
 
 def test_sixty_four_levels_are_accepted() -> None:
     assert len(json_to_dataset(_deep(64))) == 1
+
+
+# --- elements from index values (QIDO-RS results) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("vr", "value", "expected"),
+    [
+        ("PN", "Yamada^Tarou=山田^太郎",
+         {"vr": "PN", "Value": [{"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎"}]}),
+        ("PN", "=^=やまだ", {"vr": "PN", "Value": [{"Ideographic": "^", "Phonetic": "やまだ"}]}),
+        ("IS", 7, {"vr": "IS", "Value": [7]}),
+        ("IS", "0012", {"vr": "IS", "Value": [12]}),
+        ("US", 3, {"vr": "US", "Value": [3]}),
+        ("CS", "ORIGINAL\\\\AXIAL", {"vr": "CS", "Value": ["ORIGINAL", "", "AXIAL"]}),
+        ("DA", "", {"vr": "DA"}),
+        ("UI", None, {"vr": "UI"}),
+    ],
+)
+def test_an_index_value_is_one_element_as_search_results_carry_it(vr: str, value: Any, expected: object) -> None:
+    element = element_from_text(0x00100010, vr, value)
+    assert json.loads(dumps(encoded_to_json([element]))) == {"00100010": expected}
