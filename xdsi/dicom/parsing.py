@@ -18,6 +18,10 @@ per item, ...); the general route then reads the file and reports any fault.
 A data set sent without File Meta Information (old exports, some web clients) is recognised by
 ``read_bare_dataset`` from its first elements, with the same bounded walk; ``file_meta_header``
 writes the preamble, prefix and group 0002 that make it a PS3.10 file.
+
+Over 500 lines on purpose: the general walk (``_Walker``) and the quick route (``_RawReader``)
+enforce the same bounds on the same grammar, and are kept side by side so that a change to
+one is made to the other; ``open_instance`` is their one entry point.
 """
 
 from __future__ import annotations

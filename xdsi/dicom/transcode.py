@@ -1,4 +1,8 @@
-"""Transfer syntax conversion of instances and of single frames (PS3.5 8.2, A.4; PS3.18 8.7.3)."""
+"""Transfer syntax conversion of instances and of single frames (PS3.5 8.2, A.4; PS3.18 8.7.3).
+
+Over 500 lines: instance and frame conversion share one table of what each target accepts
+(``_PROFILES``) and one decode/encode path per frame, which must not drift apart.
+"""
 
 from __future__ import annotations
 
