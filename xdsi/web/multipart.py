@@ -136,7 +136,8 @@ class _Reader:
         if buf[after : after + 2] == b"--":
             return at, after + 2, True
         # RFC 2046 5.1.1: delimiter transport-padding CRLF; padding is LWSP.
-        padded = _LWSP.match(buf, after).end()
+        found = _LWSP.match(buf, after)  # matches the empty string too: never None
+        padded = found.end() if found else after
         if padded - after > _MAX_PADDING:
             raise MalformedMultipart(f"more than {_MAX_PADDING} bytes of transport padding after a boundary")
         if len(buf) < padded + 2:
