@@ -124,16 +124,24 @@ def build_instances(
     spool_dir: Path,
     max_bytes: int,
 ) -> Iterator[BinaryIO | InstanceRejected]:
-    """A PS3.10 file (open for reading, deleted on close) per data set, or the reason it has none."""
+    """A PS3.10 file per data set, or the reason it has none.
+
+    Each file is open for reading until the next is asked for (the store has read it by then),
+    or until the store stops early; closing it deletes it.
+    """
     for document in datasets:
         try:
-            yield _instance(document, bulk, spool_dir, max_bytes)
+            handle = _instance(document, bulk, spool_dir, max_bytes)
         except InstanceRejected as exc:
             yield exc
+            continue
         except InvalidRequest as exc:
             sop_class, sop_instance = _identity(document)
             yield MalformedDicom(f"metadata cannot be turned into an instance: {exc}",
                                  sop_class_uid=sop_class, sop_instance_uid=sop_instance)
+            continue
+        with handle:
+            yield handle
 
 
 def _identity(document: bytes | dict[str, object]) -> tuple[str | None, str | None]:
