@@ -45,6 +45,6 @@ def test_a_bulk_part_without_location_fails_the_request_and_leaves_no_scratch_fi
     parts = [MetadataPart("application/octet-stream", None, "urn:test:pixels", io.BytesIO(pixels)),
              MetadataPart("application/octet-stream", None, None, io.BytesIO(pixels)),
              MetadataPart(JSON, None, None, io.BytesIO(metadata))]
-    with pytest.raises(InvalidRequest, match="bulk data part 2 .* has no Content-Location"):
+    with pytest.raises(InvalidRequest, match=r"bulk data part 2 .* has no Content-Location"):
         archive.assembler.store_metadata(parts, JSON, None)
     assert list(archive.blobs.tmp.iterdir()) == []
