@@ -54,7 +54,7 @@ from xdsi.repository.store import BlobStore, TempBlob
 from xdsi.services import process_pool
 from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragment
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
-from xdsi.services.store_metadata import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from xdsi.services.stow_assembly import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
