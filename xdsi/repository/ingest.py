@@ -35,6 +35,7 @@ from xdsi.dicom.attributes import IndexKeys, LevelKeys, compared_keys, descripti
 from xdsi.dicom.attributes import Table as Level
 from xdsi.errors import HierarchyConflict
 from xdsi.repository import removal
+from xdsi.repository.index import study_sets
 from xdsi.repository.models import Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study, table_of
 
 
@@ -79,7 +80,7 @@ def add_instances(
         by_study.setdefault(entry.keys.study.study_uid, []).append(position)
     for study_uid in sorted(by_study):
         positions = by_study[study_uid]
-        study = _study_state(session, entries[positions[0]].keys, now, correcting)
+        study, created = _study_state(session, entries[positions[0]].keys, now, correcting)
         filed = (study["patient_id"], study["issuer_of_patient_id"])
         series_states: dict[str, tuple[RowMapping, bool]] = {}
         rows: list[dict[str, object]] = []
@@ -100,13 +101,16 @@ def add_instances(
             rows.append(_instance_row(keys, entries[position].blob, series["id"], now))
             accepted.append(position)
         if not rows:
+            if created:  # every instance of a new study refused: no empty study is left behind
+                _forget_study(session, study)
             continue
         ids = session.connection().execute(_statements().instances, rows).scalars().all()
         session.connection().execute(_statements().metadata, [
             {"instance_fk": instance_id, "series_fk": row["series_fk"], "json": entries[position].metadata_json}
             for instance_id, row, position in zip(ids, rows, accepted, strict=True)
         ])
-        _raise_counts(session, study, series_states, [entries[position].keys for position in accepted], now)
+        _raise_counts(session, study, series_states, [entries[position].keys for position in accepted], now,
+                      correcting)
     return results
 
 
@@ -200,11 +204,12 @@ def _statements() -> _Statements:
     )
 
 
-def _study_state(session: Session, keys: IndexKeys, now: datetime, correcting: bool) -> RowMapping:
-    """The locked study row of ``keys`` with its patient's identity, created if missing."""
+def _study_state(session: Session, keys: IndexKeys, now: datetime, correcting: bool) -> tuple[RowMapping, bool]:
+    """The locked study row of ``keys`` with its patient's identity, and whether this call created it."""
     connection, statement = session.connection(), _statements().study_state
     uid = keys.study.study_uid
     state = connection.execute(statement, {"uid": uid}).mappings().first()
+    created = state is None
     if state is None:
         _insert_ignore(session, _STUDY, {**_row(keys.study, "study"), "updated_at": now,
                                          "patient_fk": _patient_id(session, keys, None)})
@@ -217,8 +222,13 @@ def _study_state(session: Session, keys: IndexKeys, now: datetime, correcting: b
         connection.execute(update(_STUDY).where(_STUDY.c.id == state["id"]),
                            {**_descriptive(keys.study, "study"), "patient_fk": patient_fk, "updated_at": now})
     else:
-        return state
-    return connection.execute(statement, {"uid": uid}).mappings().one()
+        return state, False
+    return connection.execute(statement, {"uid": uid}).mappings().one(), created
+
+
+def _forget_study(session: Session, study: RowMapping) -> None:
+    session.connection().execute(delete(_STUDY).where(_STUDY.c.id == study["id"]))
+    removal.remove_patient_if_unused(session, study["patient_fk"])
 
 
 def _series_state(
@@ -254,7 +264,7 @@ def _series_state(
 
 def _raise_counts(
     session: Session, study: RowMapping, series_states: dict[str, tuple[RowMapping, bool]],
-    added: list[IndexKeys], now: datetime,
+    added: list[IndexKeys], now: datetime, correcting: bool,
 ) -> None:
     per_series: dict[int, int] = {}
     modalities, classes = study["modalities_in_study"], study["sop_classes_in_study"]
@@ -263,6 +273,8 @@ def _raise_counts(
         per_series[series_id] = per_series.get(series_id, 0) + 1
         modalities = _add_to_set(modalities, keys.series.modality)
         classes = _add_to_set(classes, keys.instance.sop_class_uid)
+    if correcting:  # a corrected Modality applies to the whole series: the sets are found again
+        modalities, classes = study_sets(session, study["id"])
     new_series = sum(1 for state, created in series_states.values() if created and state["id"] in per_series)
     statements, connection = _statements(), session.connection()
     connection.execute(statements.count_study, {
