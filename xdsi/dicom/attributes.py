@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -23,14 +23,15 @@ from xdsi.dicom import uids
 from xdsi.dicom.names import PersonNameKeys, person_name_keys
 from xdsi.errors import BadAttribute, InvalidUID, MissingAttribute
 
-Table = Literal["patient", "study", "series", "instance"]
-TABLES: tuple[Table, ...] = ("patient", "study", "series", "instance")
+Table = Literal["patient", "study", "series", "instance", "request_attribute"]
 Match = Literal["uid", "text", "int", "date", "time", "pn", "modalities", "sop_classes", "sequence"]
 Storage = Literal["indexed", "text", "plain", "identity", "kept", "unstored"]
 """How a key's column is kept: ``indexed`` (bytewise text or integer, with an index), ``text``
 (bytewise, no index), ``plain`` (string or integer as sent); ``identity`` and ``kept`` columns
 are declared by the models themselves (UIDs and patient identity; values the index keeps up to
 date, such as counts); ``unstored`` keys are read at ingest (to find frames) but not indexed."""
+
+V = TypeVar("V")
 
 INTEGER_VRS = frozenset({"IS", "US", "UL", "SS", "SL"})
 
@@ -100,7 +101,15 @@ CATALOG: tuple[Key, ...] = (
     Key("PhotometricInterpretation", 0x00280004, "CS", "instance", "photometric_interpretation", None, "unstored"),
 )
 
-PATIENT_IDENTITY = ("patient_id", "issuer_of_patient_id")
+# Items of Request Attributes Sequence (0040,0275), one row each, matched by QIDO sequence keys
+# (PS3.18 Table 10.6.1-5).
+REQUEST_ITEM_KEYS: tuple[Key, ...] = (
+    Key("RequestedProcedureID", 0x00401001, "SH", "request_attribute", "requested_procedure_id", "text", "indexed"),
+    Key("ScheduledProcedureStepID", 0x00400009, "SH", "request_attribute", "scheduled_procedure_step_id", "text",
+        "indexed"),
+    Key("AccessionNumber", 0x00080050, "SH", "request_attribute", "accession_number", "text", "text"),
+    Key("StudyInstanceUID", 0x0020000D, "UI", "request_attribute", "study_uid", "uid"),
+)
 
 
 def time_key_column(column: str) -> str:
@@ -117,7 +126,7 @@ def name_columns(prefix: str) -> tuple[str, ...]:
 @cache
 def header_keys(table: Table) -> tuple[Key, ...]:
     """The keys of ``table`` read from an instance's header (read lazily: a test may extend CATALOG)."""
-    return tuple(key for key in CATALOG if key.table == table and key.from_header)
+    return tuple(key for key in CATALOG + REQUEST_ITEM_KEYS if key.table == table and key.from_header)
 
 
 @cache
@@ -158,92 +167,50 @@ def _identity_columns(table: Table) -> frozenset[str]:
 class LevelKeys:
     """One level's values, by column name: its header keys of the catalog and their derived columns."""
 
-    values: dict[str, object]
+    values: dict[str, Any]
 
-    def _text(self, column: str) -> str:
-        value = self.values[column]
-        assert isinstance(value, str)
-        return value
 
-    def _integer(self, column: str) -> int | None:
-        value = self.values[column]
-        assert value is None or isinstance(value, int)
-        return value
+class _Column(Generic[V]):
+    """The value of the column of this name: the few keys code reads by name, typed."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.column = name
+
+    def __get__(self, keys: LevelKeys, owner: type | None = None) -> V:
+        return cast(V, keys.values[self.column])
+
+
+_Text = _Column[str]
+_Integer = _Column[int | None]
 
 
 class PatientKeys(LevelKeys):
-    @property
-    def patient_id(self) -> str:
-        return self._text("patient_id")
-
-    @property
-    def issuer_of_patient_id(self) -> str:
-        return self._text("issuer_of_patient_id")
+    patient_id = _Text()
+    issuer_of_patient_id = _Text()
 
 
 class StudyKeys(LevelKeys):
-    @property
-    def study_uid(self) -> str:
-        return self._text("study_uid")
-
-
-@dataclass(frozen=True)
-class RequestAttributes:
-    """One item of Request Attributes Sequence (0040,0275)."""
-
-    requested_procedure_id: str
-    scheduled_procedure_step_id: str
-    accession_number: str
-    study_uid: str
+    study_uid = _Text()
 
 
 @dataclass(frozen=True)
 class SeriesKeys(LevelKeys):
-    request_attributes: tuple[RequestAttributes, ...] = field(default=())
-
-    @property
-    def series_uid(self) -> str:
-        return self._text("series_uid")
-
-    @property
-    def modality(self) -> str:
-        return self._text("modality")
+    request_attributes: tuple[LevelKeys, ...] = field(default=())  # one per item of (0040,0275)
+    series_uid = _Text()
+    modality = _Text()
 
 
 class InstanceKeys(LevelKeys):
     """The instance's keys; the image attributes locate its frames at ingest."""
 
-    @property
-    def sop_instance_uid(self) -> str:
-        return self._text("sop_instance_uid")
-
-    @property
-    def sop_class_uid(self) -> str:
-        return self._text("sop_class_uid")
-
-    @property
-    def rows(self) -> int | None:
-        return self._integer("rows")
-
-    @property
-    def columns(self) -> int | None:
-        return self._integer("columns")
-
-    @property
-    def bits_allocated(self) -> int | None:
-        return self._integer("bits_allocated")
-
-    @property
-    def number_of_frames(self) -> int | None:
-        return self._integer("number_of_frames")
-
-    @property
-    def samples_per_pixel(self) -> int | None:
-        return self._integer("samples_per_pixel")
-
-    @property
-    def photometric_interpretation(self) -> str:
-        return self._text("photometric_interpretation")
+    sop_instance_uid = _Text()
+    sop_class_uid = _Text()
+    photometric_interpretation = _Text()
+    rows = _Integer()
+    columns = _Integer()
+    bits_allocated = _Integer()
+    number_of_frames = _Integer()
+    samples_per_pixel = _Integer()
 
 
 @dataclass(frozen=True)
@@ -408,14 +375,5 @@ def _offset(value: str) -> timezone | None:
     return timezone(timedelta(minutes=minutes if value[0] == "+" else -minutes))
 
 
-def _request_attributes(ds: Attributes) -> tuple[RequestAttributes, ...]:
-    sequence = ds.items("RequestAttributesSequence")
-    return tuple(
-        RequestAttributes(
-            requested_procedure_id=item.text("RequestedProcedureID"),
-            scheduled_procedure_step_id=item.text("ScheduledProcedureStepID"),
-            accession_number=item.text("AccessionNumber"),
-            study_uid=item.text("StudyInstanceUID"),
-        )
-        for item in sequence
-    )
+def _request_attributes(ds: Attributes) -> tuple[LevelKeys, ...]:
+    return tuple(LevelKeys(_values(item, "request_attribute")) for item in ds.items("RequestAttributesSequence"))

@@ -19,7 +19,6 @@ bookkeeping cost more than the SQL.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -257,7 +256,7 @@ def _series_state(
         connection.execute(statements.forget_request_attributes, {"series": series_id})
     if series.request_attributes:
         connection.execute(statements.request_attributes, [
-            {"series_fk": series_id, **dataclasses.asdict(item)} for item in series.request_attributes
+            {"series_fk": series_id, **_row(item, "request_attribute")} for item in series.request_attributes
         ])
     return connection.execute(statements.series_state, {"uid": series.series_uid}).mappings().one(), state is None
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column, relationship
 
 from xdsi.dicom import attributes
-from xdsi.dicom.attributes import CATALOG, Key, name_columns, time_key_column
+from xdsi.dicom.attributes import CATALOG, REQUEST_ITEM_KEYS, Key, name_columns, time_key_column
 from xdsi.dicom.names import PersonNameKeys
 
 NAMING = {
@@ -61,7 +61,14 @@ class Patient(Base):
     studies: Mapped[list[Study]] = relationship(back_populates="patient")
 
 
-class Study(Base):
+class _Counted:
+    """A study or series: how many instances it holds now, and when that last changed."""
+
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Study(_Counted, Base):
     __tablename__ = "study"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -71,21 +78,17 @@ class Study(Base):
     modalities_in_study: Mapped[str] = mapped_column(String, default="")
     sop_classes_in_study: Mapped[str] = mapped_column(String, default="")
     number_of_series: Mapped[int] = mapped_column(Integer, default=0)
-    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     patient: Mapped[Patient] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(back_populates="study")
 
 
-class Series(Base):
+class Series(_Counted, Base):
     __tablename__ = "series"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     series_uid: Mapped[str] = mapped_column(String(64), unique=True)
     study_fk: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
-    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     study: Mapped[Study] = relationship(back_populates="series")
     request_attributes: Mapped[list[RequestAttribute]] = relationship(
@@ -100,10 +103,6 @@ class RequestAttribute(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     series_fk: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
-    requested_procedure_id: Mapped[str] = mapped_column(Text, default="", index=True)
-    scheduled_procedure_step_id: Mapped[str] = mapped_column(Text, default="", index=True)
-    accession_number: Mapped[str] = mapped_column(Text, default="")
-    study_uid: Mapped[str] = mapped_column(String, default="")
 
     series: Mapped[Series] = relationship(back_populates="request_attributes")
 
@@ -154,7 +153,7 @@ class InstanceMetadata(Base):
 
 
 TABLES: dict[attributes.Table, type[Base]] = {
-    "patient": Patient, "study": Study, "series": Series, "instance": Instance,
+    "patient": Patient, "study": Study, "series": Series, "instance": Instance, "request_attribute": RequestAttribute,
 }
 
 
@@ -185,7 +184,7 @@ def _catalog_columns(key: Key) -> dict[str, MappedColumn[Any]]:
 
 def _add_catalog_columns() -> None:
     """Map every stored header key of ``attributes.CATALOG`` (the models declare the rest)."""
-    for key in CATALOG:
+    for key in CATALOG + REQUEST_ITEM_KEYS:
         if key.storage in ("indexed", "text", "plain"):
             for name, column in _catalog_columns(key).items():
                 setattr(TABLES[key.table], name, column)

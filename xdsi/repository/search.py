@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, t
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from xdsi.dicom import attributes, matching
-from xdsi.dicom.attributes import Key, time_key_column
+from xdsi.dicom.attributes import Key, Table, time_key_column
 from xdsi.dicom.attributes import Match as Kind
 from xdsi.dicom.matching import AnyOf, Match, NameQuery, Range, Single, Universal, Wildcard
 from xdsi.dicom.names import soundex
@@ -47,18 +47,18 @@ def _attribute(key: Key) -> Attribute:
     column = None if key.match == "sequence" else getattr(model, key.column)
     match_column = getattr(model, time_key_column(key.column)) if key.match == "time" else None
     assert key.match is not None
-    return Attribute(key.keyword, key.tag, key.vr, "study" if key.table == "patient" else key.table, key.match,
+    return Attribute(key.keyword, key.tag, key.vr, _QIDO_LEVEL[key.table], key.match,
                      column, match_column, key.name_prefix, key.default)
+
+
+_QIDO_LEVEL: dict[Table, Level] = {"patient": "study", "study": "study", "series": "series", "instance": "instance"}
 
 
 CATALOG: tuple[Attribute, ...] = tuple(_attribute(key) for key in attributes.CATALOG if key.match is not None)
 
-# Items of Request Attributes Sequence (0040,0275) that are matched (PS3.18 Table 10.6.1-5).
+# Items of Request Attributes Sequence (0040,0275) that are matched: tag -> (keyword, VR, column).
 REQUEST_ATTRIBUTE_KEYS: dict[int, tuple[str, str, Any]] = {
-    0x00401001: ("RequestedProcedureID", "SH", RequestAttribute.requested_procedure_id),
-    0x00400009: ("ScheduledProcedureStepID", "SH", RequestAttribute.scheduled_procedure_step_id),
-    0x00080050: ("AccessionNumber", "SH", RequestAttribute.accession_number),
-    0x0020000D: ("StudyInstanceUID", "UI", RequestAttribute.study_uid),
+    key.tag: (key.keyword, key.vr, getattr(RequestAttribute, key.column)) for key in attributes.REQUEST_ITEM_KEYS
 }
 
 BY_TAG = {a.tag: a for a in CATALOG}

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent('''
     from xdsi.dicom import attributes
 
     # The one line a new return key takes (its column then comes from a migration):
-    attributes.CATALOG += (attributes.Key("BodyPartExamined", 0x00180015, "CS", "series", "body_part", "text", "indexed"),)
+    attributes.CATALOG += (attributes.Key("BodyPartExamined", 0x00180015, "CS", "series", "body_part", "text"),)
 
     from tests.conftest import make_settings
     from tests.dicomfiles import make_instance

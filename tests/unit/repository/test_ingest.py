@@ -17,7 +17,7 @@ from tests.dicomfiles import make_dataset
 from xdsi.dicom.attributes import index_keys
 from xdsi.errors import HierarchyConflict
 from xdsi.repository import db, index, ingest
-from xdsi.repository.models import Instance, Patient, RequestAttribute, Series, Study
+from xdsi.repository.models import Patient, RequestAttribute, Series, Study
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -33,7 +33,8 @@ def entry(ds: Dataset, content: bytes = b"") -> ingest.NewInstance:
     """``ds`` as ingest sees it; ``content`` stands for the file's bytes (its digest tells versions apart)."""
     digest = hashlib.sha256(ds.SOPInstanceUID.encode() + content).hexdigest()
     blob = ingest.StoredBlob(f"objects/{digest}.dcm", 100, digest, ExplicitVRLittleEndian, None, None)
-    return ingest.NewInstance(index_keys(ds), blob, b'{"00080018":{"vr":"UI","Value":["%s"]}}' % ds.SOPInstanceUID.encode())
+    metadata = b'{"00080018":{"vr":"UI","Value":["%s"]}}' % ds.SOPInstanceUID.encode()
+    return ingest.NewInstance(index_keys(ds), blob, metadata)
 
 
 def add(sessions: sessionmaker[Session], *datasets: Dataset) -> list[list[str] | HierarchyConflict]:
@@ -70,7 +71,8 @@ def test_a_batch_counts_series_instances_and_the_study_sets(sessions: sessionmak
     study_uid, ct, mr = generate_uid(), generate_uid(), generate_uid()
     other = make_dataset(patient_id="PAT-2")
     batch = [make_dataset(study_uid=study_uid, series_uid=ct) for _ in range(3)]
-    batch += [make_dataset(study_uid=study_uid, series_uid=mr, modality="MR", sop_class_uid="1.2.840.10008.5.1.4.1.1.4")]
+    batch += [make_dataset(study_uid=study_uid, series_uid=mr, modality="MR",
+                           sop_class_uid="1.2.840.10008.5.1.4.1.1.4")]
     assert add(sessions, *batch, other) == [[]] * 5
     with sessions() as session:
         study = study_row(session, study_uid)
@@ -217,9 +219,8 @@ def test_a_correction_into_a_series_of_another_study_keeps_the_old_instance(
     add(sessions, first, other)
     stray = make_dataset(study_uid=first.StudyInstanceUID, series_uid=other.SeriesInstanceUID,
                          sop_uid=first.SOPInstanceUID)
-    with db.writing(sessions) as session:
-        with pytest.raises(HierarchyConflict), session.begin_nested():
-            ingest.replace_instance(session, entry(stray, b"corrected"), NOW)
+    with db.writing(sessions) as session, pytest.raises(HierarchyConflict), session.begin_nested():
+        ingest.replace_instance(session, entry(stray, b"corrected"), NOW)
     with sessions() as session:
         instance = index.find_instance(session, first.SOPInstanceUID)
         assert instance is not None and instance.sha256 == entry(first).blob.sha256
