@@ -1,6 +1,6 @@
 """Ingest writes to the index: new instances in batches, and corrections; every function takes the caller's Session.
 
-Hierarchy rules when a new instance arrives (documented in the README):
+Hierarchy rules when a new instance arrives (documented in docs/storage.md):
 
 - A study belongs to one patient. An instance whose Study Instance UID is already filed under
   another (Patient ID, Issuer) is refused (``HierarchyConflict``); so is a series filed under
@@ -220,6 +220,8 @@ def _study_state(session: Session, keys: IndexKeys, now: datetime, correcting: b
                            _descriptive(keys.patient, "patient"))
         connection.execute(update(_STUDY).where(_STUDY.c.id == state["id"]),
                            {**_descriptive(keys.study, "study"), "patient_fk": patient_fk, "updated_at": now})
+        if patient_fk != state["patient_fk"]:
+            removal.remove_patient_if_unused(session, state["patient_fk"])
     else:
         return state, False
     return connection.execute(statement, {"uid": uid}).mappings().one(), created

@@ -186,16 +186,19 @@ def test_a_correction_replaces_the_values_of_every_level(sessions: sessionmaker[
         assert index.counts(session) == {"patients": 1, "studies": 1, "series": 1, "instances": 2}
 
 
-def test_a_correction_may_move_a_study_to_another_patient(sessions: sessionmaker[Session]) -> None:
+@pytest.mark.parametrize("siblings", [0, 1], ids=["only-instance", "with-sibling"])
+def test_a_correction_may_move_a_study_to_another_patient(sessions: sessionmaker[Session], siblings: int) -> None:
     first = make_dataset()
-    add(sessions, first)
+    add(sessions, first, *(make_dataset(study_uid=first.StudyInstanceUID) for _ in range(siblings)))
     moved = make_dataset(study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID,
                          sop_uid=first.SOPInstanceUID, patient_id="PAT-2", patient_name="Roe^Richard")
     replace(sessions, moved)
     with sessions() as session:
         study = study_row(session, first.StudyInstanceUID)
-        assert (study.patient.patient_id, study.patient.patient_name) == ("PAT-2", "Roe^Richard")  # type: ignore[attr-defined]
-        # The instance was the study's only one: its removal took the old patient record along.
+        patient = study.patient
+        assert (patient.patient_id, patient.patient_name) == ("PAT-2", "Roe^Richard")  # type: ignore[attr-defined]
+        assert study.number_of_instances == 1 + siblings
+        # The old patient record has no study left: it goes.
         assert session.scalars(select(Patient.patient_id)).all() == ["PAT-2"]
 
 
