@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
-from typing import Any, Generic, Literal, Protocol, TypeVar, cast
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -177,7 +177,8 @@ class _Column(Generic[V]):
         self.column = name
 
     def __get__(self, keys: LevelKeys, owner: type | None = None) -> V:
-        return cast(V, keys.values[self.column])
+        value: V = keys.values[self.column]
+        return value
 
 
 _Text = _Column[str]
@@ -309,13 +310,13 @@ def index_keys(source: Dataset | Attributes) -> IndexKeys:
         reason = uids.legacy_uid_reason(value)
         if reason:
             warnings.append(f"{keyword} {tag} {value}: {reason}")
-    study = _values(ds, "study")
+    study = _values(ds, "study", found)
     study["study_datetime_utc"] = utc_key(study["study_date"], study["study_time"], study["timezone_offset"])
     return IndexKeys(
         patient=PatientKeys(_values(ds, "patient")),
         study=StudyKeys(study),
-        series=SeriesKeys(_values(ds, "series"), _request_attributes(ds)),
-        instance=InstanceKeys(_values(ds, "instance")),
+        series=SeriesKeys(_values(ds, "series", found), _request_attributes(ds)),
+        instance=InstanceKeys(_values(ds, "instance", found)),
         warnings=tuple(warnings),
     )
 
@@ -323,20 +324,30 @@ def index_keys(source: Dataset | Attributes) -> IndexKeys:
 _NAME_FIELDS = tuple(PersonNameKeys.__dataclass_fields__)
 
 
-def _values(ds: Attributes, table: Table) -> dict[str, Any]:
-    """The header keys of ``table`` by column, each with its derived search columns."""
+def _values(ds: Attributes, table: Table, known: dict[str, str] | None = None) -> dict[str, Any]:
+    """The header keys of ``table`` by column, each with its derived search columns; ``known``: text already read."""
     values: dict[str, Any] = {}
-    for key in header_keys(table):
-        if key.integer:
-            values[key.column] = ds.integer(key.keyword)
+    known = known or {}
+    for keyword, column, integer, match, names in _reading_plan(table):
+        if integer:
+            values[column] = ds.integer(keyword)
             continue
-        text = values[key.column] = ds.text(key.keyword)
-        if key.match == "time":
-            values[time_key_column(key.column)] = time_key(text)
-        elif key.match == "pn":
+        text = values[column] = known[keyword] if keyword in known else ds.text(keyword)
+        if match == "time":
+            values[time_key_column(column)] = time_key(text)
+        elif names:
             name = person_name_keys(text)
-            values.update(zip(name_columns(key.name_prefix), (getattr(name, f) for f in _NAME_FIELDS), strict=True))
+            values.update(zip(names, [getattr(name, part) for part in _NAME_FIELDS], strict=True))
     return values
+
+
+@cache
+def _reading_plan(table: Table) -> tuple[tuple[str, str, bool, Match | None, tuple[str, ...]], ...]:
+    """(keyword, column, read as integer, match, PN search columns) per header key: ingest's hot loop."""
+    return tuple(
+        (key.keyword, key.column, key.integer, key.match, name_columns(key.name_prefix) if key.match == "pn" else ())
+        for key in header_keys(table)
+    )
 
 
 def time_key(value: str) -> str:
