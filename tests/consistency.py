@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import hashlib
 
-from xdsi.repository import index
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from xdsi.repository.models import Instance
 from xdsi.services.archive import Archive
+
+
+def indexed_blobs(session: Session) -> list[tuple[str, str, int]]:
+    """(blob key, sha256, size) of every indexed instance."""
+    return [(key, sha256, size) for key, sha256, size in session.execute(
+        select(Instance.blob_key, Instance.sha256, Instance.size))]
 
 
 def blob_sha256(archive: Archive, key: str) -> str:
@@ -22,7 +31,7 @@ def assert_consistent(archive: Archive, *, allow_orphans: bool = False) -> int:
     Returns the number of indexed instances.
     """
     with archive.sessions() as session:
-        rows = index.all_blob_keys(session)
+        rows = indexed_blobs(session)
     keys = set()
     for key, sha256, size in rows:
         path = archive.blobs.path(key)

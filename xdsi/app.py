@@ -1,4 +1,4 @@
-"""create_app: the one place that wires settings, the archive and the blueprints together."""
+"""create_app: the one place that wires settings, the archive's services and the blueprints together."""
 
 from __future__ import annotations
 
@@ -6,21 +6,19 @@ from flask import Flask
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
-from xdsi.web import cors, delete_rs, errors, health, landing, qido_rs, stow_rs, wado_rs
-
-EXTENSION = "xdsi"
+from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, stow_rs, wado_rs
 
 
 def create_app(settings: Settings | None = None, archive: Archive | None = None) -> Flask:
     """A WSGI application over the archive named by ``settings`` (loaded from the environment if None).
 
-    The schema is not touched here: ``Archive.prepare`` runs once per start (``xdsi serve``
-    does it before the workers fork), not once per worker.
+    The services are built here, once per worker, with their dependencies (``Archive.open``);
+    handlers reach them through ``web.context``. The schema is not touched here:
+    ``Archive.prepare`` runs once per start (``xdsi serve`` does it before the workers fork).
     """
     settings = settings or Settings.load()
     app = Flask("xdsi")
-    app.extensions[EXTENSION] = archive or Archive.open(settings)
-    app.config["XDSI_ENDPOINTS"] = []
+    context.init_app(app, archive or Archive.open(settings))
     errors.init_app(app)
     cors.init_app(app, settings.cors_origin_list)
     landing.init_app(app)

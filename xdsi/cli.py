@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from xdsi import __version__
@@ -95,10 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $XDSI_CONFIG)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    serve = commands.add_parser(
-        "serve",
-        help="run the server (upgrades the schema and sweeps the store first)",
-        description="Upgrade the index schema, remove what an earlier crash left in the store, "
+    serve = _command(
+        commands, "serve", _serve,
+        "run the server (upgrades the schema and sweeps the store first)",
+        "Upgrade the index schema, remove what an earlier crash left in the store, "
         "then serve STOW-RS, QIDO-RS and WADO-RS with gunicorn (gthread workers). The start-up "
         "banner prints the URL of every service.",
     )
@@ -106,34 +106,26 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default 2)")
     serve.add_argument("--threads", type=int, metavar="N", help="threads per worker (default 8)")
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
-    _storage_options(serve)
-    serve.set_defaults(run=_serve)
 
-    importer = commands.add_parser(
-        "import",
-        help="store DICOM files, folders (recursively) and DICOMDIRs",
-        description=IMPORT_DESCRIPTION,
+    importer = _command(
+        commands, "import", _import, "store DICOM files, folders (recursively) and DICOMDIRs", IMPORT_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     importer.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or DICOMDIR")
     importer.add_argument("--batch", type=int, default=32, metavar="N",
                           help="instances per database transaction (default 32)")
     importer.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _storage_options(importer)
-    importer.set_defaults(run=_import)
 
-    init_db = commands.add_parser(
-        "init-db",
-        help="create or upgrade the index schema and the store folders",
-        description="Create the database schema (or upgrade it to this version) and the store folders.",
+    init_db = _command(
+        commands, "init-db", _init_db,
+        "create or upgrade the index schema and the store folders",
+        "Create the database schema (or upgrade it to this version) and the store folders.",
     )
-    _storage_options(init_db)
-    init_db.set_defaults(run=_init_db)
 
-    deleter = commands.add_parser(
-        "delete",
-        help="delete a study, a series or one instance (index rows and files)",
-        description="Delete a study, one of its series, or one instance: the index rows go in one "
+    deleter = _command(
+        commands, "delete", _delete,
+        "delete a study, a series or one instance (index rows and files)",
+        "Delete a study, one of its series, or one instance: the index rows go in one "
         "transaction, then the files. Series, study and patient records left empty go too. Nothing "
         "is asked interactively. Deleting is refused unless the setting delete_enabled is true "
         "(XDSI_DELETE_ENABLED=true, which also allows DELETE over HTTP) or --force is given for "
@@ -145,16 +137,30 @@ def _parser() -> argparse.ArgumentParser:
     deleter.add_argument("instance", nargs="?", metavar="INSTANCE", help="SOP Instance UID: only this instance")
     deleter.add_argument("--force", action="store_true",
                          help="delete even though delete_enabled is off (an operator's one-off decision)")
-    _storage_options(deleter)
-    deleter.set_defaults(run=_delete)
 
-    check = commands.add_parser(
-        "check-config",
-        help="print the effective settings and where each came from (secrets masked)",
-        description="Validate the settings and print each value with its source: argument, "
+    _command(
+        commands, "check-config", _check_config,
+        "print the effective settings and where each came from (secrets masked)",
+        "Validate the settings and print each value with its source: argument, "
         "environment, config file or default. Secrets are masked. Exit status 2 if invalid.",
     )
-    check.set_defaults(run=_check_config)
+    for opens_archive in (serve, importer, init_db, deleter):
+        _storage_options(opens_archive)
+    return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    run: Callable[[Settings, argparse.Namespace], int],
+    summary: str,
+    description: str,
+    *,
+    formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter,
+) -> argparse.ArgumentParser:
+    """A subcommand that runs ``run``."""
+    parser = commands.add_parser(name, help=summary, description=description, formatter_class=formatter_class)
+    parser.set_defaults(run=run)
     return parser
 
 
@@ -230,7 +236,6 @@ def _init_db(settings: Settings, args: argparse.Namespace) -> int:
 
 def _delete(settings: Settings, args: argparse.Namespace) -> int:
     from xdsi.errors import XdsiError
-    from xdsi.services.delete import InstanceDeleter
     from xdsi.services.retrieve import Target
 
     if not (settings.delete_enabled or args.force):
@@ -241,7 +246,7 @@ def _delete(settings: Settings, args: argparse.Namespace) -> int:
         target = Target.checked(args.study, args.series, args.instance)
         archive = _open_prepared(settings)
         try:
-            deleted = InstanceDeleter(archive.sessions, archive.blobs).delete(target)
+            deleted = archive.deleter.delete(target)
         finally:
             archive.close()
     except XdsiError as exc:

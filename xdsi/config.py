@@ -205,12 +205,12 @@ class Settings:
                 continue
             values[name] = _coerce(raw, hints[name], f"argument {name}", problems)
             sources[name] = "argument"
-        if sources.get("database_url") not in (None, "environment", "argument"):
-            if _has_password(values.get("database_url")):
-                problems.append(
-                    f"{sources['database_url']}: database_url carries a password; "
-                    f"set {ENV_PREFIX}DATABASE_PASSWORD in the environment instead"
-                )
+        url_source = sources.get("database_url")
+        if url_source not in (None, "environment", "argument") and _has_password(values.get("database_url")):
+            problems.append(
+                f"{url_source}: database_url carries a password; "
+                f"set {ENV_PREFIX}DATABASE_PASSWORD in the environment instead"
+            )
         defaults = {f.name: f.default for f in dataclasses.fields(cls)}
         problems += _check_values(defaults | {k: v for k, v in values.items() if v is not None})
         if problems:

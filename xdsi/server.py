@@ -9,7 +9,7 @@ from gunicorn.app.base import BaseApplication
 from xdsi.config import Settings
 
 
-class Server(BaseApplication):  # type: ignore[misc]
+class Server(BaseApplication):
     """gunicorn configured from Settings instead of its own command line."""
 
     def __init__(self, settings: Settings, access_log: bool = True) -> None:

@@ -31,10 +31,9 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from tests.conftest import make_settings
-from tests.consistency import assert_consistent
+from tests.consistency import assert_consistent, indexed_blobs
 from tests.dicomfiles import make_dataset, make_instance, pydicom_files
 from xdsi import __version__
-from xdsi.repository import index
 from xdsi.services.archive import Archive
 
 PYDICOM_DATA_DIRS = sorted({str(path.parent) for path in pydicom_files()})
@@ -156,7 +155,7 @@ def test_import_of_pydicom_files_stores_every_valid_file_and_names_every_invalid
     try:
         assert assert_consistent(archive) == stored
         with archive.sessions() as session:
-            blobs = index.all_blob_keys(session)
+            blobs = indexed_blobs(session)
             for path in pydicom_files():
                 if path.resolve() in failed or kinds[path] in ("DICOMDIR", "not DICOM"):
                     continue

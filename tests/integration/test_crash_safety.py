@@ -20,7 +20,7 @@ from tests.consistency import assert_consistent
 from tests.dicomfiles import make_dataset, make_instance, to_bytes
 from tests.processes import running
 from xdsi.dicom.attributes import index_keys
-from xdsi.repository import db, index
+from xdsi.repository import db, index, ingest
 from xdsi.services import process_pool
 from xdsi.services.archive import Archive
 from xdsi.services.store import read_instance
@@ -59,15 +59,15 @@ if "postgresql" in DATABASES:
                 os._exit(0)
         os.waitpid(pid, 0)
         key, size, sha256 = placed.read_text().split()
-        entry = index.NewInstance(
+        entry = ingest.NewInstance(
             index_keys(dcmread(io.BytesIO(payload))),
-            index.StoredBlob(key, int(size), sha256, str(ds.file_meta.TransferSyntaxUID), None, None),
+            ingest.StoredBlob(key, int(size), sha256, str(ds.file_meta.TransferSyntaxUID), None, None),
             b"{}",
         )
         sweeper = threading.Thread(target=archive.store.sweep)
         # The dead writer's server-side transaction, still running: its COMMIT has not landed yet.
         with db.writing(archive.sessions) as session:
-            index.add_instances(session, [entry], datetime.now(timezone.utc))
+            ingest.add_instances(session, [entry], datetime.now(timezone.utc))
             session.flush()
             sweeper.start()
             sweeper.join(timeout=1.0)

@@ -29,7 +29,7 @@ from xdsi.encoding import dicom_json
 from xdsi.encoding.dicom_json import json_to_dataset
 from xdsi.repository.models import Instance
 from xdsi.services.archive import Archive
-from xdsi.services.store_metadata import IMPLEMENTATION_CLASS_UID
+from xdsi.services.stow_assembly import IMPLEMENTATION_CLASS_UID
 
 WITH_META = Path(get_testdata_file("CT_small.dcm"))  # a PS3.10 file stored beside, never flagged
 SYNTAXES = {  # pydicom's (is_implicit_VR, is_little_endian) of a file read without its meta

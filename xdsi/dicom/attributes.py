@@ -1,16 +1,19 @@
 """Index keys: what QIDO-RS must match or return, read from one instance's header.
 
-The attribute lists follow PS3.18 Tables 10.6.1-5 (matching) and 10.6.3-3/4/5 (return
-keys) and the IHE RAD TF return keys. Strings are Unicode, decoded by pydicom per Specific
-Character Set (0008,0005). Dates and times are kept as sent for answers, plus a
-fixed-width form (``*_key``) that sorts and range-compares as text.
+``CATALOG`` is the one list of those attributes (PS3.18 Tables 10.6.1-5 for matching,
+10.6.3-3/4/5 and the IHE RAD TF for return keys): the index columns (``repository.models``),
+the rows ingest writes and the QIDO search catalog (``repository.search``) are all derived
+from it, so a new return key is one line here plus a migration adding its column. Strings are
+Unicode, decoded by pydicom per Specific Character Set (0008,0005). Dates and times are kept as
+sent for answers, plus a fixed-width form (``*_key``) that sorts and range-compares as text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Protocol
+from functools import cache
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -20,66 +23,195 @@ from xdsi.dicom import uids
 from xdsi.dicom.names import PersonNameKeys, person_name_keys
 from xdsi.errors import BadAttribute, InvalidUID, MissingAttribute
 
+Table = Literal["patient", "study", "series", "instance", "request_attribute"]
+Match = Literal["uid", "text", "int", "date", "time", "pn", "modalities", "sop_classes", "sequence"]
+Storage = Literal["indexed", "text", "plain", "identity", "kept", "unstored"]
+"""How a key's column is kept: ``indexed`` (bytewise text or integer, with an index), ``text``
+(bytewise, no index), ``plain`` (string or integer as sent); ``identity`` and ``kept`` columns
+are declared by the models themselves (UIDs and patient identity; values the index keeps up to
+date, such as counts); ``unstored`` keys are read at ingest (to find frames) but not indexed."""
 
-@dataclass(frozen=True)
-class PatientKeys:
-    patient_id: str
-    issuer_of_patient_id: str
-    patient_name: str
-    patient_name_keys: PersonNameKeys
-    birth_date: str
-    sex: str
+V = TypeVar("V")
 
-
-@dataclass(frozen=True)
-class StudyKeys:
-    study_uid: str
-    study_date: str
-    study_time: str
-    study_time_key: str
-    study_datetime_utc: str
-    timezone_offset: str
-    accession_number: str
-    referring_physician_name: str
-    referring_physician_keys: PersonNameKeys
-    study_id: str
-    study_description: str
+INTEGER_VRS = frozenset({"IS", "US", "UL", "SS", "SL"})
 
 
 @dataclass(frozen=True)
-class RequestAttributes:
-    """One item of Request Attributes Sequence (0040,0275)."""
+class Key:
+    """One attribute of the catalog: where it lives in the index and how QIDO-RS matches it."""
 
-    requested_procedure_id: str
-    scheduled_procedure_step_id: str
-    accession_number: str
-    study_uid: str
+    keyword: str
+    tag: int
+    vr: str
+    table: Table  # the index table holding it; patient keys are study-level QIDO keys
+    column: str
+    match: Match | None  # None: not a QIDO key
+    storage: Storage = "plain"
+    default: bool = True  # returned without includefield (PS3.18 Tables 10.6.3-3/4/5)
+    name_prefix: str = ""  # PN: the prefix of the person-name search columns
+
+    @property
+    def from_header(self) -> bool:
+        return self.storage != "kept"
+
+    @property
+    def integer(self) -> bool:
+        return self.vr in INTEGER_VRS
+
+
+CATALOG: tuple[Key, ...] = (
+    Key("PatientName", 0x00100010, "PN", "patient", "patient_name", "pn", name_prefix="name"),
+    Key("PatientID", 0x00100020, "LO", "patient", "patient_id", "text", "identity"),
+    Key("IssuerOfPatientID", 0x00100021, "LO", "patient", "issuer_of_patient_id", "text", "identity", default=False),
+    Key("PatientBirthDate", 0x00100030, "DA", "patient", "birth_date", "date", "indexed"),
+    Key("PatientSex", 0x00100040, "CS", "patient", "sex", "text", "text"),
+    Key("StudyDate", 0x00080020, "DA", "study", "study_date", "date", "indexed"),
+    Key("StudyTime", 0x00080030, "TM", "study", "study_time", "time"),
+    Key("AccessionNumber", 0x00080050, "SH", "study", "accession_number", "text", "indexed"),
+    Key("ModalitiesInStudy", 0x00080061, "CS", "study", "modalities_in_study", "modalities", "kept"),
+    Key("SOPClassesInStudy", 0x00080062, "UI", "study", "sop_classes_in_study", "sop_classes", "kept",
+        default=False),
+    Key("ReferringPhysicianName", 0x00080090, "PN", "study", "referring_physician_name", "pn",
+        name_prefix="referring"),
+    Key("TimezoneOffsetFromUTC", 0x00080201, "SH", "study", "timezone_offset", "text"),
+    Key("StudyDescription", 0x00081030, "LO", "study", "study_description", "text", "text", default=False),
+    Key("StudyInstanceUID", 0x0020000D, "UI", "study", "study_uid", "uid", "identity"),
+    Key("StudyID", 0x00200010, "SH", "study", "study_id", "text", "indexed"),
+    Key("NumberOfStudyRelatedSeries", 0x00201206, "IS", "study", "number_of_series", "int", "kept"),
+    Key("NumberOfStudyRelatedInstances", 0x00201208, "IS", "study", "number_of_instances", "int", "kept"),
+    Key("Modality", 0x00080060, "CS", "series", "modality", "text", "indexed"),
+    Key("SeriesDescription", 0x0008103E, "LO", "series", "series_description", "text"),
+    Key("SeriesInstanceUID", 0x0020000E, "UI", "series", "series_uid", "uid", "identity"),
+    Key("SeriesNumber", 0x00200011, "IS", "series", "series_number", "int", "indexed"),
+    Key("NumberOfSeriesRelatedInstances", 0x00201209, "IS", "series", "number_of_instances", "int", "kept"),
+    Key("PerformedProcedureStepStartDate", 0x00400244, "DA", "series", "performed_start_date", "date", "indexed"),
+    Key("PerformedProcedureStepStartTime", 0x00400245, "TM", "series", "performed_start_time", "time"),
+    Key("RequestAttributesSequence", 0x00400275, "SQ", "series", "request_attributes", "sequence", "kept"),
+    Key("SOPClassUID", 0x00080016, "UI", "instance", "sop_class_uid", "uid", "identity"),
+    Key("SOPInstanceUID", 0x00080018, "UI", "instance", "sop_instance_uid", "uid", "identity"),
+    Key("AvailableTransferSyntaxUID", 0x00083002, "UI", "instance", "transfer_syntax_uid", "uid", "kept",
+        default=False),
+    Key("InstanceNumber", 0x00200013, "IS", "instance", "instance_number", "int", "indexed"),
+    Key("NumberOfFrames", 0x00280008, "IS", "instance", "number_of_frames", "int"),
+    Key("Rows", 0x00280010, "US", "instance", "rows", "int"),
+    Key("Columns", 0x00280011, "US", "instance", "columns", "int"),
+    Key("BitsAllocated", 0x00280100, "US", "instance", "bits_allocated", "int"),
+    Key("SpecificCharacterSet", 0x00080005, "CS", "instance", "specific_character_set", None),
+    Key("SamplesPerPixel", 0x00280002, "US", "instance", "samples_per_pixel", None, "unstored"),
+    Key("PhotometricInterpretation", 0x00280004, "CS", "instance", "photometric_interpretation", None, "unstored"),
+)
+
+# Items of Request Attributes Sequence (0040,0275), one row each, matched by QIDO sequence keys
+# (PS3.18 Table 10.6.1-5).
+REQUEST_ITEM_KEYS: tuple[Key, ...] = (
+    Key("RequestedProcedureID", 0x00401001, "SH", "request_attribute", "requested_procedure_id", "text", "indexed"),
+    Key("ScheduledProcedureStepID", 0x00400009, "SH", "request_attribute", "scheduled_procedure_step_id", "text",
+        "indexed"),
+    Key("AccessionNumber", 0x00080050, "SH", "request_attribute", "accession_number", "text", "text"),
+    Key("StudyInstanceUID", 0x0020000D, "UI", "request_attribute", "study_uid", "uid"),
+)
+
+
+def time_key_column(column: str) -> str:
+    """The fixed-width column beside a TM column, which range matching and sorting use."""
+    return f"{column}_key"
+
+
+@cache
+def name_columns(prefix: str) -> tuple[str, ...]:
+    """The search columns of a PN key, one per ``PersonNameKeys`` field."""
+    return tuple(f"{prefix}_{name}" for name in PersonNameKeys.__dataclass_fields__)
+
+
+@cache
+def header_keys(table: Table) -> tuple[Key, ...]:
+    """The keys of ``table`` read from an instance's header (read lazily: a test may extend CATALOG)."""
+    return tuple(key for key in CATALOG + REQUEST_ITEM_KEYS if key.table == table and key.from_header)
+
+
+@cache
+def stored_columns(table: Table) -> tuple[str, ...]:
+    """Every column of ``table`` ingest writes from the header: keys and their derived columns."""
+    columns: list[str] = []
+    for key in header_keys(table):
+        if key.storage == "unstored":
+            continue
+        columns.append(key.column)
+        if key.match == "time":
+            columns.append(time_key_column(key.column))
+        elif key.match == "pn":
+            columns.extend(name_columns(key.name_prefix))
+    if table == "study":
+        columns.append("study_datetime_utc")
+    return tuple(columns)
+
+
+@cache
+def descriptive_columns(table: Table) -> tuple[str, ...]:
+    """Stored columns that describe rather than identify: corrections replace them."""
+    return tuple(c for c in stored_columns(table) if c not in _identity_columns(table))
+
+
+@cache
+def compared_keys(table: Table) -> tuple[str, ...]:
+    """The columns whose disagreement with the index is reported (derived columns follow them)."""
+    return tuple(key.column for key in header_keys(table)
+                 if key.storage not in ("identity", "unstored"))
+
+
+def _identity_columns(table: Table) -> frozenset[str]:
+    return frozenset(key.column for key in header_keys(table) if key.storage == "identity")
 
 
 @dataclass(frozen=True)
-class SeriesKeys:
-    series_uid: str
-    modality: str
-    series_number: int | None
-    series_description: str
-    performed_start_date: str
-    performed_start_time: str
-    performed_start_time_key: str
-    request_attributes: tuple[RequestAttributes, ...] = field(default=())
+class LevelKeys:
+    """One level's values, by column name: its header keys of the catalog and their derived columns."""
+
+    values: dict[str, Any]
+
+
+class _Column(Generic[V]):
+    """The value of the column of this name: the few keys code reads by name, typed."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.column = name
+
+    def __get__(self, keys: LevelKeys, owner: type | None = None) -> V:
+        value: V = keys.values[self.column]
+        return value
+
+
+_Text = _Column[str]
+_Integer = _Column[int | None]
+
+
+class PatientKeys(LevelKeys):
+    patient_id = _Text()
+    issuer_of_patient_id = _Text()
+
+
+class StudyKeys(LevelKeys):
+    study_uid = _Text()
 
 
 @dataclass(frozen=True)
-class InstanceKeys:
-    sop_instance_uid: str
-    sop_class_uid: str
-    instance_number: int | None
-    rows: int | None
-    columns: int | None
-    bits_allocated: int | None
-    number_of_frames: int | None
-    samples_per_pixel: int | None
-    photometric_interpretation: str
-    specific_character_set: str
+class SeriesKeys(LevelKeys):
+    request_attributes: tuple[LevelKeys, ...] = field(default=())  # one per item of (0040,0275)
+    series_uid = _Text()
+    modality = _Text()
+
+
+class InstanceKeys(LevelKeys):
+    """The instance's keys; the image attributes locate its frames at ingest."""
+
+    sop_instance_uid = _Text()
+    sop_class_uid = _Text()
+    photometric_interpretation = _Text()
+    rows = _Integer()
+    columns = _Integer()
+    bits_allocated = _Integer()
+    number_of_frames = _Integer()
+    samples_per_pixel = _Integer()
 
 
 @dataclass(frozen=True)
@@ -178,56 +310,43 @@ def index_keys(source: Dataset | Attributes) -> IndexKeys:
         reason = uids.legacy_uid_reason(value)
         if reason:
             warnings.append(f"{keyword} {tag} {value}: {reason}")
-    study_date, study_time = ds.text("StudyDate"), ds.text("StudyTime")
-    offset = ds.text("TimezoneOffsetFromUTC")
-    pps_time = ds.text("PerformedProcedureStepStartTime")
-    patient_name = ds.text("PatientName")
-    referring = ds.text("ReferringPhysicianName")
+    study = _values(ds, "study", found)
+    study["study_datetime_utc"] = utc_key(study["study_date"], study["study_time"], study["timezone_offset"])
     return IndexKeys(
-        patient=PatientKeys(
-            patient_id=ds.text("PatientID"),
-            issuer_of_patient_id=ds.text("IssuerOfPatientID"),
-            patient_name=patient_name,
-            patient_name_keys=person_name_keys(patient_name),
-            birth_date=ds.text("PatientBirthDate"),
-            sex=ds.text("PatientSex"),
-        ),
-        study=StudyKeys(
-            study_uid=found["StudyInstanceUID"],
-            study_date=study_date,
-            study_time=study_time,
-            study_time_key=time_key(study_time),
-            study_datetime_utc=utc_key(study_date, study_time, offset),
-            timezone_offset=offset,
-            accession_number=ds.text("AccessionNumber"),
-            referring_physician_name=referring,
-            referring_physician_keys=person_name_keys(referring),
-            study_id=ds.text("StudyID"),
-            study_description=ds.text("StudyDescription"),
-        ),
-        series=SeriesKeys(
-            series_uid=found["SeriesInstanceUID"],
-            modality=ds.text("Modality"),
-            series_number=ds.integer("SeriesNumber"),
-            series_description=ds.text("SeriesDescription"),
-            performed_start_date=ds.text("PerformedProcedureStepStartDate"),
-            performed_start_time=pps_time,
-            performed_start_time_key=time_key(pps_time),
-            request_attributes=_request_attributes(ds),
-        ),
-        instance=InstanceKeys(
-            sop_instance_uid=found["SOPInstanceUID"],
-            sop_class_uid=found["SOPClassUID"],
-            instance_number=ds.integer("InstanceNumber"),
-            rows=ds.integer("Rows"),
-            columns=ds.integer("Columns"),
-            bits_allocated=ds.integer("BitsAllocated"),
-            number_of_frames=ds.integer("NumberOfFrames"),
-            samples_per_pixel=ds.integer("SamplesPerPixel"),
-            photometric_interpretation=ds.text("PhotometricInterpretation"),
-            specific_character_set=ds.text("SpecificCharacterSet"),
-        ),
+        patient=PatientKeys(_values(ds, "patient")),
+        study=StudyKeys(study),
+        series=SeriesKeys(_values(ds, "series", found), _request_attributes(ds)),
+        instance=InstanceKeys(_values(ds, "instance", found)),
         warnings=tuple(warnings),
+    )
+
+
+_NAME_FIELDS = tuple(PersonNameKeys.__dataclass_fields__)
+
+
+def _values(ds: Attributes, table: Table, known: dict[str, str] | None = None) -> dict[str, Any]:
+    """The header keys of ``table`` by column, each with its derived search columns; ``known``: text already read."""
+    values: dict[str, Any] = {}
+    known = known or {}
+    for keyword, column, integer, match, names in _reading_plan(table):
+        if integer:
+            values[column] = ds.integer(keyword)
+            continue
+        text = values[column] = known[keyword] if keyword in known else ds.text(keyword)
+        if match == "time":
+            values[time_key_column(column)] = time_key(text)
+        elif names:
+            name = person_name_keys(text)
+            values.update(zip(names, [getattr(name, part) for part in _NAME_FIELDS], strict=True))
+    return values
+
+
+@cache
+def _reading_plan(table: Table) -> tuple[tuple[str, str, bool, Match | None, tuple[str, ...]], ...]:
+    """(keyword, column, read as integer, match, PN search columns) per header key: ingest's hot loop."""
+    return tuple(
+        (key.keyword, key.column, key.integer, key.match, name_columns(key.name_prefix) if key.match == "pn" else ())
+        for key in header_keys(table)
     )
 
 
@@ -267,14 +386,5 @@ def _offset(value: str) -> timezone | None:
     return timezone(timedelta(minutes=minutes if value[0] == "+" else -minutes))
 
 
-def _request_attributes(ds: Attributes) -> tuple[RequestAttributes, ...]:
-    sequence = ds.items("RequestAttributesSequence")
-    return tuple(
-        RequestAttributes(
-            requested_procedure_id=item.text("RequestedProcedureID"),
-            scheduled_procedure_step_id=item.text("ScheduledProcedureStepID"),
-            accession_number=item.text("AccessionNumber"),
-            study_uid=item.text("StudyInstanceUID"),
-        )
-        for item in sequence
-    )
+def _request_attributes(ds: Attributes) -> tuple[LevelKeys, ...]:
+    return tuple(LevelKeys(_values(item, "request_attribute")) for item in ds.items("RequestAttributesSequence"))

@@ -12,35 +12,20 @@ from typing import BinaryIO
 from xdsi.dicom import uids
 from xdsi.dicom.byteorder import swap_bytes
 from xdsi.dicom.parsing import ParsedInstance, PixelDataLocation
+from xdsi.dicom.tags import EXTENDED_OFFSET_TABLE, EXTENDED_OFFSET_TABLE_LENGTHS
+from xdsi.dicom.tags import ITEM_BYTES as _ITEM
+from xdsi.dicom.tags import SEQUENCE_DELIMITER_BYTES as _SEQUENCE_DELIMITER
+from xdsi.dicom.tags import UNDEFINED_LENGTH as _UNDEFINED
 from xdsi.errors import MalformedDicom, NotFound
 
 MAX_FRAMES = 1_000_000
 MAX_FRAGMENTS = 1_000_000
-_ITEM = b"\xfe\xff\x00\xe0"  # (FFFE,E000) Item, little endian
-_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0"  # (FFFE,E0DD)
-_UNDEFINED = 0xFFFFFFFF
 _EOI = b"\xff\xd9"  # JPEG EOI, JPEG-LS EOI and JPEG 2000 EOC share the code
 # Openings of a frame: JPEG/JPEG-LS SOI, JPEG 2000 SOC, JP2 signature box.
 _FRAME_STARTS = (b"\xff\xd8", b"\xff\x4f", b"\x00\x00\x00\x0cjP")
 _EOI_WINDOW = 10  # as pydicom's generate_frames: the EOI within a fragment's last 10 bytes
 # Transfer syntaxes whose codestreams end in FFD9, so frame ends can be found without a table.
-_MARKER_SYNTAXES = frozenset(
-    {
-        "1.2.840.10008.1.2.4.50",
-        "1.2.840.10008.1.2.4.51",
-        "1.2.840.10008.1.2.4.57",
-        "1.2.840.10008.1.2.4.70",
-        "1.2.840.10008.1.2.4.80",
-        "1.2.840.10008.1.2.4.81",
-        "1.2.840.10008.1.2.4.90",
-        "1.2.840.10008.1.2.4.91",
-        "1.2.840.10008.1.2.4.92",
-        "1.2.840.10008.1.2.4.93",
-        "1.2.840.10008.1.2.4.201",
-        "1.2.840.10008.1.2.4.202",
-        "1.2.840.10008.1.2.4.203",
-    }
-)
+_MARKER_SYNTAXES = uids.FFD9_TERMINATED_SYNTAXES
 _SUBSAMPLED_422 = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422"})
 _FORMAT_VERSION = 1
 _FLAG_ENCAPSULATED = 1
@@ -162,18 +147,13 @@ def frame_table(
     return _native_table(pixel, samples * bits_allocated, number_of_frames, swap)
 
 
-# PS3.3 C.7.6.3: Extended Offset Table (7FE0,0001) and its Lengths (7FE0,0002), both OV.
-_EXTENDED_OFFSET_TABLE = 0x7FE00001
-_EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
-
-
 def extended_offsets(parsed: ParsedInstance) -> tuple[bytes, bytes | None] | None:
     """The Extended Offset Table and its Lengths as stored, for ``frame_table``; None without a table.
 
     Large multi-frame objects (whole-slide images) carry it instead of a Basic Offset Table, whose
     32-bit offsets cannot reach beyond 4 GiB (PS3.5 A.4); its Lengths also leave out item padding.
     """
-    wanted = (_EXTENDED_OFFSET_TABLE, _EXTENDED_OFFSET_TABLE_LENGTHS)
+    wanted = (EXTENDED_OFFSET_TABLE, EXTENDED_OFFSET_TABLE_LENGTHS)  # PS3.3 C.7.6.3, both OV
     if parsed.elements is not None:
         values = {e.tag: e.value for e in parsed.elements if e.tag in wanted}
     else:

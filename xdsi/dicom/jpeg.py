@@ -8,10 +8,7 @@ so the syntax is taken from the frame header the codestream carries.
 
 from __future__ import annotations
 
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"  # Process 1
-JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"  # Processes 2 and 4
-JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"  # Process 14, any predictor
-JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"  # Process 14, first-order prediction (selection value 1)
+from xdsi.dicom.uids import JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1
 
 _SOI, _SOS = 0xD8, 0xDA
 _BASELINE_SOF, _EXTENDED_SOF, _LOSSLESS_SOF = 0xC0, 0xC1, 0xC3

@@ -6,8 +6,8 @@ lets PN matching ignore "some or all aspects of case, … accent": literal match
 ignores case and character width only (``casefold``: NFKC, then Unicode case folding), so
 'MÜLLER' finds 'Müller' but 'Muller' does not. Fuzzy matching also ignores accents (``fold``)
 and compares Soundex keys (American Soundex with the first letter coded as a digit too, on
-the accent-folded letters) of the family and given names. Each key has its own indexed column, so a B-tree serves exact and
-prefix matches.
+the accent-folded letters) of the family and given names. Each key has its own indexed column,
+so a B-tree serves exact and prefix matches.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def person_name_keys(value: str | None) -> PersonNameKeys:
     if not value:
         return PersonNameKeys()
     alphabetic, ideographic, phonetic = split_groups(value)
-    parts = {name: casefold(component) for name, component in zip(COMPONENTS, alphabetic)}
+    parts = {name: casefold(component) for name, component in zip(COMPONENTS, alphabetic, strict=True)}
     whole = "^".join(alphabetic).rstrip("^")
     return PersonNameKeys(
         alphabetic=casefold(whole),

@@ -18,6 +18,10 @@ per item, ...); the general route then reads the file and reports any fault.
 A data set sent without File Meta Information (old exports, some web clients) is recognised by
 ``read_bare_dataset`` from its first elements, with the same bounded walk; ``file_meta_header``
 writes the preamble, prefix and group 0002 that make it a PS3.10 file.
+
+Over 500 lines on purpose: the general walk (``_Walker``) and the quick route (``_RawReader``)
+enforce the same bounds on the same grammar, and are kept side by side so that a change to
+one is made to the other; ``open_instance`` is their one entry point.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
@@ -41,21 +45,24 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
-from xdsi.dicom import uids
+from xdsi.dicom import uids, vrs
+from xdsi.dicom.tags import (
+    DELIMITATION_GROUP,
+    ITEM,
+    ITEM_DELIMITER,
+    PIXEL_DATA_TAGS,
+    SEQUENCE_DELIMITER,
+    SOP_CLASS_UID,
+    SOP_INSTANCE_UID,
+    UNDEFINED_LENGTH,
+)
 from xdsi.errors import InstanceTooLarge, MalformedDicom, MissingAttribute, NotDicom, UnsupportedTransferSyntax
 
 PREAMBLE_LENGTH = 128
 MAX_DEPTH = 32
-ITEM = 0xFFFEE000
-ITEM_DELIMITER = 0xFFFEE00D
-SEQUENCE_DELIMITER = 0xFFFEE0DD
-UNDEFINED = 0xFFFFFFFF
-PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float and Double Float Pixel Data
 # PS3.5 7.1.2: these VRs carry 2 reserved bytes and a 32-bit length in explicit VR.
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+LONG_VRS = frozenset(vr.encode() for vr in vrs.LONG_VRS)
 _CHUNK = 1 << 20
-SOP_CLASS_UID = 0x00080016
-SOP_INSTANCE_UID = 0x00080018
 NO_DICM = "not a DICOM PS3.10 file: no 'DICM' prefix after the 128-byte preamble"
 
 
@@ -121,9 +128,9 @@ def open_instance(path: str | os.PathLike[str], limits: Limits) -> Iterator[Pars
         stream_name = os.fspath(path)
         start, end = dataset_start, size
         if uids.is_deflated(ts):
-            inflated = stack.enter_context(
+            inflated = cast(BinaryIO, stack.enter_context(
                 tempfile.NamedTemporaryFile(prefix="xdsi-inflate-", dir=os.path.dirname(os.path.abspath(path)))
-            )
+            ))
             fp.seek(dataset_start)
             end = _inflate(fp, inflated, size - dataset_start, limits)
             stream, stream_name, start = inflated, inflated.name, 0
@@ -137,7 +144,7 @@ def open_instance(path: str | os.PathLike[str], limits: Limits) -> Iterator[Pars
             _load=lambda: _read_header(stream, stream_name, meta, start, end, implicit, little, pixel, limits),
         )
         if elements is None:
-            parsed.dataset  # the general route reports a malformed header here, not at first use
+            _ = parsed.dataset  # the general route reports a malformed header here, not at first use
         yield parsed
 
 
@@ -335,7 +342,7 @@ class _Walker:
             tag, vr, length, value_pos = self._header(pos, end)
             pos = self._value(tag, vr, length, value_pos, end, depth=0)
             if tag in PIXEL_DATA_TAGS and pixel is None:
-                encapsulated = length == UNDEFINED
+                encapsulated = length == UNDEFINED_LENGTH
                 vr_text = vr.decode() if vr else ("OB" if encapsulated else "OW")
                 pixel = PixelDataLocation(tag, vr_text, value_pos, None if encapsulated else length, pos)
         return pixel
@@ -360,7 +367,7 @@ class _Walker:
         return self._value(tag, vr, length, value_pos, end, depth)
 
     def _value(self, tag: int, vr: bytes | None, length: int, pos: int, end: int, depth: int) -> int:
-        if length == UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             if tag in PIXEL_DATA_TAGS and depth == 0 and vr in (b"OB", b"OW", None):
                 return self._fragments(pos, end, tag)
             if vr in (b"SQ", b"UN", None) or self._is_sequence(tag):
@@ -385,7 +392,7 @@ class _Walker:
         raw = self._read(pos, end, 8, "element header")
         group, elem = struct.unpack(self.endian + "HH", raw[:4])
         tag = group << 16 | elem
-        if group == 0xFFFE:
+        if group == DELIMITATION_GROUP:
             raise MalformedDicom(f"unexpected item tag {_fmt(tag)} at offset {pos}")
         if self.implicit:
             (length,) = struct.unpack(self.endian + "L", raw[4:])
@@ -415,7 +422,7 @@ class _Walker:
                 return pos
             if tag != ITEM:
                 raise MalformedDicom(f"expected a sequence item at offset {pos - 8}, found {_fmt(tag)}")
-            if length == UNDEFINED:
+            if length == UNDEFINED_LENGTH:
                 pos = walker._item_until_delimiter(pos, end, depth)
                 continue
             if length > end - pos:
@@ -439,7 +446,7 @@ class _Walker:
             pos += 8
             if item == SEQUENCE_DELIMITER:
                 return pos
-            if item != ITEM or length == UNDEFINED:
+            if item != ITEM or length == UNDEFINED_LENGTH:
                 raise MalformedDicom(f"encapsulated {_fmt(tag)} holds a malformed fragment at offset {pos - 8}")
             if length > end - pos:
                 raise MalformedDicom(f"pixel data fragment declares {length} bytes but only {end - pos} remain")
@@ -461,10 +468,8 @@ class _Decline(Exception):
 # blob before the pixels) takes the general route, which leaves large values on disk.
 _RAW_HEADER_BUDGET = 4 << 20
 _RAW_WINDOW = 64 << 10
-_RAW_VRS = {
-    vr.encode(): vr
-    for vr in ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UR", "US", "UT", "UV"]
-}  # UN is left to pydicom, which replaces it by the dictionary VR of a known tag
+# UN is left to pydicom, which replaces it by the dictionary VR of a known tag.
+_RAW_VRS = {vr.encode(): vr for vr in vrs.ALL_VRS if vr != "UN"}
 _SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_LENGTH = struct.Struct("<L")
 _ITEM_HEADER = struct.Struct("<HHL")
@@ -515,7 +520,7 @@ class _RawReader:
             if delimited and tag == ITEM_DELIMITER:
                 return elements, pos + 8
             vr = _RAW_VRS.get(vr_bytes)
-            if group == 0xFFFE or tag <= previous or vr is None:
+            if group == DELIMITATION_GROUP or tag <= previous or vr is None:
                 raise _Decline
             previous = tag
             if vr_bytes in LONG_VRS:
@@ -525,13 +530,14 @@ class _RawReader:
                 length, pos = short_length, pos + 8
             if depth == 0 and tag in PIXEL_DATA_TAGS:
                 element_end = self._pixel_data(tag, vr, length, pos, end)
-                elements.append(RawElement(tag, vr, None if length == UNDEFINED else length, None if length else b""))
+                declared = None if length == UNDEFINED_LENGTH else length
+                elements.append(RawElement(tag, vr, declared, None if length else b""))
                 pos = element_end
             elif vr == "SQ":
                 items, pos = self._sequence(pos, length, end, depth + 1)
-                elements.append(RawElement(tag, vr, None if length == UNDEFINED else length, None, items))
+                elements.append(RawElement(tag, vr, None if length == UNDEFINED_LENGTH else length, None, items))
             else:
-                if length == UNDEFINED or length > end - pos:
+                if length == UNDEFINED_LENGTH or length > end - pos:
                     raise _Decline
                 self.kept += length
                 if self.kept > _RAW_HEADER_BUDGET:
@@ -543,7 +549,7 @@ class _RawReader:
     def _sequence(self, pos: int, length: int, end: int, depth: int) -> tuple[list[list[RawElement]], int]:
         if depth > MAX_DEPTH:
             raise _Decline
-        defined = length != UNDEFINED
+        defined = length != UNDEFINED_LENGTH
         if defined:
             if length > end - pos:
                 raise _Decline
@@ -559,7 +565,7 @@ class _RawReader:
                 return items, pos
             if tag != ITEM:
                 raise _Decline
-            if item_length == UNDEFINED:
+            if item_length == UNDEFINED_LENGTH:
                 item, pos = self._elements(pos, end, depth, delimited=True)
             else:
                 if item_length > end - pos:
@@ -571,7 +577,7 @@ class _RawReader:
     def _pixel_data(self, tag: int, vr: str, length: int, pos: int, end: int) -> int:
         if self.pixel is not None or vr not in ("OB", "OW", "OF", "OD"):
             raise _Decline
-        if length == UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             if vr not in ("OB", "OW"):
                 raise _Decline
             element_end = self._fragments(pos, end)
@@ -595,7 +601,7 @@ class _RawReader:
             pos += 8
             if group << 16 | element == SEQUENCE_DELIMITER:
                 return pos
-            if group << 16 | element != ITEM or length == UNDEFINED or length > end - pos:
+            if group << 16 | element != ITEM or length == UNDEFINED_LENGTH or length > end - pos:
                 raise _Decline
             pos += length
 
@@ -626,7 +632,7 @@ def _read_header(
         dataset[pixel.tag] = RawDataElement(
             Tag(pixel.tag),
             None if implicit else pixel.vr,
-            pixel.length if pixel.length is not None else UNDEFINED,
+            pixel.length if pixel.length is not None else UNDEFINED_LENGTH,
             None,
             pixel.value_offset,
             implicit,

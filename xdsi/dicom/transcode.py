@@ -1,8 +1,13 @@
-"""Transfer syntax conversion of instances and of single frames (PS3.5 8.2, A.4; PS3.18 8.7.3)."""
+"""Transfer syntax conversion of instances and of single frames (PS3.5 8.2, A.4; PS3.18 8.7.3).
+
+Over 500 lines: instance and frame conversion share one table of what each target accepts
+(``_PROFILES``) and one decode/encode path per frame, which must not drift apart.
+"""
 
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import math
 import warnings
@@ -10,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,21 +30,38 @@ from pydicom.uid import UID
 
 from xdsi.dicom import uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
-from xdsi.dicom.jpeg import JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1
+from xdsi.dicom.tags import (
+    EXTENDED_OFFSET_TABLE,
+    EXTENDED_OFFSET_TABLE_LENGTHS,
+    PIXEL_DATA,
+    PIXEL_DATA_TAGS,
+    UNDEFINED_LENGTH,
+)
+from xdsi.dicom.uids import (
+    FRAME_MEDIA_TYPES,
+    JPEG_2000,
+    JPEG_2000_LOSSLESS,
+    JPEG_BASELINE,
+    JPEG_EXTENDED,
+    JPEG_LOSSLESS,
+    JPEG_LOSSLESS_SV1,
+    JPEG_LS_LOSSLESS,
+    JPEG_LS_NEAR_LOSSLESS,
+    RLE_LOSSLESS,
+)
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
 
-try:
-    import imagecodecs
-except ImportError:  # optional: only the JPEG (ISO 10918) targets need it
-    imagecodecs = None
+
+def _optional(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+imagecodecs = _optional("imagecodecs")  # optional: only the JPEG (ISO 10918) targets need it
 
 _LOG = logging.getLogger(__name__)
-
-JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
-JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
-JPEG_2000 = "1.2.840.10008.1.2.4.91"
-RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
 # Lossy settings; the test suite asserts the error bounds they give.
 JPEG_QUALITY = 90  # libjpeg quality scale, 1-100
@@ -57,21 +80,8 @@ _LOSSY_METHODS = {
 }
 _PYDICOM_TARGETS = (RLE_LOSSLESS, JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS, JPEG_2000_LOSSLESS, JPEG_2000)
 _JPEG_TARGETS = (JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1)
-_PIXEL_DATA = 0x7FE00010
-_PIXEL_DATA_TAGS = (_PIXEL_DATA, 0x7FE00008, 0x7FE00009)  # and Float, Double Float Pixel Data
-_EXTENDED_OFFSET_TABLE = (0x7FE00001, 0x7FE00002)
-_MAX_VALUE_LENGTH = 0xFFFFFFFE  # PS3.5 7.1.1: a 32-bit even length, 0xFFFFFFFF meaning undefined
-
-# PS3.18 Table 8.7.3-5 (compressed) and 8.7.3-4 (uncompressed): frame media types, default first.
-FRAME_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
-    "application/octet-stream": (uids.EXPLICIT_VR_LITTLE_ENDIAN,),
-    "image/jpeg": (JPEG_LOSSLESS_SV1, JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS),
-    "image/dicom-rle": (RLE_LOSSLESS,),
-    "image/jls": (JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS),
-    "image/jp2": (JPEG_2000_LOSSLESS, JPEG_2000),
-    "image/jpx": ("1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93"),
-    "image/jphc": ("1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"),
-}
+_EXTENDED_OFFSET_TABLE = (EXTENDED_OFFSET_TABLE, EXTENDED_OFFSET_TABLE_LENGTHS)
+_MAX_VALUE_LENGTH = UNDEFINED_LENGTH - 1  # PS3.5 7.1.1: a 32-bit even length, 0xFFFFFFFF meaning undefined
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _J2K_MIN_SIDE = 1 << 5  # 6 resolution levels halve each side 5 times
 
@@ -246,7 +256,7 @@ def transcode(ds: Dataset, target: str, *, max_pixel_bytes: int) -> FileDataset:
     if source == target:
         return _shallow_copy(ds, target)
     big_endian = source == uids.EXPLICIT_VR_BIG_ENDIAN
-    pixel_tag = next((tag for tag in _PIXEL_DATA_TAGS if tag in ds), None)
+    pixel_tag = next((tag for tag in PIXEL_DATA_TAGS if tag in ds), None)
     if pixel_tag is not None and (big_endian or uids.is_encapsulated(source) or uids.is_encapsulated(target)):
         _check_size(PixelDescription.from_dataset(ds), max_pixel_bytes)  # before any pixel is read
     out = _shallow_copy(ds, target)
@@ -255,7 +265,7 @@ def transcode(ds: Dataset, target: str, *, max_pixel_bytes: int) -> FileDataset:
         _swap_to_little_endian(out)
     if pixel_tag is None or (not uids.is_encapsulated(source) and not uids.is_encapsulated(target)):
         return out
-    if pixel_tag != _PIXEL_DATA:
+    if pixel_tag != PIXEL_DATA:
         name = uids.transfer_syntax_name(target)
         raise NotAcceptable(f"{ds[pixel_tag].keyword} cannot be encapsulated in {name}")
     for tag in _EXTENDED_OFFSET_TABLE:
@@ -378,7 +388,7 @@ def _jpeg_ready(target: str) -> bool:
             imagecodecs.jpeg8_encode(probe, level=JPEG_QUALITY, bitspersample=12)
         else:
             imagecodecs.jpeg8_encode(probe, lossless=True, predictor=1, bitspersample=16)
-    except Exception:  # any failure means the build cannot do it
+    except Exception:  # noqa: BLE001 - any failure of the probe means this build cannot do it
         return False
     return True
 
@@ -396,7 +406,7 @@ def _source_syntax(ds: Dataset) -> str:
 
 def _shallow_copy(ds: Dataset, target: str) -> FileDataset:
     elements: dict[Any, Any] = {}
-    for tag in ds.keys():
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements, loading deferred values
         elem = ds.get_item(tag, keep_deferred=True)
         if isinstance(elem, RawDataElement) and elem.value is None and elem.length:
             elem = ds[tag]  # a deferred value: read it now, while its file is open
@@ -419,7 +429,7 @@ def _shallow_copy(ds: Dataset, target: str) -> FileDataset:
 def _original_encoding(ds: Dataset) -> tuple[bool | None, bool | None]:
     """How the raw elements are really encoded: pydicom records the file meta's claim, which a
     dataset written in implicit VR under an explicit transfer syntax contradicts."""
-    for tag in ds.keys():
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements, loading deferred values
         elem = ds.get_item(tag, keep_deferred=True)
         if isinstance(elem, RawDataElement):
             return elem.is_implicit_VR, elem.is_little_endian
@@ -441,14 +451,14 @@ def _decode_pixels(ds: Dataset, out: FileDataset, source: str) -> None:
     """Encapsulated to native: every frame decoded in its stored colour space."""
     decoded: PixelDescription | None = None
     arrays = []
-    for arr, decoded in _iter_decoded(ds, source, PixelDescription.from_dataset(ds)):
+    for arr, decoded in _iter_decoded(ds, source, PixelDescription.from_dataset(ds)):  # noqa: B007 - the last is kept
         arrays.append(arr)
     assert decoded is not None
     value = _native_bytes(arrays, decoded)
     del arrays
     _set_pixel_module(out, decoded)
     vr = "OB" if decoded.bits_allocated <= 8 else "OW"  # PS3.5 8.2: OW above 8 bits
-    out[_PIXEL_DATA] = DataElement(_PIXEL_DATA, vr, value)
+    out[PIXEL_DATA] = DataElement(PIXEL_DATA, vr, value)
     if source in (JPEG_BASELINE, JPEG_EXTENDED) and out.get("LossyImageCompression") != "01":
         # PS3.3 C.7.6.1.1.5: once lossy compressed, always flagged so, also after decompression.
         _mark_lossy(out, _LOSSY_METHODS[source], None)
@@ -470,8 +480,8 @@ def _encode_pixels(ds: Dataset, out: FileDataset, source: str, target: str) -> N
         _put(out, "ExtendedOffsetTableLengths", lengths)
     else:
         value = encapsulate(frames, has_bot=True)
-    elem = DataElement(_PIXEL_DATA, "OB", value, is_undefined_length=True)
-    out[_PIXEL_DATA] = elem
+    elem = DataElement(PIXEL_DATA, "OB", value, is_undefined_length=True)
+    out[PIXEL_DATA] = elem
     if target in _LOSSY_METHODS:
         ratio = pixel.frame_bytes * len(frames) / max(sum(len(f) for f in frames), 1)
         _mark_lossy(out, _LOSSY_METHODS[target], ratio)
@@ -706,13 +716,13 @@ def _is_sequence(ds: Dataset, tag: int) -> bool:
 
 
 def _has_encapsulated(items: Sequence) -> bool:
-    return any(_PIXEL_DATA in item and _undefined_length(item, _PIXEL_DATA) for item in _walk_items(items))
+    return any(PIXEL_DATA in item and _undefined_length(item, PIXEL_DATA) for item in _walk_items(items))
 
 
 def _undefined_length(ds: Dataset, tag: int) -> bool:
     elem = ds.get_item(tag, keep_deferred=True)
     if isinstance(elem, RawDataElement):
-        return elem.length == 0xFFFFFFFF
+        return elem.length == UNDEFINED_LENGTH
     return bool(elem.is_undefined_length)
 
 
@@ -726,7 +736,7 @@ def _walk_items(items: Sequence) -> Iterator[Dataset]:
 
 def _decode_nested(item: Dataset, source: str, max_pixel_bytes: int) -> None:
     """Icon pixels keep a codestream only in the syntax it was made in; native ones fit any."""
-    if _PIXEL_DATA not in item or not _undefined_length(item, _PIXEL_DATA):
+    if PIXEL_DATA not in item or not _undefined_length(item, PIXEL_DATA):
         return
     pixel = PixelDescription.from_dataset(item)
     _check_size(pixel, max_pixel_bytes)
@@ -734,13 +744,13 @@ def _decode_nested(item: Dataset, source: str, max_pixel_bytes: int) -> None:
     item.file_meta.TransferSyntaxUID = UID(source)
     try:
         arrays, decoded = [], pixel
-        for arr, decoded in _iter_decoded(item, source, pixel):
+        for arr, decoded in _iter_decoded(item, source, pixel):  # noqa: B007 - the last is kept
             arrays.append(arr)
     finally:
         del item.file_meta
     _set_pixel_module(item, decoded)
-    item[_PIXEL_DATA] = DataElement(
-        _PIXEL_DATA, "OB" if decoded.bits_allocated <= 8 else "OW", _native_bytes(arrays, decoded)
+    item[PIXEL_DATA] = DataElement(
+        PIXEL_DATA, "OB" if decoded.bits_allocated <= 8 else "OW", _native_bytes(arrays, decoded)
     )
 
 
@@ -756,7 +766,7 @@ def _swap_to_little_endian(ds: Dataset) -> None:
                 _swap_to_little_endian(item)
             continue
         unit = WORD_WIDTH.get(elem.VR)
-        if tag == _PIXEL_DATA and not elem.is_undefined_length:
+        if tag == PIXEL_DATA and not elem.is_undefined_length:
             allocated = int(ds.get("BitsAllocated") or 8)
             # pydicom reads cells of 16 bits or more as big endian wholes, smaller ones by OW word.
             unit = allocated // 8 if allocated >= 16 else unit

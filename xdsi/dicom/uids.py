@@ -21,11 +21,64 @@ MAX_UID_LENGTH = 64
 _USABLE = re.compile(r"[0-9]+(?:\.[0-9]+)*", re.ASCII)
 _ZERO_LED = re.compile(r"(?:^|\.)(0[0-9]+)", re.ASCII)
 
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+# PS3.6 Annex A: the transfer syntaxes xdsi names in code.
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"  # Process 1
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"  # Processes 2 and 4
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"  # Process 14, any predictor
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"  # Process 14, first-order prediction (selection value 1)
+JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
+JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
+JPEG_2000 = "1.2.840.10008.1.2.4.91"
+JPEG_2000_MC_LOSSLESS = "1.2.840.10008.1.2.4.92"
+JPEG_2000_MC = "1.2.840.10008.1.2.4.93"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
+HTJ2K = "1.2.840.10008.1.2.4.203"
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+MPEG2_MAIN_LEVEL = "1.2.840.10008.1.2.4.100"
+MPEG2_HIGH_LEVEL = "1.2.840.10008.1.2.4.101"
+MPEG4_AVC_HIGH_PROFILE = "1.2.840.10008.1.2.4.102"
+MPEG4_AVC_BD = "1.2.840.10008.1.2.4.103"
+MPEG4_AVC_2D = "1.2.840.10008.1.2.4.104"
+MPEG4_AVC_3D = "1.2.840.10008.1.2.4.105"
+MPEG4_AVC_STEREO = "1.2.840.10008.1.2.4.106"
+HEVC_MAIN_PROFILE = "1.2.840.10008.1.2.4.107"
+HEVC_MAIN_10_PROFILE = "1.2.840.10008.1.2.4.108"
+
+# PS3.18 Table 8.7.3-4 (uncompressed) and 8.7.3-5 (compressed): the media type of a frame or
+# bulk data part and the transfer syntaxes it carries, default first.
+FRAME_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    "application/octet-stream": (EXPLICIT_VR_LITTLE_ENDIAN,),
+    "image/jpeg": (JPEG_LOSSLESS_SV1, JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS),
+    "image/dicom-rle": (RLE_LOSSLESS,),
+    "image/jls": (JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS),
+    "image/jp2": (JPEG_2000_LOSSLESS, JPEG_2000),
+    "image/jpx": (JPEG_2000_MC_LOSSLESS, JPEG_2000_MC),
+    "image/jphc": (HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, HTJ2K),
+}
+# Every compressed type a bulk data part may carry: the frame types, the older x- names of two
+# of them, and the video types (whose frames WADO-RS does not offer one by one).
+COMPRESSED_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    **{kind: syntaxes for kind, syntaxes in FRAME_MEDIA_TYPES.items() if kind != "application/octet-stream"},
+    "image/x-jls": FRAME_MEDIA_TYPES["image/jls"],
+    "image/x-dicom-rle": FRAME_MEDIA_TYPES["image/dicom-rle"],
+    "video/mpeg": (MPEG2_MAIN_LEVEL, MPEG2_HIGH_LEVEL),
+    "video/mp4": (MPEG4_AVC_HIGH_PROFILE, MPEG4_AVC_BD, MPEG4_AVC_2D, MPEG4_AVC_3D, MPEG4_AVC_STEREO),
+    "video/h265": (HEVC_MAIN_PROFILE, HEVC_MAIN_10_PROFILE),
+}
+# ISO/IEC 10918-1, 14495-1 and 15444-1 codestreams all end in the FFD9 marker (EOI, EOC).
+FFD9_TERMINATED_SYNTAXES = frozenset(
+    uid
+    for kind in ("image/jpeg", "image/jls", "image/jp2", "image/jpx", "image/jphc")
+    for uid in FRAME_MEDIA_TYPES[kind]
+)
 
 
 class UIDLevel(enum.Enum):

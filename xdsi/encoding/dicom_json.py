@@ -12,33 +12,37 @@ import orjson
 from pydicom.dataset import Dataset
 from pydicom.valuerep import format_number_as_ds
 
-from xdsi.encoding.bulkdata import (
+from xdsi.encoding.builder import build_dataset
+from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataLoader
+from xdsi.encoding.model import (
     BINARY_VRS,
     BULK_DATA_VRS,
     FLOAT_VRS,
     INT_RANGES,
     MAX_DEPTH,
-    NON_FINITE,
+    PN_GROUPS,
     STRING_VRS,
-    BulkDataCallback,
-    BulkDataLoader,
     Encoded,
+    Kind,
     Parsed,
-    b64encode,
-    build_dataset,
-    check_number,
     child_where,
     creator_tag,
-    decode_base64,
-    encode_dataset,
-    float_out,
     invalid,
+    tag_text,
+)
+from xdsi.encoding.values import (
+    NON_FINITE,
+    b64encode,
+    check_number,
+    decode_base64,
+    float_out,
     join_person_name,
     parse_tag,
     parse_text_value,
     parse_vr,
-    tag_text,
+    person_name_groups,
 )
+from xdsi.encoding.walk import encode_dataset
 from xdsi.errors import InvalidRequest
 
 # Integers beyond 2**53 lose precision in JavaScript and any double-based JSON reader.
@@ -48,7 +52,6 @@ _JSON_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _DS_MAX_CHARS = 16  # PS3.5 6.2: DS is at most 16 bytes
 _ATTRIBUTE_MEMBERS = frozenset(("vr", "Value", "BulkDataURI", "InlineBinary"))
-_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _NULLABLE_VRS = STRING_VRS | {"PN", "DS", "IS"}
 
 
@@ -109,14 +112,15 @@ def dumps_dataset(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> byt
     return dumps(dataset_to_json(ds, bulk_data))
 
 
+def encoded_to_json(elements: Iterable[Encoded]) -> dict[str, Any]:
+    """The JSON object of elements built or walked elsewhere (e.g. from index rows), as Python
+    data so callers can merge before ``dumps``."""
+    return _object(elements)
+
+
 def dumps_encoded(elements: Iterable[Encoded]) -> bytes:
     """UTF-8 JSON of one data set already walked by ``encode_tree``."""
     return dumps(_object(elements))
-
-
-def dumps_datasets(datasets: Iterable[Dataset], bulk_data: BulkDataCallback | None = None) -> bytes:
-    """PS3.18 F.2.1: multiple results are one top-level array."""
-    return dumps([dataset_to_json(ds, bulk_data) for ds in datasets])
 
 
 def loads(data: bytes | str) -> Any:
@@ -153,18 +157,16 @@ def loads_dataset(data: bytes | str, bulk_data: BulkDataLoader | None = None) ->
     return json_to_dataset(obj, bulk_data)
 
 
-def encoded_from_json(obj: Mapping[str, Any]) -> list[Encoded]:
-    """A JSON data set as the elements the XML renderer walks: JSON to XML without pydicom."""
-    return _as_encoded(_attributes(obj, "", 0))
+def encoded_from_json(data: Mapping[str, Any] | bytes) -> list[Encoded]:
+    """A JSON data set as the elements the XML renderer walks: JSON to XML without pydicom.
 
-
-def encoded_from_fragment(fragment: bytes) -> list[Encoded]:
-    """The elements of a data set this archive serialized itself (``dumps_encoded``).
-
-    Trusted input, so not checked again as client JSON is: the same elements as
-    ``encoded_from_json`` gives, at a fraction of the cost (tests compare both).
+    ``data`` is parsed JSON, checked as client JSON is; or the bytes of a data set this archive
+    serialized itself (``dumps_encoded``), trusted, so read at a fraction of the cost (tests
+    compare both routes over every sample file).
     """
-    return _fragment_elements(loads_fragment(fragment))
+    if isinstance(data, bytes):
+        return _fragment_elements(loads_fragment(data))
+    return _as_encoded(_attributes(data, "", 0))
 
 
 def _as_encoded(parsed: list[Parsed]) -> list[Encoded]:
@@ -183,6 +185,8 @@ def _fragment_elements(obj: dict[str, Any]) -> list[Encoded]:
     elements = []
     for key, attr in sorted(obj.items()):
         vr = attr["vr"]
+        kind: Kind
+        payload: Any
         if attr.get("Value"):
             if vr == "SQ":
                 kind, payload = "items", [_fragment_elements(item) for item in attr["Value"]]
@@ -203,7 +207,7 @@ def _fragment_value(vr: str, v: Any) -> Any:
     if v is None:
         return None
     if vr == "PN":
-        groups = tuple(v.get(name, "") for name in _PN_GROUPS)
+        groups = tuple(v.get(name, "") for name in PN_GROUPS)
         return groups if any(groups) else None
     if isinstance(v, Number):
         if vr in ("DS", "IS"):
@@ -243,7 +247,7 @@ def _encoded_value(vr: str, v: Any) -> Any:
     if v is None:
         return None
     if vr == "PN":
-        return tuple((v.split("=") + ["", ""])[:3])
+        return person_name_groups(v)
     if vr == "AT":
         return tag_text(v)
     return v
@@ -272,7 +276,7 @@ def _json_value(vr: str, v: Any) -> Any:
         return None  # PS3.18 F.2.5: an empty value among several is null
     if vr == "PN":
         # PS3.18 F.2.2: only the non-empty component groups.
-        return {name: group for name, group in zip(_PN_GROUPS, v) if group}
+        return {name: group for name, group in zip(PN_GROUPS, v, strict=False) if group}
     if vr in ("DS", "IS"):
         return decimal_value(vr, v)
     if vr in FLOAT_VRS:
@@ -342,12 +346,12 @@ def _scalar(vr: str, v: Any, where: str) -> Any:
     if vr == "PN":
         if not isinstance(v, Mapping):
             raise invalid(where, f"a PN value must be an object, got {type(v).__name__}")
-        unknown = set(v) - set(_PN_GROUPS)
+        unknown = set(v) - set(PN_GROUPS)
         if unknown:
             raise invalid(where, f"unknown PN group(s) {', '.join(sorted(map(repr, unknown)))}")
         if not all(isinstance(g, str) for g in v.values()):
             raise invalid(where, "PN component groups must be strings")
-        return join_person_name([v.get(name, "") for name in _PN_GROUPS])
+        return join_person_name([v.get(name, "") for name in PN_GROUPS])
     if isinstance(v, Number):
         if vr == "DS":
             return v.text  # the client's own text, as a string holding it would be kept

@@ -10,27 +10,21 @@ from typing import Any
 from lxml import etree
 from pydicom.dataset import Dataset
 
-from xdsi.encoding.bulkdata import (
+from xdsi.encoding import values
+from xdsi.encoding.builder import build_dataset
+from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataLoader
+from xdsi.encoding.model import (
     BINARY_VRS,
     BULK_DATA_VRS,
     MAX_DEPTH,
-    BulkDataCallback,
-    BulkDataLoader,
+    PN_GROUPS,
     Encoded,
     Parsed,
-    b64encode,
-    build_dataset,
     child_where,
-    decode_base64,
-    encode_dataset,
-    float_out,
     invalid,
-    join_person_name,
     keyword,
-    parse_tag,
-    parse_text_value,
-    parse_vr,
 )
+from xdsi.encoding.walk import encode_dataset
 from xdsi.errors import InvalidRequest
 
 NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
@@ -42,9 +36,8 @@ _ITEM = f"{{{NAMESPACE}}}Item"
 _PERSON_NAME = f"{{{NAMESPACE}}}PersonName"
 _BULK_DATA = f"{{{NAMESPACE}}}BulkData"
 _INLINE_BINARY = f"{{{NAMESPACE}}}InlineBinary"
-_GROUP_NAMES = ("Alphabetic", "Ideographic", "Phonetic")
 _COMPONENT_NAMES = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
-_GROUPS = tuple(f"{{{NAMESPACE}}}{n}" for n in _GROUP_NAMES)
+_GROUPS = tuple(f"{{{NAMESPACE}}}{n}" for n in PN_GROUPS)
 _COMPONENTS = tuple(f"{{{NAMESPACE}}}{n}" for n in _COMPONENT_NAMES)
 _ATTRIBUTE_ATTRS = frozenset(("tag", "vr", "keyword", "privateCreator"))
 _NUMBER = re.compile(r"[1-9][0-9]*")
@@ -52,13 +45,6 @@ _NO_DOCTYPE = "XML with a DOCTYPE (DTD or entity declarations) is not accepted"
 # XML 1.0 Char production: C0 controls other than TAB/LF/CR, surrogates, U+FFFE/U+FFFF.
 _NOT_XML_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _PLAIN_TEXT = re.compile(r"[^&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*")
-
-
-def dataset_to_element(ds: Dataset, bulk_data: BulkDataCallback | None = None) -> etree._Element:
-    """Build the tree, for callers that embed it (e.g. in a SOAP body) rather than serialise it."""
-    # Our own output, so libxml2's guard against huge text nodes (hostile input) is not needed.
-    trusted = etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True)
-    return etree.fromstring(dumps_dataset(ds, bulk_data, xml_declaration=False), trusted)
 
 
 def dumps_dataset(
@@ -167,14 +153,15 @@ def _write(out: list[str], elements: Iterable[Encoded]) -> None:
         elif e.kind == "uri":
             out.append(f'<BulkData uri="{_quoted(e.payload)}"/>')
         elif e.kind == "inline":
-            out.append(f"<InlineBinary>{b64encode(e.payload)}</InlineBinary>")
+            out.append(f"<InlineBinary>{values.b64encode(e.payload)}</InlineBinary>")
         out.append("</DicomAttribute>")
 
 
 @lru_cache(maxsize=8192)
 def _opening(tag: int, vr: str) -> str:
     name = keyword(tag)
-    return f'<DicomAttribute tag="{tag:08X}" vr="{vr}" keyword="{name}"' if name else f'<DicomAttribute tag="{tag:08X}" vr="{vr}"'
+    opening = f'<DicomAttribute tag="{tag:08X}" vr="{vr}"'
+    return f'{opening} keyword="{name}"' if name else opening
 
 
 def _xml_safe(text: str) -> str:
@@ -189,19 +176,19 @@ def _text(vr: str, v: Any) -> str | None:
     if isinstance(v, str):
         return _escape(v)
     if isinstance(v, float):
-        number = float_out(vr, v)
+        number = values.float_out(vr, v)
         return number if isinstance(number, str) else repr(number)
     return str(v)
 
 
 def _person_name(out: list[str], groups: tuple[str, str, str] | None) -> None:
-    for group_name, group in zip(_GROUP_NAMES, groups or ()):
+    for group_name, group in zip(PN_GROUPS, groups or (), strict=False):
         # Components beyond the fifth stay in NameSuffix so the text survives unchanged.
         components = group.split("^", 4)
         if not any(components):
             continue
         out.append(f"<{group_name}>")
-        for component_name, component in zip(_COMPONENT_NAMES, components):
+        for component_name, component in zip(_COMPONENT_NAMES, components, strict=False):
             if component:
                 out.append(f"<{component_name}>{_escape(component)}</{component_name}>")
         out.append(f"</{group_name}>")
@@ -238,8 +225,8 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
     unknown = set(node.attrib) - _ATTRIBUTE_ATTRS
     if unknown:
         raise invalid(where, f"unknown attribute(s) {', '.join(sorted(unknown))}")
-    tag = parse_tag(node.get("tag"), where)
-    vr = parse_vr(node.get("vr"), where)
+    tag = values.parse_tag(node.get("tag"), where)
+    vr = values.parse_vr(node.get("vr"), where)
     creator = node.get("privateCreator")
     if creator is not None and not creator.strip():
         raise invalid(where, "empty privateCreator")
@@ -253,11 +240,11 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
     if kind == _VALUE:
         if vr in BINARY_VRS or vr in ("SQ", "PN"):
             raise invalid(where, f"Value elements are not allowed for VR {vr}")
-        values = [
-            parse_text_value(vr, _leaf_text(v, f"{where}.Value[{n}]"), f"{where}.Value[{n}]")
+        texts = [
+            values.parse_text_value(vr, _leaf_text(v, f"{where}.Value[{n}]"), f"{where}.Value[{n}]")
             for n, v in _numbered(children, where, "Value")
         ]
-        return Parsed(tag, vr, creator, "values", values, where)
+        return Parsed(tag, vr, creator, "values", texts, where)
     if kind == _PERSON_NAME:
         if vr != "PN":
             raise invalid(where, f"PersonName elements are not allowed for VR {vr}")
@@ -283,7 +270,7 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
         if vr not in BINARY_VRS:
             raise invalid(where, f"InlineBinary is not allowed for VR {vr}")
         text = "".join(_leaf_text(children[0], where).split())
-        return Parsed(tag, vr, creator, "inline", decode_base64(text, where), where)
+        return Parsed(tag, vr, creator, "inline", values.decode_base64(text, where), where)
     raise invalid(where, f"unexpected element {kind!r} in DicomAttribute")
 
 
@@ -342,4 +329,4 @@ def _parse_person_name(node: etree._Element, where: str) -> str | None:
         seen.difference_update(_COMPONENTS)
         # PS3.5 6.2.1: components joined by '^', trailing empty ones dropped.
         groups[group.tag] = "^".join(components.values()).rstrip("^")
-    return join_person_name(list(groups.values()))
+    return values.join_person_name(list(groups.values()))

@@ -1,7 +1,7 @@
 """Encoded elements straight from the raw elements of the quick header route (``dicom.parsing``).
 
 Building pydicom's dataset and walking it costs most of an ingest's CPU; these raw elements
-give the same walk for a fraction. The result must equal ``bulkdata.encode_tree`` over
+give the same walk for a fraction. The result must equal ``walk.encode_tree`` over
 pydicom's dataset of the same file (tests compare both over every test file), so values go
 through the same decoder, and what that decoder leaves to pydicom goes through pydicom's own
 converter. Whatever this walk does not model yields None, and the caller takes the dataset
@@ -17,18 +17,10 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.tag import BaseTag
 
 from xdsi.dicom.parsing import RawElement
-from xdsi.encoding.bulkdata import (
-    BULK_DATA_VRS,
-    BulkDataCallback,
-    BulkDataRef,
-    Encoded,
-    converted,
-    creator_tag,
-    plain_values,
-)
-
-_CHARSET_TAG = 0x00080005
-_TRAILING_PADDING = 0xFFFCFFFC
+from xdsi.dicom.tags import DATA_SET_TRAILING_PADDING, SPECIFIC_CHARACTER_SET
+from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef
+from xdsi.encoding.model import BULK_DATA_VRS, Encoded, creator_tag
+from xdsi.encoding.values import converted, plain_values
 
 
 class _Unmodelled(Exception):
@@ -56,7 +48,7 @@ def uid_value(elements: list[RawElement], tag: int) -> str | None:
 
 def _charsets(elements: list[RawElement]) -> str | list[str]:
     """What pydicom's ``Dataset._character_set`` is for the top-level data set."""
-    element = next((e for e in elements if e.tag == _CHARSET_TAG), None)
+    element = next((e for e in elements if e.tag == SPECIFIC_CHARACTER_SET), None)
     if element is None:
         return default_encoding
     # pydicom decodes Specific Character Set itself with the default encoding.
@@ -67,7 +59,7 @@ def _encode(
     elements: list[RawElement], bulk_data: BulkDataCallback, path: tuple[int, ...], charsets: str | list[str]
 ) -> list[Encoded]:
     by_tag = {e.tag: e for e in elements}
-    if path and _CHARSET_TAG in by_tag:
+    if path and SPECIFIC_CHARACTER_SET in by_tag:
         # pydicom decodes such an item partly with the enclosing set's character set.
         raise _Unmodelled
     encoded: list[Encoded] = []
@@ -75,7 +67,7 @@ def _encode(
     for element in elements:
         tag = element.tag
         # As encode_dataset: no Group Length, no File Meta group, no Data Set Trailing Padding.
-        if tag & 0xFFFF == 0 or tag >> 16 == 0x0002 or tag == _TRAILING_PADDING:
+        if tag & 0xFFFF == 0 or tag >> 16 == 0x0002 or tag == DATA_SET_TRAILING_PADDING:
             continue
         here = (*path, tag)
         owner = creator_tag(tag)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -117,7 +117,7 @@ def writing(factory: sessionmaker[Session], retries: int = 3) -> Iterator[Sessio
 _SHARE_WRITERS_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
 
 
-def settle_writers(engine: Engine) -> None:
+def settle_writers(bind: Engine | Connection) -> None:
     """Return once every write transaction running now has ended, committed or not.
 
     A PostgreSQL backend outlives a killed client for as long as it takes to finish what the
@@ -125,6 +125,7 @@ def settle_writers(engine: Engine) -> None:
     commit landed would delete a file the index is about to reference. SQLite transactions
     end with their process, so there is nothing to wait for.
     """
+    engine = bind.engine  # its own connection: a session's may be inside a transaction
     if engine.dialect.name != "postgresql":
         return
     with engine.connect() as connection, connection.begin():

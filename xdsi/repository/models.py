@@ -4,11 +4,16 @@ Each level holds the attributes QIDO-RS matches or returns (PS3.18 10.6), so sea
 open a DICOM file. Matched columns are indexed. Text that is matched by prefix uses the "C"
 collation on PostgreSQL so a B-tree range scan serves ``LIKE 'abc%'`` whatever the database
 locale; SQLite's default BINARY collation already behaves that way.
+
+The columns of the header keys (and the search columns derived from them) are mapped from
+``dicom.attributes.CATALOG``; the classes declare identities, links and what the index itself
+keeps up to date (counts, study sets, where the file lies).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -19,11 +24,14 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column, relationship
 
+from xdsi.dicom import attributes
+from xdsi.dicom.attributes import CATALOG, REQUEST_ITEM_KEYS, Key, name_columns, time_key_column
 from xdsi.dicom.names import PersonNameKeys
 
 NAMING = {
@@ -36,26 +44,12 @@ NAMING = {
 Text = String().with_variant(String(collation="C"), "postgresql")
 """A string compared bytewise, so prefix LIKE and range matches can use an index."""
 
-PERSON_NAME_FIELDS = tuple(PersonNameKeys.__dataclass_fields__)
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def _person_name_columns(prefix: str) -> type:
-    """A mixin with one indexed search column per PN key, named ``{prefix}_{key}``."""
-    namespace: dict[str, object] = {"__annotations__": {}}
-    for key in PERSON_NAME_FIELDS:
-        namespace["__annotations__"][f"{prefix}_{key}"] = Mapped[str]
-        namespace[f"{prefix}_{key}"] = mapped_column(Text, default="", index=key in _INDEXED_NAME_KEYS)
-    return type(f"{prefix.title()}NameColumns", (), namespace)
-
-
-_INDEXED_NAME_KEYS = {"alphabetic", "family", "given", "folded", "family_soundex", "given_soundex"}
-
-
-class Patient(_person_name_columns("name"), Base):
+class Patient(Base):
     __tablename__ = "patient"
     __table_args__ = (UniqueConstraint("patient_id", "issuer_of_patient_id"),)
 
@@ -63,52 +57,38 @@ class Patient(_person_name_columns("name"), Base):
     # NULL when the instance names no Patient ID: such studies never share a patient row.
     patient_id: Mapped[str | None] = mapped_column(Text, index=True)
     issuer_of_patient_id: Mapped[str] = mapped_column(Text, default="")
-    patient_name: Mapped[str] = mapped_column(String, default="")
-    birth_date: Mapped[str] = mapped_column(Text, default="", index=True)
-    sex: Mapped[str] = mapped_column(Text, default="")
 
     studies: Mapped[list[Study]] = relationship(back_populates="patient")
 
 
-class Study(_person_name_columns("referring"), Base):
+class _Counted:
+    """A study or series: how many instances it holds now, and when that last changed."""
+
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Study(_Counted, Base):
     __tablename__ = "study"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_uid: Mapped[str] = mapped_column(String(64), unique=True)
     patient_fk: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
-    study_date: Mapped[str] = mapped_column(Text, default="", index=True)
-    study_time: Mapped[str] = mapped_column(String, default="")
-    study_time_key: Mapped[str] = mapped_column(Text, default="")
     study_datetime_utc: Mapped[str] = mapped_column(Text, default="", index=True)
-    timezone_offset: Mapped[str] = mapped_column(String, default="")
-    accession_number: Mapped[str] = mapped_column(Text, default="", index=True)
-    referring_physician_name: Mapped[str] = mapped_column(String, default="")
-    study_id: Mapped[str] = mapped_column(Text, default="", index=True)
-    study_description: Mapped[str] = mapped_column(Text, default="")
     modalities_in_study: Mapped[str] = mapped_column(String, default="")
     sop_classes_in_study: Mapped[str] = mapped_column(String, default="")
     number_of_series: Mapped[int] = mapped_column(Integer, default=0)
-    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     patient: Mapped[Patient] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(back_populates="study")
 
 
-class Series(Base):
+class Series(_Counted, Base):
     __tablename__ = "series"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     series_uid: Mapped[str] = mapped_column(String(64), unique=True)
     study_fk: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
-    modality: Mapped[str] = mapped_column(Text, default="", index=True)
-    series_number: Mapped[int | None] = mapped_column(Integer, index=True)
-    series_description: Mapped[str] = mapped_column(String, default="")
-    performed_start_date: Mapped[str] = mapped_column(Text, default="", index=True)
-    performed_start_time: Mapped[str] = mapped_column(String, default="")
-    performed_start_time_key: Mapped[str] = mapped_column(Text, default="")
-    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     study: Mapped[Study] = relationship(back_populates="series")
     request_attributes: Mapped[list[RequestAttribute]] = relationship(
@@ -123,10 +103,6 @@ class RequestAttribute(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     series_fk: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
-    requested_procedure_id: Mapped[str] = mapped_column(Text, default="", index=True)
-    scheduled_procedure_step_id: Mapped[str] = mapped_column(Text, default="", index=True)
-    accession_number: Mapped[str] = mapped_column(Text, default="")
-    study_uid: Mapped[str] = mapped_column(String, default="")
 
     series: Mapped[Series] = relationship(back_populates="request_attributes")
 
@@ -138,12 +114,6 @@ class Instance(Base):
     sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     series_fk: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
     sop_class_uid: Mapped[str] = mapped_column(String(64), index=True)
-    instance_number: Mapped[int | None] = mapped_column(Integer, index=True)
-    rows: Mapped[int | None] = mapped_column(Integer)
-    columns: Mapped[int | None] = mapped_column(Integer)
-    bits_allocated: Mapped[int | None] = mapped_column(Integer)
-    number_of_frames: Mapped[int | None] = mapped_column(Integer)
-    specific_character_set: Mapped[str] = mapped_column(String, default="")
     transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -180,3 +150,44 @@ class InstanceMetadata(Base):
     json: Mapped[bytes] = mapped_column(LargeBinary)
 
     instance: Mapped[Instance] = relationship(back_populates="metadata_fragment")
+
+
+TABLES: dict[attributes.Table, type[Base]] = {
+    "patient": Patient, "study": Study, "series": Series, "instance": Instance, "request_attribute": RequestAttribute,
+}
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's table, typed for Core statements."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_INDEXED_NAME_KEYS = {"alphabetic", "family", "given", "folded", "family_soundex", "given_soundex"}
+
+
+def _catalog_columns(key: Key) -> dict[str, MappedColumn[Any]]:
+    """The columns one catalog key adds to its table: its own and those matching derives from it."""
+    if key.integer:
+        return {key.column: mapped_column(Integer, index=key.storage == "indexed", nullable=True)}
+    bytewise = key.storage in ("indexed", "text")
+    columns = {key.column: mapped_column(Text if bytewise else String, default="", nullable=False,
+                                              index=key.storage == "indexed")}
+    if key.match == "time":
+        columns[time_key_column(key.column)] = mapped_column(Text, default="", nullable=False)
+    elif key.match == "pn":
+        for name, column in zip(PersonNameKeys.__dataclass_fields__, name_columns(key.name_prefix), strict=True):
+            columns[column] = mapped_column(Text, default="", nullable=False, index=name in _INDEXED_NAME_KEYS)
+    return columns
+
+
+def _add_catalog_columns() -> None:
+    """Map every stored header key of ``attributes.CATALOG`` (the models declare the rest)."""
+    for key in CATALOG + REQUEST_ITEM_KEYS:
+        if key.storage in ("indexed", "text", "plain"):
+            for name, column in _catalog_columns(key).items():
+                setattr(TABLES[key.table], name, column)
+
+
+_add_catalog_columns()

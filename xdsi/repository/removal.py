@@ -114,10 +114,10 @@ def remove(session: Session, removal: Removal, now: datetime) -> Removed:
         return Removed(len(removal.instance_ids), len(emptied), study=False, patient=False)
     session.execute(delete(Study).where(Study.id == removal.study_id))
     return Removed(len(removal.instance_ids), len(emptied), study=True,
-                   patient=_remove_patient_if_unused(session, removal.patient_id))
+                   patient=remove_patient_if_unused(session, removal.patient_id))
 
 
-def _remove_patient_if_unused(session: Session, patient_id: int) -> bool:
+def remove_patient_if_unused(session: Session, patient_id: int) -> bool:
     """Delete the patient row if no study refers to it any more.
 
     On PostgreSQL a concurrent store may file a new study under this patient between the check

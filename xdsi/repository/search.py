@@ -15,14 +15,15 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from xdsi.dicom import matching
+from xdsi.dicom import attributes, matching
+from xdsi.dicom.attributes import Key, Table, time_key_column
+from xdsi.dicom.attributes import Match as Kind
 from xdsi.dicom.matching import AnyOf, Match, NameQuery, Range, Single, Universal, Wildcard
 from xdsi.dicom.names import soundex
-from xdsi.repository.models import Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
+from xdsi.repository.models import TABLES, Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
 
 Level = Literal["study", "series", "instance"]
 LEVELS: tuple[Level, ...] = ("study", "series", "instance")
-Kind = Literal["uid", "text", "int", "date", "time", "pn", "modalities", "sop_classes", "sequence"]
 
 
 @dataclass(frozen=True)
@@ -33,62 +34,31 @@ class Attribute:
     tag: int
     vr: str
     level: Level
-    kind: Kind
+    kind: Kind  # how it is matched
     column: Any  # the returned value
     match_column: Any = None  # what is compared, when it differs (normalized keys)
     name_prefix: str = ""  # PN: the prefix of the person-name search columns
     default: bool = True  # returned without includefield (PS3.18 Tables 10.6.3-3/4/5)
 
 
-def _a(keyword: str, tag: int, vr: str, level: Level, kind: Kind, column: Any, **extra: Any) -> Attribute:
-    return Attribute(keyword, tag, vr, level, kind, column, **extra)
+def _attribute(key: Key) -> Attribute:
+    """The search form of a catalog key: patient keys are study-level QIDO keys (PS3.18 10.6.1.2)."""
+    model = TABLES[key.table]
+    column = None if key.match == "sequence" else getattr(model, key.column)
+    match_column = getattr(model, time_key_column(key.column)) if key.match == "time" else None
+    assert key.match is not None
+    return Attribute(key.keyword, key.tag, key.vr, _QIDO_LEVEL[key.table], key.match,
+                     column, match_column, key.name_prefix, key.default)
 
 
-CATALOG: tuple[Attribute, ...] = (
-    _a("PatientName", 0x00100010, "PN", "study", "pn", Patient.patient_name, name_prefix="name"),
-    _a("PatientID", 0x00100020, "LO", "study", "text", Patient.patient_id),
-    _a("IssuerOfPatientID", 0x00100021, "LO", "study", "text", Patient.issuer_of_patient_id, default=False),
-    _a("PatientBirthDate", 0x00100030, "DA", "study", "date", Patient.birth_date),
-    _a("PatientSex", 0x00100040, "CS", "study", "text", Patient.sex),
-    _a("StudyDate", 0x00080020, "DA", "study", "date", Study.study_date),
-    _a("StudyTime", 0x00080030, "TM", "study", "time", Study.study_time, match_column=Study.study_time_key),
-    _a("AccessionNumber", 0x00080050, "SH", "study", "text", Study.accession_number),
-    _a("ModalitiesInStudy", 0x00080061, "CS", "study", "modalities", Study.modalities_in_study),
-    _a("SOPClassesInStudy", 0x00080062, "UI", "study", "sop_classes", Study.sop_classes_in_study, default=False),
-    _a("ReferringPhysicianName", 0x00080090, "PN", "study", "pn", Study.referring_physician_name,
-       name_prefix="referring"),
-    _a("TimezoneOffsetFromUTC", 0x00080201, "SH", "study", "text", Study.timezone_offset),
-    _a("StudyDescription", 0x00081030, "LO", "study", "text", Study.study_description, default=False),
-    _a("StudyInstanceUID", 0x0020000D, "UI", "study", "uid", Study.study_uid),
-    _a("StudyID", 0x00200010, "SH", "study", "text", Study.study_id),
-    _a("NumberOfStudyRelatedSeries", 0x00201206, "IS", "study", "int", Study.number_of_series),
-    _a("NumberOfStudyRelatedInstances", 0x00201208, "IS", "study", "int", Study.number_of_instances),
-    _a("Modality", 0x00080060, "CS", "series", "text", Series.modality),
-    _a("SeriesDescription", 0x0008103E, "LO", "series", "text", Series.series_description),
-    _a("SeriesInstanceUID", 0x0020000E, "UI", "series", "uid", Series.series_uid),
-    _a("SeriesNumber", 0x00200011, "IS", "series", "int", Series.series_number),
-    _a("NumberOfSeriesRelatedInstances", 0x00201209, "IS", "series", "int", Series.number_of_instances),
-    _a("PerformedProcedureStepStartDate", 0x00400244, "DA", "series", "date", Series.performed_start_date),
-    _a("PerformedProcedureStepStartTime", 0x00400245, "TM", "series", "time", Series.performed_start_time,
-       match_column=Series.performed_start_time_key),
-    _a("RequestAttributesSequence", 0x00400275, "SQ", "series", "sequence", None),
-    _a("SOPClassUID", 0x00080016, "UI", "instance", "uid", Instance.sop_class_uid),
-    _a("SOPInstanceUID", 0x00080018, "UI", "instance", "uid", Instance.sop_instance_uid),
-    _a("AvailableTransferSyntaxUID", 0x00083002, "UI", "instance", "uid", Instance.transfer_syntax_uid,
-       default=False),
-    _a("InstanceNumber", 0x00200013, "IS", "instance", "int", Instance.instance_number),
-    _a("NumberOfFrames", 0x00280008, "IS", "instance", "int", Instance.number_of_frames),
-    _a("Rows", 0x00280010, "US", "instance", "int", Instance.rows),
-    _a("Columns", 0x00280011, "US", "instance", "int", Instance.columns),
-    _a("BitsAllocated", 0x00280100, "US", "instance", "int", Instance.bits_allocated),
-)
+_QIDO_LEVEL: dict[Table, Level] = {"patient": "study", "study": "study", "series": "series", "instance": "instance"}
 
-# Items of Request Attributes Sequence (0040,0275) that are matched (PS3.18 Table 10.6.1-5).
+
+CATALOG: tuple[Attribute, ...] = tuple(_attribute(key) for key in attributes.CATALOG if key.match is not None)
+
+# Items of Request Attributes Sequence (0040,0275) that are matched: tag -> (keyword, VR, column).
 REQUEST_ATTRIBUTE_KEYS: dict[int, tuple[str, str, Any]] = {
-    0x00401001: ("RequestedProcedureID", "SH", RequestAttribute.requested_procedure_id),
-    0x00400009: ("ScheduledProcedureStepID", "SH", RequestAttribute.scheduled_procedure_step_id),
-    0x00080050: ("AccessionNumber", "SH", RequestAttribute.accession_number),
-    0x0020000D: ("StudyInstanceUID", "UI", RequestAttribute.study_uid),
+    key.tag: (key.keyword, key.vr, getattr(RequestAttribute, key.column)) for key in attributes.REQUEST_ITEM_KEYS
 }
 
 BY_TAG = {a.tag: a for a in CATALOG}
@@ -209,13 +179,12 @@ def _condition(condition: Condition, request: SearchRequest) -> ColumnElement[bo
     attribute, match = condition.attribute, condition.match
     if isinstance(match, Universal):
         return true()
-    if attribute.kind == "pn":
-        assert isinstance(match, NameQuery)
+    if isinstance(match, NameQuery):
         return _person_name(attribute.name_prefix, match, request.fuzzy)
     if attribute.kind == "modalities":
         # Aliased, so a series-level search asks about any series of the study, not this one.
-        other = aliased(Series)
-        return exists().where(other.study_fk == Study.id, _compare(other.modality, match))
+        other = Series.__table__.alias()
+        return exists().where(other.c.study_fk == Study.id, _compare(other.c.modality, match))
     if attribute.kind == "sop_classes":
         other_series, other_instance = aliased(Series), aliased(Instance)
         return exists().where(
@@ -241,13 +210,13 @@ def _condition(condition: Condition, request: SearchRequest) -> ColumnElement[bo
     return _compare(column, match)
 
 
-def _shifted_date(match: Match | NameQuery, offset: str) -> ColumnElement[bool]:
+def _shifted_date(match: Match, offset: str) -> ColumnElement[bool]:
     """StudyDate given in the query's timezone: compare UTC date-times (PS3.18 8.3.4.6.1)."""
     tz = matching.offset_timezone(offset)
     if isinstance(match, Single):
         match = Range(match.value, match.value)
     if not isinstance(match, Range):
-        return _compare(Study.study_date, match)  # type: ignore[arg-type]
+        return _compare(Study.__table__.c.study_date, match)
     low = None if match.low is None else matching.shift_datetime_key(match.low + "000000.000000", tz)
     high = None if match.high is None else matching.shift_datetime_key(match.high + "235959.999999", tz)
     return _compare(Study.study_datetime_utc, Range(low, high))
@@ -300,7 +269,7 @@ def _person_name(prefix: str, query: NameQuery, fuzzy: bool) -> ColumnElement[bo
             alternatives.append(col("family_soundex") == soundex(family.value))
         parts.append(or_(*alternatives))
     else:
-        for name, match in zip(("family", "given", "middle", "prefix", "suffix"), query.components):
+        for name, match in zip(("family", "given", "middle", "prefix", "suffix"), query.components, strict=False):
             if isinstance(match, Universal):
                 continue
             condition = _compare(col(name), match)

@@ -1,4 +1,5 @@
-"""The archive: one index and one blob store, opened from settings and shared by every protocol."""
+"""The archive: one index and one blob store, opened from settings, and the services built once over
+them, shared by every protocol (the application factory and the command line both open it here)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from xdsi.config import Settings
 from xdsi.dicom.parsing import Limits
 from xdsi.repository import db
 from xdsi.repository.store import BlobStore
+from xdsi.services.delete import InstanceDeleter
 from xdsi.services.store import InstanceStore
+from xdsi.services.stow_assembly import StowAssembler
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ class Archive:
     sessions: sessionmaker[Session]
     blobs: BlobStore
     store: InstanceStore
+    deleter: InstanceDeleter
+    assembler: StowAssembler
 
     @classmethod
     def open(cls, settings: Settings) -> Archive:
@@ -36,7 +41,9 @@ class Archive:
         )
         sessions = db.make_session_factory(engine)
         blobs = BlobStore(settings.storage)
-        return cls(settings, engine, sessions, blobs, InstanceStore(settings, sessions, blobs))
+        store = InstanceStore(settings, sessions, blobs)
+        return cls(settings, engine, sessions, blobs, store, InstanceDeleter(sessions, blobs),
+                   StowAssembler(settings, blobs, store))
 
     @property
     def limits(self) -> Limits:
@@ -64,7 +71,7 @@ class Archive:
             try:
                 probe()
                 result[name] = "ok"
-            except Exception as exc:  # a health check reports every failure, whatever its type
+            except Exception as exc:  # noqa: BLE001 - a health check reports every failure, whatever its type
                 log.warning("health check of the %s failed: %s", name, exc)
                 result[name] = f"error: {type(exc).__name__}: {exc}"
         return result

@@ -66,7 +66,7 @@ class InstanceDeleter:
                 raise NotFound(f"{target.describe()} is not in the archive")
             markers = [self.blobs.mark_for_deletion(key) for key in found.blob_keys]
             removed = removal.remove(session, found, datetime.now(UTC))
-        for marker, key in zip(markers, found.blob_keys):
+        for marker, key in zip(markers, found.blob_keys, strict=True):
             self.blobs.delete_marked(marker, key)
         deleted = Deleted(target, removed)
         log.info("%s", deleted.describe())

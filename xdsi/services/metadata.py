@@ -20,12 +20,14 @@ from pydicom.datadict import tag_for_keyword
 
 from xdsi.dicom.attributes import Attributes, as_integer
 from xdsi.dicom.parsing import ParsedInstance
+from xdsi.dicom.tags import AVAILABLE_TRANSFER_SYNTAX_UID, PIXEL_DATA_TAGS
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.encoding import dicom_json, native_xml
-from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef, Encoded, encode_tree
-from xdsi.encoding.raw_elements import encode_elements, uid_value
+from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef
+from xdsi.encoding.model import Encoded
+from xdsi.encoding.values import join_person_name
+from xdsi.encoding.walk import BulkDataFor, encode_instance
 
-PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 JSON_URI_OPENING = b'"BulkDataURI":"'
 XML_URI_OPENING = b'<BulkData uri="'
 
@@ -59,45 +61,32 @@ def parse_bulk_data_path(text: str) -> tuple[int, ...] | None:
 
 
 def encode_parsed(parsed: ParsedInstance, threshold: int) -> list[Encoded]:
-    """One walk of the header: from the quick route's raw elements when it read them, else pydicom's."""
-    if parsed.elements is not None:
-        found = [uid_value(parsed.elements, tag) for tag in _UID_TAGS]
-        if None not in found:
-            elements = encode_elements(parsed.elements, _bulk_data(found, threshold))  # type: ignore[arg-type]
-            if elements is not None:
-                return _with_available_syntax(elements, parsed.transfer_syntax)
-    return encode_dataset_of(parsed, threshold)
+    """One walk of the header, with the Available Transfer Syntax UID of the stored file."""
+    return _with_available_syntax(encode_instance(parsed, _bulk_data(threshold)), parsed.transfer_syntax)
 
 
-def encode_dataset_of(parsed: ParsedInstance, threshold: int) -> list[Encoded]:
-    """The walk over pydicom's dataset: any header, at pydicom's pace."""
-    ds = parsed.dataset
-    found = [str(ds.get(keyword, "")) for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
-    return _with_available_syntax(encode_tree(ds, _bulk_data(found, threshold)), parsed.transfer_syntax)
-
-
-_UID_TAGS = (0x0020000D, 0x0020000E, 0x00080018)  # Study, Series and SOP Instance UID
-_AVAILABLE_TRANSFER_SYNTAX = 0x00083002
-
-
-def _bulk_data(found: list[str], threshold: int) -> BulkDataCallback:
+def _bulk_data(threshold: int) -> BulkDataFor:
     """Bulk values become BulkDataURIs relative to the DICOMweb root."""
-    base = instance_path(*found) + "/bulkdata/"
 
-    def bulk(ref: BulkDataRef) -> str | None:
-        if ref.path[-1] in PIXEL_DATA_TAGS or ref.length is None or ref.length > threshold:
-            return base + bulk_data_path(ref.path)
-        return None
+    def bulk_data_for(placing: tuple[str, str, str]) -> BulkDataCallback:
+        base = instance_path(*placing) + "/bulkdata/"
 
-    return bulk
+        def bulk(ref: BulkDataRef) -> str | None:
+            if ref.path[-1] in PIXEL_DATA_TAGS or ref.length is None or ref.length > threshold:
+                return base + bulk_data_path(ref.path)
+            return None
+
+        return bulk
+
+    return bulk_data_for
 
 
 def _with_available_syntax(elements: list[Encoded], transfer_syntax_uid: str) -> list[Encoded]:
     """PS3.18 10.6.3 / F.2: Available Transfer Syntax UID tells a viewer what frames are stored as."""
-    entry = Encoded(_AVAILABLE_TRANSFER_SYNTAX, "UI", None, "values",
+    entry = Encoded(AVAILABLE_TRANSFER_SYNTAX_UID, "UI", None, "values",
                     [transfer_syntax_uid or EXPLICIT_VR_LITTLE_ENDIAN])
-    at = bisect.bisect_left([e.tag for e in elements], _AVAILABLE_TRANSFER_SYNTAX)
-    replaced = at < len(elements) and elements[at].tag == _AVAILABLE_TRANSFER_SYNTAX
+    at = bisect.bisect_left([e.tag for e in elements], AVAILABLE_TRANSFER_SYNTAX_UID)
+    replaced = at < len(elements) and elements[at].tag == AVAILABLE_TRANSFER_SYNTAX_UID
     return [*elements[:at], entry, *elements[at + replaced:]]
 
 
@@ -109,7 +98,7 @@ def fragment(elements: list[Encoded]) -> bytes:
 def xml_of(fragment: bytes) -> bytes:
     """The PS3.19 XML of a cached fragment (no declaration); the same bytes as rendering the
     instance's own walk, since JSON keeps every value and the private creators are elements."""
-    return native_xml.dumps_encoded(dicom_json.encoded_from_fragment(fragment), xml_declaration=False)
+    return native_xml.dumps_encoded(dicom_json.encoded_from_json(fragment), xml_declaration=False)
 
 
 class EncodedAttributes:
@@ -152,7 +141,7 @@ def _plain(vr: str, value: Any) -> str:
     if value is None:
         return ""
     if vr == "PN":
-        return "=".join(value).rstrip("=")
+        return join_person_name(value) or ""
     return str(value)
 
 

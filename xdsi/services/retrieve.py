@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from xdsi.dicom import transcode, uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
 from xdsi.dicom.frames import FrameTable, frame_table, read_frame
-from xdsi.dicom.parsing import PIXEL_DATA_TAGS, UNDEFINED, Limits, open_instance
+from xdsi.dicom.parsing import Limits, open_instance
+from xdsi.dicom.tags import PIXEL_DATA_TAGS, UNDEFINED_LENGTH
 from xdsi.dicom.transcode import PixelDescription
 from xdsi.dicom.uids import validate_uid
 from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcceptable, NotFound
@@ -276,9 +277,9 @@ def bulk_value(blobs: BlobStore, instance: StoredInstance, path: tuple[int, ...]
         # copy of its bytes, and an inflated dataset lives in a temporary copy.
         in_file = len(path) == 1 and not uids.is_deflated(parsed.transfer_syntax)
         if isinstance(raw, RawDataElement):
-            if raw.value is None and raw.length not in (0, UNDEFINED) and in_file and raw.is_little_endian:
+            if raw.value is None and raw.length not in (0, UNDEFINED_LENGTH) and in_file and raw.is_little_endian:
                 return BulkValue(instance.blob_key, raw.value_tell, raw.length)
-            undefined = raw.length == UNDEFINED
+            undefined = raw.length == UNDEFINED_LENGTH
         else:  # a value pydicom has read already
             undefined = raw.is_undefined_length
         if undefined:

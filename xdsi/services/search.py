@@ -17,15 +17,15 @@ from pydicom.datadict import dictionary_keyword, tag_for_keyword
 from sqlalchemy.orm import Session
 
 from xdsi.dicom import matching
+from xdsi.dicom.tags import INSTANCE_AVAILABILITY, REQUEST_ATTRIBUTES_SEQUENCE, RETRIEVE_URL, SPECIFIC_CHARACTER_SET
 from xdsi.encoding import dicom_json, native_xml
+from xdsi.encoding.model import Encoded, tag_text
+from xdsi.encoding.values import element_from_text
 from xdsi.errors import InvalidRequest
 from xdsi.repository import search as index_search
 from xdsi.repository.search import BY_KEYWORD, BY_TAG, LEVELS, Attribute, Condition, Level, SearchRequest
 from xdsi.services.metadata import JSON_URI_OPENING
 
-SPECIFIC_CHARACTER_SET = 0x00080005
-INSTANCE_AVAILABILITY = 0x00080056
-RETRIEVE_URL = 0x00081190
 _CONTROL = {"limit", "offset", "fuzzymatching", "includefield", "orderby", "emptyvaluematching",
             "multiplevaluematching"}
 _TAG = re.compile(r"[0-9A-Fa-f]{8}")
@@ -97,7 +97,7 @@ def search(
     for row in result.rows:
         obj = _object(row, attributes, level, root)
         if row["_pk"] in sequences:
-            obj["00400275"] = {"vr": "SQ", "Value": [_request_item(item) for item in sequences[row["_pk"]]]}
+            obj.update(_request_sequence(sequences[row["_pk"]]))
         if extras and row["_pk"] in fragments:
             _merge_extras(obj, fragments[row["_pk"]], extras, root)
         objects.append(dict(sorted(obj.items())))
@@ -137,10 +137,9 @@ def parse(
             request.order_by.extend(_order(item) for item in _split_list(value))
         elif name in ("emptyvaluematching", "multiplevaluematching"):
             if _boolean(name, value):
-                warnings.append(
-                    f"The {name} parameter is not supported. "
-                    f"{'Empty Value' if name.startswith('empty') else 'Multiple Value'} Matching has not been performed."
-                )
+                matching_name = "Empty Value" if name.startswith("empty") else "Multiple Value"
+                warnings.append(f"The {name} parameter is not supported. "
+                                f"{matching_name} Matching has not been performed.")
         elif name == "TimezoneOffsetFromUTC" or name.upper() == "00080201":
             matching.offset_timezone(value)
             request.timezone = value
@@ -168,7 +167,9 @@ def _condition(level: Level, name: str, values: list[str]) -> Condition:
                              f"in a {level} search")
     if attribute.kind == "sequence":
         if len(path) != 2:
-            raise InvalidRequest(f"{name}: match a key inside the sequence, e.g. {attribute.keyword}.RequestedProcedureID")
+            raise InvalidRequest(
+                f"{name}: match a key inside the sequence, e.g. {attribute.keyword}.RequestedProcedureID"
+            )
         item_tag = _tag_of(path[1], name)
         if item_tag not in index_search.REQUEST_ATTRIBUTE_KEYS:
             supported = ", ".join(k for k, _vr, _c in index_search.REQUEST_ATTRIBUTE_KEYS.values())
@@ -287,44 +288,34 @@ def _returned(
 
 
 def _object(row: dict[str, Any], attributes: list[Attribute], level: Level, root: str) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "00080005": {"vr": "CS", "Value": ["ISO_IR 192"]},
-        "00080056": {"vr": "CS", "Value": ["ONLINE"]},
-    }
+    elements = [
+        Encoded(SPECIFIC_CHARACTER_SET, "CS", None, "values", ["ISO_IR 192"]),
+        Encoded(INSTANCE_AVAILABILITY, "CS", None, "values", ["ONLINE"]),
+    ]
     for attribute in attributes:
         if attribute.column is None:
             continue
         value = row.get(attribute.keyword)
         if attribute.keyword == "TimezoneOffsetFromUTC" and not value:
             continue  # Type C: only when known
-        obj[f"{attribute.tag:08X}"] = _json_attribute(attribute.vr, value)
+        elements.append(element_from_text(attribute.tag, attribute.vr, value))
     url = f"{root}/studies/{row['StudyInstanceUID']}"
     if level != "study":
         url += f"/series/{row['SeriesInstanceUID']}"
     if level == "instance":
         url += f"/instances/{row['SOPInstanceUID']}"
-    obj["00081190"] = {"vr": "UR", "Value": [url]}
-    return obj
+    elements.append(Encoded(RETRIEVE_URL, "UR", None, "values", [url]))
+    return dicom_json.encoded_to_json(elements)
 
 
-def _json_attribute(vr: str, value: Any) -> dict[str, Any]:
-    """PS3.18 F.2: an empty value is the VR alone; PN as groups; numbers for IS/US."""
-    if value is None or value == "":
-        return {"vr": vr}
-    if vr == "PN":
-        groups = (str(value).split("=") + ["", ""])[:3]
-        return {"vr": vr, "Value": [{k: g for k, g in zip(("Alphabetic", "Ideographic", "Phonetic"), groups) if g}]}
-    if vr in ("IS", "US"):
-        return {"vr": vr, "Value": [int(value)]}
-    return {"vr": vr, "Value": str(value).split("\\")}
-
-
-def _request_item(item: dict[str, str]) -> dict[str, Any]:
-    obj = {}
-    for tag, (keyword, vr, _column) in index_search.REQUEST_ATTRIBUTE_KEYS.items():
-        if item.get(keyword):
-            obj[f"{tag:08X}"] = _json_attribute(vr, item[keyword])
-    return dict(sorted(obj.items()))
+def _request_sequence(items: list[dict[str, str]]) -> dict[str, Any]:
+    """PS3.18 10.6.3.3: Request Attributes Sequence, one item per request the series answers."""
+    walks = [
+        [element_from_text(tag, vr, item[keyword])
+         for tag, (keyword, vr, _column) in sorted(index_search.REQUEST_ATTRIBUTE_KEYS.items()) if item.get(keyword)]
+        for item in items
+    ]
+    return dicom_json.encoded_to_json([Encoded(REQUEST_ATTRIBUTES_SEQUENCE, "SQ", None, "items", walks)])
 
 
 def _merge_extras(obj: dict[str, Any], fragment: bytes, tags: list[int], root: str) -> None:
@@ -332,6 +323,6 @@ def _merge_extras(obj: dict[str, Any], fragment: bytes, tags: list[int], root: s
     absolute = fragment.replace(JSON_URI_OPENING, JSON_URI_OPENING + root.encode())
     stored = dicom_json.loads_fragment(absolute)
     for tag in tags:
-        key = f"{tag:08X}"
+        key = tag_text(tag)
         if key in stored and key not in obj:
             obj[key] = stored[key]

@@ -49,12 +49,12 @@ from xdsi.errors import (
     UnsupportedSOPClass,
     XdsiError,
 )
-from xdsi.repository import db, index
+from xdsi.repository import db, index, ingest
 from xdsi.repository.store import BlobStore, TempBlob
 from xdsi.services import process_pool
 from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragment
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
-from xdsi.services.store_metadata import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from xdsi.services.stow_assembly import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -323,17 +323,17 @@ class InstanceStore:
     def _index_fresh(self, session: Session, fresh: list[_Prepared], now: datetime) -> None:
         """New instances in one multi-row insert; item by item if another writer got there first."""
         entries = [
-            index.NewInstance(item.keys, self._stored_blob(item), item.read.metadata_json)
+            self._new_instance(item)
             for item in fresh
         ]
         try:
             with session.begin_nested():
-                results = index.add_instances(session, entries, now)
+                results = ingest.add_instances(session, entries, now)
         except IntegrityError:
             for item in fresh:
                 self._index_in_savepoint(session, item, now)
             return
-        for item, result in zip(fresh, results):
+        for item, result in zip(fresh, results, strict=True):
             if isinstance(result, InstanceRejected):
                 item.outcome.status = Status.FAILED
                 item.outcome.error = result
@@ -352,8 +352,8 @@ class InstanceStore:
                 item.gc_marker = None
 
     @staticmethod
-    def _stored_blob(item: _Prepared) -> index.StoredBlob:
-        return index.StoredBlob(
+    def _new_instance(item: _Prepared) -> ingest.NewInstance:
+        blob = ingest.StoredBlob(
             key=item.blob.key or "",
             size=item.blob.size,
             sha256=item.blob.sha256,
@@ -363,35 +363,33 @@ class InstanceStore:
             frame_table=item.read.frame_table,
             file_meta_added=item.file_meta_added,
         )
+        return ingest.NewInstance(item.keys, blob, item.read.metadata_json)
 
     def _index_one(self, session: Session, item: _Prepared, now: datetime) -> None:
         keys = item.keys
         existing = index.find_instance(session, keys.instance.sop_instance_uid)
-        replace = None
-        if existing is not None:
-            if existing.sha256 == item.blob.sha256:
-                item.outcome.status = Status.DUPLICATE
-                return
-            policy = self.settings.duplicate_policy
-            if policy == "ignore":
-                item.outcome.status = Status.IGNORED
-                item.outcome.warnings.append("a different instance with this SOP Instance UID is kept")
-                return
-            if policy == "reject":
-                raise DuplicateConflict(
-                    f"SOP Instance UID {keys.instance.sop_instance_uid} is already stored with different "
-                    f"content (sha256 {existing.sha256[:16]}...); duplicate policy is 'reject'",
-                    sop_class_uid=keys.instance.sop_class_uid,
-                    sop_instance_uid=keys.instance.sop_instance_uid,
-                )
-            replace = existing
-            item.superseded = existing.blob_key
-            item.gc_marker = self.blobs.mark_for_deletion(existing.blob_key)
-            item.outcome.status = Status.REPLACED
-        _add_differences(
-            item, index.add_instance(session, keys, self._stored_blob(item), item.read.metadata_json, now,
-                                     replace=replace)
-        )
+        if existing is None:
+            _add_differences(item, ingest.add_instance(session, self._new_instance(item), now))
+            return
+        if existing.sha256 == item.blob.sha256:
+            item.outcome.status = Status.DUPLICATE
+            return
+        policy = self.settings.duplicate_policy
+        if policy == "ignore":
+            item.outcome.status = Status.IGNORED
+            item.outcome.warnings.append("a different instance with this SOP Instance UID is kept")
+            return
+        if policy == "reject":
+            raise DuplicateConflict(
+                f"SOP Instance UID {keys.instance.sop_instance_uid} is already stored with different "
+                f"content (sha256 {existing.sha256[:16]}...); duplicate policy is 'reject'",
+                sop_class_uid=keys.instance.sop_class_uid,
+                sop_instance_uid=keys.instance.sop_instance_uid,
+            )
+        item.superseded = existing.blob_key
+        item.gc_marker = self.blobs.mark_for_deletion(existing.blob_key)
+        item.outcome.status = Status.REPLACED
+        ingest.replace_instance(session, self._new_instance(item), now)
 
     def _settle(self, batch: list[_Prepared]) -> None:
         for item in batch:

@@ -1,10 +1,12 @@
-"""Access to the archive and the client's wishes from a request, and the endpoints a server announces."""
+"""Access to the archive, a request's database session and the client's wishes from a request, and the
+endpoints a server announces."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
+from sqlalchemy.orm import Session
 
 from xdsi.services.archive import Archive
 from xdsi.web import negotiation
@@ -13,8 +15,33 @@ from xdsi.web import negotiation
 NEGOTIATION_PARAMETERS = frozenset({"accept"})
 
 
+EXTENSION = "xdsi"
+
+
+def init_app(app: Flask, archive: Archive) -> None:
+    app.extensions[EXTENSION] = archive
+    app.config["XDSI_ENDPOINTS"] = []
+    app.teardown_appcontext(_close_session)
+
+
 def archive() -> Archive:
-    return current_app.extensions["xdsi"]
+    return current_app.extensions[EXTENSION]
+
+
+def session() -> Session:
+    """The request's database session, opened on first use and closed when the request ends.
+
+    A request that never touches the index (a bad UID, a landing page) opens none.
+    """
+    if "xdsi_session" not in g:
+        g.xdsi_session = archive().sessions()
+    return g.xdsi_session
+
+
+def _close_session(error: BaseException | None) -> None:
+    opened = g.pop("xdsi_session", None)
+    if opened is not None:
+        opened.close()
 
 
 def accepted() -> list[negotiation.MediaRange]:

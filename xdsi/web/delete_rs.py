@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from xdsi.services.delete import InstanceDeleter
 from xdsi.services.retrieve import Target
 from xdsi.web.context import announce, archive
 from xdsi.web.errors import text_response
@@ -34,7 +33,7 @@ def delete_objects(study: str, series: str | None = None, instance: str | None =
     if not current.settings.delete_enabled:
         return text_response(405, DISABLED, {"Allow": ", ".join(_other_methods())})
     target = Target.checked(study, series, instance, where=" in the path")
-    InstanceDeleter(current.sessions, current.blobs).delete(target)
+    current.deleter.delete(target)
     return Response(status=204)
 
 

@@ -7,9 +7,9 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from xdsi.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from xdsi.services.stow_assembly import Readable
 from xdsi.web.negotiation import CONTROL, TOKEN, MediaRange, format_media_type
 
 
@@ -91,7 +91,7 @@ def boundary_of(media: MediaRange) -> str:
 class _Reader:
     """Owns the stream; finds delimiters in a window holding one chunk plus a delimiter's length."""
 
-    def __init__(self, stream: BinaryIO, boundary: bytes, limits: MultipartLimits) -> None:
+    def __init__(self, stream: Readable, boundary: bytes, limits: MultipartLimits) -> None:
         self._stream = stream
         self._delimiter = b"\r\n--" + boundary
         self._limits = limits
@@ -136,7 +136,8 @@ class _Reader:
         if buf[after : after + 2] == b"--":
             return at, after + 2, True
         # RFC 2046 5.1.1: delimiter transport-padding CRLF; padding is LWSP.
-        padded = _LWSP.match(buf, after).end()
+        found = _LWSP.match(buf, after)  # matches the empty string too: never None
+        padded = found.end() if found else after
         if padded - after > _MAX_PADDING:
             raise MalformedMultipart(f"more than {_MAX_PADDING} bytes of transport padding after a boundary")
         if len(buf) < padded + 2:
@@ -322,7 +323,7 @@ class Part(io.BufferedIOBase):
             pass
 
 
-def iter_parts(stream: BinaryIO, boundary: str, limits: MultipartLimits = MultipartLimits()) -> Iterator[Part]:
+def iter_parts(stream: Readable, boundary: str, limits: MultipartLimits = MultipartLimits()) -> Iterator[Part]:
     """Yield each body part in turn without buffering any part whole.
 
     The boundary is checked at once; body faults surface while iterating, and a truncated last

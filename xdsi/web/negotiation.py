@@ -22,6 +22,12 @@ MAX_RANGES = 64
 # RFC 9110 5.6.2: tchar (a token; header field names are tokens too).
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
 _OWS = re.compile(r"[ \t]*")
+
+
+def _skip_ows(text: str, at: int = 0) -> int:
+    """Where the optional whitespace (RFC 9110 5.6.3 OWS) at ``at`` ends; ``at`` itself if there is none."""
+    found = _OWS.match(text, at)  # matches the empty string too: never None
+    return found.end() if found else at
 # RFC 9110 5.6.4: quoted-string; the header arrives as latin-1 text, so obs-text is \x80-\xff.
 _QUOTED = re.compile(r'"((?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*)"')
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
@@ -117,19 +123,19 @@ def _parse_range(text: str, at: int, *, weighted: bool) -> tuple[MediaRange, int
     q: float | None = None
     at = sub.end()
     while True:
-        semicolon = _OWS.match(text, at).end()
+        semicolon = _skip_ows(text, at)
         if not text.startswith(";", semicolon):
             return MediaRange(media_type, subtype, params, 1.0 if q is None else q), semicolon
-        at = _OWS.match(text, semicolon + 1).end()
+        at = _skip_ows(text, semicolon + 1)
         name_match = TOKEN.match(text, at)
         if name_match is None:
             # RFC 9110 5.6.6: parameters = *( OWS ";" OWS [ parameter ] ) allows empty ones.
             continue
         name = name_match.group().lower()
-        at = _OWS.match(text, name_match.end()).end()
+        at = _skip_ows(text, name_match.end())
         if not text.startswith("=", at):
             raise InvalidRequest(f"media type parameter {name!r} has no '=' value")
-        value, at, quoted = _parse_value(text, _OWS.match(text, at + 1).end(), name)
+        value, at, quoted = _parse_value(text, _skip_ows(text, at + 1), name)
         if name in params or (name == "q" and q is not None):
             # RFC 6838 4.3 (cited by PS3.18 8.7.3.5.2): a parameter may appear only once.
             raise InvalidRequest(f"media type parameter {name!r} appears twice")
@@ -146,7 +152,7 @@ def parse_media_type(text: str) -> MediaRange:
     """A single Content-Type value; ``q`` is an ordinary parameter here, as RFC 9110 8.3 has no weight."""
     if len(text) > MAX_HEADER_LENGTH:
         raise InvalidRequest(f"media type longer than {MAX_HEADER_LENGTH} characters")
-    media, end = _parse_range(text, _OWS.match(text).end(), weighted=False)
+    media, end = _parse_range(text, _skip_ows(text), weighted=False)
     if end != len(text):
         raise InvalidRequest(f"unexpected text after the media type at {_snippet(text, end)}")
     return media
@@ -165,7 +171,7 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     ranges: list[MediaRange] = []
     at = 0
     while True:
-        at = _OWS.match(header, at).end()
+        at = _skip_ows(header, at)
         if at == len(header):
             break
         if header[at] == ",":

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from flask import Blueprint, Flask, Response, request
 
 from xdsi.dicom.uids import validate_uid
-from xdsi.repository.search import Level
-from xdsi.services.search import SearchAnswer, SearchLimits, search
+from xdsi.services.search import Level, SearchAnswer, SearchLimits, search
 from xdsi.web import multipart, negotiation
-from xdsi.web.context import NEGOTIATION_PARAMETERS, accepted, announce, archive
+from xdsi.web.context import NEGOTIATION_PARAMETERS, accepted, announce, archive, session
 from xdsi.web.errors import warning
 from xdsi.web.negotiation import DICOM_XML
 from xdsi.web.urls import DICOMWEB, dicomweb_root
@@ -60,12 +59,11 @@ def _search(level: Level, study: str | None = None, series: str | None = None) -
     current = archive()
     root = dicomweb_root(request, current.settings.base_url)
     limits = SearchLimits(current.settings.qido_max_results, current.settings.qido_max_offset)
-    with current.sessions() as session:
-        answer = search(
-            session, level, [(name, value) for name, value in request.args.items(multi=True)
-                             if name not in NEGOTIATION_PARAMETERS], root=root, limits=limits,
-            study_uid=study, series_uid=series,
-        )
+    answer = search(
+        session(), level, [(name, value) for name, value in request.args.items(multi=True)
+                           if name not in NEGOTIATION_PARAMETERS], root=root, limits=limits,
+        study_uid=study, series_uid=series,
+    )
     response = _xml(answer) if choice.offer.media_type == DICOM_XML else _json(answer, choice.offer.media_type)
     for text in answer.warnings:
         # PS3.18 8.3.4.5 / 10.6.3.2: Warning: 299 <service>: <text>

@@ -8,16 +8,16 @@ fails alone; the parts before it are stored.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from flask import Blueprint, Flask, Response, request
 
 from xdsi.dicom.uids import validate_uid
 from xdsi.errors import InvalidRequest, MalformedDicom, RequestTooLarge, UnsupportedMediaType
-from xdsi.services import store_metadata, store_response
 from xdsi.services.archive import Archive
 from xdsi.services.store import Outcome, Status
-from xdsi.web import multipart, negotiation
+from xdsi.services.stow_assembly import MetadataPart, Readable
+from xdsi.web import multipart, negotiation, stow_response
 from xdsi.web.context import announce, archive
 from xdsi.web.errors import warning
 from xdsi.web.negotiation import DICOM, DICOM_JSON, DICOM_XML
@@ -55,7 +55,7 @@ def _store(study_uid: str | None) -> Response:
     media = negotiation.parse_media_type(content_type)
     body = _Bounded(request.stream, limit)
     if media.full == DICOM:
-        outcomes = current.store.store([body], study_uid=study_uid)
+        outcomes = current.store.store([_as_file(body)], study_uid=study_uid)
     elif media.full == "multipart/related":
         part_type = media.params.get("type", DICOM)
         outcomes = _store_multipart(current, body, multipart.boundary_of(media), part_type, study_uid)
@@ -65,20 +65,17 @@ def _store(study_uid: str | None) -> Response:
             f"{DICOM_JSON} or {DICOM_XML} parts, or a single {DICOM} body"
         )
     root = dicomweb_root(request, current.settings.base_url)
-    report = store_response.response_object(outcomes, root)
-    if choice.offer.media_type == DICOM_XML:
-        payload = store_response.to_xml(report)
-    else:
-        payload = store_response.to_json(report)
-    response = Response(payload, status=store_response.http_status(outcomes), mimetype=choice.offer.media_type)
-    for text in store_response.warning_texts(outcomes)[:MAX_WARNINGS]:
+    report = stow_response.response_dataset(outcomes, root)
+    write = stow_response.to_xml if choice.offer.media_type == DICOM_XML else stow_response.to_json
+    response = Response(write(report), status=stow_response.http_status(outcomes), mimetype=choice.offer.media_type)
+    for text in stow_response.warning_texts(outcomes)[:MAX_WARNINGS]:
         # The response codes say what class of failure or warning; the Warning header says why, in words.
         response.headers.add("Warning", warning(root, text))
     return response
 
 
 def _store_multipart(
-    current: Archive, body: BinaryIO, boundary: str, part_type: str, study_uid: str | None
+    current: Archive, body: Readable, boundary: str, part_type: str, study_uid: str | None
 ) -> list[Outcome]:
     limits = multipart.MultipartLimits(max_parts=current.settings.max_request_parts)
     parts = multipart.iter_parts(body, boundary, limits)
@@ -86,7 +83,8 @@ def _store_multipart(
     if part_type == DICOM:
         outcomes = current.store.store(_sources(parts, broken), study_uid=study_uid)
     elif part_type in (DICOM_JSON, DICOM_XML):
-        outcomes = _store_metadata(current, _guarded(parts, broken), part_type, study_uid)
+        outcomes = current.assembler.store_metadata(
+            _metadata_parts(_guarded(parts, broken), part_type), part_type, study_uid)
     else:
         raise UnsupportedMediaType(
             f"multipart/related type {part_type!r} is not accepted; use {DICOM}, {DICOM_JSON} or {DICOM_XML}"
@@ -100,31 +98,11 @@ def _store_multipart(
     return outcomes
 
 
-def _store_metadata(
-    current: Archive, parts: Iterator[multipart.Part], root_type: str, study_uid: str | None
-) -> list[Outcome]:
-    """PS3.18 10.5.1.1.2: metadata parts first, then the bulk data parts they reference."""
-    settings = current.settings
-    datasets: list[bytes | dict[str, object]] = []
-    bulk: dict[str, store_metadata.BulkPart] = {}
-    try:
-        for number, part in enumerate(parts, 1):
-            media = negotiation.parse_media_type(part.content_type or root_type)
-            if media.full == root_type:
-                payload = part.read(settings.max_metadata_bytes + 1)
-                if len(payload) > settings.max_metadata_bytes:
-                    raise RequestTooLarge(f"metadata part {number} exceeds {settings.max_metadata_bytes} bytes")
-                datasets.extend(store_metadata.documents(media.full, payload))
-                continue
-            location = part.content_location
-            if not location:
-                raise InvalidRequest(f"bulk data part {number} ({media.full}) has no Content-Location")
-            path, size = current.blobs.scratch(part, settings.max_instance_bytes)
-            bulk[location] = store_metadata.BulkPart(media.full, media.params.get("transfer-syntax"), path, size)
-        instances = store_metadata.build_instances(datasets, bulk, current.blobs.tmp, settings.max_instance_bytes)
-        return current.store.store(instances, study_uid=study_uid)
-    finally:
-        store_metadata.remove(bulk.values())
+def _metadata_parts(parts: Iterator[multipart.Part], root_type: str) -> Iterator[MetadataPart]:
+    """Each part's headers read: one without a Content-Type is of the request's root type."""
+    for part in parts:
+        media = negotiation.parse_media_type(part.content_type or root_type)
+        yield MetadataPart(media.full, media.params.get("transfer-syntax"), part.content_location, part)
 
 
 def _guarded(parts: Iterator[multipart.Part], broken: list[InvalidRequest]) -> Iterator[multipart.Part]:
@@ -137,7 +115,12 @@ def _guarded(parts: Iterator[multipart.Part], broken: list[InvalidRequest]) -> I
 
 def _sources(parts: Iterator[multipart.Part], broken: list[InvalidRequest]) -> Iterator[BinaryIO]:
     for part in _guarded(parts, broken):
-        yield _PartBody(part)  # type: ignore[misc]
+        yield _as_file(_PartBody(part))
+
+
+def _as_file(body: Readable) -> BinaryIO:
+    # The store calls nothing but read(); its signature names the wider BinaryIO.
+    return cast(BinaryIO, body)
 
 
 class _PartBody:
@@ -156,7 +139,7 @@ class _PartBody:
 class _Bounded:
     """The request body, refused once it grows past the limit (chunked bodies have no length)."""
 
-    def __init__(self, stream: BinaryIO, limit: int) -> None:
+    def __init__(self, stream: Readable, limit: int) -> None:
         self.stream = stream
         self.limit = limit
         self.seen = 0

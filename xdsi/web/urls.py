@@ -92,7 +92,9 @@ def _valid_host(host: str) -> str | None:
 def _with_port(host: str, scheme: str, port: str | None) -> str:
     """``host`` (already valid) with ``port`` appended when it names none and ``port`` is not the scheme's default."""
     has_port = not host.endswith("]") and ":" in host
-    if has_port or not port or not port.isdigit() or not 0 < int(port) < 65536 or int(port) == DEFAULT_PORTS.get(scheme):
+    if has_port or not port or not port.isdigit():
+        return host
+    if not 0 < int(port) < 65536 or int(port) == DEFAULT_PORTS.get(scheme):
         return host
     return f"{host}:{int(port)}"
 

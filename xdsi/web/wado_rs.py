@@ -5,24 +5,19 @@ from __future__ import annotations
 import gzip
 import itertools
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.datastructures import ContentRange
 from werkzeug.wsgi import wrap_file
 
-from xdsi.dicom import transcode, uids
-from xdsi.dicom.parsing import PIXEL_DATA_TAGS
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.errors import NotFound
-from xdsi.repository.index import StoredInstance
-from xdsi.repository.store import BlobReader
-from xdsi.services import retrieve
+from xdsi.services import frame_forms, retrieve
 from xdsi.services.archive import Archive
 from xdsi.services.metadata import instance_path, parse_bulk_data_path
-from xdsi.services.retrieve import Target
+from xdsi.services.retrieve import BlobReader, StoredInstance, Target
 from xdsi.web import multipart, negotiation
-from xdsi.web.context import accepted, announce, archive
+from xdsi.web.context import accepted, announce, archive, session
 from xdsi.web.errors import text_response
 from xdsi.web.negotiation import DICOM, DICOM_XML, OCTET_STREAM, ZIP
 from xdsi.web.urls import DICOMWEB, dicomweb_root
@@ -54,8 +49,7 @@ def retrieve_bulk_data(study: str, series: str, instance: str, path: str) -> Res
     if parsed is None:
         raise NotFound(f"{path!r} is not a bulk data path (tags as 8 hex digits, item numbers from 1)")
     current, found = _instance(target)
-    if len(parsed) == 1 and parsed[0] in PIXEL_DATA_TAGS and uids.is_encapsulated(found.transfer_syntax_uid):
-        # Encapsulated Pixel Data is a sequence of compressed frames: sent as its frames.
+    if frame_forms.sent_as_frames(found, parsed):
         return _all_frames(current, found)
     value = retrieve.bulk_value(current.blobs, found, parsed, current.limits)
     return _octets(current, value)
@@ -79,10 +73,8 @@ def retrieve_pixel_data(study: str, series: str, instance: str) -> Response:
 
 
 def _instance(target: Target) -> tuple[Archive, StoredInstance]:
-    current = archive()
-    with current.sessions() as session:
-        [found] = retrieve.instances(session, target)
-    return current, found
+    [found] = retrieve.instances(session(), target)
+    return archive(), found
 
 
 def _all_frames(current: Archive, found: StoredInstance) -> Response:
@@ -105,36 +97,16 @@ def _frames(current: Archive, found: StoredInstance, numbers: Sequence[int]) -> 
     return Response(body, status=200, content_type=multipart.content_type(choice.offer.media_type, boundary))
 
 
-@lru_cache(maxsize=256)
 def _frame_offers(stored: str, single: bool) -> tuple[negotiation.Offer, ...]:
-    """What frames of an instance stored in ``stored`` can be sent as, the stored form first.
-
-    Kept per stored syntax: working out what the codecs can produce is the same on every request.
-
-    'transfer-syntax=*' on application/octet-stream also selects the stored form, compressed or
-    not (the part's Content-Type then says which), as viewers asking that way expect.
-    """
+    """Each form frames stored in ``stored`` can be sent as, multipart and (for one frame) single part."""
     kinds = [True, False] if single else [True]
-    offers = []
-    if uids.is_encapsulated(stored):
-        stored_type = transcode.frame_media_type(stored)
-        offers += [negotiation.Offer(stored_type, multipart=m, transfer_syntaxes=(stored,), stored_syntax=stored)
-                   for m in kinds]
-    else:
-        stored_type = OCTET_STREAM
-    native = (EXPLICIT_VR_LITTLE_ENDIAN,) if transcode.can_transcode(stored, EXPLICIT_VR_LITTLE_ENDIAN) else ()
-    offers += [negotiation.Offer(OCTET_STREAM, multipart=m, transfer_syntaxes=native, stored_syntax=stored)
-               for m in kinds]
-    for media_type, syntaxes in transcode.FRAME_MEDIA_TYPES.items():
-        producible = tuple(s for s in syntaxes if s != stored and uids.is_encapsulated(s)
-                           and transcode.can_transcode(stored, s))
-        if producible and media_type != stored_type:
-            offers += [negotiation.Offer(media_type, multipart=m, transfer_syntaxes=producible) for m in kinds]
-    return tuple(offers)
+    return tuple(negotiation.Offer(form.media_type, multipart=m, transfer_syntaxes=form.transfer_syntaxes,
+                                   stored_syntax=form.stored_syntax)
+                 for form in frame_forms.frame_forms(stored) for m in kinds)
 
 
 def _frame_type(frame: retrieve.Frame) -> str:
-    media_type = transcode.frame_media_type(frame.transfer_syntax)
+    media_type = frame_forms.frame_media_type(frame.transfer_syntax)
     return negotiation.format_media_type(media_type, transfer_syntax=frame.transfer_syntax)
 
 
@@ -178,8 +150,7 @@ def _target(study: str, series: str | None = None, instance: str | None = None) 
 
 def _retrieve(target: Target) -> Response:
     current = archive()
-    with current.sessions() as session:
-        found = retrieve.instances(session, target)
+    found = retrieve.instances(session(), target)
     stored = {instance.transfer_syntax_uid for instance in found}
     syntaxes = retrieve.producible_syntaxes(found)
     as_stored = next(iter(stored)) if len(stored) == 1 else EXPLICIT_VR_LITTLE_ENDIAN
@@ -217,7 +188,7 @@ def _answer(current: Archive, files: BlobReader, found: list[StoredInstance],
     length = None
     if wanted is None:
         headers = [_part_headers(root, instance, instance.transfer_syntax_uid) for instance in found]
-        length = multipart.body_length(zip(headers, (instance.size for instance in found)), boundary)
+        length = multipart.body_length(zip(headers, (instance.size for instance in found), strict=True), boundary)
     parts = _parts(current, files, found, wanted, root)
     first = next(parts)  # a failure to transcode the first instance is answered before any byte is sent
     chunks = multipart.iter_multipart(itertools.chain([first], parts), boundary)
@@ -246,9 +217,9 @@ def _part_headers(root: str, instance: StoredInstance, syntax: str) -> dict[str,
 def _single_instance(current: Archive, files: BlobReader, instance: StoredInstance, syntax: str | None) -> Response:
     if syntax is None:
         # The WSGI file wrapper lets gunicorn send the whole file with sendfile.
+        stored_type = negotiation.format_media_type(DICOM, transfer_syntax=instance.transfer_syntax_uid)
         response = Response(wrap_file(request.environ, retrieve.open_file(files, instance)), status=200,
-                            direct_passthrough=True,
-                            content_type=negotiation.format_media_type(DICOM, transfer_syntax=instance.transfer_syntax_uid))
+                            direct_passthrough=True, content_type=stored_type)
         response.content_length = instance.size
         return response
     body = retrieve.instance_body(files, instance, syntax, current.settings.max_transcode_bytes)
@@ -263,17 +234,16 @@ def _metadata(target: Target) -> Response:
     current = archive()
     choice = negotiation.negotiate(accepted(), METADATA_OFFERS)
     root = dicomweb_root(request, current.settings.base_url)
-    with current.sessions() as session:
-        if choice.offer.media_type == DICOM_XML:
-            documents = retrieve.metadata_xml(session, target, root)
-            boundary = multipart.new_boundary()
-            parts = [({"Content-Type": f"{DICOM_XML}; charset=utf-8"}, document) for document in documents]
-            response = Response(multipart.iter_multipart(parts, boundary), status=200,
-                                content_type=multipart.content_type(DICOM_XML, boundary))
-            response.content_length = multipart.body_length(
-                [(headers, len(document)) for headers, document in parts], boundary)
-            return response
-        found = retrieve.metadata_json(session, target, root)
+    if choice.offer.media_type == DICOM_XML:
+        documents = retrieve.metadata_xml(session(), target, root)
+        boundary = multipart.new_boundary()
+        parts = [({"Content-Type": f"{DICOM_XML}; charset=utf-8"}, document) for document in documents]
+        response = Response(multipart.iter_multipart(parts, boundary), status=200,
+                            content_type=multipart.content_type(DICOM_XML, boundary))
+        response.content_length = multipart.body_length(
+            [(headers, len(document)) for headers, document in parts], boundary)
+        return response
+    found = retrieve.metadata_json(session(), target, root)
     response = Response(found.body, status=200, mimetype=choice.offer.media_type)
     response.set_etag(found.etag)
     response.last_modified = found.last_modified

@@ -14,9 +14,9 @@ from pydicom.data import get_testdata_file
 from pydicom.encaps import generate_frames
 
 from tests.dicomfiles import pydicom_files
-from xdsi.dicom import jpeg
+from xdsi.dicom import jpeg, uids
 
-JPEG_SYNTAXES = {jpeg.JPEG_BASELINE, jpeg.JPEG_EXTENDED, jpeg.JPEG_LOSSLESS, jpeg.JPEG_LOSSLESS_SV1}
+JPEG_SYNTAXES = {uids.JPEG_BASELINE, uids.JPEG_EXTENDED, uids.JPEG_LOSSLESS, uids.JPEG_LOSSLESS_SV1}
 
 
 def _first_frame(path: Path | str) -> tuple[bytes, str] | None:
@@ -24,7 +24,7 @@ def _first_frame(path: Path | str) -> tuple[bytes, str] | None:
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(path)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a file pydicom cannot read has no frames to test
             return None
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if syntax not in JPEG_SYNTAXES or "PixelData" not in ds:
@@ -37,7 +37,7 @@ FRAMES = [(path, found) for path in pydicom_files() if (found := _first_frame(pa
 
 
 def test_the_test_data_holds_every_jpeg_process_dicom_uses() -> None:
-    assert {syntax for _, (_, syntax) in FRAMES} >= {jpeg.JPEG_BASELINE, jpeg.JPEG_EXTENDED, jpeg.JPEG_LOSSLESS_SV1}
+    assert {syntax for _, (_, syntax) in FRAMES} >= {uids.JPEG_BASELINE, uids.JPEG_EXTENDED, uids.JPEG_LOSSLESS_SV1}
     assert len(FRAMES) >= 15
 
 
@@ -49,7 +49,7 @@ def test_each_jpeg_frame_of_the_test_data_reads_as_its_files_transfer_syntax(pat
 
 def _lossless_sv1_frame() -> bytes:
     found = _first_frame(get_testdata_file("JPEG-LL.dcm"))
-    assert found is not None and found[1] == jpeg.JPEG_LOSSLESS_SV1
+    assert found is not None and found[1] == uids.JPEG_LOSSLESS_SV1
     return found[0]
 
 
@@ -58,7 +58,7 @@ def test_a_lossless_stream_with_another_predictor_is_process_14_of_any_predictor
     sos = frame.index(b"\xff\xda")
     components = frame[sos + 4]
     frame[sos + 5 + 2 * components] = 6  # Ss: predictor selection value 6
-    assert jpeg.transfer_syntax_of(bytes(frame)) == jpeg.JPEG_LOSSLESS
+    assert jpeg.transfer_syntax_of(bytes(frame)) == uids.JPEG_LOSSLESS
 
 
 def _pillow_jpeg(**options: object) -> bytes:
@@ -68,7 +68,7 @@ def _pillow_jpeg(**options: object) -> bytes:
 
 
 def test_baseline_from_another_encoder() -> None:
-    assert jpeg.transfer_syntax_of(_pillow_jpeg()) == jpeg.JPEG_BASELINE
+    assert jpeg.transfer_syntax_of(_pillow_jpeg()) == uids.JPEG_BASELINE
 
 
 @pytest.mark.parametrize(

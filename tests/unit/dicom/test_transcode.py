@@ -8,7 +8,7 @@ import tracemalloc
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from pydicom.uid import (
 from tests.dicomfiles import make_dataset, pydicom_files, to_bytes
 from tests.unit.dicom.test_frames import file_id, opened, pixel_files, table_for
 from xdsi.dicom import transcode as tc
+from xdsi.dicom import uids
 from xdsi.dicom.frames import read_frame
 from xdsi.dicom.parsing import Limits, open_instance
 from xdsi.dicom.transcode import (
@@ -49,13 +50,13 @@ MAX_PIXELS = 512 << 20  # RELIABILITY-SECURITY limits table: decoded pixels per 
 SAMPLED_FRAMES = 3  # multi-frame files keep their first, middle and last frames
 # Stated error bounds of the lossy targets, measured against the source's decoded pixels
 # (RGB for colour); PSNR's peak is the source's own value range.
-MIN_PSNR = {tc.JPEG_BASELINE: 30.0, tc.JPEG_EXTENDED: 35.0, tc.JPEG_2000: 40.0}
-MAX_ABS_ERROR = {tc.JPEG_LS_NEAR_LOSSLESS: tc.JPEG_LS_NEAR}
+MIN_PSNR = {uids.JPEG_BASELINE: 30.0, uids.JPEG_EXTENDED: 35.0, uids.JPEG_2000: 40.0}
+MAX_ABS_ERROR = {uids.JPEG_LS_NEAR_LOSSLESS: tc.JPEG_LS_NEAR}
 LOSSY_METHOD = {
-    tc.JPEG_BASELINE: "ISO_10918_1",
-    tc.JPEG_EXTENDED: "ISO_10918_1",
-    tc.JPEG_LS_NEAR_LOSSLESS: "ISO_14495_1",
-    tc.JPEG_2000: "ISO_15444_1",
+    uids.JPEG_BASELINE: "ISO_10918_1",
+    uids.JPEG_EXTENDED: "ISO_10918_1",
+    uids.JPEG_LS_NEAR_LOSSLESS: "ISO_14495_1",
+    uids.JPEG_2000: "ISO_15444_1",
 }
 # Refusals where pydicom's encoding profiles would allow the pixels but a codec here cannot.
 CODEC_LIMITS = (
@@ -141,14 +142,14 @@ def legitimate_refusal(message: str, stored: dict[str, object] | None, ds: Datas
         return True
     if "cannot carry" not in message or stored is None:
         return False
-    if target in (tc.JPEG_LOSSLESS, tc.JPEG_LOSSLESS_SV1) and "YBR_FULL" in message:
+    if target in (uids.JPEG_LOSSLESS, uids.JPEG_LOSSLESS_SV1) and "YBR_FULL" in message:
         return True  # documented: pylibjpeg-libjpeg misdecodes libjpeg-turbo's lossless YCbCr
-    if target in (tc.JPEG_2000_LOSSLESS, tc.JPEG_2000) and ds.BitsStored > 24:
+    if target in (uids.JPEG_2000_LOSSLESS, uids.JPEG_2000) and ds.BitsStored > 24:
         return True  # documented: pylibjpeg-openjpeg encodes at most 24 bits
     return not pydicom_allows(stored, ds, target)
 
 
-@lru_cache(maxsize=None)
+@cache
 def run_file(path: Path) -> tuple[Pair, ...]:
     """Every target for one file: transcode, write, read back, decode, compare."""
     ds = sampled(read(path))
@@ -157,7 +158,7 @@ def run_file(path: Path) -> tuple[Pair, ...]:
     try:
         source_raw, stored = decoded(ds, as_rgb=False)
         source_rgb = source_raw if ds.SamplesPerPixel == 1 else decoded(ds, as_rgb=True)[0]
-    except Exception:  # pydicom cannot decode it: the file is broken
+    except Exception:  # noqa: BLE001 - pydicom cannot decode it: the file is broken
         source_raw = source_rgb = None
         stored = None
     pairs = []
@@ -199,7 +200,7 @@ def check_output(
     lossy = target in LOSSY_METHOD and target != source  # the same syntax passes pixels through
     try:
         result, _ = decoded(back, as_rgb=lossy)
-    except Exception as exc:  # the test's verdict on the output
+    except Exception as exc:  # noqa: BLE001 - any failure is the test's verdict on the output
         return Pair(target, "lossy" if lossy else "lossless", problem=f"output does not decode: {exc}")
     expected = source_rgb if lossy else source_raw
     if result.shape != expected.shape:
@@ -244,14 +245,15 @@ def test_pair_counts() -> None:
 def test_producible_syntaxes() -> None:
     produced = target_syntaxes()
     assert {ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian} <= produced
-    assert {RLELossless, JPEGLSLossless, tc.JPEG_LS_NEAR_LOSSLESS, tc.JPEG_2000_LOSSLESS, tc.JPEG_2000} <= produced
-    assert {tc.JPEG_BASELINE, tc.JPEG_EXTENDED, tc.JPEG_LOSSLESS, tc.JPEG_LOSSLESS_SV1} <= produced
+    assert {RLELossless, JPEGLSLossless, uids.JPEG_LS_NEAR_LOSSLESS} <= produced
+    assert {uids.JPEG_2000_LOSSLESS, uids.JPEG_2000} <= produced
+    assert {uids.JPEG_BASELINE, uids.JPEG_EXTENDED, uids.JPEG_LOSSLESS, uids.JPEG_LOSSLESS_SV1} <= produced
     assert ExplicitVRBigEndian not in produced
 
 
 def test_can_transcode() -> None:
     assert can_transcode(ExplicitVRBigEndian, ExplicitVRLittleEndian)
-    assert can_transcode(tc.JPEG_BASELINE, RLELossless)
+    assert can_transcode(uids.JPEG_BASELINE, RLELossless)
     assert can_transcode("1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.201")  # same: passed through
     assert can_transcode("1.2.840.10008.1.2.4.201", ExplicitVRLittleEndian)  # openjpeg decodes HTJ2K
     assert not can_transcode(ExplicitVRLittleEndian, "1.2.840.10008.1.2.4.201")  # nothing encodes HTJ2K
@@ -307,20 +309,20 @@ def test_transcoding_a_parsed_instance_reads_its_deferred_pixels(tmp_path: Path)
 def test_lossy_output_records_ratio_and_method_and_leaves_the_source_alone() -> None:
     source = read(pydicom_file("US1_UNCR.dcm"))
     before = repr(source)
-    out = transcode(source, tc.JPEG_BASELINE, max_pixel_bytes=MAX_PIXELS)
+    out = transcode(source, uids.JPEG_BASELINE, max_pixel_bytes=MAX_PIXELS)
     assert out.PhotometricInterpretation == "YBR_FULL_422"  # PS3.5 8.2.1
     assert out.LossyImageCompression == "01"
     assert out.LossyImageCompressionMethod == "ISO_10918_1"
     assert float(out.LossyImageCompressionRatio) > 5
     assert repr(source) == before
-    again = transcode(read(to_bytes(out)), tc.JPEG_2000, max_pixel_bytes=MAX_PIXELS)
+    again = transcode(read(to_bytes(out)), uids.JPEG_2000, max_pixel_bytes=MAX_PIXELS)
     assert list(again.LossyImageCompressionMethod) == ["ISO_10918_1", "ISO_15444_1"]
     assert len(again.LossyImageCompressionRatio) == 2
     assert again.PhotometricInterpretation == "YBR_FULL"  # stays YCbCr, now without subsampling
 
 
 def test_lossless_targets_keep_lossy_compression_unset() -> None:
-    out = transcode(read(pydicom_file("CT_small.dcm")), tc.JPEG_2000_LOSSLESS, max_pixel_bytes=MAX_PIXELS)
+    out = transcode(read(pydicom_file("CT_small.dcm")), uids.JPEG_2000_LOSSLESS, max_pixel_bytes=MAX_PIXELS)
     assert "LossyImageCompression" not in out or out.LossyImageCompression == "00"
 
 
@@ -349,15 +351,15 @@ def test_without_imagecodecs_jpeg_targets_name_it(monkeypatch: pytest.MonkeyPatc
     tc._jpeg_ready.cache_clear()
     tc._target_syntaxes.cache_clear()
     try:
-        assert tc.JPEG_BASELINE not in target_syntaxes()
-        assert not can_transcode(ExplicitVRLittleEndian, tc.JPEG_LOSSLESS_SV1)
+        assert uids.JPEG_BASELINE not in target_syntaxes()
+        assert not can_transcode(ExplicitVRLittleEndian, uids.JPEG_LOSSLESS_SV1)
         with pytest.raises(NotAcceptable, match="requires imagecodecs"):
-            transcode(read(pydicom_file("CT_small.dcm")), tc.JPEG_LOSSLESS_SV1, max_pixel_bytes=MAX_PIXELS)
+            transcode(read(pydicom_file("CT_small.dcm")), uids.JPEG_LOSSLESS_SV1, max_pixel_bytes=MAX_PIXELS)
     finally:
         monkeypatch.undo()
         tc._jpeg_ready.cache_clear()
         tc._target_syntaxes.cache_clear()
-    assert tc.JPEG_BASELINE in target_syntaxes()
+    assert uids.JPEG_BASELINE in target_syntaxes()
 
 
 def test_an_undecodable_source_is_not_acceptable() -> None:
@@ -467,7 +469,7 @@ def test_frames_encode_and_decode_one_at_a_time(name: str) -> None:
 def test_encode_frame_takes_an_array_and_checks_its_shape() -> None:
     ds = read(pydicom_file("US1_UNCR.dcm"))
     pixel = PixelDescription.from_dataset(ds)
-    codestream, encoded = encode_frame(ds.pixel_array, pixel, tc.JPEG_2000_LOSSLESS, max_pixel_bytes=MAX_PIXELS)
+    codestream, encoded = encode_frame(ds.pixel_array, pixel, uids.JPEG_2000_LOSSLESS, max_pixel_bytes=MAX_PIXELS)
     assert codestream[:2] == b"\xff\x4f" and encoded.photometric_interpretation == "YBR_RCT"
     with pytest.raises(ValueError, match="shape"):
         encode_frame(ds.pixel_array[:10], pixel, RLELossless, max_pixel_bytes=MAX_PIXELS)

@@ -83,3 +83,55 @@ def test_storage_sop_classes() -> None:
     assert not is_storage_sop_class("1.2.840.10008.1.3.10")  # Media Storage Directory (DICOMDIR)
     assert not is_storage_sop_class("1.2.840.10008.1.20.1")  # Storage Commitment Push Model
     assert not is_storage_sop_class("1.2.3.4")
+
+
+# --- the transfer syntax table ----------------------------------------------------------------
+
+
+def test_every_media_type_carries_known_syntaxes_encapsulated_unless_octet_stream() -> None:
+    from pydicom.uid import UID
+
+    from xdsi.dicom import uids
+
+    assert set(uids.FRAME_MEDIA_TYPES.items()) - {("application/octet-stream", (uids.EXPLICIT_VR_LITTLE_ENDIAN,))} \
+        <= set(uids.COMPRESSED_MEDIA_TYPES.items())
+    for media_type, syntaxes in uids.COMPRESSED_MEDIA_TYPES.items():
+        assert syntaxes, media_type
+        for uid in syntaxes:
+            assert uids.is_known_transfer_syntax(uid), (media_type, uid)
+            assert UID(uid).is_encapsulated, (media_type, uid)
+
+
+@pytest.mark.parametrize(
+    ("media_type", "default", "pydicom_name"),
+    [
+        # PS3.18 Table 8.7.3-5: the default transfer syntax of each type is listed first.
+        ("image/jpeg", "1.2.840.10008.1.2.4.70", "JPEG Lossless, Non-Hierarchical, First-Order Prediction"),
+        ("image/jls", "1.2.840.10008.1.2.4.80", "JPEG-LS Lossless Image Compression"),
+        ("image/jp2", "1.2.840.10008.1.2.4.90", "JPEG 2000 Image Compression (Lossless Only)"),
+        ("image/jphc", "1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 Image Compression (Lossless Only)"),
+        ("image/dicom-rle", "1.2.840.10008.1.2.5", "RLE Lossless"),
+        ("video/mpeg", "1.2.840.10008.1.2.4.100", "MPEG2 Main Profile / Main Level"),
+        ("video/mp4", "1.2.840.10008.1.2.4.102", "MPEG-4 AVC/H.264 High Profile / Level 4.1"),
+        ("video/h265", "1.2.840.10008.1.2.4.107", "HEVC/H.265 Main Profile / Level 5.1"),
+    ],
+)
+def test_the_default_of_each_type_comes_first(media_type: str, default: str, pydicom_name: str) -> None:
+    from pydicom.uid import UID
+
+    from xdsi.dicom import uids
+
+    assert uids.COMPRESSED_MEDIA_TYPES[media_type][0] == default
+    assert pydicom_name in UID(default).name
+
+
+def test_ffd9_syntaxes_are_the_jpeg_family_and_no_other() -> None:
+    from pydicom.uid import UID
+
+    from xdsi.dicom import uids
+
+    names = {UID(uid).name for uid in uids.FFD9_TERMINATED_SYNTAXES}
+    assert len(names) == 13
+    assert all("JPEG" in name for name in names)
+    others = {uids.RLE_LOSSLESS, uids.EXPLICIT_VR_LITTLE_ENDIAN, uids.MPEG2_MAIN_LEVEL}
+    assert not uids.FFD9_TERMINATED_SYNTAXES & others

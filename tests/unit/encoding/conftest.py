@@ -22,7 +22,8 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import AMBIGUOUS_VR, PersonName
 
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
-from xdsi.encoding.bulkdata import BINARY_VRS, BulkDataRef
+from xdsi.encoding.bulkdata import BulkDataRef
+from xdsi.encoding.model import BINARY_VRS
 
 SCHEMA_PATH = Path("/work/shared/schemas-ref/native-dicom-model/NativeDicomModel.rng")
 BULK_THRESHOLD = 64
@@ -75,7 +76,7 @@ def read_quietly(path: str, **kwargs: Any) -> Dataset:
 
 def element_at(ds: Dataset, path: tuple[int, ...]) -> tuple[Dataset, int]:
     """The data set holding the element ``path`` ends at, and its tag."""
-    for tag, item in zip(path[:-1:2], path[1::2]):
+    for tag, item in zip(path[:-1:2], path[1::2], strict=True):
         ds = ds[tag].value[item - 1]
     return ds, path[-1]
 
@@ -121,7 +122,7 @@ class BulkRecorder:
 
 
 def _model_tags(ds: Dataset) -> list[int]:
-    return sorted(int(t) for t in ds.keys() if t.element != 0 and t.group != 0x0002 and t != 0xFFFCFFFC)
+    return sorted(int(t) for t in ds.keys() if t.element != 0 and t.group != 0x0002 and t != 0xFFFCFFFC)  # noqa: SIM118 - iterating a Dataset yields elements
 
 
 def _values(value: Any) -> list[Any]:
@@ -138,7 +139,7 @@ def _person_name(v: Any) -> str:
 def normalised(elem: DataElement, little_endian: bool) -> list[Any]:
     """Element value in a form equal for equal DICOM content, whatever pydicom type holds it."""
     vr, value = elem.VR, elem.value
-    if vr in BINARY_VRS or vr in AMBIGUOUS_VR and isinstance(value, bytes):
+    if vr in BINARY_VRS or (vr in AMBIGUOUS_VR and isinstance(value, bytes)):
         data = bytes(value or b"")
         return [data if little_endian or vr not in WORD_WIDTH else swap_bytes(data, WORD_WIDTH[vr])]
     values = _values(value)
@@ -169,7 +170,7 @@ def assert_same_dataset(
             assert a.VR == b.VR, f"{here}: VR {a.VR} became {b.VR}"
         if b.VR == "SQ":
             assert len(a.value) == len(b.value), f"{here}: {len(a.value)} items became {len(b.value)}"
-            for n, (item_a, item_b) in enumerate(zip(a.value, b.value), 1):
+            for n, (item_a, item_b) in enumerate(zip(a.value, b.value, strict=True), 1):
                 assert_same_dataset(item_a, item_b, little_endian=little_endian, where=f"{here}[{n}]")
             continue
         va, vb = normalised(a, little_endian), normalised(b, True)

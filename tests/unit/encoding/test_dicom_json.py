@@ -24,13 +24,15 @@ from xdsi.encoding.dicom_json import (
     Number,
     dataset_to_json,
     decimal_value,
+    dumps,
     dumps_dataset,
-    dumps_datasets,
+    encoded_to_json,
     json_to_dataset,
     loads,
     loads_dataset,
     loads_fragment,
 )
+from xdsi.encoding.values import element_from_text
 from xdsi.errors import InvalidRequest
 
 from .conftest import Token, json_tokens, read_quietly
@@ -174,7 +176,7 @@ def test_ds_and_is_go_out_as_numbers_exactly_when_json_has_them(vr: str, text: s
     assert value == text and (type(value) is Token) == number
     assert (f'"Value":[{text}]' if number else f'"Value":["{text}"]').encode() in data
     # pydicom itself rewrites IS texts beyond the PS3.5 range or that are not integers.
-    if vr == "DS" or number and abs(int(text)) < 2**31:
+    if vr == "DS" or (number and abs(int(text)) < 2**31):
         assert str(_round_trip(ds)[0x00180050].value) == text
 
 
@@ -351,8 +353,9 @@ def test_orjson_output_is_byte_identical_without_fractions() -> None:
     assert json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":")).encode("utf-8") == data
 
 
-def test_dumps_datasets_is_one_array() -> None:
-    data = dumps_datasets([_ds((0x00100020, "LO", "1")), _ds((0x00100020, "LO", "2"))])
+def test_several_data_sets_are_one_array() -> None:
+    # PS3.18 F.2.1: multiple results are one top-level array, as QIDO-RS answers them.
+    data = dumps([dataset_to_json(_ds((0x00100020, "LO", "1"))), dataset_to_json(_ds((0x00100020, "LO", "2")))])
     assert json.loads(data) == [
         {"00100020": {"vr": "LO", "Value": ["1"]}},
         {"00100020": {"vr": "LO", "Value": ["2"]}},
@@ -512,3 +515,25 @@ def test_ten_thousand_levels_of_python_objects_stop_at_the_depth_limit() -> None
 
 def test_sixty_four_levels_are_accepted() -> None:
     assert len(json_to_dataset(_deep(64))) == 1
+
+
+# --- elements from index values (QIDO-RS results) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("vr", "value", "expected"),
+    [
+        ("PN", "Yamada^Tarou=山田^太郎",
+         {"vr": "PN", "Value": [{"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎"}]}),
+        ("PN", "=^=やまだ", {"vr": "PN", "Value": [{"Ideographic": "^", "Phonetic": "やまだ"}]}),
+        ("IS", 7, {"vr": "IS", "Value": [7]}),
+        ("IS", "0012", {"vr": "IS", "Value": [12]}),
+        ("US", 3, {"vr": "US", "Value": [3]}),
+        ("CS", "ORIGINAL\\\\AXIAL", {"vr": "CS", "Value": ["ORIGINAL", "", "AXIAL"]}),
+        ("DA", "", {"vr": "DA"}),
+        ("UI", None, {"vr": "UI"}),
+    ],
+)
+def test_an_index_value_is_one_element_as_search_results_carry_it(vr: str, value: Any, expected: object) -> None:
+    element = element_from_text(0x00100010, vr, value)
+    assert json.loads(dumps(encoded_to_json([element]))) == {"00100010": expected}

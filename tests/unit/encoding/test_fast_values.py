@@ -12,7 +12,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from tests.dicomfiles import pydicom_files
-from xdsi.encoding import bulkdata
+from xdsi.encoding import walk
 
 
 def _read(path: Path) -> Dataset | None:
@@ -20,17 +20,17 @@ def _read(path: Path) -> Dataset | None:
         warnings.simplefilter("ignore")
         try:
             return pydicom.dcmread(path)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a file pydicom cannot read has nothing to compare
             return None
 
 
 def _pairs(fast: Dataset, slow: Dataset) -> Iterator[tuple[Dataset, Dataset, int]]:
     for tag in sorted(fast.keys()):
         raw = fast.get_item(tag, keep_deferred=True)
-        if isinstance(raw, RawDataElement) and raw.VR == "SQ" or not isinstance(raw, RawDataElement):
+        if (isinstance(raw, RawDataElement) and raw.VR == "SQ") or not isinstance(raw, RawDataElement):
             element = fast[tag]
             if element.VR == "SQ":
-                for a, b in zip(element.value, slow[tag].value):
+                for a, b in zip(element.value, slow[tag].value, strict=True):
                     yield from _pairs(a, b)
             continue
         yield fast, slow, tag
@@ -48,12 +48,12 @@ def test_fast_values_equal_the_pydicom_conversion(path: Path) -> None:
         warnings.simplefilter("ignore")
         for fast, slow, tag in _pairs(fast_ds, slow_ds):
             raw = fast.get_item(tag, keep_deferred=True)
-            vr = bulkdata._element_vr(raw, fast, (fast,))
-            values = bulkdata._fast_values(raw, vr, fast)
+            vr = walk._element_vr(raw, fast, (fast,))
+            values = walk._fast_values(raw, vr, fast)
             if values is None:
                 continue
-            quick = bulkdata._inline(fast, tag, raw, vr, None)
-            reference = bulkdata._converted(slow, tag, slow.get_item(tag, keep_deferred=True), vr, None)
+            quick = walk._inline(fast, tag, raw, vr, None)
+            reference = walk._converted(slow, tag, slow.get_item(tag, keep_deferred=True), vr, None)
             assert quick == reference, f"{tag}: {quick} != {reference}"
             compared += 1
     COMPARED[str(path)] = compared
@@ -73,7 +73,7 @@ def test_the_fast_path_covers_most_elements_of_a_typical_image() -> None:
 
     ds = _read(Path(get_testdata_file("CT_small.dcm")))
     assert ds is not None
-    raws = [ds.get_item(t, keep_deferred=True) for t in ds.keys()]
+    raws = [ds.get_item(t, keep_deferred=True) for t in ds.keys()]  # noqa: SIM118 - iterating a Dataset yields elements
     covered = [r for r in raws if isinstance(r, RawDataElement) and r.VR != "SQ"
-               and bulkdata._fast_values(r, r.VR, ds) is not None]
+               and walk._fast_values(r, r.VR, ds) is not None]
     assert len(covered) >= 0.8 * len(raws)

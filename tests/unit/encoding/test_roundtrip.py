@@ -19,7 +19,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from xdsi.encoding import dicom_json, native_xml
-from xdsi.encoding.bulkdata import BINARY_VRS, BulkDataRef
+from xdsi.encoding.bulkdata import BulkDataRef
+from xdsi.encoding.model import BINARY_VRS
 
 from .conftest import CORPUS, REFUSED, BulkRecorder, assert_same_dataset, read_quietly
 

@@ -1,4 +1,5 @@
-"""The landing page's list: an endpoint a setting switches off shows as disabled, a built service replaces its planned entry."""
+"""The landing page's list: an endpoint a setting switches off shows as disabled, a built service
+replaces its planned entry."""
 
 from __future__ import annotations
 
@@ -35,5 +36,7 @@ def test_an_announced_service_root_gets_the_short_404(settings: Settings, archiv
     announce(app, "WADO-URI", "/wado")
     reply = app.test_client().get("/wado/x")
     assert reply.status_code == 404
-    assert reply.get_data(as_text=True) == "404 Not Found: /wado has no resource at this path; GET / lists the services of this server\n"
+    assert reply.get_data(as_text=True) == (
+        "404 Not Found: /wado has no resource at this path; GET / lists the services of this server\n"
+    )
     assert app.test_client().get("/wado-ws/x").get_data(as_text=True).startswith("404 Not Found: there is no resource")

@@ -6,6 +6,7 @@ import email
 import email.policy
 import hashlib
 import io
+import itertools
 import os
 import random
 import re
@@ -19,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xdsi.errors import InvalidRequest
-from xdsi.web.negotiation import parse_media_type
 from xdsi.web.multipart import (
     MAX_BOUNDARY,
     BadMultipartContentType,
@@ -32,9 +32,11 @@ from xdsi.web.multipart import (
     iter_parts,
     new_boundary,
 )
+from xdsi.web.negotiation import parse_media_type
 
 BOUNDARY = "xdsi-5f0c2a9e4b7d4f1e8a6c3b2d1e0f9a8b"
 B = BOUNDARY.encode()
+DEFAULT_LIMITS = MultipartLimits()
 
 PartSpec = tuple[dict[str, str], bytes]
 
@@ -85,7 +87,7 @@ def encode(parts: Iterable[tuple[dict[str, str], Iterable[bytes] | bytes]], boun
 
 
 def decode(
-    stream: io.RawIOBase | io.BytesIO, boundary: str = BOUNDARY, limits: MultipartLimits = MultipartLimits()
+    stream: io.RawIOBase | io.BytesIO, boundary: str = BOUNDARY, limits: MultipartLimits = DEFAULT_LIMITS
 ) -> list[PartSpec]:
     return [(part.headers, part.read()) for part in iter_parts(stream, boundary, limits)]  # type: ignore[arg-type]
 
@@ -418,7 +420,7 @@ def test_a_large_part_streams_in_bounded_memory() -> None:
     assert peak < 4 * 2**20
 
 
-def _consume(body: bytes, boundary: str = BOUNDARY, limits: MultipartLimits = MultipartLimits()) -> int:
+def _consume(body: bytes, boundary: str = BOUNDARY, limits: MultipartLimits = DEFAULT_LIMITS) -> int:
     count = 0
     for part in iter_parts(io.BytesIO(body), boundary, limits):
         part.read()
@@ -512,7 +514,7 @@ def test_iter_parts_rejects_invalid_boundaries_at_once(boundary: str) -> None:
         iter_parts(io.BytesIO(b"--a--"), boundary)
 
 
-def _timed(body: bytes, limits: MultipartLimits = MultipartLimits()) -> float:
+def _timed(body: bytes, limits: MultipartLimits = DEFAULT_LIMITS) -> float:
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
@@ -570,7 +572,7 @@ def test_property_arbitrary_parts_round_trip(
 ) -> None:
     def split(body: bytes, cuts: list[int]) -> list[bytes]:
         edges = [0, *sorted(min(cut, len(body)) for cut in cuts), len(body)]
-        return [body[start:end] for start, end in zip(edges, edges[1:])]
+        return [body[start:end] for start, end in itertools.pairwise(edges)]
 
     written = [(headers, split(body, cuts)) for headers, body, cuts in parts]
     expected = lowered([(headers, body) for headers, body, _ in parts])

@@ -22,4 +22,4 @@ def downgrade() -> None:
     # The column comes back empty: code of revision 0001 would answer XML metadata of the
     # instances stored meanwhile with empty documents until they are stored again.
     with op.batch_alter_table('instance_metadata', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('xml', sa.LargeBinary(), nullable=False, server_default=b''))
+        batch_op.add_column(sa.Column('xml', sa.LargeBinary(), nullable=False, server_default=sa.text("''")))

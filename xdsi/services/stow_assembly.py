@@ -1,5 +1,5 @@
-"""Instances from metadata plus bulk data (PS3.18 10.5.1.1.2): DICOM JSON or XML data sets whose
-BulkDataURIs name parts of the same request, turned into PS3.10 files for the store.
+"""STOW-RS instances assembled from metadata plus bulk data (PS3.18 10.5.1.1.2): DICOM JSON or XML
+data sets whose BulkDataURIs name parts of the same request, turned into PS3.10 files for the store.
 
 Bulk parts keep their media type: ``application/octet-stream`` is native (little endian)
 data; a compressed image or video type (image/jpeg, image/jls, image/jp2, image/jpx,
@@ -15,32 +15,72 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
 
 from xdsi import __version__
+from xdsi.config import Settings
 from xdsi.dicom import jpeg, uids
-from xdsi.dicom.transcode import FRAME_MEDIA_TYPES
 from xdsi.encoding import dicom_json, native_xml
-from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, MissingAttribute
+from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, MissingAttribute, RequestTooLarge
+from xdsi.repository.store import BlobStore
+
+if TYPE_CHECKING:  # services.store imports this module's Implementation Class UID
+    from xdsi.services.store import InstanceStore, Outcome
 
 # xdsi's Implementation Class UID (PS3.7 D.3.3.2): a 2.25 UUID-derived UID, fixed for the project.
 IMPLEMENTATION_CLASS_UID = "2.25.67657838929004865207478107408405471018"
 IMPLEMENTATION_VERSION_NAME = f"XDSI_{__version__}"[:16]
 
-# PS3.18 Table 8.7.3-5: the transfer syntaxes each compressed media type carries, default first:
-# the frame types WADO-RS offers, the video types, and the older x- names of two of them.
-COMPRESSED_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
-    **{kind: syntaxes for kind, syntaxes in FRAME_MEDIA_TYPES.items() if kind != "application/octet-stream"},
-    "image/x-jls": FRAME_MEDIA_TYPES["image/jls"],
-    "image/x-dicom-rle": FRAME_MEDIA_TYPES["image/dicom-rle"],
-    "video/mpeg": ("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"),
-    "video/mp4": tuple(f"1.2.840.10008.1.2.4.{n}" for n in range(102, 107)),
-    "video/h265": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
-}
+class Readable(Protocol):
+    """A request body or one of its parts, as the protocol layer hands it over: read only."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class MetadataPart:
+    """One part of a metadata-and-bulk-data request, its headers already read by the protocol layer."""
+
+    media_type: str
+    transfer_syntax: str | None  # the transfer-syntax parameter of its media type
+    location: str | None  # Content-Location: what a BulkDataURI names it by
+    body: Readable
+
+
+class StowAssembler:
+    """Stores the instances that metadata parts and the bulk data parts they reference describe."""
+
+    def __init__(self, settings: Settings, blobs: BlobStore, store: InstanceStore) -> None:
+        self.settings = settings
+        self.blobs = blobs
+        self.store = store
+
+    def store_metadata(self, parts: Iterable[MetadataPart], root_type: str, study_uid: str | None) -> list[Outcome]:
+        """PS3.18 10.5.1.1.2: metadata parts (of ``root_type``) first, then the bulk data parts they reference."""
+        settings = self.settings
+        datasets: list[bytes | dict[str, object]] = []
+        bulk: dict[str, BulkPart] = {}
+        try:
+            for number, part in enumerate(parts, 1):
+                if part.media_type == root_type:
+                    payload = part.body.read(settings.max_metadata_bytes + 1)
+                    if len(payload) > settings.max_metadata_bytes:
+                        raise RequestTooLarge(f"metadata part {number} exceeds {settings.max_metadata_bytes} bytes")
+                    datasets.extend(documents(part.media_type, payload))
+                    continue
+                if not part.location:
+                    raise InvalidRequest(f"bulk data part {number} ({part.media_type}) has no Content-Location")
+                # The blob store reads nothing but read(); its signature names the wider BinaryIO.
+                path, size = self.blobs.scratch(cast(BinaryIO, part.body), settings.max_instance_bytes)
+                bulk[part.location] = BulkPart(part.media_type, part.transfer_syntax, path, size)
+            instances = build_instances(datasets, bulk, self.blobs.tmp, settings.max_instance_bytes)
+            return self.store.store(instances, study_uid=study_uid)
+        finally:
+            remove(bulk.values())
 
 
 @dataclass(frozen=True)
@@ -71,16 +111,24 @@ def build_instances(
     spool_dir: Path,
     max_bytes: int,
 ) -> Iterator[BinaryIO | InstanceRejected]:
-    """A PS3.10 file (open for reading, deleted on close) per data set, or the reason it has none."""
+    """A PS3.10 file per data set, or the reason it has none.
+
+    Each file is open for reading until the next is asked for (the store has read it by then),
+    or until the store stops early; closing it deletes it.
+    """
     for document in datasets:
         try:
-            yield _instance(document, bulk, spool_dir, max_bytes)
+            handle = _instance(document, bulk, spool_dir, max_bytes)
         except InstanceRejected as exc:
             yield exc
+            continue
         except InvalidRequest as exc:
             sop_class, sop_instance = _identity(document)
             yield MalformedDicom(f"metadata cannot be turned into an instance: {exc}",
                                  sop_class_uid=sop_class, sop_instance_uid=sop_instance)
+            continue
+        with handle:
+            yield handle
 
 
 def _identity(document: bytes | dict[str, object]) -> tuple[str | None, str | None]:
@@ -115,7 +163,8 @@ def _instance(
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
-    handle = tempfile.TemporaryFile(dir=spool_dir)
+    # Open past this function on purpose: the store reads it, and closing deletes it.
+    handle = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115
     try:
         dcmwrite(handle, ds, enforce_file_format=True)
     except Exception as exc:  # pydicom raises many types for values it cannot encode
@@ -123,7 +172,7 @@ def _instance(
         raise MalformedDicom(f"the instance cannot be encoded: {exc}", sop_class_uid=str(sop_class),
                              sop_instance_uid=str(sop_instance)) from exc
     handle.seek(0)
-    return handle  # type: ignore[return-value]
+    return handle
 
 
 def _loader(bulk: dict[str, BulkPart], syntax: list[str], max_bytes: int) -> Callable[[str, str], bytes]:
@@ -146,7 +195,7 @@ def _loader(bulk: dict[str, BulkPart], syntax: list[str], max_bytes: int) -> Cal
 
 def _compressed_syntax(uri: str, part: BulkPart, data: bytes) -> str | None:
     """The transfer syntax a compressed part is stored under; None for any other media type."""
-    carried = COMPRESSED_MEDIA_TYPES.get(part.media_type)
+    carried = uids.COMPRESSED_MEDIA_TYPES.get(part.media_type)
     if carried is None:
         return None
     if part.transfer_syntax is not None:

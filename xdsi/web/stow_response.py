@@ -1,15 +1,17 @@
 """The Store Instances Response Module (PS3.18 Annex I) and the HTTP status of a store.
 
-The response is built as a DICOM JSON object; the XML form is derived from it. Choices where
-PS3.18 10.5.3 leaves room: 200 when every instance is stored without a Warning Reason; 202 when
-some failed or carry one; 409 when none was stored. Retrieve URL (0008,1190) names the study
-when all stored instances belong to one study, and is empty otherwise.
+The store service says what became of each instance (``Outcome``); this module speaks it on
+the wire. The response is built as a data set and written by ``encoding``, as JSON or XML.
+Choices where PS3.18 10.5.3 leaves room: 200 when every instance is stored without a Warning
+Reason; 202 when some failed or carry one; 409 when none was stored. Retrieve URL (0008,1190)
+names the study when all stored instances belong to one study, and is empty otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from pydicom.dataset import Dataset
 
 from xdsi import errormap
 from xdsi.dicom.uids import is_valid_uid
@@ -35,44 +37,45 @@ def http_status(outcomes: Sequence[Outcome]) -> int:
     return 200
 
 
-def response_object(outcomes: Sequence[Outcome], root: str) -> dict[str, Any]:
-    """The Store Instances Response as DICOM JSON; ``root`` is the public DICOMweb URL."""
+def response_dataset(outcomes: Sequence[Outcome], root: str) -> Dataset:
+    """The Store Instances Response; ``root`` is the public DICOMweb URL."""
     referenced, failed, other = [], [], []
     for outcome in outcomes:
         if outcome.status.succeeded:
             item = _sop(outcome)
-            item["00081190"] = _value("UR", _instance_url(root, outcome))
-            reason = _warning_reason(outcome)
-            if reason:
-                item["00081196"] = _value("US", reason)
-            referenced.append(dict(sorted(item.items())))
+            item.RetrieveURL = _instance_url(root, outcome)
+            item.WarningReason = _warning_reason(outcome)
+            if item.WarningReason is None:
+                del item.WarningReason
+            referenced.append(item)
         elif is_valid_uid(outcome.sop_class_uid) and is_valid_uid(outcome.sop_instance_uid):
             # PS3.18 Table I.1-1: the item references the SOP Instance (both UIDs are Type 1).
             item = _sop(outcome)
-            item["00081197"] = _value("US", _failure_reason(outcome))
-            failed.append(dict(sorted(item.items())))
+            item.FailureReason = _failure_reason(outcome)
+            failed.append(item)
         else:
             # PS3.18 Table I.1-1: a failure that names no SOP Instance; no UID is made up.
-            other.append({"00081197": _value("US", _failure_reason(outcome))})
+            item = Dataset()
+            item.FailureReason = _failure_reason(outcome)
+            other.append(item)
     studies = {o.study_uid for o in outcomes if o.status.succeeded}
-    result: dict[str, Any] = {
-        "00081190": _value("UR", f"{root}/studies/{studies.pop()}") if len(studies) == 1 else {"vr": "UR"}
-    }
+    result = Dataset()
+    result.RetrieveURL = f"{root}/studies/{studies.pop()}" if len(studies) == 1 else None
     if failed:
-        result["00081198"] = {"vr": "SQ", "Value": failed}
+        result.FailedSOPSequence = failed
     if referenced:
-        result["00081199"] = {"vr": "SQ", "Value": referenced}
+        result.ReferencedSOPSequence = referenced
     if other:
-        result["0008119A"] = {"vr": "SQ", "Value": other}
+        result.OtherFailuresSequence = other
     return result
 
 
-def to_json(obj: dict[str, Any]) -> bytes:
-    return dicom_json.dumps(obj)
+def to_json(response: Dataset) -> bytes:
+    return dicom_json.dumps_dataset(response)
 
 
-def to_xml(obj: dict[str, Any]) -> bytes:
-    return native_xml.dumps_encoded(dicom_json.encoded_from_json(obj))
+def to_xml(response: Dataset) -> bytes:
+    return native_xml.dumps_dataset(response)
 
 
 def warning_texts(outcomes: Sequence[Outcome]) -> list[str]:
@@ -95,11 +98,11 @@ def warning_texts(outcomes: Sequence[Outcome]) -> list[str]:
     return failures + warnings
 
 
-def _sop(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "00081150": _value("UI", outcome.sop_class_uid),
-        "00081155": _value("UI", outcome.sop_instance_uid),
-    }
+def _sop(outcome: Outcome) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = outcome.sop_class_uid
+    item.ReferencedSOPInstanceUID = outcome.sop_instance_uid
+    return item
 
 
 def _instance_url(root: str, outcome: Outcome) -> str:
@@ -117,7 +120,3 @@ def _warning_reason(outcome: Outcome) -> int | None:
 def _failure_reason(outcome: Outcome) -> int:
     assert outcome.error is not None
     return errormap.lookup(outcome.error).failure_reason
-
-
-def _value(vr: str, value: Any) -> dict[str, Any]:
-    return {"vr": vr, "Value": [value]}
