@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 serve: $(STAMP)
 	$(BIN)/xdsi serve
 
-# The layer rule of the package (pyproject.toml, [tool.importlinter]).
+# The layer rule of the package (pyproject.toml, [tool.importlinter]), ruff's rules and mypy's types.
 lint: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check xdsi bench tests
+	$(BIN)/mypy
 
 # Two workers by default (tests/conftest.py keeps each module on one worker); TEST_WORKERS=0 runs
 # in one process.

@@ -178,7 +178,7 @@ def _kind_by_pydicom(path: Path) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever pydicom cannot read is not DICOM to this check
         return "not DICOM"
     if ds.preamble is not None:  # 'DICM' found after it
         return "DICOMDIR" if ds.file_meta.get("MediaStorageSOPClassUID") == "1.2.840.10008.1.3.10" else "file"
@@ -310,9 +310,9 @@ def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
             try:
                 urllib.request.urlopen(base + "/healthz", timeout=2).close()
                 break
-            except OSError:
+            except OSError as exc:
                 if process.poll() is not None:
-                    raise AssertionError("server exited: " + (process.stdout.read() if process.stdout else ""))
+                    raise AssertionError("server exited: " + (process.stdout.read() if process.stdout else "")) from exc
                 time.sleep(0.2)
         else:
             raise AssertionError("server did not answer within 60 s")

@@ -8,7 +8,7 @@ import random
 import signal
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -67,7 +67,7 @@ if "postgresql" in DATABASES:
         sweeper = threading.Thread(target=archive.store.sweep)
         # The dead writer's server-side transaction, still running: its COMMIT has not landed yet.
         with db.writing(archive.sessions) as session:
-            ingest.add_instances(session, [entry], datetime.now(timezone.utc))
+            ingest.add_instances(session, [entry], datetime.now(UTC))
             session.flush()
             sweeper.start()
             sweeper.join(timeout=1.0)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -156,7 +156,7 @@ def test_metadata_validators_change_after_a_partial_delete(server: LiveServer) -
     first_answer = server.request("GET", f"{study.path}/metadata", headers={"Accept": JSON})
     etag, modified = first_answer.header("ETag"), first_answer.header("Last-Modified")
     # The delete's timestamp must fall in a later second than the cached copy's Last-Modified.
-    time.sleep(1.05 - datetime.now(timezone.utc).microsecond / 1e6)
+    time.sleep(1.05 - datetime.now(UTC).microsecond / 1e6)
     assert server.request("DELETE", f"{study.path}/series/{study.mr}").status == 204
     for validator in ({"If-None-Match": etag}, {"If-Modified-Since": modified}):
         again = server.request("GET", f"{study.path}/metadata", headers={"Accept": JSON, **validator})
@@ -369,7 +369,7 @@ def test_deletes_killed_at_random_moments_leave_a_consistent_archive(database_ur
                     while True:
                         study, series = generate_uid(), [generate_uid(), generate_uid()]
                         datasets = [make_dataset(study_uid=study, series_uid=uid, modality=modality)
-                                    for uid, modality in zip(series, ("CT", "MR")) for _ in range(3)]
+                                    for uid, modality in zip(series, ("CT", "MR"), strict=True) for _ in range(3)]
                         own.store.store(io.BytesIO(to_bytes(ds)) for ds in datasets)
                         for target in (Target(study, series[0], datasets[0].SOPInstanceUID),
                                        Target(study, series[1]), Target(study)):
@@ -434,7 +434,7 @@ if "postgresql" in DATABASES:
         with db.writing(archive.sessions) as session:
             found = removal.select_removal(session, study)
             assert found is not None and sorted(found.blob_keys) == sorted(keys)
-            removal.remove(session, found, datetime.now(timezone.utc))
+            removal.remove(session, found, datetime.now(UTC))
             session.flush()
             sweeper.start()
             sweeper.join(timeout=1.0)

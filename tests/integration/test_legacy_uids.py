@@ -18,8 +18,8 @@ import pydicom
 import pytest
 from pydicom import config
 from pydicom.data import get_testdata_file
-from pydicom.dataelem import DataElement
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.encaps import generate_frames
 from pydicom.filewriter import dcmwrite
 

@@ -55,7 +55,7 @@ def bare_files() -> tuple[Path, ...]:
                 continue
         try:
             ds = read_forced(path)
-        except Exception:  # not a data set at all (text, JSON, ICC profile, ...)
+        except Exception:  # noqa: BLE001 - not a data set at all (text, JSON, ICC profile, ...)
             continue
         if "SOPClassUID" in ds and "SOPInstanceUID" in ds and "FileMetaInformationGroupLength" not in ds:
             found.append(path)

@@ -7,7 +7,6 @@ import uuid
 from urllib.parse import quote, urlencode
 
 import pytest
-from pydicom.uid import generate_uid
 
 from tests.dicomfiles import make_dataset, to_bytes
 from tests.integration.test_stow_rs import dicom_parts, post

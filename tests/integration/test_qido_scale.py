@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import insert
@@ -17,7 +17,7 @@ from xdsi.repository.models import Instance, InstanceMetadata, Patient, Series, 
 from xdsi.services.search import SearchLimits, search
 
 STUDIES, SERIES, INSTANCES = 500, 2, 10
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _fill(database_url: str) -> None:
@@ -106,7 +106,7 @@ def test_qido_over_ten_thousand_instances_touches_only_the_index(database_url: s
     archive.close()
     assert recorded == [], f"files opened while searching: {recorded[:5]}"
     assert not storage.exists()
-    for (_level, params, expected), answer in zip(queries, answers):
+    for (_level, params, expected), answer in zip(queries, answers, strict=True):
         if expected is not None:
             assert len(answer.results) == expected, params
     assert answers[3].results and all("20120101" <= r["00080020"]["Value"][0] <= "20141231" for r in answers[3].results)

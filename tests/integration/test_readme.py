@@ -55,9 +55,9 @@ def served_by_make(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
             try:
                 urllib.request.urlopen(f"http://{address}/healthz", timeout=2).close()
                 break
-            except OSError:
+            except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("make serve did not answer: " + (tmp_path / "serve.log").read_text())
+                    raise AssertionError("make serve did not answer: " + (tmp_path / "serve.log").read_text()) from exc
                 time.sleep(0.2)
         yield address, env
     finally:

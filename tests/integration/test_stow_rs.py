@@ -216,8 +216,8 @@ def test_an_instance_that_would_move_its_study_to_another_patient_fails_with_011
 
 
 def test_metadata_json_with_native_and_compressed_bulk_data(live: LiveServer) -> None:
-    from pydicom.data import get_testdata_file
     import pydicom
+    from pydicom.data import get_testdata_file
 
     study = generate_uid()
     native = make_dataset(study_uid=study, rows=8, columns=8)
@@ -426,8 +426,8 @@ def _jpeg_metadata() -> dict:
 
 
 def _lossless_frame() -> bytes:
-    from pydicom.data import get_testdata_file
     import pydicom
+    from pydicom.data import get_testdata_file
 
     ds = pydicom.dcmread(get_testdata_file("JPEG-LL.dcm"))
     return next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))

@@ -6,7 +6,6 @@ import io
 from collections.abc import Iterator
 
 import pydicom
-
 import pytest
 from dicomweb_client.api import DICOMwebClient
 

@@ -14,7 +14,6 @@ from pydicom.dataset import Dataset
 
 from tests.dicomfiles import pydicom_files
 
-
 UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*", re.ASCII)
 KNOWN_SYNTAXES = {str(u) for u in pydicom.uid.AllTransferSyntaxes}
 
@@ -44,7 +43,7 @@ def _storable(path: Path) -> tuple[Dataset | None, str]:
         try:
             ds = pydicom.dcmread(path)
             ds.PixelData if "PixelData" in ds else None  # noqa: B018 - reading it proves the file is whole
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of pydicom marks the file unusable here
             return None, f"pydicom: {exc}"
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
         value = str(ds.get(keyword, ""))

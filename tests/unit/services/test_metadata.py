@@ -49,10 +49,9 @@ def _keys_or_error(source: object) -> object:
 @pytest.mark.parametrize("path", pydicom_files(), ids=[p.name for p in pydicom_files()])
 def test_index_keys_from_the_encoded_walk_equal_those_from_pydicom(path: Path) -> None:
     try:
-        with open_instance(path, LIMITS) as parsed:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                encoded = _keys_or_error(EncodedAttributes(encode_parsed(parsed, 1024)))
+        with open_instance(path, LIMITS) as parsed, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            encoded = _keys_or_error(EncodedAttributes(encode_parsed(parsed, 1024)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reference = _keys_or_error(pydicom.dcmread(path))
@@ -138,7 +137,7 @@ def _decimal_values(obj: dict[str, Any], ds: pydicom.Dataset, where: str = "") -
             value = ds[int(key, 16)].value
             texts = [str(v) for v in (value if isinstance(value, pydicom.multival.MultiValue) else [value])]
             assert len(texts) == len(attribute["Value"]), here
-            for n, (read, text) in enumerate(zip(attribute["Value"], texts)):
+            for n, (read, text) in enumerate(zip(attribute["Value"], texts, strict=True)):
                 yield f"{here}[{n}]", attribute["vr"], read, text.strip(" ")
 
 

@@ -47,7 +47,7 @@ def within(seconds: float, action) -> None:  # type: ignore[no-untyped-def]
     def run() -> None:
         try:
             action()
-        except BaseException as exc:  # handed to the test thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             errors.append(exc)
         finally:
             done.set()
