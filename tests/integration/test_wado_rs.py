@@ -327,3 +327,30 @@ def test_an_extended_offset_table_pointing_past_the_fragments_leaves_the_frames_
     got = parts(get(live, f"{url}/frames/2,10", OCTETS + "; transfer-syntax=*"))
     # One frame per item, as without the table: a codestream with its padding byte, if it has one.
     assert [body for _h, body in got] == [c + b"\0" * (len(c) % 2) for c in (codestreams[1], codestreams[9])]
+
+
+def test_frames_of_an_instance_indexed_without_a_frame_table_keep_their_own_sizes(live: LiveServer) -> None:
+    """An instance whose row has no frame table (indexed by a version that kept none) has its
+    frames found in the file on request; compressed frames differ in size, and each must come
+    back whole."""
+    from sqlalchemy import update
+
+    from xdsi.repository.models import Instance
+    from xdsi.services.archive import Archive
+
+    path = Path(get_testdata_file("color3d_jpeg_baseline.dcm"))
+    ds = pydicom.dcmread(path)
+    expected = list(generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
+    assert len({len(frame) for frame in expected[:5]}) > 1, "the frames must differ in size"
+    assert post(live, dicom_parts(path.read_bytes())).status in (200, 202)
+    archive = Archive.open(live.settings)
+    try:
+        with archive.sessions() as session, session.begin():
+            session.execute(update(Instance).where(Instance.sop_instance_uid == ds.SOPInstanceUID)
+                            .values(frame_table=None))
+    finally:
+        archive.close()
+    url = f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    order = [4, 1, 3]
+    got = parts(get(live, f"{url}/frames/{','.join(map(str, order))}", OCTETS + "; transfer-syntax=*"))
+    assert [body.rstrip(b"\0") for _h, body in got] == [expected[n - 1].rstrip(b"\0") for n in order]

@@ -385,12 +385,17 @@ def _frame_source(
         )
         # A Deflated file's frames lie in its inflated copy: read those asked for while it exists.
         wanted = sorted({n for n in numbers if 1 <= n <= table.number_of_frames})
-        data = b"".join(read_frame(parsed.stream, table, n) for n in wanted)
-    size = len(data) // len(wanted) if wanted else 0
-    at = {n: index * size for index, n in enumerate(wanted)}
-    # Native frames are all one size; a frame not asked for keeps an empty range.
-    ranges = tuple(((at.get(n, 0), size if n in at else 0),) for n in range(1, table.number_of_frames + 1))
-    return FrameTable(False, table.number_of_frames, ranges, size * 8), description, io.BytesIO(data)
+        frames = [read_frame(parsed.stream, table, n) for n in wanted]
+    # Each frame kept where it lies in the joined bytes: compressed frames differ in size.
+    # A frame not asked for keeps an empty range.
+    at, offset = {}, 0
+    for n, frame in zip(wanted, frames, strict=True):
+        at[n] = (offset, len(frame))
+        offset += len(frame)
+    ranges = tuple((at.get(n, (0, 0)),) for n in range(1, table.number_of_frames + 1))
+    frame_bits = 0 if table.encapsulated or not frames else len(frames[0]) * 8
+    found = FrameTable(table.encapsulated, table.number_of_frames, ranges, frame_bits)
+    return found, description, io.BytesIO(b"".join(frames))
 
 
 def _describe(blobs: BlobStore, instance: StoredInstance, limits: Limits) -> PixelDescription:
