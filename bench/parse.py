@@ -1,6 +1,6 @@
 """Parse cost per instance: what ingest spends in Python before any I/O or SQL.
 
-Times, over the first N files of a corpus, the steps ``services.store.read_instance`` runs
+Times, over the first N files of a corpus, the steps ``services.reading.read_instance`` runs
 (bounded header read, metadata walk, index keys, DICOM JSON, frame table) and, separately,
 rendering PS3.19 XML from the cached JSON as a WADO-RS XML metadata answer does. Each file is
 read once before timing, so the figures exclude disk reads.
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import corpus
 from xdsi.dicom.attributes import index_keys
 from xdsi.dicom.parsing import Limits, open_instance
-from xdsi.services import store
+from xdsi.services import reading
 from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragment, xml_of
 
 LIMITS = Limits(max_bytes=1 << 31, max_inflated_bytes=1 << 29, max_deflate_ratio=200, defer_size=1024)
@@ -40,7 +40,7 @@ def main() -> None:
     files = sorted(str(p) for p in args.corpus.rglob("*.dcm"))[: args.files]
     if not files:
         sys.exit(f"no .dcm files under {args.corpus}")
-    fragments = [store.read_instance(f, LIMITS, THRESHOLD, None).metadata_json for f in files]  # warm-up
+    fragments = [reading.read_instance(f, LIMITS, THRESHOLD, None).metadata_json for f in files]  # warm-up
     steps = dict.fromkeys(("header", "walk", "keys", "json", "frames"), 0.0)
     quick = 0
     for path in files:
@@ -53,14 +53,14 @@ def main() -> None:
             t3 = time.perf_counter()
             fragment(elements)
             t4 = time.perf_counter()
-            store._frame_table(parsed, keys)
+            reading.frame_table_of(parsed, keys)
             t5 = time.perf_counter()
             quick += "dataset" not in parsed.__dict__
         for name, spent in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
             steps[name] += spent
     started = time.perf_counter()
     for path in files:
-        store.read_instance(path, LIMITS, THRESHOLD, None)
+        reading.read_instance(path, LIMITS, THRESHOLD, None)
     whole = time.perf_counter() - started
     started = time.perf_counter()
     for cached in fragments:

@@ -23,7 +23,7 @@ from xdsi.dicom.attributes import index_keys
 from xdsi.repository import db, index, ingest
 from xdsi.services import process_pool
 from xdsi.services.archive import Archive
-from xdsi.services.store import read_instance
+from xdsi.services.reading import read_instance
 
 KILLS = 60
 

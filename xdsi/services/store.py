@@ -6,7 +6,7 @@ One call stores a batch (a STOW request, or a slice of an import) in three steps
    temporary area, parse the header within limits, check UIDs, SOP class and transfer syntax,
    serialize the metadata fragments, and place the file under its final name (fsynced). When a
    batch holds several instances, worker processes parse the spooled ones while this thread
-   spools the next (``read_instance`` is the part they run);
+   spools the next (``reading.read_instance`` is the part they run);
 2. *index*, in one write transaction for the whole batch: each instance in its own savepoint,
    so a duplicate or a hierarchy conflict fails that instance alone; directories are fsynced
    once before the commit (group commit);
@@ -24,7 +24,7 @@ import enum
 import io
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,24 +36,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from xdsi.config import Settings
-from xdsi.dicom import uids
-from xdsi.dicom.attributes import IndexKeys, index_keys
+from xdsi.dicom.attributes import IndexKeys
 from xdsi.dicom.coercion import fill_issuer_of_patient_id
-from xdsi.dicom.frames import FrameTable, extended_offsets, frame_table
-from xdsi.dicom.parsing import Limits, ParsedInstance, file_meta_header, open_instance, read_bare_dataset
+from xdsi.dicom.parsing import Limits, file_meta_header, open_instance, read_bare_dataset
 from xdsi.errors import (
     DuplicateConflict,
     InstanceRejected,
-    MalformedDicom,
-    StudyMismatch,
-    UnsupportedSOPClass,
     XdsiError,
 )
 from xdsi.repository import db, index, ingest
 from xdsi.repository.store import BlobStore, TempBlob
 from xdsi.services import process_pool
-from xdsi.services.metadata import EncodedAttributes, encode_parsed, fragment
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
+from xdsi.services.reading import ReadInstance, malformed_on_error, read_instance
 from xdsi.services.stow_assembly import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 if TYPE_CHECKING:
@@ -91,18 +86,6 @@ class Outcome:
     @property
     def reason(self) -> str:
         return str(self.error) if self.error else ""
-
-
-@dataclass(frozen=True)
-class ReadInstance:
-    """What parsing a spooled file yields: all that indexing needs, small enough to pass between processes."""
-
-    keys: IndexKeys
-    transfer_syntax: str
-    pixel_offset: int | None
-    pixel_length: int | None
-    frame_table: bytes | None
-    metadata_json: bytes
 
 
 @dataclass
@@ -285,11 +268,11 @@ class InstanceStore:
         issuer = self.settings.coerce_issuer_of_patient_id
         if not issuer:
             return False
-        with open_instance(blob.path, self.limits) as parsed, _malformed_on_error():
+        with open_instance(blob.path, self.limits) as parsed, malformed_on_error():
             header = parsed.dataset
             if not header.get("PatientID") or header.get("IssuerOfPatientID"):
                 return False
-        with _malformed_on_error(), tempfile.TemporaryFile(dir=self.blobs.tmp) as rewritten:
+        with malformed_on_error(), tempfile.TemporaryFile(dir=self.blobs.tmp) as rewritten:
             ds = dcmread(blob.path, defer_size=self.limits.defer_size)
             fill_issuer_of_patient_id(ds, issuer, datetime.now(UTC), IMPLEMENTATION_NAME)
             dcmwrite(rewritten, ds, enforce_file_format=True)
@@ -448,77 +431,6 @@ def _parsers(size: int) -> ProcessPool | None:
         return None
 
 
-def read_instance(path: str, limits: Limits, bulk_data_threshold: int, study_uid: str | None) -> ReadInstance:
-    """Parse a spooled file within ``limits``: its index keys, frames and metadata, or why it is refused.
-
-    Module-level and free of archive state so that worker processes can run it.
-    """
-    with open_instance(Path(path), limits) as parsed, _malformed_on_error():
-        if parsed.meta.get("MediaStorageSOPClassUID") == uids.MEDIA_STORAGE_DIRECTORY:
-            # Named plainly: "StudyInstanceUID is missing" would send the user hunting.
-            raise UnsupportedSOPClass(
-                "a DICOMDIR (Media Storage Directory) lists files, it is not an instance to store",
-                sop_class_uid=uids.MEDIA_STORAGE_DIRECTORY,
-            )
-        elements = encode_parsed(parsed, bulk_data_threshold)
-        keys = index_keys(EncodedAttributes(elements))
-        instance = keys.instance
-        if not uids.is_storage_sop_class(instance.sop_class_uid):
-            raise UnsupportedSOPClass(
-                f"SOP Class {instance.sop_class_uid} is not a storage SOP class this archive accepts",
-                sop_class_uid=instance.sop_class_uid,
-                sop_instance_uid=instance.sop_instance_uid,
-            )
-        if study_uid is not None and keys.study.study_uid != study_uid:
-            raise StudyMismatch(
-                f"Study Instance UID {keys.study.study_uid} differs from the study {study_uid} of the request",
-                sop_class_uid=instance.sop_class_uid,
-                sop_instance_uid=instance.sop_instance_uid,
-            )
-        metadata_json = fragment(elements)
-        pixel = parsed.pixel_data
-        # Offsets into an inflated stream are not file offsets: frames there are found by inflating.
-        located = pixel is not None and not uids.is_deflated(parsed.transfer_syntax)
-        table = _frame_table(parsed, keys) if located else None
-    return ReadInstance(
-        keys=keys,
-        transfer_syntax=parsed.transfer_syntax,
-        pixel_offset=pixel.value_offset if located and pixel else None,
-        pixel_length=pixel.length if located and pixel else None,
-        frame_table=table.to_bytes() if table is not None else None,
-        metadata_json=metadata_json,
-    )
-
-
-def _frame_table(parsed: ParsedInstance, keys: IndexKeys) -> FrameTable | None:
-    """Frame byte ranges for images (None for other objects), found once at ingest.
-
-    Pixel data whose layout contradicts its own attributes is still stored as received; its
-    frames are then refused when asked for, with the reason. An Extended Offset Table that
-    contradicts the fragments is left out: the items still locate the frames, as they did before.
-    """
-    instance = keys.instance
-    if parsed.pixel_data is None or not (instance.rows and instance.columns and instance.bits_allocated):
-        return None
-    for extended in dict.fromkeys((extended_offsets(parsed), None)):
-        try:
-            return frame_table(
-                parsed.stream,
-                parsed.pixel_data,
-                rows=instance.rows,
-                columns=instance.columns,
-                samples_per_pixel=instance.samples_per_pixel or 1,
-                bits_allocated=instance.bits_allocated,
-                number_of_frames=instance.number_of_frames or 1,
-                transfer_syntax=parsed.transfer_syntax,
-                photometric_interpretation=instance.photometric_interpretation,
-                extended_offsets=extended,
-            )
-        except MalformedDicom as exc:
-            how = "through its Extended Offset Table" if extended else "indexed"
-            log.info("instance %s: frames not %s: %s", instance.sop_instance_uid, how, exc)
-    return None
-
 
 def _add_differences(item: _Prepared, differences: list[str]) -> None:
     item.outcome.warnings.extend(differences)
@@ -542,14 +454,3 @@ def _race(item: _Prepared, exc: IntegrityError) -> InstanceRejected:
         sop_class_uid=item.keys.instance.sop_class_uid,
         sop_instance_uid=item.keys.instance.sop_instance_uid,
     )
-
-
-@contextlib.contextmanager
-def _malformed_on_error() -> Iterator[None]:
-    """pydicom raises many exception types while converting odd values; name them all malformed."""
-    try:
-        yield
-    except InstanceRejected:
-        raise
-    except Exception as exc:
-        raise MalformedDicom(f"dataset cannot be read: {type(exc).__name__}: {exc}") from exc

@@ -22,7 +22,8 @@ from xdsi.repository import db
 from xdsi.repository.models import Instance
 from xdsi.services import process_pool
 from xdsi.services.archive import Archive
-from xdsi.services.store import Status, read_instance
+from xdsi.services.reading import read_instance
+from xdsi.services.store import Status
 
 COLUMNS = ("sop_class_uid", "instance_number", "rows", "columns", "bits_allocated", "number_of_frames",
            "specific_character_set", "transfer_syntax_uid", "size", "sha256", "pixel_data_offset",

@@ -15,7 +15,7 @@ from pydicom.data import get_testdata_file
 
 from xdsi.dicom.parsing import Limits
 from xdsi.errors import InstanceRejected
-from xdsi.services.store import read_instance
+from xdsi.services.reading import read_instance
 
 LIMITS = Limits(max_bytes=1 << 31, max_inflated_bytes=1 << 29, max_deflate_ratio=200, defer_size=1024)
 SOURCES = ["CT_small.dcm", "MR_small.dcm", "examples_ybr_color.dcm", "JPEG2000.dcm", "waveform_ecg.dcm",
