@@ -29,11 +29,11 @@ from tests.integration.test_stow_rs import dicom_parts, post
 from tests.integration.test_wado_rs import AS_STORED, parts
 from tests.live import LiveServer, clean_env
 from xdsi.repository import db, index, removal
+from xdsi.repository.blobs import BlobStore
 from xdsi.repository.models import Instance as InstanceRow
 from xdsi.repository.models import Patient
 from xdsi.repository.models import Series as SeriesRow
 from xdsi.repository.models import Study as StudyRow
-from xdsi.repository.store import BlobStore
 from xdsi.services.archive import Archive
 from xdsi.services.delete import InstanceDeleter
 from xdsi.services.retrieve import Target

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from xdsi.config import Settings
 from xdsi.dicom.parsing import Limits
 from xdsi.repository import db
-from xdsi.repository.store import BlobStore
+from xdsi.repository.blobs import BlobStore
 from xdsi.services.delete import InstanceDeleter
 from xdsi.services.store import InstanceStore
 from xdsi.services.stow_assembly import StowAssembler

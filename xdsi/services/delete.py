@@ -1,6 +1,6 @@
 """Delete studies, series and instances: the index commits first, the files go after.
 
-The order is the store's (``repository.store``) in reverse: before the commit, a ``.gc`` marker
+The order is the store's (``repository.blobs``) in reverse: before the commit, a ``.gc`` marker
 names each file the commit stops referencing; after it, each file and then its marker is
 removed. A crash before the commit leaves markers of referenced files (the start-up sweep drops
 them and keeps the files); a crash after it leaves markers of unreferenced files (the sweep
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from xdsi.errors import NotFound
 from xdsi.repository import db, removal
+from xdsi.repository.blobs import BlobStore
 from xdsi.repository.removal import Removed
-from xdsi.repository.store import BlobStore
 from xdsi.services.retrieve import Target
 
 log = logging.getLogger(__name__)

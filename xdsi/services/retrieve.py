@@ -33,8 +33,8 @@ from xdsi.dicom.transcode import PixelDescription
 from xdsi.dicom.uids import validate_uid
 from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcceptable, NotFound
 from xdsi.repository import index
+from xdsi.repository.blobs import BlobReader, BlobStore, OpenedBlobs
 from xdsi.repository.index import StoredInstance
-from xdsi.repository.store import BlobReader, BlobStore, OpenedBlobs
 from xdsi.services.metadata import absolute_json, absolute_xml, xml_of
 
 CHUNK = 4 << 20  # large writes keep loopback retrieval near the socket's own speed

@@ -14,7 +14,7 @@ One call stores a batch (a STOW request, or a slice of an import) in three steps
    instances that failed, delete files that an overwrite superseded.
 
 A crash in any step leaves the instance wholly indexed or not indexed at all (see
-``repository.store`` for why the blob store never leaves a row without its file).
+``repository.blobs`` for why the blob store never leaves a row without its file).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from xdsi.errors import (
     XdsiError,
 )
 from xdsi.repository import db, index, ingest
-from xdsi.repository.store import BlobStore, TempBlob
+from xdsi.repository.blobs import BlobStore, TempBlob
 from xdsi.services import process_pool
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
 from xdsi.services.reading import ReadInstance, malformed_on_error, read_instance

@@ -26,7 +26,7 @@ from xdsi.config import Settings
 from xdsi.dicom import jpeg, uids
 from xdsi.encoding import dicom_json, native_xml
 from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, MissingAttribute, RequestTooLarge
-from xdsi.repository.store import BlobStore
+from xdsi.repository.blobs import BlobStore
 
 if TYPE_CHECKING:  # services.store imports this module's Implementation Class UID
     from xdsi.services.store import InstanceStore, Outcome

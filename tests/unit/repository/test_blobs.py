@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from xdsi.repository import store as store_module
-from xdsi.repository.store import BlobStore
+from xdsi.repository import blobs as blobs_module
+from xdsi.repository.blobs import BlobStore
 
 
 @pytest.fixture
 def synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Paths fsynced, in any order; the real fsyncs still run."""
     seen: list[str] = []
-    real_file, real_dir = store_module._fsync_file, store_module._fsync_dir
+    real_file, real_dir = blobs_module._fsync_file, blobs_module._fsync_dir
 
     def file(path: Path) -> None:
         seen.append(str(path))
@@ -26,12 +26,12 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(str(path))
         real_dir(path)
 
-    monkeypatch.setattr(store_module, "_fsync_file", file)
-    monkeypatch.setattr(store_module, "_fsync_dir", folder)
+    monkeypatch.setattr(blobs_module, "_fsync_file", file)
+    monkeypatch.setattr(blobs_module, "_fsync_dir", folder)
     return seen
 
 
-def _placed(blobs: BlobStore, data: bytes) -> store_module.TempBlob:
+def _placed(blobs: BlobStore, data: bytes) -> blobs_module.TempBlob:
     blob = blobs.spool(io.BytesIO(data), 1 << 20)
     blobs.place(blob, ["1.2.3", "1.2.3.4", "1.2.3.4.5"])  # the same UIDs: the same fan-out folders
     return blob
