@@ -7,9 +7,12 @@ the instances before the break are stored, the break is reported as a failure.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,9 @@ def _exchange(live: LiveServer, content_type: str, framing: str, body: bytes) ->
             f"Accept: {JSON}\r\n{framing}\r\n\r\n")
     with socket.create_connection(("127.0.0.1", live.port), timeout=60) as sock:
         sock.sendall(head.encode() + body)
-        sock.shutdown(socket.SHUT_WR)
+        # A body that breaks early may be answered, and the connection closed, before all of it is sent.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
         response = http.client.HTTPResponse(sock)
         response.begin()
         return Reply(response.status, response.headers, response.read())
@@ -51,13 +56,15 @@ CASES = [
 ]
 
 
-def _send_broken(live: LiveServer, frame) -> tuple[Reply, str]:  # type: ignore[no-untyped-def]
+def _send_broken(live: LiveServer, frame: Callable[[bytes], bytes]) -> tuple[Reply, str]:
     ds = make_dataset()
     return _exchange(live, INSTANCE, "Transfer-Encoding: chunked", frame(to_bytes(ds))), ds.SOPInstanceUID
 
 
 @pytest.mark.parametrize(("frame", "reason"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_a_broken_chunked_body_answers_400_and_the_server_serves_on(live: LiveServer, frame, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_chunked_body_answers_400_and_the_server_serves_on(
+    live: LiveServer, frame: Callable[[bytes], bytes], reason: str
+) -> None:
     reply, uid = _send_broken(live, frame)
     assert reply.status == 400, reply.body
     text = reply.body.decode()
@@ -97,12 +104,15 @@ def _cut_inside_part_4(live: LiveServer, chunked: bool) -> tuple[Reply, list[str
 
 
 def _shape(reply: Reply, uids: list[str]) -> tuple[int, list[int], list[int], list[int], str]:
-    """What the answer says, with this upload's UIDs replaced by their part numbers."""
+    """What the answer says, with this upload's UIDs replaced by their part numbers.
+
+    The instances' UIDs differ in length between uploads, so the byte count of the break does too.
+    """
     answer = json.loads(reply.body)
     stored = [uids.index(values(item, "00081155")[0]) + 1 for item in values(answer, "00081199")]
     failed = [uids.index(values(item, "00081155")[0]) + 1 for item in values(answer, "00081198")]
     other = [values(item, "00081197")[0] for item in values(answer, "0008119A")]
-    return reply.status, stored, failed, other, reply.header("Warning")
+    return reply.status, stored, failed, other, re.sub(r"after \d+ bytes", "after N bytes", reply.header("Warning"))
 
 
 def test_a_body_cut_inside_part_4_keeps_parts_1_to_3_whatever_its_framing(live: LiveServer) -> None:
