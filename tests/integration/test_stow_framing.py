@@ -85,7 +85,7 @@ def test_each_broken_body_is_one_log_line_and_no_traceback(tmp_path: Path) -> No
         log = server.stop()
     assert statuses == [400] * len(CASES)
     assert "Traceback" not in log
-    lines = [line for line in log.splitlines() if "request body from 127.0.0.1 breaks off" in line]
+    lines = [line for line in log.splitlines() if "request body from 127.0.0.1 breaks off: " in line]
     assert len(lines) == len(CASES), log
     assert all(" WARNING xdsi.web.stow_rs: " in line for line in lines)
 

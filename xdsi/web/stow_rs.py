@@ -196,8 +196,7 @@ class _Bounded:
     def _break(self, fault: str) -> None:
         self.fault = fault
         # The client's fault, told in the answer; the log keeps one line of it, not a traceback.
-        log.warning("STOW-RS request body from %s breaks off after %d bytes: %s",
-                    request.remote_addr, self.seen, fault)
+        log.warning("STOW-RS request body from %s breaks off: %s", request.remote_addr, fault)
 
 
 _CLOSED = "the connection closed before the end of the body"
