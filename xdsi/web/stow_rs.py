@@ -7,10 +7,19 @@ fails alone; the parts before it are stored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import BinaryIO, cast
 
 from flask import Blueprint, Flask, Response, request
+from gunicorn.http.errors import (
+    InvalidHeader,
+    InvalidHeaderName,
+    LimitRequestHeaders,
+    NoMoreData,
+    ObsoleteFolding,
+    ParseException,
+)
 
 from xdsi.dicom.uids import validate_uid
 from xdsi.errors import InvalidRequest, MalformedDicom, RequestTooLarge, UnsupportedMediaType
@@ -22,6 +31,8 @@ from xdsi.web.context import announce, archive
 from xdsi.web.errors import warning
 from xdsi.web.negotiation import DICOM, DICOM_JSON, DICOM_XML
 from xdsi.web.urls import DICOMWEB, dicomweb_root
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint("stow_rs", __name__, url_prefix=DICOMWEB)
 
@@ -53,7 +64,7 @@ def _store(study_uid: str | None) -> Response:
     if not content_type:
         raise UnsupportedMediaType("the request has no Content-Type")
     media = negotiation.parse_media_type(content_type)
-    body = _Bounded(request.stream, limit)
+    body = _Bounded(request.stream, limit, request.content_length)
     if media.full == DICOM:
         outcomes = current.store.store([_as_file(body)], study_uid=study_uid)
     elif media.full == "multipart/related":
@@ -137,19 +148,68 @@ class _PartBody:
 
 
 class _Bounded:
-    """The request body, refused once it grows past the limit (chunked bodies have no length)."""
+    """The request body, refused once it grows past the limit (chunked bodies have no length).
 
-    def __init__(self, stream: Readable, limit: int) -> None:
+    It is also the one place a broken body becomes the client's error, whatever its framing.
+    gunicorn's chunked reader raises its own exceptions on a framing fault or a connection closed
+    mid-body (RFC 9112 7.1), and keeps what it received before; a body of known length just ends
+    early. Either way the bytes received are passed on first and every read after them raises
+    one InvalidRequest, so a break costs only what follows it.
+    """
+
+    def __init__(self, stream: Readable, limit: int, length: int | None) -> None:
         self.stream = stream
         self.limit = limit
+        self.length = length
         self.seen = 0
+        self.fault: str | None = None
 
     def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
+        data = self._received(size)
+        if not data and size != 0:
+            if self.fault is None and self.length is not None and self.seen < self.length:
+                # RFC 9112 8: a body shorter than its Content-Length is an incomplete message.
+                self._break(_CLOSED)
+            if self.fault is not None:
+                raise InvalidRequest(f"the request body breaks off after {self.seen} bytes: {self.fault}")
         self.seen += len(data)
         if self.seen > self.limit:
             raise RequestTooLarge(f"the request body exceeds the limit of {self.limit} bytes")
         return data
+
+    def _received(self, size: int) -> bytes:
+        """The next bytes of the body; after a fault, what gunicorn had received before it, then b""."""
+        try:
+            return self.stream.read(size)
+        except NoMoreData:
+            fault = _CLOSED
+        except ParseException as exc:
+            fault = _framing_fault(exc)
+        if self.fault is not None:
+            return b""
+        self._break(fault)
+        try:
+            return self.stream.read(size)
+        except (NoMoreData, ParseException):
+            return b""
+
+    def _break(self, fault: str) -> None:
+        self.fault = fault
+        # The client's fault, told in the answer; the log keeps one line of it, not a traceback.
+        log.warning("STOW-RS request body from %s breaks off: %s", request.remote_addr, fault)
+
+
+_CLOSED = "the connection closed before the end of the body"
+# RFC 9112 7.1.2: the trailer section is a header block, refused past gunicorn's header limits.
+_TRAILER_FAULTS = (InvalidHeader, InvalidHeaderName, LimitRequestHeaders, ObsoleteFolding)
+
+
+def _framing_fault(exc: ParseException) -> str:
+    # gunicorn's messages name the fault; a malformed size line is echoed, so it is cut short.
+    detail = str(exc)[:200]
+    if isinstance(exc, _TRAILER_FAULTS):
+        return f"its trailer section is refused (RFC 9112 7.1.2): {detail}"
+    return f"its chunked framing is malformed (RFC 9112 7.1): {detail}"
 
 
 def init_app(app: Flask) -> None:
