@@ -14,7 +14,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from tests.dicomfiles import make_instance
-from tests.integration.test_stow_rs import JSON, dicom_parts, indexed, multipart, post, values
+from tests.integration.test_stow_rs import JSON, _jpeg_metadata, dicom_parts, indexed, multipart, post, values
 from tests.live import LiveServer
 
 PART_LIMIT = 3
@@ -64,19 +64,11 @@ def tiny_filesystem(folder: Path, size: str) -> Iterator[Path]:
 
 
 def _native_metadata(rows: int, columns: int) -> dict[str, dict[str, object]]:
-    return {"00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.7"]},
-            "00080018": {"vr": "UI", "Value": [generate_uid()]},
-            "0020000D": {"vr": "UI", "Value": [generate_uid()]},
-            "0020000E": {"vr": "UI", "Value": [generate_uid()]},
-            "00280002": {"vr": "US", "Value": [1]},
-            "00280004": {"vr": "CS", "Value": ["MONOCHROME2"]},
-            "00280010": {"vr": "US", "Value": [rows]},
-            "00280011": {"vr": "US", "Value": [columns]},
-            "00280100": {"vr": "US", "Value": [8]},
-            "00280101": {"vr": "US", "Value": [8]},
-            "00280102": {"vr": "US", "Value": [7]},
-            "00280103": {"vr": "US", "Value": [0]},
-            "7FE00010": {"vr": "OB", "BulkDataURI": "urn:test:pixels"}}
+    """8-bit monochrome pixels of ``rows`` x ``columns`` bytes, sent as the part urn:test:pixels."""
+    meta = _jpeg_metadata()
+    meta.update({"00280010": {"vr": "US", "Value": [rows]}, "00280011": {"vr": "US", "Value": [columns]},
+                 "7FE00010": {"vr": "OB", "BulkDataURI": "urn:test:pixels"}})
+    return meta
 
 
 # 600 KB: the bulk part fits the 1 MiB store, the instance built from it does not;
