@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 
 from xdsi.config import Settings
 
+# A traceback, a source file, or a folder the server runs from.
+_INTERNAL_MARKERS = ("Traceback", 'File "', ".py", "/tmp/", "/work/", "site-packages", str(Path(__file__).parent.parent))
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -80,9 +83,18 @@ class LiveServer:
         try:
             connection.request(method, target, body=body, headers=headers or {})
             response = connection.getresponse()
-            return Reply(response.status, response.headers, response.read())
+            reply = Reply(response.status, response.headers, response.read())
         finally:
             connection.close()
+        if reply.status >= 400:
+            self.assert_nothing_internal(reply)
+        return reply
+
+    def assert_nothing_internal(self, reply: Reply) -> None:
+        """No error answer of any test carries a traceback or a path of this machine."""
+        text = str(reply.headers) + reply.body.decode("latin-1")
+        leaks = [marker for marker in (*_INTERNAL_MARKERS, str(self.env["XDSI_STORAGE"])) if marker in text]
+        assert not leaks, f"the {reply.status} answer shows {leaks}:\n{text[:2000]}"
 
     def stop(self) -> str:
         self.process.send_signal(signal.SIGTERM)

@@ -105,6 +105,9 @@ class Settings:
         default=4096 * MIB, metadata=_doc("largest STOW-RS request body, in bytes (413 beyond)")
     )
     max_request_parts: int = field(default=1000, metadata=_doc("most parts in one STOW-RS request"))
+    min_free_bytes: int = field(
+        default=1024 * MIB, metadata=_doc("free space in the store below which /healthz reports it degraded")
+    )
     max_metadata_bytes: int = field(
         default=64 * MIB, metadata=_doc("largest DICOM JSON/XML metadata part of a STOW-RS request")
     )
@@ -311,7 +314,8 @@ def _check_values(values: dict[str, Any]) -> list[str]:
                  "max_transcode_bytes"):
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
-    for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes"):
+    for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
+                 "min_free_bytes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
     base_url = values["base_url"]

@@ -36,7 +36,7 @@ from xdsi.errors import InstanceTooLarge, StorageFull
 _CHUNK = 1 << 20
 _KEY_RE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.[0-9a-f]{16}\.dcm", re.ASCII)
 _HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
-_SPACE_ERRORS = (errno.ENOSPC, errno.EDQUOT)
+SPACE_ERRORS = (errno.ENOSPC, errno.EDQUOT)
 FOREIGN_MARKER_GRACE_SECONDS = 3600
 _SYNC_THREADS = 8
 
@@ -334,5 +334,5 @@ class _space_errors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, OSError) and exc.errno in _SPACE_ERRORS:
+        if isinstance(exc, OSError) and exc.errno in SPACE_ERRORS:
             raise StorageFull(f"blob store is out of space: {exc.strerror}") from exc

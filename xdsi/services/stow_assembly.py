@@ -25,8 +25,15 @@ from xdsi import __version__
 from xdsi.config import Settings
 from xdsi.dicom import jpeg, uids
 from xdsi.encoding import dicom_json, native_xml
-from xdsi.errors import InstanceRejected, InvalidRequest, MalformedDicom, MissingAttribute, RequestTooLarge
-from xdsi.repository.blobs import BlobStore
+from xdsi.errors import (
+    InstanceRejected,
+    InvalidRequest,
+    MalformedDicom,
+    MissingAttribute,
+    RequestTooLarge,
+    StorageFull,
+)
+from xdsi.repository.blobs import SPACE_ERRORS, BlobStore
 
 if TYPE_CHECKING:  # services.store imports this module's Implementation Class UID
     from xdsi.services.store import InstanceStore, Outcome
@@ -169,10 +176,21 @@ def _instance(
         dcmwrite(handle, ds, enforce_file_format=True)
     except Exception as exc:  # pydicom raises many types for values it cannot encode
         handle.close()
-        raise MalformedDicom(f"the instance cannot be encoded: {exc}", sop_class_uid=str(sop_class),
+        cause = _first_cause(exc)
+        if isinstance(cause, OSError) and cause.errno in SPACE_ERRORS:
+            raise StorageFull(f"blob store is out of space: {cause.strerror}") from exc
+        raise MalformedDicom(f"the instance cannot be encoded: {cause}", sop_class_uid=str(sop_class),
                              sop_instance_uid=str(sop_instance)) from exc
     handle.seek(0)
     return handle
+
+
+def _first_cause(exc: BaseException) -> BaseException:
+    """The error pydicom wrapped: its wrapper's text carries a traceback with server paths, and
+    a full disk arrives as a bare OSError whose errno only the wrapped error keeps."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def _loader(bulk: dict[str, BulkPart], syntax: list[str], max_bytes: int) -> Callable[[str, str], bytes]:

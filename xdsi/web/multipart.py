@@ -22,7 +22,10 @@ class MalformedMultipart(InvalidRequest):
 
 
 class MultipartTooLarge(RequestTooLarge, InvalidRequest):
-    """Too many parts, or a part over ``max_part_bytes``; the caller answers 413."""
+    """Too many parts, or a part over ``max_part_bytes``: 413 alone, or a failure beside the parts before it.
+
+    Raised while iterating, after the parts within the limit were yielded (and possibly stored).
+    """
 
 
 @dataclass(frozen=True)

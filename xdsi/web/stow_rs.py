@@ -3,6 +3,12 @@
 The body is read as a stream: each part is spooled to the blob store's temporary area as it
 arrives, so an upload of any size never sits in memory. A part that the body cuts short
 fails alone; the parts before it are stored.
+
+The part limit follows the same rule: the parts up to ``max_request_parts`` are stored, and
+the part past it is one more failure (0xA700). Refusing the whole request there would mean
+discarding instances already spooled, and with 1,000 parts of a large upload that is most of
+it, or holding every part back until the body ends, which streaming is there to avoid; and a
+sender reading the answer learns exactly which instances to send again.
 """
 
 from __future__ import annotations
