@@ -25,11 +25,11 @@ from tests.integration.test_cli import run_xdsi
 from tests.integration.test_stow_rs import post
 from tests.live import LiveServer
 from tests.unit.encoding.conftest import assert_same_dataset
+from xdsi.dicom import uids
 from xdsi.encoding import dicom_json
 from xdsi.encoding.dicom_json import json_to_dataset
 from xdsi.repository.models import Instance
 from xdsi.services.archive import Archive
-from xdsi.services.stow_assembly import IMPLEMENTATION_CLASS_UID
 
 WITH_META = Path(get_testdata_file("CT_small.dcm"))  # a PS3.10 file stored beside, never flagged
 SYNTAXES = {  # pydicom's (is_implicit_VR, is_little_endian) of a file read without its meta
@@ -83,7 +83,7 @@ def check_retrieved_as_sent(live: LiveServer, path: Path) -> None:
     assert (meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID) == (
         original.SOPClassUID, original.SOPInstanceUID, syntax)
     assert meta.FileMetaInformationVersion == b"\x00\x01"
-    assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+    assert meta.ImplementationClassUID == uids.IMPLEMENTATION_CLASS_UID
 
     found = live.request("GET", f"/dicom-web/instances?SOPInstanceUID={original.SOPInstanceUID}",
                          headers={"Accept": "application/dicom+json"})

@@ -9,7 +9,13 @@ from functools import lru_cache
 from pydicom._uid_dict import UID_dictionary
 from pydicom.uid import UID, AllTransferSyntaxes
 
+from xdsi import __version__
 from xdsi.errors import InvalidUID
+
+# xdsi's Implementation Class UID (PS3.7 D.3.3.2): a 2.25 UUID-derived UID, fixed for the project;
+# written into the File Meta Information of every file xdsi builds.
+IMPLEMENTATION_CLASS_UID = "2.25.67657838929004865207478107408405471018"
+IMPLEMENTATION_VERSION_NAME = f"XDSI_{__version__}"[:16]
 
 MAX_UID_LENGTH = 64
 # One rule, two levels. Usable: 1-64 ASCII digits in non-empty dot-separated components, so a

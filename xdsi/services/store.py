@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from xdsi.config import Settings
+from xdsi.dicom import uids
 from xdsi.dicom.attributes import IndexKeys
 from xdsi.dicom.coercion import fill_issuer_of_patient_id
 from xdsi.dicom.parsing import Limits, file_meta_header, open_instance, read_bare_dataset
@@ -49,7 +50,6 @@ from xdsi.repository.blobs import BlobStore, TempBlob
 from xdsi.services import process_pool
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
 from xdsi.services.reading import ReadInstance, malformed_on_error, read_instance
-from xdsi.services.stow_assembly import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -256,7 +256,7 @@ class InstanceStore:
             bare = read_bare_dataset(spooled, blob.size)
             if bare is None:
                 return False
-            header = file_meta_header(bare, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)
+            header = file_meta_header(bare, uids.IMPLEMENTATION_CLASS_UID, uids.IMPLEMENTATION_VERSION_NAME)
             spooled.seek(0)
             replacement = self.blobs.spool(io.BufferedReader(_Prefixed(header, spooled)),
                                            self.settings.max_instance_bytes)

@@ -15,13 +15,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
+from typing import BinaryIO, Protocol, cast
 
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
 
-from xdsi import __version__
 from xdsi.config import Settings
 from xdsi.dicom import jpeg, uids
 from xdsi.encoding import dicom_json, native_xml
@@ -34,13 +33,8 @@ from xdsi.errors import (
     StorageFull,
 )
 from xdsi.repository.blobs import SPACE_ERRORS, BlobStore
+from xdsi.services.store import InstanceStore, Outcome
 
-if TYPE_CHECKING:  # services.store imports this module's Implementation Class UID
-    from xdsi.services.store import InstanceStore, Outcome
-
-# xdsi's Implementation Class UID (PS3.7 D.3.3.2): a 2.25 UUID-derived UID, fixed for the project.
-IMPLEMENTATION_CLASS_UID = "2.25.67657838929004865207478107408405471018"
-IMPLEMENTATION_VERSION_NAME = f"XDSI_{__version__}"[:16]
 
 class Readable(Protocol):
     """A request body or one of its parts, as the protocol layer hands it over: read only."""
@@ -154,7 +148,7 @@ def _instance(
     document: bytes | dict[str, object], bulk: dict[str, BulkPart], spool_dir: Path, max_bytes: int
 ) -> BinaryIO:
     syntax: list[str] = []
-    loader = _loader(bulk, syntax, max_bytes)
+    loader = _loader(bulk, syntax)
     if isinstance(document, bytes):
         ds = native_xml.loads_dataset(document, loader)
     else:
@@ -167,8 +161,8 @@ def _instance(
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_instance
     meta.TransferSyntaxUID = syntax[0] if syntax else meta.get("TransferSyntaxUID", uids.EXPLICIT_VR_LITTLE_ENDIAN)
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    meta.ImplementationClassUID = uids.IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = uids.IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
     # Open past this function on purpose: the store reads it, and closing deletes it.
     handle = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115
@@ -193,13 +187,11 @@ def _first_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _loader(bulk: dict[str, BulkPart], syntax: list[str], max_bytes: int) -> Callable[[str, str], bytes]:
+def _loader(bulk: dict[str, BulkPart], syntax: list[str]) -> Callable[[str, str], bytes]:
     def load(uri: str, vr: str) -> bytes:
         part = bulk.get(uri)
         if part is None:
             raise InvalidRequest(f"no bulk data part has Content-Location {uri!r}")
-        if part.size > max_bytes:
-            raise InvalidRequest(f"bulk data part {uri!r} exceeds the limit of {max_bytes} bytes")
         data = part.path.read_bytes()
         compressed = _compressed_syntax(uri, part, data)
         if compressed is not None:
