@@ -58,9 +58,7 @@ def plain_values(value: bytes, vr: str, charsets: str | list[str]) -> list[Any] 
         numbers = struct.unpack(f"<{len(value) // size}{code}", value)
         return [float(n) for n in numbers] if vr in FLOAT_VRS else list(numbers)
     if vr in _ASCII_STRINGS:
-        text = value.decode("latin_1")
-        text = text.rstrip("\0 ") if vr == "UI" else text
-        return [v or None for v in text.rstrip(" \x00").split("\\")]
+        return [v or None for v in value.decode("latin_1").rstrip(" \x00").split("\\")]
     if vr in ("IS", "DS"):
         return [v.strip(" ") or None for v in value.decode("latin_1").strip().split("\\")]
     if vr in _TEXT_SPLIT or vr in _TEXT_SINGLE or vr == "PN":

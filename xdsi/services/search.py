@@ -311,11 +311,16 @@ def _object(row: dict[str, Any], attributes: list[Attribute], level: Level, root
 def _request_sequence(items: list[dict[str, str]]) -> dict[str, Any]:
     """PS3.18 10.6.3.3: Request Attributes Sequence, one item per request the series answers."""
     walks = [
-        [element_from_text(tag, vr, item[keyword])
-         for tag, (keyword, vr, _column) in sorted(index_search.REQUEST_ATTRIBUTE_KEYS.items()) if item.get(keyword)]
+        [element_from_text(tag, vr, item[keyword]) for tag, keyword, vr in _REQUEST_ITEM_ORDER if item.get(keyword)]
         for item in items
     ]
     return dicom_json.encoded_to_json([Encoded(REQUEST_ATTRIBUTES_SEQUENCE, "SQ", None, "items", walks)])
+
+
+# The item's attributes in tag order (PS3.5 7.1), worked out once.
+_REQUEST_ITEM_ORDER = tuple(
+    (tag, keyword, vr) for tag, (keyword, vr, _column) in sorted(index_search.REQUEST_ATTRIBUTE_KEYS.items())
+)
 
 
 def _merge_extras(obj: dict[str, Any], fragment: bytes, tags: list[int], root: str) -> None:

@@ -162,7 +162,7 @@ def _retrieve(target: Target) -> Response:
     choice = negotiation.negotiate(accepted(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
     files = retrieve.opened_files(current.blobs, found)
     try:
-        response = _answer(current, files, found, choice)
+        response = _answer(current, files, found, stored, choice)
     except BaseException:
         files.close()
         raise
@@ -170,14 +170,13 @@ def _retrieve(target: Target) -> Response:
     return response
 
 
-def _answer(current: Archive, files: BlobReader, found: list[StoredInstance],
+def _answer(current: Archive, files: BlobReader, found: list[StoredInstance], stored: set[str],
             choice: negotiation.Choice) -> Response:
     if choice.offer.media_type == ZIP:
         response = Response(retrieve.zip_chunks(files, found), status=200, mimetype=ZIP)
         response.headers["Content-Disposition"] = f'attachment; filename="{found[0].study_uid}.zip"'
         return response
     # PS3.18 8.7.3.5.2: '*' means each instance as it is stored, whatever the others are.
-    stored = {instance.transfer_syntax_uid for instance in found}
     wanted = None if choice.media_range.params.get("transfer-syntax") == "*" else choice.transfer_syntax
     if stored == {wanted}:
         wanted = None  # nothing to transcode: stream the files, with a known length
