@@ -18,7 +18,9 @@ Markers of live processes are never swept: the name says which host and process 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -85,15 +87,15 @@ class BlobStore:
                 raise OSError("store read back different bytes")
             probe.unlink()
 
-    def spool(self, source: BinaryIO, max_bytes: int) -> TempBlob:
-        """Copy ``source`` into a temporary file, hashing as it goes; bounded by ``max_bytes``."""
+    def spool(self, source: BinaryIO, max_bytes: int, prefix: bytes = b"") -> TempBlob:
+        """Copy ``prefix`` then ``source`` into a temporary file, hashing as it goes; bounded by ``max_bytes``."""
         nonce = secrets.token_hex(8)
         path = self.tmp / f"{_HOST}~{os.getpid()}~{nonce}.part"
         digest = hashlib.sha256()
         size = 0
         try:
             with _space_errors(), open(path, "xb") as out:
-                while chunk := source.read(_CHUNK):
+                for chunk in itertools.chain((prefix,), iter(functools.partial(source.read, _CHUNK), b"")):
                     size += len(chunk)
                     if size > max_bytes:
                         raise InstanceTooLarge(f"instance exceeds the limit of {max_bytes} bytes")

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import io
 import logging
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.filewriter import dcmwrite
@@ -50,9 +49,6 @@ from xdsi.repository.blobs import BlobStore, TempBlob
 from xdsi.services import process_pool
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
 from xdsi.services.reading import ReadInstance, malformed_on_error, read_instance
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
 
 log = logging.getLogger(__name__)
 IMPLEMENTATION_NAME = "xdsi"
@@ -258,8 +254,7 @@ class InstanceStore:
                 return False
             header = file_meta_header(bare, uids.IMPLEMENTATION_CLASS_UID, uids.IMPLEMENTATION_VERSION_NAME)
             spooled.seek(0)
-            replacement = self.blobs.spool(io.BufferedReader(_Prefixed(header, spooled)),
-                                           self.settings.max_instance_bytes)
+            replacement = self.blobs.spool(spooled, self.settings.max_instance_bytes, prefix=header)
         self._swap(blob, replacement)
         return True
 
@@ -400,26 +395,6 @@ class InstanceStore:
                 len(report.errors),
                 "; ".join(report.errors[:5]),
             )
-
-
-class _Prefixed(io.RawIOBase):
-    """``head``, then what ``body`` holds: a spooled data set behind the File Meta Information it lacked."""
-
-    def __init__(self, head: bytes, body: io.BufferedReader) -> None:
-        self.head = memoryview(head)
-        self.body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        if not self.head:
-            return self.body.readinto(buffer)
-        out = memoryview(buffer).cast("B")
-        count = min(len(out), len(self.head))
-        out[:count] = self.head[:count]
-        self.head = self.head[count:]
-        return count
 
 
 def _parsers(size: int) -> ProcessPool | None:
