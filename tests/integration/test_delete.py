@@ -180,13 +180,13 @@ def test_what_is_not_there_is_404_and_a_malformed_uid_400(server: LiveServer) ->
                  f"{study.path}/series/{study.ct}/instances/{missing}"):
         reply = server.request("DELETE", path)
         assert reply.status == 404, path
-        assert b"not in the archive" in reply.body and b"Traceback" not in reply.body
+        assert b"not in the archive" in reply.body  # request() also checks no error answer leaks internals
     for path in ("/dicom-web/studies/1.2.abc",
                  f"{study.path}/series/1..2",
                  f"{study.path}/series/{study.ct}/instances/{'1' * 65}"):
         reply = server.request("DELETE", path)
         assert reply.status == 400, path
-        assert b"UID" in reply.body and str(server.settings.storage).encode() not in reply.body
+        assert b"UID" in reply.body
     assert len(parts(server.request("GET", study.path, headers={"Accept": AS_STORED}))) == 3
     server.request("DELETE", study.path)
 
@@ -408,6 +408,7 @@ def _assert_counts_match_rows(session: Session) -> None:
         assert {row.id: row.number_of_instances for row in series} == per_series
         assert (study.number_of_series, study.number_of_instances) == (len(series), len(instances))
         assert study.modalities_in_study == "\\".join(sorted({row.modality for row in series if row.modality}))
+        assert study.sop_classes_in_study == "\\".join(sorted({sop_class for _, sop_class in instances}))
 
 
 # SQLite transactions end with their process; only a database server can commit for a dead client.

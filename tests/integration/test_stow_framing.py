@@ -35,7 +35,10 @@ def _exchange(live: LiveServer, content_type: str, framing: str, body: bytes) ->
             sock.shutdown(socket.SHUT_WR)
         response = http.client.HTTPResponse(sock)
         response.begin()
-        return Reply(response.status, response.headers, response.read())
+        reply = Reply(response.status, response.headers, response.read())
+    if reply.status >= 400:
+        live.assert_nothing_internal(reply)
+    return reply
 
 
 def _chunked(data: bytes, size: int = 7000) -> bytes:
@@ -69,7 +72,6 @@ def test_a_broken_chunked_body_answers_400_and_the_server_serves_on(
     assert reply.status == 400, reply.body
     text = reply.body.decode()
     assert reason in text
-    assert "Traceback" not in text and 'File "' not in text and str(live.settings.storage) not in text
     assert not indexed(live, uid)
     following = make_dataset()
     after = live.request("POST", "/dicom-web/studies", to_bytes(following), {"Content-Type": INSTANCE, "Accept": JSON})
