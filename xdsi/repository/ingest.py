@@ -272,10 +272,12 @@ def _raise_counts(
     for keys in added:
         series_id = series_states[keys.series.series_uid][0]["id"]
         per_series[series_id] = per_series.get(series_id, 0) + 1
-        modalities = _add_to_set(modalities, keys.series.modality)
-        classes = _add_to_set(classes, keys.instance.sop_class_uid)
     if correcting:  # a corrected Modality applies to the whole series: the sets are found again
         modalities, classes = study_sets(session, study["id"])
+    else:
+        for keys in added:
+            modalities = _add_to_set(modalities, keys.series.modality)
+            classes = _add_to_set(classes, keys.instance.sop_class_uid)
     new_series = sum(1 for state, created in series_states.values() if created and state["id"] in per_series)
     statements, connection = _statements(), session.connection()
     connection.execute(statements.count_study, {

@@ -50,3 +50,39 @@ def test_a_new_fan_out_folder_is_synced_with_its_parents_then_alone(tmp_path: Pa
     # The folders' own entries were synced by the first batch: only the new file and its folder now.
     assert sorted(synced) == sorted([str(second.path), str(leaf)])
     assert os.path.exists(blobs.objects / (second.key or ""))
+
+
+def _three_placed(tmp_path: Path) -> tuple[BlobStore, list[str]]:
+    blobs = BlobStore(tmp_path / "store")
+    blobs.ensure()
+    keys = []
+    for n in range(3):
+        blob = blobs.spool(io.BytesIO(b"instance %d" % n), 1 << 20)
+        keys.append(blobs.place(blob, ["1.2.3", "1.2.3.4", f"1.2.3.4.{n}"]))
+    return blobs, keys
+
+
+def test_opened_blobs_outlive_their_unlink_up_to_the_limit_and_open_the_rest_when_reached(tmp_path: Path) -> None:
+    blobs, keys = _three_placed(tmp_path)
+    opened = blobs_module.OpenedBlobs(blobs, keys, limit=2)
+    for key in keys:  # a delete commits while the answer streams
+        blobs.path(key).unlink()
+    try:
+        for n, key in enumerate(keys[:2]):
+            with opened.open(key) as handle:
+                assert handle.read() == b"instance %d" % n
+        with pytest.raises(FileNotFoundError):
+            opened.open(keys[2])  # past the limit: opened only when its part is reached
+    finally:
+        opened.close()
+
+
+def test_opened_blobs_close_what_the_answer_did_not_reach(tmp_path: Path) -> None:
+    blobs, keys = _three_placed(tmp_path)
+    opened = blobs_module.OpenedBlobs(blobs, keys, limit=3)
+    first = opened.open(keys[0])
+    held = list(opened._handles.values())
+    opened.close()
+    assert len(held) == 2 and all(handle.closed for handle in held)
+    assert not first.closed  # the answer's own file is the answer's to close
+    first.close()
