@@ -65,6 +65,12 @@ class SweepReport:
     errors: list[str] = field(default_factory=list)
 
 
+class Readable(Protocol):
+    """What the store copies from: a request body, one of its parts, a file: read only."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class BlobStore:
     """Files under ``root/objects``; temporaries and markers under ``root/tmp``."""
 
@@ -87,7 +93,7 @@ class BlobStore:
                 raise OSError("store read back different bytes")
             probe.unlink()
 
-    def spool(self, source: BinaryIO, max_bytes: int, prefix: bytes = b"") -> TempBlob:
+    def spool(self, source: Readable, max_bytes: int, prefix: bytes = b"") -> TempBlob:
         """Copy ``prefix`` then ``source`` into a temporary file, hashing as it goes; bounded by ``max_bytes``."""
         nonce = secrets.token_hex(8)
         path = self.tmp / f"{_HOST}~{os.getpid()}~{nonce}.part"
@@ -106,7 +112,7 @@ class BlobStore:
             raise
         return TempBlob(path=path, nonce=nonce, size=size, sha256=digest.hexdigest())
 
-    def scratch(self, source: BinaryIO, max_bytes: int) -> tuple[Path, int]:
+    def scratch(self, source: Readable, max_bytes: int) -> tuple[Path, int]:
         """Spool ``source`` to a named temporary file the start-up sweep removes if we crash."""
         blob = self.spool(source, max_bytes)
         return blob.path, blob.size

@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.filewriter import dcmwrite
@@ -45,7 +44,7 @@ from xdsi.errors import (
     XdsiError,
 )
 from xdsi.repository import db, index, ingest
-from xdsi.repository.blobs import BlobStore, TempBlob
+from xdsi.repository.blobs import BlobStore, Readable, TempBlob
 from xdsi.services import process_pool
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
 from xdsi.services.reading import ReadInstance, malformed_on_error, read_instance
@@ -123,7 +122,7 @@ class InstanceStore:
         )
 
     def store(
-        self, sources: Iterable[BinaryIO | InstanceRejected], *, study_uid: str | None = None
+        self, sources: Iterable[Readable | InstanceRejected], *, study_uid: str | None = None
     ) -> list[Outcome]:
         """Store each readable source as one instance; ``study_uid`` restricts a study-targeted POST.
 
@@ -150,7 +149,7 @@ class InstanceStore:
         return [item.outcome if isinstance(item, _Prepared) else item for item in items]
 
     def _prepare(
-        self, sources: Iterable[BinaryIO | InstanceRejected], study_uid: str | None
+        self, sources: Iterable[Readable | InstanceRejected], study_uid: str | None
     ) -> list[_Prepared | Outcome]:
         """Spool every source and parse it; parses run in worker processes once there are two."""
         pool: ProcessPool | None = None
@@ -181,7 +180,7 @@ class InstanceStore:
                 pool.forget([item.ticket for item in pending if isinstance(item, _Spooled) and item.ticket])
             raise
 
-    def _spool(self, source: BinaryIO | InstanceRejected) -> _Spooled | Outcome:
+    def _spool(self, source: Readable | InstanceRejected) -> _Spooled | Outcome:
         if isinstance(source, InstanceRejected):
             return _failed(source)
         try:

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO
 
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -32,14 +32,8 @@ from xdsi.errors import (
     RequestTooLarge,
     StorageFull,
 )
-from xdsi.repository.blobs import SPACE_ERRORS, BlobStore
+from xdsi.repository.blobs import SPACE_ERRORS, BlobStore, Readable
 from xdsi.services.store import InstanceStore, Outcome
-
-
-class Readable(Protocol):
-    """A request body or one of its parts, as the protocol layer hands it over: read only."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -75,8 +69,7 @@ class StowAssembler:
                     continue
                 if not part.location:
                     raise InvalidRequest(f"bulk data part {number} ({part.media_type}) has no Content-Location")
-                # The blob store reads nothing but read(); its signature names the wider BinaryIO.
-                path, size = self.blobs.scratch(cast(BinaryIO, part.body), settings.max_instance_bytes)
+                path, size = self.blobs.scratch(part.body, settings.max_instance_bytes)
                 bulk[part.location] = BulkPart(part.media_type, part.transfer_syntax, path, size)
             instances = build_instances(datasets, bulk, self.blobs.tmp, settings.max_instance_bytes)
             return self.store.store(instances, study_uid=study_uid)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import BinaryIO, cast
 
 from flask import Blueprint, Flask, Response, request
 from gunicorn.http.errors import (
@@ -72,7 +71,7 @@ def _store(study_uid: str | None) -> Response:
     media = negotiation.parse_media_type(content_type)
     body = _Bounded(request.stream, limit, request.content_length)
     if media.full == DICOM:
-        outcomes = current.store.store([_as_file(body)], study_uid=study_uid)
+        outcomes = current.store.store([body], study_uid=study_uid)
     elif media.full == "multipart/related":
         part_type = media.params.get("type", DICOM)
         outcomes = _store_multipart(current, body, multipart.boundary_of(media), part_type, study_uid)
@@ -130,14 +129,9 @@ def _guarded(parts: Iterator[multipart.Part], broken: list[InvalidRequest]) -> I
         broken.append(exc)
 
 
-def _sources(parts: Iterator[multipart.Part], broken: list[InvalidRequest]) -> Iterator[BinaryIO]:
+def _sources(parts: Iterator[multipart.Part], broken: list[InvalidRequest]) -> Iterator[Readable]:
     for part in _guarded(parts, broken):
-        yield _as_file(_PartBody(part))
-
-
-def _as_file(body: Readable) -> BinaryIO:
-    # The store calls nothing but read(); its signature names the wider BinaryIO.
-    return cast(BinaryIO, body)
+        yield _PartBody(part)
 
 
 class _PartBody:
