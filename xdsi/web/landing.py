@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from xdsi import __version__
 from xdsi.web import negotiation
-from xdsi.web.context import Endpoint, accepted, announce, archive
+from xdsi.web.context import Endpoint, accepted, announce
 from xdsi.web.urls import DICOMWEB, base_url
 
 blueprint = Blueprint("landing", __name__)
@@ -52,7 +52,7 @@ def _services() -> list[dict[str, str]]:
     roots = {endpoint.root for endpoint in endpoints}
     listed = [(endpoint, "available" if endpoint.enabled else "disabled") for endpoint in endpoints]
     listed += [(endpoint, "not available") for endpoint in PLANNED if endpoint.root not in roots]
-    base = base_url(request, archive().settings.base_url)
+    base = base_url(request)
     return [{"name": endpoint.name, "url": base + endpoint.path, "status": status} for endpoint, status in listed]
 
 

@@ -57,7 +57,7 @@ def _search(level: Level, study: str | None = None, series: str | None = None) -
         validate_uid(series, "Series Instance UID in the path")
     choice = negotiation.negotiate(accepted(), OFFERS)
     current = archive()
-    root = dicomweb_root(request, current.settings.base_url)
+    root = dicomweb_root(request)
     limits = SearchLimits(current.settings.qido_max_results, current.settings.qido_max_offset)
     answer = search(
         session(), level, [(name, value) for name, value in request.args.items(multi=True)

@@ -34,18 +34,17 @@ _PREFIX = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*")
 _NODE = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]+)?|([0-9.]+)(?::[0-9]+)?")
 
 
-def base_url(request: Request, configured: str | None) -> str:
-    """Scheme, host and path prefix under which the client reached this server (no trailing '/').
+def base_url(request: Request) -> str:
+    """Scheme, host and path prefix under which the client reached this server (no trailing '/'),
+    by the current app's ``base_url`` and ``trusted_proxies`` settings."""
+    settings = archive().settings
+    if settings.base_url:
+        return settings.base_url.rstrip("/")
+    return public_base(request, settings.trusted_proxy_networks)
 
-    ``configured`` is the ``base_url`` setting; the trusted proxies are the current app's.
-    """
-    if configured:
-        return configured.rstrip("/")
-    return public_base(request, archive().settings.trusted_proxy_networks)
 
-
-def dicomweb_root(request: Request, configured: str | None) -> str:
-    return base_url(request, configured) + DICOMWEB
+def dicomweb_root(request: Request) -> str:
+    return base_url(request) + DICOMWEB
 
 
 def public_base(request: Request, trusted: tuple[Network, ...]) -> str:

@@ -180,7 +180,7 @@ def _answer(current: Archive, files: BlobReader, found: list[StoredInstance], st
     wanted = None if choice.media_range.params.get("transfer-syntax") == "*" else choice.transfer_syntax
     if stored == {wanted}:
         wanted = None  # nothing to transcode: stream the files, with a known length
-    root = dicomweb_root(request, current.settings.base_url)
+    root = dicomweb_root(request)
     if not choice.offer.multipart:
         return _single_instance(current, files, found[0], wanted)
     boundary = multipart.new_boundary()
@@ -230,9 +230,8 @@ METADATA_OFFERS = negotiation.dataset_offers(xml_multipart=True)
 
 
 def _metadata(target: Target) -> Response:
-    current = archive()
     choice = negotiation.negotiate(accepted(), METADATA_OFFERS)
-    root = dicomweb_root(request, current.settings.base_url)
+    root = dicomweb_root(request)
     if choice.offer.media_type == DICOM_XML:
         documents = retrieve.metadata_xml(session(), target, root)
         boundary = multipart.new_boundary()
