@@ -207,7 +207,7 @@ def test_ds_and_is_sent_as_numbers_by_clients() -> None:
 
 
 def test_numbers_parsed_elsewhere_are_still_read_by_value() -> None:
-    """STOW-RS metadata parts are parsed by orjson before they reach json_to_dataset."""
+    """json_to_dataset is public: data parsed by another reader (plain floats and ints) is read by value."""
     back = json_to_dataset(orjson.loads(b'{"00280030": {"vr": "DS", "Value": [5, 1.5e3]}, '
                                         b'"00200013": {"vr": "IS", "Value": [7]}}'))
     assert [float(v) for v in back.PixelSpacing] == [5.0, 1500.0] and back.InstanceNumber == 7
