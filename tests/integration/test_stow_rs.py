@@ -6,18 +6,21 @@ import hashlib
 import http.client
 import io
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pydicom.uid import generate_uid
+from sqlalchemy import func, select
 
 from tests.conftest import make_settings
 from tests.consistency import assert_consistent
 from tests.dicomfiles import make_dataset, make_instance, to_bytes, with_raw_uid, without
 from tests.live import LiveServer, Reply
 from xdsi.repository import index
+from xdsi.repository.models import Instance, Series, Study
 from xdsi.services.archive import Archive
 
 JSON = "application/dicom+json"
@@ -658,3 +661,52 @@ def test_a_stored_instance_that_disagrees_with_its_study_is_told_so_in_a_warning
     [said] = reply.headers.get_all("Warning") or []
     assert said.startswith(f"299 {live.root}: {later.SOPInstanceUID}: study study_description: ")
     assert "'Chest'" in said and "'Abdomen'" in said
+
+
+def test_sixteen_clients_storing_into_one_new_study_at_once(live: LiveServer) -> None:
+    """Concurrent senders of one study (a router's parallel associations): exact counts, one row per level.
+
+    The live server runs two worker processes of eight threads: the requests meet in group
+    commits inside each process and queue for the index between the two.
+    """
+    study, series, clients = generate_uid(), generate_uid(), 16
+    datasets = [make_dataset(study_uid=study, series_uid=series, InstanceNumber=n + 1, Modality="MR",
+                             sop_class_uid="1.2.840.10008.5.1.4.1.1.4") for n in range(clients)]
+    bodies = [dicom_parts(to_bytes(ds)) for ds in datasets]
+    start = threading.Barrier(clients)
+    replies: dict[int, Reply] = {}
+
+    def send(number: int) -> None:
+        start.wait(30)
+        replies[number] = post(live, bodies[number])
+
+    threads = [threading.Thread(target=send, args=(number,)) for number in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(reply.status for reply in replies.values()) == [200] * clients
+    for number, reply in replies.items():  # each answer names its own instance as stored
+        [item] = values(json.loads(reply.body), "00081199")
+        assert values(item, "00081155") == [datasets[number].SOPInstanceUID]
+
+    [found] = json.loads(live.request("GET", f"/dicom-web/studies?StudyInstanceUID={study}",
+                                      headers={"Accept": JSON}).body)
+    assert values(found, "00201208") == [clients]  # NumberOfStudyRelatedInstances
+    assert values(found, "00201206") == [1]  # NumberOfStudyRelatedSeries
+    assert values(found, "00080061") == ["MR"]
+    [found_series] = json.loads(live.request("GET", f"/dicom-web/studies/{study}/series",
+                                             headers={"Accept": JSON}).body)
+    assert values(found_series, "00201209") == [clients]  # NumberOfSeriesRelatedInstances
+    metadata = json.loads(live.request("GET", f"/dicom-web/studies/{study}/metadata",
+                                       headers={"Accept": JSON}).body)
+    assert sorted(values(item, "00080018")[0] for item in metadata) == sorted(ds.SOPInstanceUID for ds in datasets)
+    archive = Archive.open(live.settings)
+    try:
+        with archive.sessions() as session:
+            assert session.scalar(select(func.count()).select_from(Study).where(Study.study_uid == study)) == 1
+            assert session.scalar(select(func.count()).select_from(Series).where(Series.series_uid == series)) == 1
+            assert session.scalar(select(func.count()).select_from(Instance).join(Series)
+                                  .where(Series.series_uid == series)) == clients
+    finally:
+        archive.close()

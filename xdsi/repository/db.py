@@ -4,12 +4,21 @@ SQLite runs in WAL mode with a busy timeout, and every write transaction starts 
 ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes fails with
 SQLITE_BUSY_SNAPSHOT without waiting on the busy handler. Writers that still cannot get the
 lock raise ``RepositoryBusy`` (answered 503), never a bare driver error.
+
+Before that, SQLite writers of every process queue on an advisory file lock beside the database
+(``<database>.writers``). SQLite's busy handler polls: a writer that finds the lock taken
+sleeps 1, 2, 5, 10 ... 100 ms between tries, so under steady load from several worker processes
+a transaction of a millisecond waited tens of milliseconds for its turn, and the one that
+polled at the wrong moment ran out of retries. ``flock`` queues in the kernel and wakes the
+next writer as the previous one lets go; the kernel drops the lock of a process that dies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,31 +96,61 @@ def writing(factory: sessionmaker[Session], retries: int = 3) -> Iterator[Sessio
     """
     session = factory()
     try:
-        for attempt in range(retries + 1):
+        with _queued(session.get_bind().engine):
+            _begin(session, retries)
             try:
-                connection = session.connection(execution_options={_IMMEDIATE: True})
-                if connection.dialect.name == "postgresql":
-                    connection.execute(_SHARE_WRITERS_LOCK, {"key": _PG_WRITERS_LOCK})
-                break
-            except OperationalError as exc:
+                yield session
+                session.commit()
+            except DBAPIError as exc:
                 session.rollback()
-                if not _is_lock_error(exc) or attempt == retries:
-                    raise _domain_error(exc) from exc
-                time.sleep(0.05 * (attempt + 1))
-        try:
-            yield session
-            session.commit()
-        except DBAPIError as exc:
-            session.rollback()
-            error = _domain_error(exc)
-            if error is exc:
+                error = _domain_error(exc)
+                if error is exc:
+                    raise
+                raise error from exc
+            except BaseException:
+                session.rollback()
                 raise
-            raise error from exc
-        except BaseException:
-            session.rollback()
-            raise
     finally:
         session.close()
+
+
+def _begin(session: Session, retries: int) -> None:
+    for attempt in range(retries + 1):
+        try:
+            connection = session.connection(execution_options={_IMMEDIATE: True})
+            if connection.dialect.name == "postgresql":
+                connection.execute(_SHARE_WRITERS_LOCK, {"key": _PG_WRITERS_LOCK})
+            return
+        except OperationalError as exc:
+            session.rollback()
+            if not _is_lock_error(exc) or attempt == retries:
+                raise _domain_error(exc) from exc
+            time.sleep(0.05 * (attempt + 1))
+
+
+@contextlib.contextmanager
+def _queued(engine: Engine) -> Iterator[None]:
+    """Hold this SQLite database's writers lock: the writers of every process take turns in order."""
+    path = _writers_lock_path(engine)
+    if path is None:
+        yield
+        return
+    # A descriptor of its own per transaction: flock belongs to the open file, so threads of one
+    # process queue too, and a forked worker never shares its parent's lock.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL; released by close, or by the kernel
+        yield
+    finally:
+        os.close(fd)
+
+
+def _writers_lock_path(engine: Engine) -> Path | None:
+    """The file SQLite writers of ``engine``'s database queue on; None for other databases."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database + ".writers")
 
 
 _SHARE_WRITERS_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")

@@ -8,8 +8,10 @@ One call stores a batch (a STOW request, or a slice of an import) in three steps
    batch holds several instances, worker processes parse the spooled ones while this thread
    spools the next (``reading.read_instance`` is the part they run);
 2. *index*, in one write transaction for the whole batch: each instance in its own savepoint,
-   so a duplicate or a hierarchy conflict fails that instance alone; directories are fsynced
-   once before the commit (group commit);
+   so a duplicate or a hierarchy conflict fails that instance alone; the files and directories
+   are fsynced together just before. Batches of concurrent calls share that step
+   (``group_commit``): one round of fsyncs and one transaction for all the batches waiting,
+   each call returning once its own instances are committed;
 3. *settle*, after the commit: drop the markers of stored files, remove the files of the
    instances that failed, delete files that an overwrite superseded.
 
@@ -23,7 +25,7 @@ import contextlib
 import enum
 import logging
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +48,7 @@ from xdsi.errors import (
 from xdsi.repository import db, index, ingest
 from xdsi.repository.blobs import BlobStore, Readable, TempBlob
 from xdsi.services import process_pool
+from xdsi.services.group_commit import GroupCommit
 from xdsi.services.process_pool import PoolBroken, ProcessPool, Ticket
 from xdsi.services.reading import ReadInstance, malformed_on_error, read_instance
 
@@ -96,6 +99,14 @@ class _Prepared:
     def keys(self) -> IndexKeys:
         return self.read.keys
 
+    def begin(self) -> None:
+        """Before each attempt to index: what a rolled-back attempt said of this instance is void."""
+        self.outcome.status, self.outcome.error = Status.STORED, None
+        self.outcome.warnings = list(self.keys.warnings)
+        if self.gc_marker is not None:
+            self.gc_marker.unlink(missing_ok=True)
+        self.gc_marker = self.superseded = None
+
 
 @dataclass
 class _Spooled:
@@ -120,6 +131,7 @@ class InstanceStore:
             max_deflate_ratio=settings.max_deflate_ratio,
             defer_size=settings.bulk_data_threshold,
         )
+        self._commits: GroupCommit[list[_Prepared]] = GroupCommit(self._index_group)
 
     def store(
         self, sources: Iterable[Readable | InstanceRejected], *, study_uid: str | None = None
@@ -140,7 +152,7 @@ class InstanceStore:
                 )
                 placed.append(item)
             if placed:
-                self._index(placed)
+                self._commits.submit(placed)
         except BaseException:
             for item in parsed:
                 self.blobs.abandon(item.blob)
@@ -282,7 +294,11 @@ class InstanceStore:
             replacement.path, replacement.nonce, replacement.size, replacement.sha256
         )
 
-    def _index(self, batch: list[_Prepared]) -> None:
+    def _index_group(self, batches: Sequence[list[_Prepared]]) -> None:
+        """Make the batches of one group durable and indexed: one round of fsyncs, one transaction."""
+        batch = [item for placed in batches for item in placed]
+        for item in batch:
+            item.begin()
         self.blobs.sync([item.blob for item in batch])
         now = datetime.now(UTC)
         with db.writing(self.sessions) as session:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
+import os
 import re
 import struct
+import threading
+import time
 import tracemalloc
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from tests.conftest import make_settings
 from tests.consistency import assert_consistent
@@ -28,7 +34,7 @@ from xdsi.errors import (
     StudyMismatch,
     UnsupportedSOPClass,
 )
-from xdsi.repository import index
+from xdsi.repository import db, index
 from xdsi.repository.models import Instance, InstanceMetadata, Patient, Series, Study
 from xdsi.services.archive import Archive
 from xdsi.services.metadata import xml_of
@@ -326,3 +332,110 @@ def test_coercion_fills_issuer_of_patient_id_and_records_the_original(database_u
         assert assert_consistent(archive) == 2
     finally:
         archive.close()
+
+
+@contextlib.contextmanager
+def writers_held(archive: Archive) -> Iterator[None]:
+    """Hold the index's writers lock as another process's long transaction would."""
+    engine = archive.engine
+    if engine.dialect.name == "sqlite":
+        fd = os.open(f"{engine.url.database}.writers", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+        return
+    with engine.connect() as connection:  # what settle_writers takes
+        transaction = connection.begin()
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": db._PG_WRITERS_LOCK})
+        try:
+            yield
+        finally:
+            transaction.rollback()
+
+
+def store_concurrently(archive: Archive, payloads: list[bytes]) -> tuple[dict[int, list], list[threading.Thread]]:
+    results: dict[int, list] = {}
+
+    def run(number: int) -> None:
+        results[number] = store(archive, payloads[number])
+
+    threads = [threading.Thread(target=run, args=(number,)) for number in range(len(payloads))]
+    for thread in threads:
+        thread.start()
+    return results, threads
+
+
+def wait_for_group(archive: Archive, waiting: int) -> None:
+    """Until one store leads (waiting for the writers lock) and ``waiting`` more queue behind it."""
+    commits = archive.store._commits
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with commits._lock:
+            if commits._busy and len(commits._queue) >= waiting:
+                return
+        time.sleep(0.01)
+    raise AssertionError("the stores never queued")
+
+
+def commit_count(archive: Archive) -> list[int]:
+    committed = [0]
+
+    @event.listens_for(archive.engine, "commit")
+    def _count(_connection: object) -> None:
+        committed[0] += 1
+
+    return committed
+
+
+def test_concurrent_stores_share_one_commit_and_each_answers_only_once_committed(archive: Archive) -> None:
+    study, series = generate_uid(), generate_uid()
+    datasets = [make_dataset(study_uid=study, series_uid=series, InstanceNumber=n) for n in range(8)]
+    committed = commit_count(archive)
+    with writers_held(archive):
+        results, threads = store_concurrently(archive, [to_bytes(ds) for ds in datasets])
+        wait_for_group(archive, 7)
+        time.sleep(0.2)
+        assert results == {} and all(thread.is_alive() for thread in threads)
+        assert counts(archive)["instances"] == 0
+        # Each file is in place, but not yet durable nor indexed: still under its writer's marker.
+        assert len(list(archive.blobs.tmp.glob("*.link"))) == 8
+    for thread in threads:
+        thread.join(30)
+    assert all(outcome.status is Status.STORED for [outcome] in results.values())
+    assert committed[0] == 2  # the first store alone, then the seven that waited behind it together
+    with archive.sessions() as session:
+        row = session.scalar(select(Study).where(Study.study_uid == study))
+        assert row is not None and (row.number_of_series, row.number_of_instances) == (1, 8)
+        assert session.scalar(select(Series.number_of_instances).where(Series.series_uid == series)) == 8
+    assert not list(archive.blobs.tmp.iterdir())
+    assert assert_consistent(archive) == 8
+
+
+def test_a_failing_instance_fails_alone_in_a_shared_commit(archive: Archive) -> None:
+    """A hierarchy conflict and a duplicate conflict in the group cost their own requests only."""
+    filed = make_dataset()
+    [outcome] = store(archive, to_bytes(filed))
+    assert outcome.status is Status.STORED
+    study = generate_uid()
+    good = [make_dataset(study_uid=study, series_uid=filed.SeriesInstanceUID if n < 0 else None) for n in range(6)]
+    moved_series = make_dataset(study_uid=study, series_uid=filed.SeriesInstanceUID)
+    conflicting = make_dataset(study_uid=filed.StudyInstanceUID, series_uid=filed.SeriesInstanceUID,
+                               sop_uid=filed.SOPInstanceUID, patient_name="Other^Content")
+    payloads = [to_bytes(ds) for ds in [*good[:3], moved_series, conflicting, *good[3:]]]
+    committed = commit_count(archive)
+    with writers_held(archive):
+        results, threads = store_concurrently(archive, payloads)
+        wait_for_group(archive, len(payloads) - 1)
+    for thread in threads:
+        thread.join(30)
+    statuses = [results[number][0].status for number in range(len(payloads))]
+    assert statuses == [Status.STORED] * 3 + [Status.FAILED, Status.FAILED] + [Status.STORED] * 3
+    assert isinstance(results[3][0].error, HierarchyConflict)
+    assert isinstance(results[4][0].error, DuplicateConflict)
+    assert committed[0] == 2
+    with archive.sessions() as session:
+        row = session.scalar(select(Study).where(Study.study_uid == study))
+        assert row is not None and row.number_of_instances == 6
+    assert assert_consistent(archive) == 7
