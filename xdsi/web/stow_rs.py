@@ -81,7 +81,7 @@ def _store(study_uid: str | None) -> Response:
             f"{DICOM_JSON} or {DICOM_XML} parts, or a single {DICOM} body"
         )
     root = dicomweb_root(request)
-    report = stow_response.response_dataset(outcomes, root)
+    report = stow_response.response_model(outcomes, root)
     write = stow_response.to_xml if choice.offer.media_type == DICOM_XML else stow_response.to_json
     response = Response(write(report), status=stow_response.http_status(outcomes), mimetype=choice.offer.media_type)
     for text in stow_response.warning_texts(outcomes)[:MAX_WARNINGS]:
