@@ -439,3 +439,35 @@ def test_a_failing_instance_fails_alone_in_a_shared_commit(archive: Archive) -> 
         row = session.scalar(select(Study).where(Study.study_uid == study))
         assert row is not None and row.number_of_instances == 6
     assert assert_consistent(archive) == 7
+
+
+def test_a_shared_commit_that_fails_as_a_whole_is_retried_request_by_request(archive: Archive) -> None:
+    """The group's transaction fails at its COMMIT (as a lost connection or a full disk would make it):
+    each request's instances are then committed on their own, reported as that attempt found them."""
+    study, series = generate_uid(), generate_uid()
+    first = make_dataset(study_uid=study, series_uid=series, StudyDescription="first")
+    [outcome] = store(archive, to_bytes(first))
+    assert outcome.status is Status.STORED
+    datasets = [make_dataset(study_uid=study, series_uid=series, StudyDescription="later") for _ in range(6)]
+    commits = [0]
+
+    @event.listens_for(archive.engine, "commit")
+    def _fail_the_group(_connection: object) -> None:
+        commits[0] += 1
+        if commits[0] == 2:  # the lone leader's commit is the first; the shared one the second
+            raise OSError("injected: the commit of the shared transaction fails")
+
+    with writers_held(archive):
+        results, threads = store_concurrently(archive, [to_bytes(ds) for ds in datasets])
+        wait_for_group(archive, len(datasets) - 1)
+    for thread in threads:
+        thread.join(30)
+    assert commits[0] == 2 + (len(datasets) - 1)  # the failed shared commit, then one per request
+    for [outcome] in results.values():
+        assert outcome.status is Status.STORED, outcome.reason
+        assert outcome.warnings == ["study study_description: index keeps 'first', instance has 'later'"]
+    with archive.sessions() as session:
+        row = session.scalar(select(Study).where(Study.study_uid == study))
+        assert row is not None and (row.number_of_series, row.number_of_instances) == (1, 7)
+    assert not list(archive.blobs.tmp.iterdir())
+    assert assert_consistent(archive) == 7
