@@ -62,7 +62,8 @@ class Anonymizer:
                 raise MalformedDicom(f"stored instance {instance.sop_instance_uid} has lost its pixel data")
             ds = parsed.dataset
             after = Dataset()
-            for tag in [tag for tag in ds.keys() if int(tag) >= pixel.tag]:
+            tags = list(ds.keys())  # the pixel data's value stays unread: only its tag is looked at
+            for tag in (tag for tag in tags if int(tag) >= pixel.tag):
                 if int(tag) != pixel.tag:
                     after.add(ds[tag])
                 del ds[tag]
