@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.uid import generate_uid
 
-from tests.dicomfiles import make_dataset, to_bytes
+from tests.dicomfiles import make_dataset, make_report, to_bytes
 from xdsi.dicom import uids
 from xdsi.errors import NotAcceptable, NotFound
 from xdsi.services import plans
@@ -18,7 +18,6 @@ from xdsi.services.archive import Archive
 from xdsi.services.plans import AS_STORED, MediaTypes, ObjectKind, Resolved, Syntaxes, Unavailable
 from xdsi.services.retrieve import Target, opened_files
 
-BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 MPEG2 = uids.MPEG2_MAIN_LEVEL
 
 
@@ -40,12 +39,7 @@ def _jpeg_baseline_file() -> bytes:
 
 
 def _sr(study: str) -> bytes:
-    ds = make_dataset(study_uid=study, sop_class_uid=BASIC_TEXT_SR, modality="SR")
-    for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
-                    "SamplesPerPixel", "PhotometricInterpretation", "PixelData"):
-        delattr(ds, keyword)
-    ds.ValueType = "CONTAINER"
-    return to_bytes(ds)
+    return to_bytes(make_report(study_uid=study))
 
 
 def test_a_study_of_mixed_objects_is_planned_per_object(archive: Archive) -> None:
