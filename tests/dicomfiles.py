@@ -112,6 +112,20 @@ def with_raw_uid(tag: int, value: bytes) -> bytes:
     return data.replace(placeholder.encode(), value.ljust(len(placeholder), b"9"))
 
 
+BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+_IMAGE_PIXEL_MODULE = ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+                       "SamplesPerPixel", "PhotometricInterpretation", "PixelData")
+
+
+def make_report(**kwargs: object) -> Dataset:
+    """A Basic Text SR instance (no pixel data): a document, where rendering gives text."""
+    ds = make_dataset(**{"sop_class_uid": BASIC_TEXT_SR, "modality": "SR", **kwargs})
+    for keyword in _IMAGE_PIXEL_MODULE:
+        delattr(ds, keyword)
+    ds.ValueType = "CONTAINER"
+    return ds
+
+
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 ENCAPSULATED_CDA_STORAGE = "1.2.840.10008.5.1.4.1.1.104.2"
 VIDEO_ENDOSCOPIC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.77.1.1.1"
@@ -128,8 +142,7 @@ def make_document(document: bytes, *, sop_class_uid: str = ENCAPSULATED_PDF_STOR
                   mime_type: str = "application/pdf", **kwargs: object) -> Dataset:
     """An Encapsulated PDF (or CDA) instance holding ``document`` (PS3.3 A.45)."""
     ds = make_dataset(sop_class_uid=sop_class_uid, modality="DOC", **kwargs)
-    for keyword in ("SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated",
-                    "BitsStored", "HighBit", "PixelRepresentation", "PixelData"):
+    for keyword in _IMAGE_PIXEL_MODULE:
         delattr(ds, keyword)
     ds.MIMETypeOfEncapsulatedDocument = mime_type
     ds.EncapsulatedDocument = document + b"\0" * (len(document) & 1)

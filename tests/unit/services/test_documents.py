@@ -17,6 +17,7 @@ from tests.dicomfiles import (
     SMALL_PDF,
     make_dataset,
     make_document,
+    make_report,
     make_video,
     to_bytes,
 )
@@ -54,12 +55,9 @@ def _item(relation: str, kind: str, concept: Sequence, **values: object) -> Data
 
 def _report(text: str = "Nodule <b>& mass</b>", charset: str = "ISO_IR 192", name: str = "Doe^John") -> Dataset:
     """An Enhanced SR: a container holding TEXT, CODE, NUM (with UCUM units) and IMAGE items."""
-    ds = make_dataset(sop_class_uid=ENHANCED_SR_STORAGE, modality="SR", patient_name=name)
-    for keyword in ("SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated",
-                    "BitsStored", "HighBit", "PixelRepresentation", "PixelData"):
-        delattr(ds, keyword)
+    ds = make_report(sop_class_uid=ENHANCED_SR_STORAGE, patient_name=name)
     ds.SpecificCharacterSet = charset
-    ds.ValueType, ds.ContinuityOfContent = "CONTAINER", "SEPARATE"
+    ds.ContinuityOfContent = "SEPARATE"
     ds.ConceptNameCodeSequence = _code("18748-4", "LN", "Diagnostic Imaging Report")
     ds.CompletionFlag, ds.VerificationFlag = "COMPLETE", "UNVERIFIED"
     measured = Dataset()
