@@ -26,7 +26,7 @@ from xdsi.dicom import transcode, uids
 from xdsi.dicom.confidentiality import UIDMap, apply_profile, deidentify
 from xdsi.dicom.parsing import Limits, open_instance
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
-from xdsi.repository.blobs import BlobStore
+from xdsi.repository.blobs import BlobReader, BlobStore
 from xdsi.repository.index import StoredInstance
 from xdsi.services.retrieve import CHUNK, Body
 
@@ -46,15 +46,18 @@ class Anonymizer:
         return ds
 
     def instance_body(self, blobs: BlobStore, instance: StoredInstance, syntax: str | None, limits: Limits,
-                      max_transcode_bytes: int) -> Body:
-        """The instance as a de-identified PS3.10 file in ``syntax`` (None: as stored)."""
+                      max_transcode_bytes: int, files: BlobReader | None = None) -> Body:
+        """The instance as a de-identified PS3.10 file in ``syntax`` (None: as stored).
+
+        ``files``, when given, is what the pixel data is streamed from (the answer's pinned files).
+        """
         stored = instance.transfer_syntax_uid
         if (syntax in (None, stored) and instance.pixel_data_offset is not None
                 and not uids.is_deflated(stored)):
-            return self._streamed(blobs, instance, limits)
-        return self._whole(blobs, instance, syntax or stored, max_transcode_bytes)
+            return self._streamed(blobs, files or blobs, instance, limits)
+        return self._whole(files or blobs, instance, syntax or stored, max_transcode_bytes)
 
-    def _streamed(self, blobs: BlobStore, instance: StoredInstance, limits: Limits) -> Body:
+    def _streamed(self, blobs: BlobStore, files: BlobReader, instance: StoredInstance, limits: Limits) -> Body:
         """Rewritten header, then the stored Pixel Data element's bytes, then any element after it."""
         with open_instance(blobs.path(instance.blob_key), limits) as parsed:
             pixel = parsed.pixel_data
@@ -79,10 +82,10 @@ class Anonymizer:
         start = pixel.value_offset - (_IMPLICIT_HEADER if implicit else _EXPLICIT_LONG_HEADER)
         header, trailer = head.getvalue(), tail.getvalue()
         length = len(header) + (pixel.end - start) + len(trailer)
-        return Body(_joined(blobs, instance.blob_key, header, start, pixel.end, trailer), length,
+        return Body(_joined(files, instance.blob_key, header, start, pixel.end, trailer), length,
                     instance.transfer_syntax_uid)
 
-    def _whole(self, blobs: BlobStore, instance: StoredInstance, syntax: str, max_transcode_bytes: int) -> Body:
+    def _whole(self, blobs: BlobReader, instance: StoredInstance, syntax: str, max_transcode_bytes: int) -> Body:
         if instance.size > max_transcode_bytes:
             raise InstanceTooLarge(
                 f"instance {instance.sop_instance_uid} ({instance.size} bytes) is too large to de-identify in "
@@ -102,7 +105,7 @@ class Anonymizer:
         return Body(iter([data]), len(data), syntax)
 
 
-def _joined(blobs: BlobStore, key: str, header: bytes, start: int, end: int, trailer: bytes) -> Iterator[bytes]:
+def _joined(blobs: BlobReader, key: str, header: bytes, start: int, end: int, trailer: bytes) -> Iterator[bytes]:
     yield header
     with blobs.open(key) as handle:
         handle.seek(start)

@@ -66,8 +66,8 @@ def encode(text: str, preferences: tuple[str, ...], *, html: bool) -> Encoded:
             return Encoded(text.encode(codec, errors="xmlcharrefreplace" if html else "strict"), label)
         except UnicodeEncodeError:
             continue
-    raise NotAcceptable(f"the text cannot be written in any of the character sets asked for ({', '.join(preferences)});"
-                        f" {DEFAULT} can write it")
+    raise NotAcceptable(f"charset: the text cannot be written in any of the character sets asked for "
+                        f"({', '.join(preferences)}); {DEFAULT} can write it")
 
 
 def first_known(preferences: tuple[str, ...]) -> str | None:

@@ -1,7 +1,7 @@
 """Non-image objects in their own media types (PS3.18 8.7.4 rendered media types, 9.1.2.1.3 WADO-URI defaults):
-Structured Reports as text/html (a tree of content items) or text/plain; Encapsulated PDF, CDA and
-3D model documents as stored (application/pdf, text/xml, model/*); video transfer syntaxes as their
-bitstream (video/mpeg, video/mp4, video/h265).
+Structured Reports as text/html (a tree of content items) or text/plain; Encapsulated PDF and CDA
+documents as stored (application/pdf, text/xml); video transfer syntaxes as their bitstream
+(video/mpeg, video/mp4, video/h265). Which object offers which is its retrieve plan's to say.
 
 Documents and video are never read whole: their bytes are located in the stored file (the
 Encapsulated Document value, or the pixel data fragments of the video) and streamed, any byte
@@ -11,59 +11,36 @@ range of them alone (HTTP Range).
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from xdsi.dicom import uids
 from xdsi.dicom.frames import fragment_ranges
 from xdsi.dicom.parsing import Limits, open_instance
 from xdsi.errors import MalformedDicom, NotAcceptable, NotFound
 from xdsi.repository.blobs import BlobReader, BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services import charset
+from xdsi.services import charset, plans
 from xdsi.services.retrieve import CHUNK, bulk_value
 
 TEXT_HTML = "text/html"
 TEXT_PLAIN = "text/plain"
-# PS3.3 A.35: every Structured Report storage SOP class (and the Key Object Selection Document) is under this root.
-_SR_ROOT = "1.2.840.10008.5.1.4.1.1.88."
-# PS3.3 A.45.1, A.45.2, A.85.1, A.85.2, A.85.3: encapsulated documents and the media type their
-# MIME Type of Encapsulated Document (0042,0012) must hold.
-ENCAPSULATED: dict[str, str] = {
-    "1.2.840.10008.5.1.4.1.1.104.1": "application/pdf",
-    "1.2.840.10008.5.1.4.1.1.104.2": "text/xml",
-    "1.2.840.10008.5.1.4.1.1.104.3": "model/stl",
-    "1.2.840.10008.5.1.4.1.1.104.4": "model/obj",
-    "1.2.840.10008.5.1.4.1.1.104.5": "model/mtl",
-}
-# PS3.18 8.7.4: a video's rendered media type is that of its stored bitstream.
-VIDEO: dict[str, str] = {
-    syntax: media_type
-    for media_type, syntaxes in uids.COMPRESSED_MEDIA_TYPES.items() if media_type.startswith("video/")
-    for syntax in syntaxes
-}
 _ENCAPSULATED_DOCUMENT = 0x00420011
 _MAX_DEPTH = 64  # content tree depth shown; deeper items are summarised (PS3.3 has no limit)
 
 
-def is_structured_report(sop_class_uid: str) -> bool:
-    return sop_class_uid.startswith(_SR_ROOT)
-
-
-def forms(sop_class_uid: str, transfer_syntax_uid: str) -> tuple[str, ...]:
-    """The media types this module renders the object as, default first (PS3.18 9.1.2.1.3: text/html
-    for a Structured Report); empty for images and anything else."""
-    if is_structured_report(sop_class_uid):
-        return (TEXT_HTML, TEXT_PLAIN)
-    if sop_class_uid in ENCAPSULATED:
-        return (ENCAPSULATED[sop_class_uid],)
-    if transfer_syntax_uid in VIDEO:
-        return (VIDEO[transfer_syntax_uid],)
-    return ()
+def document(blobs: BlobStore, instance: StoredInstance, media_type: str, limits: Limits,
+             charsets: tuple[str, ...] = ()) -> Payload:
+    """The object rendered as ``media_type``, one of the forms its plan offers for its kind."""
+    kind = plans.object_kind(instance)
+    offered = plans.ObjectPlan.of(instance).rendered
+    if media_type not in offered or kind not in _RENDERERS:
+        raise NotAcceptable(f"instance {instance.sop_instance_uid} ({kind.value}) cannot be rendered as {media_type} "
+                            f"here; it offers {', '.join(offered) or 'no rendered form'}")
+    return _RENDERERS[kind](blobs, instance, media_type, limits, charsets)
 
 
 # --- streamed documents and video -------------------------------------------------------------
@@ -75,7 +52,12 @@ class Payload:
     media_type: str
     key: str
     pieces: tuple[tuple[int, int], ...]
-    data: bytes | None = None  # a small value pydicom has read already, or one of a Deflated file
+    data: bytes | None = None  # text made here, a small value pydicom has read, or one of a Deflated file
+    charset: str | None = None  # of a text answer
+
+    @property
+    def content_type(self) -> str:
+        return f"{self.media_type}; charset={self.charset}" if self.charset else self.media_type
 
     @property
     def length(self) -> int:
@@ -108,12 +90,10 @@ def _read(handle: BinaryIO, offset: int, length: int, key: str) -> Iterator[byte
         yield chunk
 
 
-def encapsulated_document(blobs: BlobStore, instance: StoredInstance, limits: Limits) -> Payload:
+def _encapsulated(blobs: BlobStore, instance: StoredInstance, media_type: str, limits: Limits,
+                  _charsets: tuple[str, ...]) -> Payload:
     """The Encapsulated Document (0042,0011), without the pad byte the value may end with
     (PS3.3 C.24.2.1: Encapsulated Document Length gives the document's own length)."""
-    media_type = ENCAPSULATED.get(instance.sop_class_uid)
-    if media_type is None:
-        raise NotAcceptable(f"instance {instance.sop_instance_uid} is not an encapsulated document")
     value = bulk_value(blobs, instance, (_ENCAPSULATED_DOCUMENT,), limits)
     with open_instance(blobs.path(instance.blob_key), limits) as parsed:
         declared = parsed.dataset.get("EncapsulatedDocumentLength")
@@ -124,11 +104,9 @@ def encapsulated_document(blobs: BlobStore, instance: StoredInstance, limits: Li
     return Payload(media_type, instance.blob_key, ((value.offset, length),), data)
 
 
-def video(blobs: BlobStore, instance: StoredInstance, limits: Limits) -> Payload:
+def _video(blobs: BlobStore, instance: StoredInstance, media_type: str, limits: Limits,
+           _charsets: tuple[str, ...]) -> Payload:
     """The video bitstream: the pixel data fragments after the Basic Offset Table, joined (PS3.5 8.2.5)."""
-    media_type = VIDEO.get(instance.transfer_syntax_uid)
-    if media_type is None:
-        raise NotAcceptable(f"instance {instance.sop_instance_uid} is not stored in a video transfer syntax")
     with open_instance(blobs.path(instance.blob_key), limits) as parsed:
         if parsed.pixel_data is None:
             raise NotFound(f"instance {instance.sop_instance_uid} has no pixel data")
@@ -138,16 +116,16 @@ def video(blobs: BlobStore, instance: StoredInstance, limits: Limits) -> Payload
 
 # --- Structured Reports -------------------------------------------------------------------------
 
-def structured_report(blobs: BlobStore, instance: StoredInstance, limits: Limits, media_type: str,
-                      charsets: tuple[str, ...]) -> charset.Encoded:
+def _structured_report(blobs: BlobStore, instance: StoredInstance, media_type: str, limits: Limits,
+                       charsets: tuple[str, ...]) -> Payload:
     """The report as text/html or text/plain in the first acceptable of ``charsets``."""
-    if not is_structured_report(instance.sop_class_uid):
-        raise NotAcceptable(f"instance {instance.sop_instance_uid} is not a Structured Report")
     with open_instance(blobs.path(instance.blob_key), limits) as parsed:
         ds = parsed.dataset
         if media_type == TEXT_HTML:
-            return charset.encode(report_html(ds, charsets), charsets, html=True)
-        return charset.encode(report_text(ds), charsets, html=False)
+            encoded = charset.encode(report_html(ds, charsets), charsets, html=True)
+        else:
+            encoded = charset.encode(report_text(ds), charsets, html=False)
+    return Payload(media_type, instance.blob_key, ((0, len(encoded.data)),), encoded.data, encoded.charset)
 
 
 def report_html(ds: Dataset, charsets: tuple[str, ...] = ()) -> str:
@@ -363,3 +341,11 @@ def _time(value: object) -> str:
 def _datetime(value: object) -> str:
     text = str(value or "").strip()
     return " ".join(filter(None, (_date(text[:8]), _time(text[8:14])))) if len(text) >= 8 else text
+
+
+_RENDERERS: dict[plans.ObjectKind, Callable[[BlobStore, StoredInstance, str, Limits, tuple[str, ...]], Payload]] = {
+    plans.ObjectKind.STRUCTURED_REPORT: _structured_report,
+    plans.ObjectKind.PDF: _encapsulated,
+    plans.ObjectKind.CDA: _encapsulated,
+    plans.ObjectKind.VIDEO: _video,
+}

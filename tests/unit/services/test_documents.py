@@ -112,42 +112,45 @@ def test_a_real_comprehensive_sr_renders() -> None:
 
 def test_structured_report_answer_picks_a_charset(archive: Archive) -> None:
     stored = _store(archive, _report(text="所見なし", name="Yamada^Tarou=山田^太郎"))
-    answer = documents.structured_report(archive.blobs, stored, archive.limits, documents.TEXT_HTML, ())
-    assert answer.charset == "UTF-8" and "所見なし".encode() in answer.data
-    latin = documents.structured_report(archive.blobs, stored, archive.limits, documents.TEXT_HTML, ("ISO-8859-1",))
-    assert latin.charset == "ISO-8859-1" and b"&#25152;&#35211;" in latin.data
-    assert b'<meta charset="ISO-8859-1">' in latin.data
+
+    def answer(media_type: str, charsets: tuple[str, ...]) -> documents.Payload:
+        return documents.document(archive.blobs, stored, media_type, archive.limits, charsets)
+
+    html = answer(documents.TEXT_HTML, ())
+    assert html.content_type == "text/html; charset=UTF-8" and "所見なし".encode() in b"".join(html.chunks(archive.blobs))
+    latin = answer(documents.TEXT_HTML, ("ISO-8859-1",))
+    data = b"".join(latin.chunks(archive.blobs))
+    assert latin.charset == "ISO-8859-1" and b"&#25152;&#35211;" in data and b'<meta charset="ISO-8859-1">' in data
+    assert latin.length == len(data)
     with pytest.raises(NotAcceptable, match="cannot be written in any of the character sets"):
-        documents.structured_report(archive.blobs, stored, archive.limits, documents.TEXT_PLAIN, ("ISO-8859-1",))
-    japanese = documents.structured_report(archive.blobs, stored, archive.limits, documents.TEXT_PLAIN,
-                                           ("ISO-8859-1", "ISO-2022-JP"))
-    assert japanese.charset == "ISO-2022-JP" and japanese.data.decode("iso2022_jp").count("山田 太郎") == 1
-
-
-def test_forms_by_class_and_syntax() -> None:
-    assert documents.forms(ENHANCED_SR_STORAGE, uids.EXPLICIT_VR_LITTLE_ENDIAN) == ("text/html", "text/plain")
-    assert documents.forms("1.2.840.10008.5.1.4.1.1.88.59", uids.EXPLICIT_VR_LITTLE_ENDIAN)[0] == "text/html"  # KOS
-    assert documents.forms("1.2.840.10008.5.1.4.1.1.104.1", uids.EXPLICIT_VR_LITTLE_ENDIAN) == ("application/pdf",)
-    assert documents.forms(ENCAPSULATED_CDA_STORAGE, uids.EXPLICIT_VR_LITTLE_ENDIAN) == ("text/xml",)
-    assert documents.forms("1.2.840.10008.5.1.4.1.1.77.1.1.1", uids.MPEG2_MAIN_LEVEL) == ("video/mpeg",)
-    assert documents.forms("1.2.840.10008.5.1.4.1.1.77.1.1.1", uids.MPEG4_AVC_HIGH_PROFILE) == ("video/mp4",)
-    assert documents.forms("1.2.840.10008.5.1.4.1.1.77.1.1.1", uids.HEVC_MAIN_PROFILE) == ("video/h265",)
-    assert documents.forms("1.2.840.10008.5.1.4.1.1.2", uids.EXPLICIT_VR_LITTLE_ENDIAN) == ()
+        answer(documents.TEXT_PLAIN, ("ISO-8859-1",))
+    japanese = answer(documents.TEXT_PLAIN, ("ISO-8859-1", "ISO-2022-JP"))
+    assert japanese.charset == "ISO-2022-JP"
+    assert b"".join(japanese.chunks(archive.blobs)).decode("iso2022_jp").count("山田 太郎") == 1
 
 
 def test_encapsulated_pdf_is_the_document_without_its_pad_byte(archive: Archive) -> None:
     assert len(SMALL_PDF) % 2 == 1
     stored = _store(archive, make_document(SMALL_PDF))
-    payload = documents.encapsulated_document(archive.blobs, stored, archive.limits)
-    assert payload.media_type == "application/pdf" and payload.length == len(SMALL_PDF)
+    payload = documents.document(archive.blobs, stored, "application/pdf", archive.limits)
+    assert payload.content_type == "application/pdf" and payload.length == len(SMALL_PDF)
     assert b"".join(payload.chunks(archive.blobs)) == SMALL_PDF
     assert b"".join(payload.chunks(archive.blobs, 9, 20)) == SMALL_PDF[9:20]
+
+
+def test_a_large_pdf_is_streamed_from_the_file(archive: Archive) -> None:
+    large = SMALL_PDF[:-6] + b"%" + b"x" * 300_000 + b"\n%%EOF\n"
+    stored = _store(archive, make_document(large))
+    payload = documents.document(archive.blobs, stored, "application/pdf", archive.limits)
+    assert payload.data is None and payload.pieces[0][0] > 0  # a range of the stored file, not a copy
+    assert b"".join(payload.chunks(archive.blobs)) == large
+    assert b"".join(payload.chunks(archive.blobs, 100_000, 100_010)) == large[100_000:100_010]
 
 
 def test_encapsulated_cda_is_text_xml(archive: Archive) -> None:
     cda = b'<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"><title>Report</title></ClinicalDocument>'
     stored = _store(archive, make_document(cda, sop_class_uid=ENCAPSULATED_CDA_STORAGE, mime_type="text/xml"))
-    payload = documents.encapsulated_document(archive.blobs, stored, archive.limits)
+    payload = documents.document(archive.blobs, stored, "text/xml", archive.limits)
     assert payload.media_type == "text/xml" and b"".join(payload.chunks(archive.blobs)) == cda
 
 
@@ -158,18 +161,17 @@ def test_video_is_the_bitstream_of_its_fragments_with_ranges(archive: Archive, s
     fragments = [b"\x00\x00\x01\xba" + bytes(range(256)) * 40, b"\x00\x00\x01\xb3" + b"\x5a" * 5000, b"\x00\x00\x01\xb7"]
     stream = b"".join(fragments)
     stored = _store(archive, make_video(fragments, syntax))
-    payload = documents.video(archive.blobs, stored, archive.limits)
+    payload = documents.document(archive.blobs, stored, media_type, archive.limits)
     assert payload.media_type == media_type and payload.length == len(stream) and len(payload.pieces) == 3
     assert b"".join(payload.chunks(archive.blobs)) == stream
     for start, end in ((0, 1), (10200, 10300), (10240, 15250), (len(stream) - 3, len(stream))):
         assert b"".join(payload.chunks(archive.blobs, start, end)) == stream[start:end], (start, end)
 
 
-def test_not_this_kind_of_object_is_not_acceptable(archive: Archive) -> None:
-    stored = _store(archive, make_dataset())
-    with pytest.raises(NotAcceptable, match="not an encapsulated document"):
-        documents.encapsulated_document(archive.blobs, stored, archive.limits)
-    with pytest.raises(NotAcceptable, match="not stored in a video transfer syntax"):
-        documents.video(archive.blobs, stored, archive.limits)
-    with pytest.raises(NotAcceptable, match="not a Structured Report"):
-        documents.structured_report(archive.blobs, stored, archive.limits, documents.TEXT_HTML, ())
+def test_a_form_the_object_does_not_offer_is_not_acceptable(archive: Archive) -> None:
+    image = _store(archive, make_dataset())
+    with pytest.raises(NotAcceptable, match=r"\(single-frame image\) cannot be rendered as application/pdf"):
+        documents.document(archive.blobs, image, "application/pdf", archive.limits)
+    report = _store(archive, _report())
+    with pytest.raises(NotAcceptable, match="offers text/html, text/plain"):
+        documents.document(archive.blobs, report, "video/mp4", archive.limits)
