@@ -648,14 +648,14 @@ class _Evaluator:
             # than a visit here, so a walked node costs 1/16 unit and a selected one a whole unit.
             tag = etree.Element if step.test == "*" else step.test
             if step.axis == "child":
+                self.budget.spend(1 + len(node) // 16)
                 found: list[Node] = list(node.iterchildren(tag))
-                walked = len(node)
             else:
+                self.budget.spend(1 + self.document.subtree_size(node) // 16)
                 found = list(node.iter(tag))
                 if found and found[0] is node:
                     del found[0]
-                walked = self.document.subtree_size(node)
-            self.budget.spend(1 + walked // 16 + len(found))
+            self.budget.spend(len(found))
             return found
         if step.axis == "attribute" and isinstance(node, etree._Element) and not step.test.endswith("*"):
             self.budget.spend(1)

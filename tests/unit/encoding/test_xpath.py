@@ -288,12 +288,14 @@ HOSTILE = [
 
 @pytest.mark.parametrize("expression", HOSTILE)
 def test_hostile_expressions_are_stopped_within_a_second(expression: str) -> None:
+    """Each is stopped within a second of the evaluating thread's CPU time (about 0.3 s on an
+    idle machine); wall time on a machine shared by many test processes is no measure of it."""
     doc = big_document()
     f = xpath.compile_filter(expression)
-    started = time.monotonic()
+    started = time.thread_time()
     with pytest.raises(XPathTooCostly):
         f.evaluate(doc)
-    assert time.monotonic() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 def test_a_huge_result_is_refused() -> None:
@@ -346,10 +348,10 @@ _PIECES = st.sampled_from([
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_expression_ends_in_an_answer_or_a_declared_error(expression: str) -> None:
     doc = document("CT_small.dcm")
-    started = time.monotonic()
+    started = time.thread_time()
     try:
         f = xpath.compile_filter(expression, {"n": xpath.NAMESPACE})
         f.to_text(doc, f.evaluate(doc))
     except (InvalidXPath, XPathTooCostly):
         pass
-    assert time.monotonic() - started < 1.0
+    assert time.thread_time() - started < 1.0
