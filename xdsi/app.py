@@ -10,7 +10,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
 from xdsi.soap.application import WadoWsApplication
-from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, stow_rs, urls, wado_rs
+from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, stow_rs, urls, wado_rs, wado_uri
 
 WADO_WS = "/wado-ws"
 
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     qido_rs.init_app(app)
     stow_rs.init_app(app)
     wado_rs.init_app(app)
+    wado_uri.init_app(app)
     delete_rs.init_app(app)
     # WADO-WS shares the process, the archive and its services; its own WSGI application speaks SOAP.
     wado_ws = WadoWsApplication(archive, partial(urls.mounted_url, settings=settings))

@@ -2,19 +2,24 @@
 
 A RAD-69 or WADO-WS request names documents (SOP instances) one by one, each with the repository
 and home community it expects to find them in. Every document has its own outcome, a value and
-not an exception (ITI TF-2b 3.43.4.2.3): ``Located`` (found here, with the transfer syntax it
-will be sent in) or ``Refused`` (the domain error saying why). The SOAP edge turns a list of
+not an exception (ITI TF-2b 3.43.4.2.3): ``Located`` (found here, with the retrieve plan's
+answer for it) or ``Refused`` (the domain error saying why). The SOAP edge turns a list of
 outcomes into Success, PartialSuccess or Failure.
 
-Everything that decides an outcome runs before the answer starts (the index lookup, the
-repository and community check, the choice of transfer syntax), so the RegistryResponse at the
-head of the message is true for the documents streamed after it.
+Everything that decides an outcome runs before the answer starts: the index lookup, the
+repository and community check, the plan's choice of transfer syntax, and the transcoding itself
+(``DocumentSet.prepare``), since a plan knows which syntaxes a codec can write but not whether
+these pixels fit the target (16-bit pixels are no JPEG baseline). Transcoded documents wait in
+anonymous temporary files, one in memory at a time; stored files stream from the store. So the
+RegistryResponse at the head of the message is true for every document streamed after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -22,8 +27,12 @@ from xdsi.config import Settings
 from xdsi.dicom import uids
 from xdsi.errors import NotAcceptable, NotFound, UnknownCommunity, UnknownRepository, XdsiError
 from xdsi.repository import index
+from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services import retrieve
+from xdsi.services import plans, retrieve
+from xdsi.services.plans import ObjectPlan, Resolved, Unavailable
+
+CHUNK = retrieve.CHUNK
 
 
 @dataclass(frozen=True)
@@ -40,11 +49,23 @@ class DocumentRequest:
 
 @dataclass(frozen=True)
 class Located:
-    """A document found here; ``transfer_syntax`` None means as stored (byte for byte)."""
+    """A document found here: its plan, and once resolved, what will be sent of it."""
 
     request: DocumentRequest
-    instance: StoredInstance
-    transfer_syntax: str | None = None
+    plan: ObjectPlan
+    resolved: Resolved | None = None
+    prepared: BinaryIO | None = None  # the transcoded file, made before the answer starts
+
+    @property
+    def instance(self) -> StoredInstance:
+        return self.plan.instance
+
+    @property
+    def length(self) -> int | None:
+        """The body's length when known before it is sent."""
+        if self.prepared is not None:
+            return self.prepared.seek(0, 2)
+        return None if self.resolved is None else self.resolved.length
 
 
 @dataclass(frozen=True)
@@ -64,39 +85,73 @@ def locate(session: Session, settings: Settings, requests: Sequence[DocumentRequ
     outcomes: list[Outcome] = []
     for request in requests:
         try:
-            outcomes.append(Located(request, _find(session, settings, request, series_cache)))
+            outcomes.append(Located(request, ObjectPlan.of(_find(session, settings, request, series_cache))))
         except XdsiError as error:
             outcomes.append(Refused(request, error))
     return outcomes
 
 
-def with_transfer_syntax(outcomes: Iterable[Outcome], wanted: Sequence[str]) -> list[Outcome]:
-    """Each located document with the syntax it will be sent in (RAD TF-3 4.69.4.2.3: one of the
-    requested list), or refused when none of the list can be produced from what is stored."""
-    return [_with_syntax(outcome, wanted) if isinstance(outcome, Located) else outcome for outcome in outcomes]
+def resolve(outcomes: Sequence[Outcome], syntaxes: Sequence[str]) -> list[Outcome]:
+    """Each located document in one of ``syntaxes`` (RAD TF-3 4.69.4.2.3), or refused when it
+    can be sent in none. A document stored in a listed syntax is sent as stored, byte for byte,
+    wherever the list names it (RAD-69 gives the list no order of preference; the stored file is
+    the faithful and the cheap answer); any other gets the first listed syntax its plan allows."""
+    listed = plans.Syntaxes(tuple(syntaxes))
+    resolved: list[Outcome] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Refused):
+            resolved.append(outcome)
+            continue
+        answer = outcome.plan.resolve(plans.AS_STORED if outcome.plan.stored_syntax in syntaxes else listed)
+        if isinstance(answer, Unavailable):
+            resolved.append(Refused(outcome.request, NotAcceptable(answer.reason)))
+        else:
+            resolved.append(replace(outcome, resolved=answer))
+    return resolved
 
 
-def choose_transfer_syntax(instance: StoredInstance, wanted: Sequence[str]) -> str | None:
-    """None when the stored syntax is one of ``wanted`` (sent byte for byte, whatever its place in
-    the list, since RAD-69 gives the list no order of preference), else the first of ``wanted``
-    that the stored syntax can be transcoded to."""
-    if instance.transfer_syntax_uid in wanted:
-        return None
-    producible = retrieve.producible_syntaxes([instance])
-    for syntax in wanted:
-        if syntax in producible:
-            return syntax
-    listed = ", ".join(wanted) or "(none)"
-    raise NotAcceptable(f"document {instance.sop_instance_uid} is stored in {instance.transfer_syntax_uid} and "
-                        f"cannot be provided in any requested transfer syntax ({listed})")
+class DocumentSet:
+    """The files of the located documents, pinned so that a delete committed meanwhile cannot
+    cut the answer short, and the transcoded copies; ``close`` releases both."""
 
+    def __init__(self, blobs: BlobStore, outcomes: Sequence[Outcome], max_transcode_bytes: int) -> None:
+        self.max_transcode_bytes = max_transcode_bytes
+        self.files = retrieve.opened_files(blobs, [o.instance for o in outcomes if isinstance(o, Located)])
+        self.temporary: list[BinaryIO] = []
 
-def _with_syntax(outcome: Located, wanted: Sequence[str]) -> Outcome:
-    try:
-        return Located(outcome.request, outcome.instance, choose_transfer_syntax(outcome.instance, wanted))
-    except NotAcceptable as error:
-        return Refused(outcome.request, error)
+    def prepare(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Transcode now each document that needs it; one that cannot be becomes Refused."""
+        prepared: list[Outcome] = []
+        for outcome in outcomes:
+            if not isinstance(outcome, Located) or outcome.resolved is None or not outcome.resolved.transcoded:
+                prepared.append(outcome)
+                continue
+            try:
+                body = plans.dicom_body(self.files, outcome.resolved, self.max_transcode_bytes)
+                copy = tempfile.TemporaryFile()
+                self.temporary.append(copy)
+                for chunk in body.chunks:
+                    copy.write(chunk)
+                prepared.append(replace(outcome, prepared=copy))
+            except XdsiError as error:
+                prepared.append(Refused(outcome.request, error))
+        return prepared
 
+    def chunks(self, outcome: Located) -> Iterator[bytes]:
+        """The document's bytes: its transcoded copy, or its stored file, in large chunks."""
+        if outcome.prepared is not None:
+            outcome.prepared.seek(0)
+            while chunk := outcome.prepared.read(CHUNK):
+                yield chunk
+            return
+        if outcome.resolved is None:
+            raise ValueError(f"document {outcome.request.document_uid} was not resolved")
+        yield from plans.dicom_body(self.files, outcome.resolved, self.max_transcode_bytes).chunks
+
+    def close(self) -> None:
+        for copy in self.temporary:
+            copy.close()
+        self.files.close()
 
 def _find(session: Session, settings: Settings, request: DocumentRequest,
           series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]]) -> StoredInstance:

@@ -9,16 +9,17 @@ with the document's UID as its location.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from lxml import etree
 from sqlalchemy.orm import Session
 
 from xdsi import errormap
-from xdsi.services import imaging_documents, retrieve
+from xdsi.services import imaging_documents
 from xdsi.services.archive import Archive
-from xdsi.services.imaging_documents import DocumentRequest, Located, Outcome, Refused
+from xdsi.services.imaging_documents import DocumentRequest, DocumentSet, Located, Outcome, Refused
 from xdsi.soap import namespaces as ns
 from xdsi.soap import types
 from xdsi.soap.mtom import Attachment, new_content_id
@@ -43,29 +44,25 @@ class Answer:
 def retrieve_imaging_document_set(archive: Archive, session: Session, body: etree._Element) -> Answer:
     """RAD-69: the requested instances as PS3.10 files, each in one of the listed transfer syntaxes."""
     request = types.document_set_request(body)
-    outcomes = imaging_documents.with_transfer_syntax(
+    outcomes = imaging_documents.resolve(
         imaging_documents.locate(session, archive.settings, request.documents), request.transfer_syntaxes)
-    located = [outcome for outcome in outcomes if isinstance(outcome, Located)]
-    files = retrieve.opened_files(archive.blobs, [outcome.instance for outcome in located])
-    payload = etree.Element(ns.qname(ns.IHE, "RetrieveDocumentSetResponse"), nsmap={"ihe": ns.IHE, "rs": ns.RS})
-    payload.append(registry_response(ns.qname(ns.RS, "RegistryResponse"), outcomes))
-    attachments = []
-    limit = archive.settings.max_transcode_bytes
-    for number, outcome in enumerate(located, 1):
-        document = etree.SubElement(payload, ns.qname(ns.IHE, "DocumentResponse"))
-        identifiers(document, outcome.request, archive.settings.repository_unique_id)
-        etree.SubElement(document, ns.qname(ns.IHE, "mimeType")).text = DICOM
-        attachment = Attachment(
-            new_content_id(number), DICOM, _producer(files, outcome, limit),
-            outcome.instance.size if outcome.transfer_syntax is None else None)
-        include(etree.SubElement(document, ns.qname(ns.IHE, "Document")), attachment)
-        attachments.append(attachment)
-    return Answer(payload, attachments, files.close)
-
-
-def _producer(files: retrieve.BlobReader, outcome: Located, limit: int) -> Callable[[], Iterable[bytes]]:
-    """The document's bytes, read (or transcoded) only when the stream reaches them."""
-    return lambda: retrieve.instance_body(files, outcome.instance, outcome.transfer_syntax, limit).chunks
+    documents = DocumentSet(archive.blobs, outcomes, archive.settings.max_transcode_bytes)
+    try:
+        outcomes = documents.prepare(outcomes)
+        payload = etree.Element(ns.qname(ns.IHE, "RetrieveDocumentSetResponse"), nsmap={"ihe": ns.IHE, "rs": ns.RS})
+        payload.append(registry_response(ns.qname(ns.RS, "RegistryResponse"), outcomes))
+        attachments = []
+        for number, outcome in enumerate((o for o in outcomes if isinstance(o, Located)), 1):
+            document = etree.SubElement(payload, ns.qname(ns.IHE, "DocumentResponse"))
+            identifiers(document, outcome.request, archive.settings.repository_unique_id)
+            etree.SubElement(document, ns.qname(ns.IHE, "mimeType")).text = DICOM
+            attachment = Attachment(new_content_id(number), DICOM, partial(documents.chunks, outcome), outcome.length)
+            include(etree.SubElement(document, ns.qname(ns.IHE, "Document")), attachment)
+            attachments.append(attachment)
+    except BaseException:
+        documents.close()
+        raise
+    return Answer(payload, attachments, documents.close)
 
 
 def registry_response(tag: str, outcomes: Sequence[Outcome]) -> etree._Element:

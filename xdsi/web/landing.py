@@ -20,7 +20,6 @@ OFFERS = (negotiation.Offer(HTML, multipart=False), negotiation.Offer(JSON, mult
 # Services of xdsi not built yet, listed so that a client learns they are not there; an
 # announced endpoint under the same root replaces its entry.
 PLANNED = (
-    Endpoint("WADO-URI", "/wado", enabled=False),
     Endpoint("WADO-WS (RAD-69 and the rendered / metadata retrieves)", "/wado-ws", enabled=False),
 )
 # The page runs nothing, loads nothing and may not be framed; its URLs come from the request.

@@ -25,15 +25,16 @@ def test_an_endpoint_switched_off_is_listed_as_disabled(settings: Settings, arch
 
 
 def test_a_built_service_replaces_its_planned_entry(settings: Settings, archive: Archive) -> None:
-    assert listed(settings, archive)["WADO-URI"] == ("http://pacs:8080/wado", "not available")
-    found = listed(settings, archive, ("WADO-URI (retrieve)", "/wado", True))
-    assert found["WADO-URI (retrieve)"] == ("http://pacs:8080/wado", "available")
-    assert "WADO-URI" not in found
+    planned = "WADO-WS (RAD-69 and the rendered / metadata retrieves)"
+    assert listed(settings, archive)[planned] == ("http://pacs:8080/wado-ws", "not available")
+    found = listed(settings, archive, ("WADO-WS", "/wado-ws", True))
+    assert found["WADO-WS"] == ("http://pacs:8080/wado-ws", "available")
+    assert planned not in found
 
 
 def test_an_announced_service_root_gets_the_short_404(settings: Settings, archive: Archive) -> None:
+    """WADO-URI is announced with its query template; its root is still /wado."""
     app = create_app(settings, archive)
-    announce(app, "WADO-URI", "/wado")
     reply = app.test_client().get("/wado/x")
     assert reply.status_code == 404
     assert reply.get_data(as_text=True) == (
