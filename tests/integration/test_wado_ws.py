@@ -21,8 +21,21 @@ from tests.integration.test_stow_rs import dicom_parts
 from tests.integration.test_stow_rs import post as stow
 from tests.live import LiveServer
 from tests.wadows import (
-    EXPLICIT, FAILURE, NS, PARTIAL, RAD69, SOAP11, SUCCESS, VECTORS, answer, assert_valid, envelope, fault,
-    mtom_request, post, rad69_body,
+    EXPLICIT,
+    FAILURE,
+    NS,
+    PARTIAL,
+    RAD69,
+    SOAP11,
+    SUCCESS,
+    VECTORS,
+    answer,
+    assert_valid,
+    envelope,
+    fault,
+    mtom_request,
+    post,
+    rad69_body,
 )
 
 # The identifiers of the NIST XDS toolkit's samples: this source is their repository .110.1 (sample 03)
@@ -41,7 +54,7 @@ def ws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
     server = LiveServer(url, folder / "store", repository_unique_id=REPOSITORY, home_community_id=COMMUNITY,
                         max_soap_request_bytes=str(256 * 1024))
     yield server
-    print(server.stop()[-6000:])
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,7 @@ class DocumentSet:
                 continue
             try:
                 body = plans.dicom_body(self.files, outcome.resolved, self.max_transcode_bytes)
-                copy = tempfile.TemporaryFile()
+                copy = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until the answer is sent; close() closes it
                 self.temporary.append(copy)
                 for chunk in body.chunks:
                     copy.write(chunk)

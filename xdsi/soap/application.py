@@ -70,7 +70,10 @@ class WadoWsApplication:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
-        if request.method in ("GET", "HEAD"):
+        if request.path not in ("", "/"):
+            response = Response("404 Not Found: WADO-WS has one endpoint, /wado-ws\n", status=404,
+                                mimetype="text/plain")
+        elif request.method in ("GET", "HEAD"):
             response = self._describe(request)
         elif request.method == "POST":
             response = self._answer(request)
