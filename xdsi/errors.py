@@ -13,6 +13,8 @@ into wire answers. The tree::
     │   └── XPathTooCostly      a metadata filter needs more work, or gives more, than allowed
     ├── NotAcceptable           nothing the resource offers matches the client's Accept
     ├── NotFound                the named study, series, instance or resource does not exist
+    │   ├── UnknownRepository   a RAD-69 / WADO-WS document request names another repositoryUniqueId
+    │   └── UnknownCommunity    … or another homeCommunityId
     ├── InstanceRejected        one instance cannot be stored; ``reason`` says why in words
     │   ├── NotDicom            not a PS3.10 file (no preamble and 'DICM' prefix)
     │   ├── MalformedDicom      truncated, inconsistent lengths, unparsable element, bad deflate
@@ -75,6 +77,14 @@ class NotAcceptable(XdsiError):
 
 class NotFound(XdsiError):
     """The requested object is not in the archive."""
+
+
+class UnknownRepository(NotFound):
+    """A document request names a repositoryUniqueId this Imaging Document Source is not (RAD TF-3 4.69)."""
+
+
+class UnknownCommunity(NotFound):
+    """A document request names a homeCommunityId this Imaging Document Source is not part of."""
 
 
 class InstanceRejected(XdsiError):
