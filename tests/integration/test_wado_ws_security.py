@@ -13,9 +13,9 @@ from lxml import etree
 from pydicom.data import get_testdata_file
 
 from tests import wssec_kit as kit
+from tests.integration.test_cli import run_xdsi
 from tests.integration.test_stow_rs import dicom_parts
 from tests.integration.test_stow_rs import post as stow
-from tests.integration.test_cli import run_xdsi
 from tests.live import LiveServer, free_port
 from tests.wadows import SUCCESS, answer, envelope, fault, mtom_request, post, rad69_body
 
