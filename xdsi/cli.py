@@ -183,8 +183,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from xdsi.server import Server
 
     archive = _open_prepared(settings)
-    endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
-    archive.close()
+    try:
+        endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
+    except ConfigError as exc:  # what only building the app can check, e.g. the WS-Security key
+        print(f"xdsi: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        archive.close()
     host, port = settings.host_port
     origin = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     print(f"xdsi {__version__} on {origin}  (database {settings.display_database_url}, store {settings.storage})")
