@@ -99,8 +99,8 @@ def _parser() -> argparse.ArgumentParser:
         commands, "serve", _serve,
         "run the server (upgrades the schema and sweeps the store first)",
         "Upgrade the index schema, remove what an earlier crash left in the store, "
-        "then serve STOW-RS, QIDO-RS and WADO-RS with gunicorn (gthread workers). The start-up "
-        "banner prints the URL of every service.",
+        "then serve STOW-RS, QIDO-RS and WADO-RS with gunicorn (xdsi's worker reads each request whole "
+        "before a thread serves it; see docs/deployment.md). The start-up banner prints the URL of every service.",
     )
     serve.add_argument("--bind", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8080)")
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default 2)")
@@ -183,8 +183,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from xdsi.server import Server
 
     archive = _open_prepared(settings)
-    endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
-    archive.close()
+    try:
+        endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
+    except ConfigError as exc:  # what only building the app can check, e.g. the WS-Security key
+        print(f"xdsi: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        archive.close()
     host, port = settings.host_port
     origin = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     print(f"xdsi {__version__} on {origin}  (database {settings.display_database_url}, store {settings.storage})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ _CPUS = os.cpu_count() or 1
 # A parser per CPU from two CPUs on; one request thread spools the parts all parsers work on,
 # so more than four would mostly wait for it.
 _DEFAULT_PARSE_PROCESSES = min(_CPUS, 4) if _CPUS > 1 else 0
+
+# Demonstration identifiers (UUID-derived OIDs, PS3.5 B.2) for `make serve`; a deployment sets its own.
+DEMO_REPOSITORY_UNIQUE_ID = "2.25.116342381640680599948095328075554748528"
+DEMO_HOME_COMMUNITY_ID = "urn:oid:2.25.173425372374824515400530686751052035380"
+_OID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+", re.ASCII)
 
 DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -63,7 +69,26 @@ class Settings:
     )
     bind: str = field(default="127.0.0.1:8080", metadata=_doc("HOST:PORT the server listens on"))
     workers: int = field(default=2, metadata=_doc("gunicorn worker processes"))
-    threads: int = field(default=8, metadata=_doc("threads per worker (gthread)"))
+    threads: int = field(default=8, metadata=_doc("application threads per worker process"))
+    header_timeout: int = field(
+        default=20, metadata=_doc("seconds a client has to send a request head (408 and the connection closed beyond)")
+    )
+    body_timeout: int = field(
+        default=20,
+        metadata=_doc("seconds a client has to send a request body, plus one per body_min_rate bytes received "
+                      "(408 beyond)"),
+    )
+    body_min_rate: int = field(
+        default=500, metadata=_doc("bytes per second a request body must average to earn more time")
+    )
+    send_timeout: int = field(
+        default=60, metadata=_doc("seconds a client may take nothing of an answer before its connection closes")
+    )
+    max_client_connections: int = field(
+        default=32,
+        metadata=_doc("connections one client address may hold in each worker process (429 beyond); "
+                      "trusted_proxies are not limited"),
+    )
     parse_processes: int = field(
         default=_DEFAULT_PARSE_PROCESSES,
         metadata=_doc("processes per worker that parse the instances of a multi-instance store "
@@ -135,6 +160,41 @@ class Settings:
         default=5000, metadata=_doc("how long a SQLite writer waits for the lock before 503")
     )
     log_level: LogLevel = field(default="INFO", metadata=_doc("logging level"))
+    # RAD TF-3 4.69.4.1.2: a DocumentRequest names the Imaging Document Source by its
+    # repositoryUniqueId (the KOS's Retrieve Location UID) and, across communities, its homeCommunityId.
+    repository_unique_id: str = field(
+        default=DEMO_REPOSITORY_UNIQUE_ID,
+        metadata=_doc("OID this Imaging Document Source answers RAD-69 and WADO-WS requests for "
+                      "(XDSUnknownRepositoryId for others; the default is a demonstration value)"),
+    )
+    home_community_id: str = field(
+        default=DEMO_HOME_COMMUNITY_ID,
+        metadata=_doc("urn:oid: home community of this source (XDSUnknownCommunity for others; "
+                      "the default is a demonstration value)"),
+    )
+    # OASIS WSS 1.1 X.509 Token Profile: who may sign requests, whether they must, and the key
+    # that signs answers. Files, not values: a certificate store and a key are read at start-up.
+    wssec_trust_store: Path | None = field(
+        default=None,
+        metadata=_doc("PEM file of the certificates (CAs or signers themselves) trusted to sign WADO-WS "
+                      "requests; set, signed requests are verified (default: WS-Security headers not processed)"),
+    )
+    wssec_require: bool = field(
+        default=False,
+        metadata=_doc("refuse WADO-WS requests without a valid signature (needs wssec_trust_store)"),
+    )
+    wssec_sign_key: Path | None = field(
+        default=None, metadata=_doc("PEM private key file that signs WADO-WS answers (with wssec_sign_cert)")
+    )
+    wssec_sign_cert: Path | None = field(
+        default=None, metadata=_doc("PEM certificate file of wssec_sign_key, sent in each signed answer")
+    )
+    wssec_sign_key_password: str | None = field(
+        default=None, metadata=_doc("password of an encrypted wssec_sign_key (environment only)", secret=True)
+    )
+    max_soap_request_bytes: int = field(
+        default=4 * MIB, metadata=_doc("largest WADO-WS request message, in bytes (a SOAP Sender fault beyond)")
+    )
 
     def __post_init__(self) -> None:
         problems = _check_values(dataclasses.asdict(self))
@@ -309,9 +369,10 @@ def _check_values(values: dict[str, Any]) -> list[str]:
     host, _, port = values["bind"].rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         problems.append(f"bind: {values['bind']!r} is not HOST:PORT")
-    for name in ("workers", "threads", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
+    for name in ("workers", "threads", "header_timeout", "body_timeout", "body_min_rate", "send_timeout",
+                 "max_client_connections", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
                  "qido_max_results", "max_request_bytes", "max_request_parts", "max_metadata_bytes",
-                 "max_transcode_bytes"):
+                 "max_transcode_bytes", "max_soap_request_bytes"):
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
@@ -323,10 +384,30 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append(f"base_url: {base_url!r} is not an absolute http(s) URL")
+    repository = values["repository_unique_id"]
+    if not _OID.fullmatch(repository) or len(repository) > 64:
+        problems.append(f"repository_unique_id: {repository!r} is not an OID of at most 64 characters")
+    community = values["home_community_id"]
+    if not community.startswith("urn:oid:") or not _OID.fullmatch(community[8:]):
+        problems.append(f"home_community_id: {community!r} is not urn:oid: followed by an OID")
+    problems += _check_wssec(values)
     try:
         _networks(values["trusted_proxies"])
     except ValueError as exc:
         problems.append(f"trusted_proxies: {exc}")
+    return problems
+
+
+def _check_wssec(values: dict[str, Any]) -> list[str]:
+    problems = []
+    for name in ("wssec_trust_store", "wssec_sign_key", "wssec_sign_cert"):
+        path = values[name]
+        if path is not None and not Path(path).is_file():
+            problems.append(f"{name}: {str(path)!r} is not a readable file")
+    if values["wssec_require"] and values["wssec_trust_store"] is None:
+        problems.append("wssec_require: needs wssec_trust_store (the certificates allowed to sign)")
+    if (values["wssec_sign_key"] is None) != (values["wssec_sign_cert"] is None):
+        problems.append("wssec_sign_key and wssec_sign_cert: set both to sign answers, or neither")
     return problems
 
 

@@ -6,10 +6,15 @@ into wire answers. The tree::
     XdsiError
     ├── InvalidRequest          the client asked for something malformed (bad UID, bad parameter)
     │   ├── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
-    │   └── UnsupportedMediaType  the request body's media type or content coding is not accepted
+    │   ├── UnsupportedMediaType  the request body's media type or content coding is not accepted
+    │   └── InvalidXPath        a metadata filter that is not XPath 1.0 or names what the model lacks
+    │       └── UnsupportedXPath  valid XPath outside the allowed subset (function, axis, variable)
     ├── RequestTooLarge         the request as a whole exceeds a configured limit
+    │   └── XPathTooCostly      a metadata filter needs more work, or gives more, than allowed
     ├── NotAcceptable           nothing the resource offers matches the client's Accept
     ├── NotFound                the named study, series, instance or resource does not exist
+    │   ├── UnknownRepository   a RAD-69 / WADO-WS document request names another repositoryUniqueId
+    │   └── UnknownCommunity    … or another homeCommunityId
     ├── InstanceRejected        one instance cannot be stored; ``reason`` says why in words
     │   ├── NotDicom            not a PS3.10 file (no preamble and 'DICM' prefix)
     │   ├── MalformedDicom      truncated, inconsistent lengths, unparsable element, bad deflate
@@ -22,7 +27,16 @@ into wire answers. The tree::
     │   ├── HierarchyConflict   the UIDs place the instance under another study/series/patient
     │   └── StudyMismatch       a study-targeted store received an instance of another study
     ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
-    └── StorageFull             the blob store or database volume is out of space
+    ├── StorageFull             the blob store or database volume is out of space
+    └── SecurityRefused         a message's WS-Security header is absent where required, or not accepted
+        ├── InvalidSecurity     missing, malformed, or signing other elements than the ones acted on
+        ├── UnsupportedAlgorithm  a signature, digest, canonicalization or transform not allowed
+        ├── UnsupportedSecurityToken  a token other than an X.509 v3 BinarySecurityToken
+        ├── SecurityTokenUnavailable  the signature's KeyInfo names no token of the message
+        ├── InvalidSecurityToken  the token is not a readable X.509 certificate
+        ├── FailedAuthentication  the certificate is outside its validity or not issued by a trusted one
+        ├── FailedCheck         the signature or a digest does not verify
+        └── MessageExpired      the Timestamp is expired or not yet valid
 """
 
 from __future__ import annotations
@@ -47,8 +61,23 @@ class UnsupportedMediaType(InvalidRequest):
     """The request body is of a media type (or content coding) the transaction does not accept."""
 
 
+class InvalidXPath(InvalidRequest):
+    """A metadata filter is malformed, too long or nested too deep, or names an element or
+    attribute the Native DICOM Model does not have."""
+
+
+class UnsupportedXPath(InvalidXPath):
+    """A metadata filter uses XPath the sandbox does not offer: a function outside the core
+    subset, an extension function, a variable, or an axis other than the tree-walking ones."""
+
+
 class RequestTooLarge(XdsiError):
     """The whole request exceeds a limit (body size, part count); nothing of it is stored."""
+
+
+class XPathTooCostly(RequestTooLarge):
+    """A metadata filter was stopped: its evaluation exceeded the work or time bound, or its
+    result exceeded the node or size bound."""
 
 
 class NotAcceptable(XdsiError):
@@ -57,6 +86,14 @@ class NotAcceptable(XdsiError):
 
 class NotFound(XdsiError):
     """The requested object is not in the archive."""
+
+
+class UnknownRepository(NotFound):
+    """A document request names a repositoryUniqueId this Imaging Document Source is not (RAD TF-3 4.69)."""
+
+
+class UnknownCommunity(NotFound):
+    """A document request names a homeCommunityId this Imaging Document Source is not part of."""
 
 
 class InstanceRejected(XdsiError):
@@ -125,3 +162,41 @@ class RepositoryBusy(XdsiError):
 
 class StorageFull(XdsiError):
     """No space left for the blob store or the index."""
+
+
+class SecurityRefused(XdsiError):
+    """WS-Security (OASIS WSS 1.1 SOAP Message Security 12): the message must not be acted on.
+    Each subclass is one of the standard's fault codes; the message says why in words."""
+
+
+class InvalidSecurity(SecurityRefused):
+    """The security header is missing where required, malformed, or signs other elements than
+    the Body (and Timestamp) the server acts on: every signature-wrapping shape lands here."""
+
+
+class UnsupportedAlgorithm(SecurityRefused):
+    """A signature, digest, canonicalization or transform algorithm outside the allowed set."""
+
+
+class UnsupportedSecurityToken(SecurityRefused):
+    """A security token of a type other than an X.509 v3 certificate."""
+
+
+class SecurityTokenUnavailable(SecurityRefused):
+    """The signature's KeyInfo refers to no BinarySecurityToken of the message."""
+
+
+class InvalidSecurityToken(SecurityRefused):
+    """The BinarySecurityToken does not hold a readable X.509 certificate."""
+
+
+class FailedAuthentication(SecurityRefused):
+    """The signing certificate is not valid now, or no trusted certificate issued it."""
+
+
+class FailedCheck(SecurityRefused):
+    """The signature value or a reference's digest does not verify: the message was altered."""
+
+
+class MessageExpired(SecurityRefused):
+    """The signed Timestamp is expired, or created in the future beyond the allowed skew."""

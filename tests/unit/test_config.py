@@ -101,3 +101,11 @@ def test_delete_enabled_is_off_by_default_and_read_as_a_boolean(tmp_path: Path) 
     with pytest.raises(ConfigError) as raised:
         Settings.load(environ={"XDSI_DELETE_ENABLED": "sure"})
     assert "XDSI_DELETE_ENABLED: 'sure' is not a boolean" in str(raised.value)
+
+
+def test_timeouts_and_connection_limits_must_be_positive() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"XDSI_HEADER_TIMEOUT": "0", "XDSI_BODY_MIN_RATE": "-1",
+                               "XDSI_MAX_CLIENT_CONNECTIONS": "0"})
+    assert {p.split(":")[0] for p in caught.value.problems} == {"header_timeout", "body_min_rate",
+                                                                "max_client_connections"}
