@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import xmlsec
 from cryptography import x509
@@ -162,13 +163,19 @@ def zeep_sign(root: etree._Element, signer: Identity, folder: Path) -> etree._El
     return root
 
 
-def zeep_verify(message: bytes, certificate_pem: bytes, folder: Path) -> None:
-    """zeep's own check of a signed answer (raises SignatureVerificationFailed)."""
+def zeep_verify(message: bytes, certificate_pem: bytes, folder: Path, attachments: dict[str, bytes] | None = None) -> None:
+    """zeep's own check of a signed answer (raises SignatureVerificationFailed), made as zeep makes
+    it: on the XOP infoset, each xop:Include replaced by the base64 of the part it names."""
     from zeep.wsse.signature import verify_envelope
 
+    root = etree.fromstring(message)
+    for include in list(root.iter("{http://www.w3.org/2004/08/xop/include}Include")):
+        parent = include.getparent()
+        parent.remove(include)
+        parent.text = base64.b64encode((attachments or {})[unquote(include.get("href", "")[4:])]).decode()
     cert = folder / f"answer-{uuid.uuid4().hex}.cert.pem"
     cert.write_bytes(certificate_pem)
-    verify_envelope(etree.fromstring(message), str(cert))
+    verify_envelope(root, str(cert))
 
 
 def serialize(root: etree._Element) -> bytes:
