@@ -114,7 +114,7 @@ def sign(root: etree._Element, signer: Identity, targets: Iterable[etree._Elemen
          method: object = xmlsec.constants.TransformRsaSha256, digest: object = xmlsec.constants.TransformSha256,
          transforms: Iterable[object] = (xmlsec.constants.TransformExclC14N,),
          xpath: tuple[str, dict[str, str]] | None = None,
-         token_certificate: x509.Certificate | None = None) -> etree._Element:
+         token_certificate: x509.Certificate | None = None, sign_token: bool = False) -> etree._Element:
     """Sign ``targets`` (default: Body and Timestamp) of ``root`` in its wsse:Security header
     with an X.509 BinarySecurityToken (WSS X.509 Token Profile 1.1), by xmlsec's template API;
     ``xpath`` (expression, namespaces): an XPath filter transform on each reference.
@@ -130,6 +130,8 @@ def sign(root: etree._Element, signer: Identity, targets: Iterable[etree._Elemen
     certificate = token_certificate or signer.certificate
     token.text = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
     security.insert(0, token)
+    if sign_token:
+        targets = [*targets, token]
     signature = xmlsec.template.create(root, xmlsec.constants.TransformExclC14N, method, ns="ds")
     security.append(signature)
     context = xmlsec.SignatureContext()

@@ -193,11 +193,12 @@ class WsSecurity:
             raise InvalidSecurity("the signature does not cover the Body of the message")
         if timestamp not in covered:
             raise InvalidSecurity("the signature does not cover the wsu:Timestamp")
-        allowed = {body, timestamp} | {h for h in header if etree.QName(h).namespace == ns.WSA}
+        allowed = ({body, timestamp} | {h for h in header if etree.QName(h).namespace == ns.WSA}
+                   | {t for t in security if t.tag == TOKEN})
         for element in covered:
             if element not in allowed:
-                raise InvalidSecurity("the signature covers an element other than the Body, the Timestamp "
-                                      "and the WS-Addressing headers")
+                raise InvalidSecurity("the signature covers an element other than the Body, the Timestamp, "
+                                      "the WS-Addressing headers and its security token")
         certificate = _certificate(signature, security, identified)
         self.trust.check(certificate, now)
         context = xmlsec.SignatureContext()

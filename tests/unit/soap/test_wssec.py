@@ -117,6 +117,11 @@ def test_signed_ws_addressing_headers_are_accepted(security: wssec.WsSecurity, p
     verify(security, kit.sign(root, pki.client, targets))
 
 
+def test_a_signature_may_cover_its_own_token(security: wssec.WsSecurity, pki: kit.Pki) -> None:
+    """Some toolkits sign the BinarySecurityToken too (a public certificate: nothing to wrap)."""
+    verify(security, kit.sign(request(), pki.client, sign_token=True))
+
+
 def test_unsigned_requests_pass_when_signatures_are_not_required(pki: kit.Pki) -> None:
     hook = wssec.WsSecurity(wssec.TrustStore([pki.ca.certificate]), require=False, signer=None)
     verify(hook, etree.fromstring(envelope(rad69_body({(STUDY, SERIES): [DOCUMENT]}, REPOSITORY)).encode()))
