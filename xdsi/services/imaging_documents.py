@@ -17,6 +17,7 @@ RegistryResponse at the head of the message is true for every document streamed 
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import BinaryIO
@@ -80,12 +81,16 @@ Outcome = Located | Refused
 
 
 def locate(session: Session, settings: Settings, requests: Sequence[DocumentRequest]) -> list[Outcome]:
-    """Each request's document, in request order; a series is read from the index once."""
+    """Each request's document, in request order. A series that several requests name is read
+    from the index once; a lone document is read alone (a series may hold thousands)."""
+    wanted = Counter((request.study_uid, request.series_uid) for request in requests)
     series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]] = {}
     outcomes: list[Outcome] = []
     for request in requests:
         try:
-            outcomes.append(Located(request, ObjectPlan.of(_find(session, settings, request, series_cache))))
+            whole_series = wanted[(request.study_uid, request.series_uid)] > 1
+            found = _find(session, settings, request, series_cache if whole_series else None)
+            outcomes.append(Located(request, ObjectPlan.of(found)))
         except XdsiError as error:
             outcomes.append(Refused(request, error))
     return outcomes
@@ -154,7 +159,7 @@ class DocumentSet:
         self.files.close()
 
 def _find(session: Session, settings: Settings, request: DocumentRequest,
-          series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]]) -> StoredInstance:
+          series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]] | None) -> StoredInstance:
     check_source(settings, request)
     uids.validate_uid(request.document_uid, "DocumentUniqueId")
     study_uid, series_uid = request.study_uid, request.series_uid
@@ -167,11 +172,15 @@ def _find(session: Session, settings: Settings, request: DocumentRequest,
     for uid, name in ((study_uid, "studyInstanceUID"), (series_uid, "seriesInstanceUID")):
         if uid is not None:
             uids.validate_uid(uid, name)
-    key = (study_uid, series_uid)
-    if key not in series_cache:
-        series_cache[key] = {found.sop_instance_uid: found
-                             for found in index.stored_instances(session, study_uid, series_uid)}
-    instance = series_cache[key].get(request.document_uid)
+    if series_cache is None:
+        found = index.stored_instances(session, study_uid, series_uid, request.document_uid)
+        instance = found[0] if found else None
+    else:
+        key = (study_uid, series_uid)
+        if key not in series_cache:
+            series_cache[key] = {found.sop_instance_uid: found
+                                 for found in index.stored_instances(session, study_uid, series_uid)}
+        instance = series_cache[key].get(request.document_uid)
     if instance is None:
         where = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
         raise NotFound(f"document {request.document_uid} is not in {where} in this repository")
