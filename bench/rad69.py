@@ -132,21 +132,27 @@ def rss_kib(pid: int) -> int:
 
 
 class RssSampler(threading.Thread):
-    """Largest RSS of any one server process while running (workers answer one request each)."""
+    """The RSS of each server process while running; ``growth`` is the largest rise of any one
+    of them over its own RSS at the start (the worker that answers is the one that grows)."""
 
     def __init__(self, pids: list[int]) -> None:
         super().__init__(daemon=True)
-        self.pids, self.peak_kib, self.running = pids, 0, True
+        self.before = {pid: rss_kib(pid) for pid in pids}
+        self.peak = dict(self.before)
+        self.running = True
 
     def run(self) -> None:
         while self.running:
-            self.peak_kib = max(self.peak_kib, *(rss_kib(pid) for pid in self.pids))
+            for pid in self.before:
+                self.peak[pid] = max(self.peak[pid], rss_kib(pid))
             time.sleep(0.02)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int, int]:
+        """(growth, the growing process's RSS before, its peak), in KiB."""
         self.running = False
         self.join()
-        return self.peak_kib
+        pid = max(self.before, key=lambda p: self.peak[p] - self.before[p])
+        return self.peak[pid] - self.before[pid], self.before[pid], self.peak[pid]
 
 
 def busy_jiffies() -> int:
@@ -235,19 +241,20 @@ def run(args: argparse.Namespace, port: int, server_pid: int, study: str, docume
     for method, target, headers, body in study_calls.values():  # warm: caches, connections, imports
         connection.call(method, target, headers, body)
     figures: dict[str, list[dict[str, Any]]] = {name: [] for name in study_calls}
-    for _ in range(args.study_trials):
-        for name, (method, target, headers, body) in study_calls.items():
-            baseline = max(rss_kib(pid) for pid in pids)
+    for trial in range(args.study_trials):
+        # Alternate which protocol goes first, so neither always follows the other's cache effects.
+        order = list(study_calls.items()) if trial % 2 == 0 else list(reversed(study_calls.items()))
+        for name, (method, target, headers, body) in order:
             sampler = RssSampler(pids)
             sampler.start()
             (seconds, size, status), cpu = measured(pids, lambda m=method, t=target, h=headers, b=body:
                                                    connection.call(m, t, h, b))
-            peak = sampler.stop()
+            growth, before, peak = sampler.stop()
             assert status == 200 and size > total, (name, status, size, total)
             figures[name].append({"seconds": round(seconds, 3), "bytes": size,
                                   "mb_per_s": round(size / seconds / 1e6, 1),
-                                  "rss_before_mib": round(baseline / 1024, 1), "rss_peak_mib": round(peak / 1024, 1),
-                                  "rss_growth_mib": round((peak - baseline) / 1024, 1), **cpu})
+                                  "rss_before_mib": round(before / 1024, 1), "rss_peak_mib": round(peak / 1024, 1),
+                                  "rss_growth_mib": round(growth / 1024, 1), **cpu})
     series, one = documents[len(documents) // 2]
     one_calls = {
         "rad69": ("POST", "/wado-ws", soap, rad69_request(study, [(series, one)])),
