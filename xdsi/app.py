@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from functools import partial
+from wsgiref.types import WSGIEnvironment
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
-from xdsi.soap.application import WadoWsApplication
+from xdsi.soap.application import PublicUrls, WadoWsApplication
 from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, stow_rs, urls, wado_rs, wado_uri
 
 WADO_WS = "/wado-ws"
@@ -36,8 +37,13 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     wado_uri.init_app(app)
     delete_rs.init_app(app)
     # WADO-WS shares the process, the archive and its services; its own WSGI application speaks SOAP.
-    wado_ws = WadoWsApplication(archive, partial(urls.mounted_url, settings=settings))
+    wado_ws = WadoWsApplication(archive, partial(_wado_ws_urls, settings=settings))
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {WADO_WS: wado_ws})  # type: ignore[method-assign]
     context.announce(app, "WADO-WS (RAD-69)", WADO_WS)
     context.announce(app, "WADO-WS WSDL", f"{WADO_WS}?wsdl")
     return app
+
+
+def _wado_ws_urls(environ: WSGIEnvironment, settings: Settings) -> PublicUrls:
+    base = urls.mounted_base(environ, settings, WADO_WS)
+    return PublicUrls(base + WADO_WS, base + urls.DICOMWEB)

@@ -17,6 +17,7 @@ RegistryResponse at the head of the message is true for every document streamed 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -26,12 +27,15 @@ from sqlalchemy.orm import Session
 
 from xdsi.config import Settings
 from xdsi.dicom import uids
-from xdsi.errors import NotAcceptable, NotFound, UnknownCommunity, UnknownRepository, XdsiError
+from xdsi.encoding import xpath
+from xdsi.encoding.xpath import XPathFilter
+from xdsi.errors import NotAcceptable, NotFound, UnknownCommunity, UnknownRepository, XdsiError, XPathTooCostly
 from xdsi.repository import index
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
 from xdsi.services import plans, retrieve
 from xdsi.services.plans import ObjectPlan, Resolved, Unavailable
+from xdsi.services.retrieve import Target
 
 CHUNK = retrieve.CHUNK
 
@@ -157,6 +161,26 @@ class DocumentSet:
         for copy in self.temporary:
             copy.close()
         self.files.close()
+
+def document_information(session: Session, outcome: Located, root: str, filters: Sequence[XPathFilter],
+                         deadline: float) -> list[str]:
+    """PS3.18 2017b 6.4.3: the document's metadata as a PS3.19 Native DICOM Model (bulk data as
+    BulkDataURIs under ``root``), and what each client filter selects of it, as text. Every
+    evaluation is bounded by the filter's own sandbox and, together, by ``deadline``
+    (``time.monotonic``), so a request naming many documents cannot multiply the bound."""
+    instance = outcome.instance
+    target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
+    [native] = retrieve.metadata_xml(session, target, root)
+    document = xpath.Document.from_bytes(native)
+    results = []
+    for selected in filters:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise XPathTooCostly("XPath: the filters of this request took longer than allowed")
+        value = selected.evaluate(document, time_limit_s=min(xpath.TIME_LIMIT_S, remaining))
+        results.append(selected.to_text(document, value))
+    return results
+
 
 def _find(session: Session, settings: Settings, request: DocumentRequest,
           series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]] | None) -> StoredInstance:
