@@ -273,6 +273,10 @@ def run(args: argparse.Namespace, port: int, server_pid: int, study: str, docume
         "study_bytes": total, "instances": len(documents),
         "rad69_mb_per_s": throughput["rad69"], "wado_rs_mb_per_s": throughput["wado_rs"],
         "throughput_ratio": round(throughput["rad69"] / throughput["wado_rs"], 3),
+        # Server CPU per answer: what the protocol itself costs, less disturbed by a shared machine
+        # than wall-clock throughput.
+        "rad69_server_cpu_s_median": statistics.median(f["server_cpu_s"] for f in figures["rad69"]),
+        "wado_rs_server_cpu_s_median": statistics.median(f["server_cpu_s"] for f in figures["wado_rs"]),
         "rad69_rss_growth_mib_max": max(f["rss_growth_mib"] for f in figures["rad69"]),
         "wado_rs_rss_growth_mib_max": max(f["rss_growth_mib"] for f in figures["wado_rs"]),
         "one_document_rad69_median_ms": round(medians["rad69"], 3),
