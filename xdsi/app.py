@@ -6,7 +6,7 @@ from flask import Flask
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
-from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, stow_rs, wado_rs
+from xdsi.web import auth, context, cors, delete_rs, errors, health, landing, qido_rs, stow_rs, wado_rs
 
 
 def create_app(settings: Settings | None = None, archive: Archive | None = None) -> Flask:
@@ -27,4 +27,6 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     stow_rs.init_app(app)
     wado_rs.init_app(app)
     delete_rs.init_app(app)
+    # Last, so that it wraps whatever was mounted above: every request passes the access gate first.
+    app.wsgi_app = auth.init_app(app.wsgi_app, settings)  # type: ignore[method-assign]
     return app

@@ -45,6 +45,10 @@ TABLE: dict[type[errors.XdsiError], WireError] = {
     errors.StudyMismatch: WireError(409, 0xC409),
     errors.RepositoryBusy: WireError(503, 0xA700),
     errors.StorageFull: WireError(503, 0xA700),
+    # RFC 9110 15.5.2 / 15.5.4: no credentials or refused ones, 401 with a challenge; a known caller
+    # without the right, 403. Neither reaches a STOW-RS instance, so the FailureReason is nominal.
+    errors.Unauthenticated: WireError(401, 0x0110),
+    errors.Forbidden: WireError(403, 0x0110),
 }
 
 

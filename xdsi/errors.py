@@ -22,7 +22,9 @@ into wire answers. The tree::
     │   ├── HierarchyConflict   the UIDs place the instance under another study/series/patient
     │   └── StudyMismatch       a study-targeted store received an instance of another study
     ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
-    └── StorageFull             the blob store or database volume is out of space
+    ├── StorageFull             the blob store or database volume is out of space
+    ├── Unauthenticated         no credentials, or credentials that do not prove who the caller is
+    └── Forbidden               a known caller lacks the role the request needs
 """
 
 from __future__ import annotations
@@ -125,3 +127,24 @@ class RepositoryBusy(XdsiError):
 
 class StorageFull(XdsiError):
     """No space left for the blob store or the index."""
+
+
+class Unauthenticated(XdsiError):
+    """The request carries no usable credentials: none, an unknown user, a wrong password, a bad token.
+
+    ``mechanism`` names the scheme whose credentials were refused ('basic', 'bearer'), None when
+    there were none; ``token_error`` is the RFC 6750 3.1 error code of a refused bearer token.
+    """
+
+    def __init__(self, reason: str, *, mechanism: str | None = None, token_error: str | None = None) -> None:
+        super().__init__(reason)
+        self.mechanism = mechanism
+        self.token_error = token_error
+
+
+class Forbidden(XdsiError):
+    """The caller is known but lacks ``role`` (read, store, delete, admin) for what it asked."""
+
+    def __init__(self, reason: str, *, role: str) -> None:
+        super().__init__(reason)
+        self.role = role
