@@ -7,7 +7,6 @@ request is a 400 naming the parameter whatever the archive holds; what depends o
 
 from __future__ import annotations
 
-import codecs
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -19,13 +18,15 @@ from werkzeug.wsgi import wrap_file
 
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, validate_uid
 from xdsi.errors import InvalidRequest, NotAcceptable
-from xdsi.services import plans, retrieve
+from xdsi.services import charset, documents, plans, retrieve
+from xdsi.services.anonymize import Anonymizer
 from xdsi.services.archive import Archive
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.retrieve import BlobReader, Target
 from xdsi.web import negotiation
 from xdsi.web.context import announce, archive, session
 from xdsi.web.negotiation import DICOM, MediaRange
+from xdsi.web.ranges import ranged
 
 PATH = "/wado"
 blueprint = Blueprint("wado_uri", __name__)
@@ -35,7 +36,6 @@ MAX_LIST = 32  # entries of contentType, charset or annotation
 ANNOTATIONS = ("patient", "technique")  # PS3.18 9.1.2.1: the values of annotation
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z", re.ASCII)
 _INTEGER = re.compile(r"[0-9]{1,9}\Z", re.ASCII)
-_CHARSET = re.compile(r"[A-Za-z0-9!#$%&'+\-^_`{}~.]{1,40}\Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -95,23 +95,6 @@ def _content_types(text: str) -> tuple[MediaRange, ...]:
     return tuple(media for media in ranges if media.q > 0)
 
 
-def _charsets(text: str) -> tuple[str, ...]:
-    names = []
-    for entry in text.split(","):
-        name = entry.split(";")[0].strip()  # an Accept-Charset style weight is allowed and ignored
-        if not _CHARSET.match(name):
-            raise InvalidRequest(f"charset {name[:40]!r} is not a character set name")
-        try:
-            codecs.lookup(name)
-        except LookupError:
-            if name != "*":
-                raise InvalidRequest(f"charset {name!r} is not a character set this server knows") from None
-        names.append(name)
-    if len(names) > MAX_LIST:
-        raise InvalidRequest(f"charset lists more than {MAX_LIST} character sets")
-    return tuple(names)
-
-
 def _anonymize(text: str) -> bool:
     if text != "yes":
         # PS3.18 9.1.2.2: the only value is "yes".
@@ -169,7 +152,7 @@ def _frame_number(text: str) -> int:
 # Wire name -> (field of UriRequest, parser); PS3.18 9.1.2, names are case-sensitive.
 _PARSERS: Mapping[str, tuple[str, Callable[[str], object]]] = {
     "contentType": ("content_types", _content_types),
-    "charset": ("charsets", _charsets),
+    "charset": ("charsets", charset.parse),
     "anonymize": ("anonymize", _anonymize),
     "transferSyntax": ("transfer_syntax", _transfer_syntax),
     "annotation": ("annotation", _annotation),
@@ -287,14 +270,15 @@ def retrieve_object() -> Response:
     [item] = plan.objects
     media_type = _choose(asked, item)
     _check_for(asked, item, media_type)
-    if media_type != DICOM:
-        raise NotAcceptable(f"{media_type} is not available: this server does not render objects; "
+    if media_type != DICOM and item.kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
+        raise NotAcceptable(f"{media_type} is not available: this server does not render images yet; "
                             f"ask for contentType=application/dicom")
-    if asked.anonymize:
-        raise NotAcceptable("anonymize=yes is not supported by this server; ask without it")
     files = retrieve.opened_files(current.blobs, plan.instances)
     try:
-        response = _dicom(current, files, item, asked.transfer_syntax)
+        if media_type != DICOM:
+            response = _document(current, files, asked, item, media_type)
+        else:
+            response = _dicom(current, files, item, asked)
     except BaseException:
         files.close()
         raise
@@ -302,7 +286,18 @@ def retrieve_object() -> Response:
     return response
 
 
-def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, transfer_syntax: str | None) -> Response:
+def _document(current: Archive, files: BlobReader, asked: UriRequest, item: ObjectPlan, media_type: str) -> Response:
+    """A report, document or video in its own media type (byte ranges served as asked)."""
+    image_only = asked.given(RENDERED_ONLY)
+    if image_only:
+        raise InvalidRequest(f"{', '.join(image_only)} apply only to rendered images, not to {media_type}")
+    payload = documents.document(current.blobs, item.instance, media_type, current.limits, asked.charsets)
+    return ranged(lambda start, end: payload.chunks(files, start, end), payload.length, payload.content_type,
+                  item.kind.value)
+
+
+def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, asked: UriRequest) -> Response:
+    transfer_syntax = asked.transfer_syntax
     if transfer_syntax == "*":
         wanted: plans.Request = plans.AS_STORED
     elif transfer_syntax is not None:
@@ -315,7 +310,14 @@ def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, transfer_synta
     outcome = item.resolve(wanted)
     if isinstance(outcome, plans.Unavailable):
         raise NotAcceptable(f"transferSyntax: {outcome.reason}")
-    if not outcome.transcoded:
+    if asked.anonymize:
+        # PS3.18 9.1.2.2.2 anonymize=yes: the PS3.15 Basic Profile, applied to this answer only.
+        body = Anonymizer().instance_body(current.blobs, item.instance, outcome.transfer_syntax if outcome.transcoded
+                                          else None, current.limits, current.settings.max_transcode_bytes, files)
+        response = Response(body.chunks, status=200, mimetype=DICOM)
+        if body.length is not None:
+            response.content_length = body.length
+    elif not outcome.transcoded:
         # The WSGI file wrapper lets gunicorn send the whole file with sendfile.
         response = Response(wrap_file(request.environ, retrieve.open_file(files, item.instance)), status=200,
                             direct_passthrough=True, mimetype=DICOM)
@@ -325,7 +327,8 @@ def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, transfer_synta
         response = Response(body.chunks, status=200, mimetype=DICOM)
         if body.length is not None:
             response.content_length = body.length
-    response.headers["Content-Disposition"] = f'inline; filename="{item.instance.sop_instance_uid}.dcm"'
+    name = "anonymized" if asked.anonymize else item.instance.sop_instance_uid
+    response.headers["Content-Disposition"] = f'inline; filename="{name}.dcm"'
     return response
 
 
