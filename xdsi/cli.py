@@ -214,7 +214,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     archive = _open_prepared(settings)
     try:
         endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
-    except ConfigError as exc:
+    except ConfigError as exc:  # what only building the app can check, e.g. the WS-Security key
         print(f"xdsi: {exc}", file=sys.stderr)
         return 2
     finally:

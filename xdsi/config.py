@@ -159,6 +159,26 @@ class Settings:
         metadata=_doc("urn:oid: home community of this source (XDSUnknownCommunity for others; "
                       "the default is a demonstration value)"),
     )
+    # OASIS WSS 1.1 X.509 Token Profile: who may sign requests, whether they must, and the key
+    # that signs answers. Files, not values: a certificate store and a key are read at start-up.
+    wssec_trust_store: Path | None = field(
+        default=None,
+        metadata=_doc("PEM file of the certificates (CAs or signers themselves) trusted to sign WADO-WS "
+                      "requests; set, signed requests are verified (default: WS-Security headers not processed)"),
+    )
+    wssec_require: bool = field(
+        default=False,
+        metadata=_doc("refuse WADO-WS requests without a valid signature (needs wssec_trust_store)"),
+    )
+    wssec_sign_key: Path | None = field(
+        default=None, metadata=_doc("PEM private key file that signs WADO-WS answers (with wssec_sign_cert)")
+    )
+    wssec_sign_cert: Path | None = field(
+        default=None, metadata=_doc("PEM certificate file of wssec_sign_key, sent in each signed answer")
+    )
+    wssec_sign_key_password: str | None = field(
+        default=None, metadata=_doc("password of an encrypted wssec_sign_key (environment only)", secret=True)
+    )
     max_soap_request_bytes: int = field(
         default=4 * MIB, metadata=_doc("largest WADO-WS request message, in bytes (a SOAP Sender fault beyond)")
     )
@@ -411,6 +431,7 @@ def _check_values(values: dict[str, Any]) -> list[str]:
     community = values["home_community_id"]
     if not community.startswith("urn:oid:") or not _OID.fullmatch(community[8:]):
         problems.append(f"home_community_id: {community!r} is not urn:oid: followed by an OID")
+    problems += _check_wssec(values)
     try:
         _networks(values["trusted_proxies"])
     except ValueError as exc:
@@ -462,6 +483,19 @@ def _pairs(text: str) -> dict[str, str]:
             raise ValueError(f"{entry!r} is not KEY=VALUE")
         pairs[key.strip()] = value.strip()
     return pairs
+
+
+def _check_wssec(values: dict[str, Any]) -> list[str]:
+    problems = []
+    for name in ("wssec_trust_store", "wssec_sign_key", "wssec_sign_cert"):
+        path = values[name]
+        if path is not None and not Path(path).is_file():
+            problems.append(f"{name}: {str(path)!r} is not a readable file")
+    if values["wssec_require"] and values["wssec_trust_store"] is None:
+        problems.append("wssec_require: needs wssec_trust_store (the certificates allowed to sign)")
+    if (values["wssec_sign_key"] is None) != (values["wssec_sign_cert"] is None):
+        problems.append("wssec_sign_key and wssec_sign_cert: set both to sign answers, or neither")
+    return problems
 
 
 def _networks(text: str) -> tuple[Network, ...]:

@@ -29,7 +29,16 @@ into wire answers. The tree::
     ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
     ├── StorageFull             the blob store or database volume is out of space
     ├── Unauthenticated         no credentials, or credentials that do not prove who the caller is
-    └── Forbidden               a known caller lacks the role the request needs
+    ├── Forbidden               a known caller lacks the role the request needs
+    └── SecurityRefused         a message's WS-Security header is absent where required, or not accepted
+        ├── InvalidSecurity     missing, malformed, or signing other elements than the ones acted on
+        ├── UnsupportedAlgorithm  a signature, digest, canonicalization or transform not allowed
+        ├── UnsupportedSecurityToken  a token other than an X.509 v3 BinarySecurityToken
+        ├── SecurityTokenUnavailable  the signature's KeyInfo names no token of the message
+        ├── InvalidSecurityToken  the token is not a readable X.509 certificate
+        ├── FailedAuthentication  the certificate is outside its validity or not issued by a trusted one
+        ├── FailedCheck         the signature or a digest does not verify
+        └── MessageExpired      the Timestamp is expired or not yet valid
 """
 
 from __future__ import annotations
@@ -155,6 +164,44 @@ class RepositoryBusy(XdsiError):
 
 class StorageFull(XdsiError):
     """No space left for the blob store or the index."""
+
+
+class SecurityRefused(XdsiError):
+    """WS-Security (OASIS WSS 1.1 SOAP Message Security 12): the message must not be acted on.
+    Each subclass is one of the standard's fault codes; the message says why in words."""
+
+
+class InvalidSecurity(SecurityRefused):
+    """The security header is missing where required, malformed, or signs other elements than
+    the Body (and Timestamp) the server acts on: every signature-wrapping shape lands here."""
+
+
+class UnsupportedAlgorithm(SecurityRefused):
+    """A signature, digest, canonicalization or transform algorithm outside the allowed set."""
+
+
+class UnsupportedSecurityToken(SecurityRefused):
+    """A security token of a type other than an X.509 v3 certificate."""
+
+
+class SecurityTokenUnavailable(SecurityRefused):
+    """The signature's KeyInfo refers to no BinarySecurityToken of the message."""
+
+
+class InvalidSecurityToken(SecurityRefused):
+    """The BinarySecurityToken does not hold a readable X.509 certificate."""
+
+
+class FailedAuthentication(SecurityRefused):
+    """The signing certificate is not valid now, or no trusted certificate issued it."""
+
+
+class FailedCheck(SecurityRefused):
+    """The signature value or a reference's digest does not verify: the message was altered."""
+
+
+class MessageExpired(SecurityRefused):
+    """The signed Timestamp is expired, or created in the future beyond the allowed skew."""
 
 
 class Unauthenticated(XdsiError):
