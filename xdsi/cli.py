@@ -100,8 +100,8 @@ def _parser() -> argparse.ArgumentParser:
         commands, "serve", _serve,
         "run the server (upgrades the schema and sweeps the store first)",
         "Upgrade the index schema, remove what an earlier crash left in the store, "
-        "then serve STOW-RS, QIDO-RS and WADO-RS with gunicorn (gthread workers). The start-up "
-        "banner prints the URL of every service.",
+        "then serve STOW-RS, QIDO-RS and WADO-RS with gunicorn (xdsi's worker reads each request whole "
+        "before a thread serves it; see docs/deployment.md). The start-up banner prints the URL of every service.",
     )
     serve.add_argument("--bind", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8080)")
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default 2)")

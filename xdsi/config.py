@@ -75,7 +75,26 @@ class Settings:
     )
     bind: str = field(default="127.0.0.1:8080", metadata=_doc("HOST:PORT the server listens on"))
     workers: int = field(default=2, metadata=_doc("gunicorn worker processes"))
-    threads: int = field(default=8, metadata=_doc("threads per worker (gthread)"))
+    threads: int = field(default=8, metadata=_doc("application threads per worker process"))
+    header_timeout: int = field(
+        default=20, metadata=_doc("seconds a client has to send a request head (408 and the connection closed beyond)")
+    )
+    body_timeout: int = field(
+        default=20,
+        metadata=_doc("seconds a client has to send a request body, plus one per body_min_rate bytes received "
+                      "(408 beyond)"),
+    )
+    body_min_rate: int = field(
+        default=500, metadata=_doc("bytes per second a request body must average to earn more time")
+    )
+    send_timeout: int = field(
+        default=60, metadata=_doc("seconds a client may take nothing of an answer before its connection closes")
+    )
+    max_client_connections: int = field(
+        default=32,
+        metadata=_doc("connections one client address may hold in each worker process (429 beyond); "
+                      "trusted_proxies are not limited"),
+    )
     parse_processes: int = field(
         default=_DEFAULT_PARSE_PROCESSES,
         metadata=_doc("processes per worker that parse the instances of a multi-instance store "
@@ -411,7 +430,8 @@ def _check_values(values: dict[str, Any]) -> list[str]:
     host, _, port = values["bind"].rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         problems.append(f"bind: {values['bind']!r} is not HOST:PORT")
-    for name in ("workers", "threads", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
+    for name in ("workers", "threads", "header_timeout", "body_timeout", "body_min_rate", "send_timeout",
+                 "max_client_connections", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
                  "qido_max_results", "max_request_bytes", "max_request_parts", "max_metadata_bytes",
                  "max_transcode_bytes", "max_soap_request_bytes"):
         if values[name] < 1:

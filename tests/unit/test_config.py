@@ -137,3 +137,11 @@ def test_authentication_settings_when_complete(tmp_path: Path) -> None:
 ])
 def test_which_binds_reach_beyond_this_machine(bind: str, beyond: bool) -> None:
     assert Settings.load(environ={}, bind=bind).binds_beyond_loopback is beyond
+
+
+def test_timeouts_and_connection_limits_must_be_positive() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"XDSI_HEADER_TIMEOUT": "0", "XDSI_BODY_MIN_RATE": "-1",
+                               "XDSI_MAX_CLIENT_CONNECTIONS": "0"})
+    assert {p.split(":")[0] for p in caught.value.problems} == {"header_timeout", "body_min_rate",
+                                                                "max_client_connections"}
