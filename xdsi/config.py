@@ -103,6 +103,12 @@ class Settings:
         metadata=_doc("addresses or networks (CIDR) of reverse proxies whose Forwarded and X-Forwarded-* "
                       "headers name the public URL, comma-separated (default: none)"),
     )
+    allowed_hosts: str = field(
+        default="",
+        metadata=_doc("host names clients may address this server by (Host header), comma-separated; "
+                      "'.example.org' also admits its subdomains, '*' any name; IP addresses are always "
+                      "admitted (default: localhost, this machine's names, the hosts of bind and base_url)"),
+    )
     cors_origins: str = field(
         default="",
         metadata=_doc("browser origins allowed by CORS, comma-separated, or '*' (default: none)"),

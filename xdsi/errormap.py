@@ -52,6 +52,8 @@ TABLE: dict[type[errors.XdsiError], WireError] = {
     errors.XdsiError: WireError(500, 0x0110, "XDSRepositoryError"),
     errors.InvalidRequest: WireError(400, 0xC000, WADO_INVALID_PARAMETER),
     errors.UnsupportedMediaType: WireError(415, 0xC000, WADO_NOT_PROVIDABLE),
+    # RFC 9110 15.5.20: 421, this server will not answer authoritatively for that host.
+    errors.MisdirectedRequest: WireError(421, 0xC000, WADO_INVALID_PARAMETER),
     errors.RequestTooLarge: WireError(413, 0xA700, WADO_OUT_OF_RESOURCES),
     errors.NotAcceptable: WireError(406, 0xC000, WADO_NOT_PROVIDABLE),
     errors.NotFound: WireError(404, 0x0110, "XDSMissingDocument"),

@@ -7,6 +7,7 @@ into wire answers. The tree::
     ├── InvalidRequest          the client asked for something malformed (bad UID, bad parameter)
     │   ├── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
     │   ├── UnsupportedMediaType  the request body's media type or content coding is not accepted
+    │   ├── MisdirectedRequest  the Host header names a host this server does not answer for
     │   └── InvalidXPath        a metadata filter that is not XPath 1.0 or names what the model lacks
     │       └── UnsupportedXPath  valid XPath outside the allowed subset (function, axis, variable)
     ├── RequestTooLarge         the request as a whole exceeds a configured limit
@@ -69,6 +70,11 @@ class InvalidXPath(InvalidRequest):
 class UnsupportedXPath(InvalidXPath):
     """A metadata filter uses XPath the sandbox does not offer: a function outside the core
     subset, an extension function, a variable, or an axis other than the tree-walking ones."""
+
+
+class MisdirectedRequest(InvalidRequest):
+    """The Host header names no host in ``allowed_hosts``: a page of another site may be driving the
+    client's browser at this server under its own name (DNS rebinding)."""
 
 
 class RequestTooLarge(XdsiError):
