@@ -162,24 +162,34 @@ class DocumentSet:
             copy.close()
         self.files.close()
 
+class XPathBudget:
+    """The time one request's filters may spend evaluating, all documents together, beyond each
+    evaluation's own sandbox bound: a request naming many documents cannot multiply that bound.
+    Only evaluation is counted, not reading and building each document's model."""
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    def evaluate(self, selected: XPathFilter, document: xpath.Document) -> str:
+        if self.left <= 0:
+            raise XPathTooCostly("XPath: the filters of this request took longer than allowed")
+        started = time.monotonic()
+        try:
+            value = selected.evaluate(document, time_limit_s=min(xpath.TIME_LIMIT_S, self.left))
+            return selected.to_text(document, value)
+        finally:
+            self.left -= time.monotonic() - started
+
+
 def document_information(session: Session, outcome: Located, root: str, filters: Sequence[XPathFilter],
-                         deadline: float) -> list[str]:
+                         budget: XPathBudget) -> list[str]:
     """PS3.18 2017b 6.4.3: the document's metadata as a PS3.19 Native DICOM Model (bulk data as
-    BulkDataURIs under ``root``), and what each client filter selects of it, as text. Every
-    evaluation is bounded by the filter's own sandbox and, together, by ``deadline``
-    (``time.monotonic``), so a request naming many documents cannot multiply the bound."""
+    BulkDataURIs under ``root``), and what each client filter selects of it, as text."""
     instance = outcome.instance
     target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
     [native] = retrieve.metadata_xml(session, target, root)
     document = xpath.Document.from_bytes(native)
-    results = []
-    for selected in filters:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise XPathTooCostly("XPath: the filters of this request took longer than allowed")
-        value = selected.evaluate(document, time_limit_s=min(xpath.TIME_LIMIT_S, remaining))
-        results.append(selected.to_text(document, value))
-    return results
+    return [budget.evaluate(selected, document) for selected in filters]
 
 
 def _find(session: Session, settings: Settings, request: DocumentRequest,

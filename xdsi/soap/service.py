@@ -9,7 +9,6 @@ with the document's UID as its location.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -93,7 +92,7 @@ def retrieve_imaging_document_set_information(call: Call) -> Answer:
     outcomes = imaging_documents.locate(call.session, settings, [request.document for request in requests])
     payload = etree.Element(ns.qname(ns.WADO, "RetrieveImagingDocumentSetInformationResponse"),
                             nsmap={"wado": ns.WADO, "ihe": ns.IHE, "rs": ns.RS})
-    deadline = time.monotonic() + INFORMATION_TIME_LIMIT_S
+    budget = imaging_documents.XPathBudget(INFORMATION_TIME_LIMIT_S)
     responses: list[etree._Element] = []
     for index, (request, outcome) in enumerate(zip(requests, outcomes, strict=True)):
         if isinstance(outcome, Refused):
@@ -103,7 +102,7 @@ def retrieve_imaging_document_set_information(call: Call) -> Answer:
                 "de-identified metadata is not offered by this source"))
             continue
         texts = imaging_documents.document_information(call.session, outcome, call.dicomweb_root, request.filters,
-                                                       deadline)
+                                                       budget)
         response = etree.Element(ns.qname(ns.WADO, "DocumentInformationResponse"))
         identifiers(response, outcome.request, settings.repository_unique_id)
         if request.frame_number is not None:

@@ -4,7 +4,6 @@ or another, which transfer syntax, and the transcoding itself."""
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -95,5 +94,5 @@ def test_document_information_filters_the_native_model(archive: Archive, stored:
                compile_filter("count(//BulkData)")]
     with archive.sessions() as session:
         texts = imaging_documents.document_information(session, located, "http://pacs/dicom-web", filters,
-                                                       time.monotonic() + 1)
+                                                       imaging_documents.XPathBudget(1.0))
     assert texts[0] == "CT" and texts[1] == texts[2] != "0"  # pixel data and more, all under the root
