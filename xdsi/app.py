@@ -6,7 +6,7 @@ from flask import Flask
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
-from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, stow_rs, wado_rs
+from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, rendered, stow_rs, wado_rs
 
 
 def create_app(settings: Settings | None = None, archive: Archive | None = None) -> Flask:
@@ -26,5 +26,6 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     qido_rs.init_app(app)
     stow_rs.init_app(app)
     wado_rs.init_app(app)
+    rendered.init_app(app)
     delete_rs.init_app(app)
     return app
