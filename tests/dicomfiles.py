@@ -109,3 +109,17 @@ def with_raw_uid(tag: int, value: bytes) -> bytes:
         ds.file_meta.MediaStorageSOPInstanceUID = placeholder
     data = to_bytes(ds)
     return data.replace(placeholder.encode(), value.ljust(len(placeholder), b"9"))
+
+
+BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+_IMAGE_PIXEL_MODULE = ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+                       "SamplesPerPixel", "PhotometricInterpretation", "PixelData")
+
+
+def make_report(**kwargs: object) -> Dataset:
+    """A Basic Text SR instance (no pixel data): a document, where rendering gives text."""
+    ds = make_dataset(sop_class_uid=BASIC_TEXT_SR, modality="SR", **kwargs)
+    for keyword in _IMAGE_PIXEL_MODULE:
+        delattr(ds, keyword)
+    ds.ValueType = "CONTAINER"
+    return ds

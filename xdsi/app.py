@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
-from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, rendered, stow_rs, wado_rs
+from xdsi.soap.application import WadoWsApplication
+from xdsi.web import (
+    context,
+    cors,
+    delete_rs,
+    errors,
+    health,
+    landing,
+    qido_rs,
+    rendered,
+    stow_rs,
+    urls,
+    wado_rs,
+    wado_uri,
+)
+
+WADO_WS = "/wado-ws"
 
 
 def create_app(settings: Settings | None = None, archive: Archive | None = None) -> Flask:
@@ -18,7 +37,8 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     """
     settings = settings or Settings.load()
     app = Flask("xdsi")
-    context.init_app(app, archive or Archive.open(settings))
+    archive = archive or Archive.open(settings)
+    context.init_app(app, archive)
     errors.init_app(app)
     cors.init_app(app, settings.cors_origin_list)
     landing.init_app(app)
@@ -27,5 +47,11 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     stow_rs.init_app(app)
     wado_rs.init_app(app)
     rendered.init_app(app)
+    wado_uri.init_app(app)
     delete_rs.init_app(app)
+    # WADO-WS shares the process, the archive and its services; its own WSGI application speaks SOAP.
+    wado_ws = WadoWsApplication(archive, partial(urls.mounted_url, settings=settings))
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {WADO_WS: wado_ws})  # type: ignore[method-assign]
+    context.announce(app, "WADO-WS (RAD-69)", WADO_WS)
+    context.announce(app, "WADO-WS WSDL", f"{WADO_WS}?wsdl")
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ _CPUS = os.cpu_count() or 1
 # A parser per CPU from two CPUs on; one request thread spools the parts all parsers work on,
 # so more than four would mostly wait for it.
 _DEFAULT_PARSE_PROCESSES = min(_CPUS, 4) if _CPUS > 1 else 0
+
+# Demonstration identifiers (UUID-derived OIDs, PS3.5 B.2) for `make serve`; a deployment sets its own.
+DEMO_REPOSITORY_UNIQUE_ID = "2.25.116342381640680599948095328075554748528"
+DEMO_HOME_COMMUNITY_ID = "urn:oid:2.25.173425372374824515400530686751052035380"
+_OID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+", re.ASCII)
 
 DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -146,6 +152,21 @@ class Settings:
         default=5000, metadata=_doc("how long a SQLite writer waits for the lock before 503")
     )
     log_level: LogLevel = field(default="INFO", metadata=_doc("logging level"))
+    # RAD TF-3 4.69.4.1.2: a DocumentRequest names the Imaging Document Source by its
+    # repositoryUniqueId (the KOS's Retrieve Location UID) and, across communities, its homeCommunityId.
+    repository_unique_id: str = field(
+        default=DEMO_REPOSITORY_UNIQUE_ID,
+        metadata=_doc("OID this Imaging Document Source answers RAD-69 and WADO-WS requests for "
+                      "(XDSUnknownRepositoryId for others; the default is a demonstration value)"),
+    )
+    home_community_id: str = field(
+        default=DEMO_HOME_COMMUNITY_ID,
+        metadata=_doc("urn:oid: home community of this source (XDSUnknownCommunity for others; "
+                      "the default is a demonstration value)"),
+    )
+    max_soap_request_bytes: int = field(
+        default=4 * MIB, metadata=_doc("largest WADO-WS request message, in bytes (a SOAP Sender fault beyond)")
+    )
 
     def __post_init__(self) -> None:
         problems = _check_values(dataclasses.asdict(self))
@@ -322,7 +343,7 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         problems.append(f"bind: {values['bind']!r} is not HOST:PORT")
     for name in ("workers", "threads", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
                  "qido_max_results", "max_request_bytes", "max_request_parts", "max_metadata_bytes",
-                 "max_transcode_bytes", "render_max_output_pixels", "thumbnail_size"):
+                 "max_transcode_bytes", "max_soap_request_bytes", "render_max_output_pixels", "thumbnail_size"):
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
@@ -334,6 +355,12 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append(f"base_url: {base_url!r} is not an absolute http(s) URL")
+    repository = values["repository_unique_id"]
+    if not _OID.fullmatch(repository) or len(repository) > 64:
+        problems.append(f"repository_unique_id: {repository!r} is not an OID of at most 64 characters")
+    community = values["home_community_id"]
+    if not community.startswith("urn:oid:") or not _OID.fullmatch(community[8:]):
+        problems.append(f"home_community_id: {community!r} is not urn:oid: followed by an OID")
     try:
         _networks(values["trusted_proxies"])
     except ValueError as exc:

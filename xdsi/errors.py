@@ -6,10 +6,15 @@ into wire answers. The tree::
     XdsiError
     ├── InvalidRequest          the client asked for something malformed (bad UID, bad parameter)
     │   ├── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
-    │   └── UnsupportedMediaType  the request body's media type or content coding is not accepted
+    │   ├── UnsupportedMediaType  the request body's media type or content coding is not accepted
+    │   └── InvalidXPath        a metadata filter that is not XPath 1.0 or names what the model lacks
+    │       └── UnsupportedXPath  valid XPath outside the allowed subset (function, axis, variable)
     ├── RequestTooLarge         the request as a whole exceeds a configured limit
+    │   └── XPathTooCostly      a metadata filter needs more work, or gives more, than allowed
     ├── NotAcceptable           nothing the resource offers matches the client's Accept
     ├── NotFound                the named study, series, instance or resource does not exist
+    │   ├── UnknownRepository   a RAD-69 / WADO-WS document request names another repositoryUniqueId
+    │   └── UnknownCommunity    … or another homeCommunityId
     ├── InstanceRejected        one instance cannot be stored; ``reason`` says why in words
     │   ├── NotDicom            not a PS3.10 file (no preamble and 'DICM' prefix)
     │   ├── MalformedDicom      truncated, inconsistent lengths, unparsable element, bad deflate
@@ -47,8 +52,23 @@ class UnsupportedMediaType(InvalidRequest):
     """The request body is of a media type (or content coding) the transaction does not accept."""
 
 
+class InvalidXPath(InvalidRequest):
+    """A metadata filter is malformed, too long or nested too deep, or names an element or
+    attribute the Native DICOM Model does not have."""
+
+
+class UnsupportedXPath(InvalidXPath):
+    """A metadata filter uses XPath the sandbox does not offer: a function outside the core
+    subset, an extension function, a variable, or an axis other than the tree-walking ones."""
+
+
 class RequestTooLarge(XdsiError):
     """The whole request exceeds a limit (body size, part count); nothing of it is stored."""
+
+
+class XPathTooCostly(RequestTooLarge):
+    """A metadata filter was stopped: its evaluation exceeded the work or time bound, or its
+    result exceeded the node or size bound."""
 
 
 class NotAcceptable(XdsiError):
@@ -57,6 +77,14 @@ class NotAcceptable(XdsiError):
 
 class NotFound(XdsiError):
     """The requested object is not in the archive."""
+
+
+class UnknownRepository(NotFound):
+    """A document request names a repositoryUniqueId this Imaging Document Source is not (RAD TF-3 4.69)."""
+
+
+class UnknownCommunity(NotFound):
+    """A document request names a homeCommunityId this Imaging Document Source is not part of."""
 
 
 class InstanceRejected(XdsiError):

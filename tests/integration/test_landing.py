@@ -11,7 +11,9 @@ from xdsi import __version__
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 AVAILABLE = {"STOW-RS (store)": "/dicom-web/studies", "QIDO-RS (search)": "/dicom-web/studies",
-             "WADO-RS (retrieve)": "/dicom-web/studies/{study}", "Health check": "/healthz"}
+             "WADO-RS (retrieve)": "/dicom-web/studies/{study}", "Health check": "/healthz",
+             "WADO-URI": "/wado?requestType=WADO&studyUID={study}&seriesUID={series}&objectUID={object}",
+             "WADO-WS (RAD-69)": "/wado-ws", "WADO-WS WSDL": "/wado-ws?wsdl"}
 
 
 def services(live: LiveServer, path: str, **headers: str) -> dict[str, dict[str, str]]:
@@ -28,11 +30,8 @@ def test_json_names_every_service_with_its_url_and_state(live: LiveServer, path:
     found = services(live, path)
     for name, service_path in AVAILABLE.items():
         assert found[name] == {"name": name, "url": live.base + service_path, "status": "available"}
-    assert found["WADO-URI"] == {"name": "WADO-URI", "url": live.base + "/wado", "status": "not available"}
     # delete_enabled is off by default: the service is listed, switched off.
     assert found["DELETE (studies, series, instances)"]["status"] == "disabled"
-    [wado_ws] = [service for name, service in found.items() if name.startswith("WADO-WS")]
-    assert (wado_ws["url"], wado_ws["status"]) == (live.base + "/wado-ws", "not available")
 
 
 def test_urls_follow_the_public_url_rule(live: LiveServer) -> None:
@@ -58,7 +57,7 @@ def test_html_for_a_browser_with_security_headers(live: LiveServer, accept: str 
     assert page.startswith("<!DOCTYPE html>") and f"xdsi {__version__}" in page
     assert f'<a href="{live.base}/healthz">' in page
     assert f"{live.base}/dicom-web/studies/{{study}}</td><td>available" in page
-    assert f"{live.base}/wado</td><td>not available" in page
+    assert f"{live.base}/wado?requestType=WADO&amp;studyUID={{study}}" in page
 
 
 def test_markup_sent_by_the_client_is_not_echoed(live: LiveServer) -> None:
@@ -85,8 +84,7 @@ def test_bad_accept(live: LiveServer, accept: str, status: int) -> None:
     ("/dicom-web/studies/1.2.3/series/4.5/instances/6.7/frames", "/dicom-web has no resource at this path"),
     ("/nothing-here", "there is no resource at this path"),
     ("/dicom-webx", "there is no resource at this path"),
-    # Not built yet: no service root there either.
-    ("/wado?requestType=WADO", "there is no resource at this path"),
+    ("/wado/nothing", "/wado has no resource at this path"),
 ])
 def test_unknown_paths_get_a_short_404_naming_the_service_root(live: LiveServer, path: str, reason: str) -> None:
     reply = live.request("GET", path, headers={"Accept": "application/dicom+json"})

@@ -220,7 +220,7 @@ def test_study_and_series_render_a_representative_image(live: LiveServer) -> Non
     reply = get(live, f"/dicom-web/studies/{study}/series/{series[0]}/rendered")
     assert reply.status == 406
     reply = get(live, instance_path(sr) + "/rendered")
-    assert reply.status == 406 and b"no pixel data" in reply.body
+    assert reply.status == 406 and b"(structured report) cannot be rendered as an image" in reply.body
 
 
 def test_thumbnail(live: LiveServer, stored: dict[str, tuple[str, str]]) -> None:

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session
 
 from xdsi.config import Settings
-from xdsi.dicom import imaging, uids
+from xdsi.dicom import imaging
 from xdsi.dicom.imaging import DecodedFrame
 from xdsi.dicom.luts import VOI_FUNCTIONS, VoiFunction, Window
 from xdsi.dicom.parsing import Limits
@@ -30,7 +30,8 @@ from xdsi.dicom.transcode import PixelDescription
 from xdsi.errors import InvalidRequest, MalformedDicom, NotAcceptable
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services import retrieve
+from xdsi.services import plans, retrieve
+from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.render_cache import RenderCache
 from xdsi.services.retrieve import Target
 
@@ -129,27 +130,30 @@ class Renderer:
 
     def prepare(self, session: Session, target: Target, *, frames: tuple[int, ...] | None = None,
                 purpose: Purpose = "rendered") -> Prepared:
-        """The instance to render for ``target``: itself, or for a study or series the middle
-        image of its first series that has images (PS3.18 8.3.5.1: a representative image)."""
-        found = retrieve.instances(session, target)
+        """The instance to render for ``target``, from its retrieve plan: itself, or for a study or
+        series the middle image of its first series that has images (PS3.18 8.3.5.1: a
+        representative image)."""
+        plan = plans.plan(session, target)
         if target.sop_instance_uid is None:
-            images = _first_series_images(found)
+            images = _first_series_images(plan.objects)
             if not images:
                 raise NotAcceptable(f"{target.describe()} holds no image that can be rendered")
-            instance = images[(len(images) - 1) // 2]
+            item = images[(len(images) - 1) // 2]
         else:
-            [instance] = found
-            if not _has_pixels(instance):
-                raise NotAcceptable(f"instance {instance.sop_instance_uid} has no pixel data to render as an image")
-        several = (frames is not None and len(frames) > 1) or (
-            frames is None and purpose == "rendered" and (instance.number_of_frames or 1) > 1)
+            [item] = plan.objects
+        offered = _image_types(item)
+        if not offered:
+            forms = ", ".join(item.rendered) or "nothing"
+            what = "has no pixel data to render as an image" if item.kind is ObjectKind.OTHER else (
+                f"({item.kind.value}) cannot be rendered as an image; it offers {forms}")
+            raise NotAcceptable(f"instance {item.instance.sop_instance_uid} {what}")
         if frames is not None and len(frames) > 1:
             media_types: tuple[str, ...] = (GIF,)  # the one type here that holds several frames
-        elif several:
-            media_types = (GIF, JPEG, PNG)  # PS3.18 Table 8.7.4-1: multi-frame default image/gif
+        elif frames is None and purpose == "rendered":
+            media_types = offered  # the plan's order: PS3.18 Table 8.7.4-1, GIF first for multi-frame
         else:
-            media_types = (JPEG, PNG, GIF)
-        return Prepared(instance, frames, purpose, media_types)
+            media_types = tuple(t for t in MEDIA_TYPES if t in offered)  # one frame: JPEG first
+        return Prepared(item.instance, frames, purpose, media_types)
 
     def render(self, prepared: Prepared, request: RenderRequest) -> Rendered:
         """Render ``prepared`` as ``request`` asks, from the cache when it holds the answer."""
@@ -236,16 +240,17 @@ def _refuse_unsupported(request: RenderRequest) -> None:
                              "supported: this server renders images with their own or the requested window")
 
 
-def _has_pixels(instance: StoredInstance) -> bool:
-    """Whether the index saw pixel data (a Deflated file's lies inside the compressed stream)."""
-    return (instance.pixel_data_offset is not None or instance.frame_table is not None
-            or uids.is_deflated(instance.transfer_syntax_uid))
+def _image_types(item: ObjectPlan) -> tuple[str, ...]:
+    """The rendered forms the plan allows that are images made here, in the plan's order."""
+    if item.kind not in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
+        return ()
+    return tuple(media_type for media_type in item.rendered if media_type in MEDIA_TYPES)
 
 
-def _first_series_images(found: list[StoredInstance]) -> list[StoredInstance]:
-    """The instances with pixel data of the first series that has any, in instance number order."""
-    for series in dict.fromkeys(instance.series_uid for instance in found):
-        images = [i for i in found if i.series_uid == series and _has_pixels(i)]
+def _first_series_images(objects: tuple[ObjectPlan, ...]) -> list[ObjectPlan]:
+    """The renderable images of the first series that has any, in instance number order."""
+    for series in dict.fromkeys(item.instance.series_uid for item in objects):
+        images = [item for item in objects if item.instance.series_uid == series and _image_types(item)]
         if images:
             return images
     return []

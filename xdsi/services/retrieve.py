@@ -1,4 +1,6 @@
-"""Retrieve instances, frames and bulk data (WADO-RS, and later RAD-69 and WADO-URI), streamed from the store.
+"""Retrieve instances, frames and bulk data (WADO-RS, WADO-URI, RAD-69), streamed from the store.
+
+What may be sent in which form is decided in ``plans``; this module reads and produces the bytes.
 
 An instance asked for in its stored transfer syntax is streamed from its file in large
 chunks, never read whole. Transcoding needs the whole instance decoded, so it is bounded by
@@ -80,25 +82,6 @@ def instances(session: Session, target: Target) -> list[StoredInstance]:
     if not found:
         raise NotFound(f"{target.describe()} is not in the archive")
     return found
-
-
-def producible_syntaxes(stored: Sequence[StoredInstance]) -> tuple[str, ...]:
-    """Transfer syntaxes every one of ``stored`` can be sent in, Explicit VR Little Endian first."""
-    return _producible(frozenset(instance.transfer_syntax_uid for instance in stored))
-
-
-@lru_cache(maxsize=256)
-def _producible(stored: frozenset[str]) -> tuple[str, ...]:
-    common: set[str] | None = None
-    for syntax in stored:
-        here = {t for t in transcode.target_syntaxes() if transcode.can_transcode(syntax, t)}
-        here.add(syntax)
-        common = here if common is None else common & here
-    ordered = sorted(common or ())
-    if uids.EXPLICIT_VR_LITTLE_ENDIAN in ordered:
-        ordered.remove(uids.EXPLICIT_VR_LITTLE_ENDIAN)
-        ordered.insert(0, uids.EXPLICIT_VR_LITTLE_ENDIAN)
-    return tuple(ordered)
 
 
 def opened_files(blobs: BlobStore, found: Sequence[StoredInstance]) -> OpenedBlobs:

@@ -60,7 +60,7 @@ class Endpoint(NamedTuple):
     @property
     def root(self) -> str:
         """The service root the path lies under: its first segment ('/dicom-web', '/wado'), '' for '/'."""
-        first = self.path.split("/")[1]
+        first = self.path.split("?")[0].split("/")[1]
         return f"/{first}" if first else ""
 
 

@@ -17,12 +17,6 @@ HTML = "text/html"
 JSON = "application/json"
 # The page first: a browser's Accept and */* get it; a client that asks for JSON gets JSON.
 OFFERS = (negotiation.Offer(HTML, multipart=False), negotiation.Offer(JSON, multipart=False))
-# Services of xdsi not built yet, listed so that a client learns they are not there; an
-# announced endpoint under the same root replaces its entry.
-PLANNED = (
-    Endpoint("WADO-URI", "/wado", enabled=False),
-    Endpoint("WADO-WS (RAD-69 and the rendered / metadata retrieves)", "/wado-ws", enabled=False),
-)
 # The page runs nothing, loads nothing and may not be framed; its URLs come from the request.
 HTML_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
@@ -47,11 +41,9 @@ def landing() -> Response:
 
 
 def _services() -> list[dict[str, str]]:
-    """Name, absolute URL and status (available, disabled, not available) of every service."""
+    """Name, absolute URL and status (available, disabled) of every service."""
     endpoints: list[Endpoint] = current_app.config["XDSI_ENDPOINTS"]
-    roots = {endpoint.root for endpoint in endpoints}
     listed = [(endpoint, "available" if endpoint.enabled else "disabled") for endpoint in endpoints]
-    listed += [(endpoint, "not available") for endpoint in PLANNED if endpoint.root not in roots]
     base = base_url(request)
     return [{"name": endpoint.name, "url": base + endpoint.path, "status": status} for endpoint, status in listed]
 

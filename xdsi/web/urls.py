@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from wsgiref.types import WSGIEnvironment
 
 from flask import Request
 
-from xdsi.config import Network
+from xdsi.config import Network, Settings
 from xdsi.web.context import archive
 
 DICOMWEB = "/dicom-web"
@@ -45,6 +46,16 @@ def base_url(request: Request) -> str:
 
 def dicomweb_root(request: Request) -> str:
     return base_url(request) + DICOMWEB
+
+
+def mounted_url(environ: WSGIEnvironment, settings: Settings) -> str:
+    """The public URL of the WSGI application ``environ`` is addressed to, by the same rules, for
+    an application mounted beside Flask (whose SCRIPT_NAME ends with its mount path)."""
+    request = Request(environ)
+    if settings.base_url:
+        mount = request.script_root.rsplit("/", 1)[-1]
+        return f"{settings.base_url.rstrip('/')}/{mount}"
+    return public_base(request, settings.trusted_proxy_networks)
 
 
 def public_base(request: Request, trusted: tuple[Network, ...]) -> str:

@@ -10,9 +10,10 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.datastructures import ContentRange
 from werkzeug.wsgi import wrap_file
 
+from xdsi.dicom import uids
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
-from xdsi.errors import NotFound
-from xdsi.services import frame_forms, retrieve
+from xdsi.errors import NotAcceptable, NotFound
+from xdsi.services import frame_forms, plans, retrieve
 from xdsi.services.archive import Archive
 from xdsi.services.metadata import instance_path, parse_bulk_data_path
 from xdsi.services.retrieve import BlobReader, StoredInstance, Target
@@ -82,7 +83,7 @@ def _all_frames(current: Archive, found: StoredInstance) -> Response:
 
 
 def _frames(current: Archive, found: StoredInstance, numbers: Sequence[int]) -> Response:
-    offers = _frame_offers(found.transfer_syntax_uid, single=len(numbers) == 1)
+    offers = _frame_offers(plans.ObjectPlan.of(found), single=len(numbers) == 1)
     choice = negotiation.negotiate(accepted(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
     syntax = choice.transfer_syntax or EXPLICIT_VR_LITTLE_ENDIAN
     frames = retrieve.frames(current.blobs, found, numbers, syntax, current.limits,
@@ -97,12 +98,15 @@ def _frames(current: Archive, found: StoredInstance, numbers: Sequence[int]) -> 
     return Response(body, status=200, content_type=multipart.content_type(choice.offer.media_type, boundary))
 
 
-def _frame_offers(stored: str, single: bool) -> tuple[negotiation.Offer, ...]:
-    """Each form frames stored in ``stored`` can be sent as, multipart and (for one frame) single part."""
+def _frame_offers(item: plans.ObjectPlan, single: bool) -> tuple[negotiation.Offer, ...]:
+    """Each form the plan allows for the frames, multipart and (for one frame) single part."""
+    if not item.frames:
+        raise NotAcceptable(f"frames of {item.instance.sop_instance_uid} ({item.kind.value}, "
+                            f"{uids.transfer_syntax_name(item.stored_syntax)}) have no media type of their own")
     kinds = [True, False] if single else [True]
     return tuple(negotiation.Offer(form.media_type, multipart=m, transfer_syntaxes=form.transfer_syntaxes,
                                    stored_syntax=form.stored_syntax)
-                 for form in frame_forms.frame_forms(stored) for m in kinds)
+                 for form in item.frames for m in kinds)
 
 
 def _frame_type(frame: retrieve.Frame) -> str:
@@ -150,19 +154,17 @@ def _target(study: str, series: str | None = None, instance: str | None = None) 
 
 def _retrieve(target: Target) -> Response:
     current = archive()
-    found = retrieve.instances(session(), target)
-    stored = {instance.transfer_syntax_uid for instance in found}
-    syntaxes = retrieve.producible_syntaxes(found)
-    as_stored = next(iter(stored)) if len(stored) == 1 else EXPLICIT_VR_LITTLE_ENDIAN
-    offers = [negotiation.Offer(DICOM, multipart=True, transfer_syntaxes=syntaxes, stored_syntax=as_stored)]
+    plan = plans.plan(session(), target)
+    offers = [negotiation.Offer(DICOM, multipart=True, transfer_syntaxes=plan.syntaxes, stored_syntax=plan.as_stored)]
     if target.sop_instance_uid is not None:
         # PS3.18 10.4.3: a single-part application/dicom answer only for one instance.
-        offers.append(negotiation.Offer(DICOM, multipart=False, transfer_syntaxes=syntaxes, stored_syntax=as_stored))
+        offers.append(negotiation.Offer(DICOM, multipart=False, transfer_syntaxes=plan.syntaxes,
+                                        stored_syntax=plan.as_stored))
     offers.append(negotiation.Offer(ZIP, multipart=False))
     choice = negotiation.negotiate(accepted(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
-    files = retrieve.opened_files(current.blobs, found)
+    files = retrieve.opened_files(current.blobs, plan.instances)
     try:
-        response = _answer(current, files, found, stored, choice)
+        response = _answer(current, files, plan, choice)
     except BaseException:
         files.close()
         raise
@@ -170,40 +172,40 @@ def _retrieve(target: Target) -> Response:
     return response
 
 
-def _answer(current: Archive, files: BlobReader, found: list[StoredInstance], stored: set[str],
-            choice: negotiation.Choice) -> Response:
+def _answer(current: Archive, files: BlobReader, plan: plans.RetrievePlan, choice: negotiation.Choice) -> Response:
     if choice.offer.media_type == ZIP:
-        response = Response(retrieve.zip_chunks(files, found), status=200, mimetype=ZIP)
-        response.headers["Content-Disposition"] = f'attachment; filename="{found[0].study_uid}.zip"'
+        response = Response(retrieve.zip_chunks(files, plan.instances), status=200, mimetype=ZIP)
+        response.headers["Content-Disposition"] = f'attachment; filename="{plan.target.study_uid}.zip"'
         return response
     # PS3.18 8.7.3.5.2: '*' means each instance as it is stored, whatever the others are.
-    wanted = None if choice.media_range.params.get("transfer-syntax") == "*" else choice.transfer_syntax
-    if stored == {wanted}:
-        wanted = None  # nothing to transcode: stream the files, with a known length
-    root = dicomweb_root(request)
+    as_stored = choice.media_range.params.get("transfer-syntax") == "*" or choice.transfer_syntax is None
+    wanted: plans.Request = plans.AS_STORED if as_stored else plans.Syntaxes((str(choice.transfer_syntax),))
+    resolved = plan.require(wanted)  # the offers listed only syntaxes every instance can be sent in
+    unchanged = not any(item.transcoded for item in resolved)
     if not choice.offer.multipart:
-        return _single_instance(current, files, found[0], wanted)
+        return _single_instance(current, files, resolved[0])
+    root = dicomweb_root(request)
     boundary = multipart.new_boundary()
     length = None
-    if wanted is None:
-        headers = [_part_headers(root, instance, instance.transfer_syntax_uid) for instance in found]
-        length = multipart.body_length(zip(headers, (instance.size for instance in found), strict=True), boundary)
-    parts = _parts(current, files, found, wanted, root)
+    if unchanged:
+        headers = [_part_headers(root, item.object.instance, item.object.stored_syntax) for item in resolved]
+        length = multipart.body_length(zip(headers, (item.object.size for item in resolved), strict=True), boundary)
+    parts = _parts(current, files, resolved, root)
     first = next(parts)  # a failure to transcode the first instance is answered before any byte is sent
     chunks = multipart.iter_multipart(itertools.chain([first], parts), boundary)
-    response = Response(chunks, status=200,
-                        content_type=multipart.content_type(DICOM, boundary, transfer_syntax=wanted))
+    response = Response(chunks, status=200, content_type=multipart.content_type(
+        DICOM, boundary, transfer_syntax=None if unchanged else choice.transfer_syntax))
     if length is not None:
         response.content_length = length
     return response
 
 
-def _parts(current: Archive, files: BlobReader, found: list[StoredInstance], syntax: str | None,
+def _parts(current: Archive, files: BlobReader, resolved: Sequence[plans.Resolved],
            root: str) -> Iterator[tuple[dict[str, str], Iterator[bytes]]]:
     """One instance at a time, read as its part is reached: a study is never held in memory."""
-    for instance in found:
-        body = retrieve.instance_body(files, instance, syntax, current.settings.max_transcode_bytes)
-        yield _part_headers(root, instance, body.transfer_syntax), body.chunks
+    for item in resolved:
+        body = plans.dicom_body(files, item, current.settings.max_transcode_bytes)
+        yield _part_headers(root, item.object.instance, body.transfer_syntax), body.chunks
 
 
 def _part_headers(root: str, instance: StoredInstance, syntax: str) -> dict[str, str]:
@@ -213,15 +215,15 @@ def _part_headers(root: str, instance: StoredInstance, syntax: str) -> dict[str,
     }
 
 
-def _single_instance(current: Archive, files: BlobReader, instance: StoredInstance, syntax: str | None) -> Response:
-    if syntax is None:
+def _single_instance(current: Archive, files: BlobReader, item: plans.Resolved) -> Response:
+    if not item.transcoded:
         # The WSGI file wrapper lets gunicorn send the whole file with sendfile.
-        stored_type = negotiation.format_media_type(DICOM, transfer_syntax=instance.transfer_syntax_uid)
-        response = Response(wrap_file(request.environ, retrieve.open_file(files, instance)), status=200,
-                            direct_passthrough=True, content_type=stored_type)
-        response.content_length = instance.size
+        stored_type = negotiation.format_media_type(DICOM, transfer_syntax=item.object.stored_syntax)
+        response = Response(wrap_file(request.environ, retrieve.open_file(files, item.object.instance)),
+                            status=200, direct_passthrough=True, content_type=stored_type)
+        response.content_length = item.object.size
         return response
-    body = retrieve.instance_body(files, instance, syntax, current.settings.max_transcode_bytes)
+    body = plans.dicom_body(files, item, current.settings.max_transcode_bytes)
     return Response(b"".join(body.chunks), status=200,
                     content_type=negotiation.format_media_type(DICOM, transfer_syntax=body.transfer_syntax))
 

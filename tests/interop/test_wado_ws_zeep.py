@@ -1,0 +1,89 @@
+"""zeep, a real SOAP client, calls WADO-WS on a running server: built from the WSDL the server
+publishes, and from the published 2017 IHE WADO-WS WSDL in ../shared (pointed at this server)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from lxml import etree
+from pydicom.data import get_testdata_file
+from zeep import Client, Settings
+
+from tests.conftest import DATABASES
+from tests.integration.test_stow_rs import dicom_parts
+from tests.integration.test_stow_rs import post as stow
+from tests.live import LiveServer
+from tests.wadows import EXPLICIT, PARTIAL, SUCCESS, VECTORS
+
+PUBLISHED_WSDL = VECTORS / "ihe-wadows-2017" / "wsdl" / "XDS-I.b_ImagingDocumentSource.wsdl"
+BINDING = "{urn:ihe:rad:xdsi-b:2009}ImagingDocumentSource_Binding"
+FILES = ["CT_small.dcm", "MR_small.dcm"]
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def ws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    folder = tmp_path_factory.mktemp(f"zeep-{request.param}")
+    url = f"sqlite:///{folder / 'xdsi.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres").new()
+    server = LiveServer(url, folder / "store")
+    for name in FILES:
+        assert stow(server, dicom_parts(Path(get_testdata_file(name)).read_bytes())).status == 200
+    yield server
+    server.stop()
+
+
+def _documents(name: str) -> tuple[pydicom.Dataset, bytes]:
+    path = Path(get_testdata_file(name))
+    return pydicom.dcmread(path), path.read_bytes()
+
+
+def _rad69_request(ws: LiveServer, missing: str | None = None) -> dict:
+    studies = []
+    for name in FILES:
+        ds, _ = _documents(name)
+        documents = [{"RepositoryUniqueId": ws.settings.repository_unique_id, "DocumentUniqueId": ds.SOPInstanceUID}]
+        if missing and name == FILES[0]:
+            documents.append({"RepositoryUniqueId": ws.settings.repository_unique_id, "DocumentUniqueId": missing})
+        studies.append({"studyInstanceUID": ds.StudyInstanceUID,
+                        "SeriesRequest": [{"seriesInstanceUID": ds.SeriesInstanceUID, "DocumentRequest": documents}]})
+    return {"StudyRequest": studies, "TransferSyntaxUIDList": {"TransferSyntaxUID": [EXPLICIT]}}
+
+
+def test_zeep_from_the_served_wsdl_retrieves_documents(ws: LiveServer) -> None:
+    client = Client(f"{ws.base}/wado-ws?wsdl", settings=Settings(strict=True))
+    result = client.service.ImagingDocumentSource_RetrieveImagingDocumentSet(**_rad69_request(ws))
+    assert result.RegistryResponse.status == SUCCESS
+    got = {response.DocumentUniqueId: response.Document for response in result.DocumentResponse}
+    expected = {ds.SOPInstanceUID: data for ds, data in map(_documents, FILES)}
+    assert got == expected
+    assert {response.mimeType for response in result.DocumentResponse} == {"application/dicom"}
+
+
+def test_zeep_partial_success(ws: LiveServer) -> None:
+    client = Client(f"{ws.base}/wado-ws?wsdl")
+    result = client.service.ImagingDocumentSource_RetrieveImagingDocumentSet(**_rad69_request(ws, missing="1.2.3.4.5"))
+    assert result.RegistryResponse.status == PARTIAL
+    [error] = result.RegistryResponse.RegistryErrorList.RegistryError
+    assert (error.errorCode, error.location) == ("XDSMissingDocument", "1.2.3.4.5")
+    assert len(result.DocumentResponse) == len(FILES)
+
+
+def test_zeep_from_the_published_wsdl_retrieves_documents(ws: LiveServer) -> None:
+    """The 2017 WSDL's RAD-69 output names a RetrieveDocumentResponse wrapper (an IHE erratum);
+    xdsi answers the published ITI RetrieveDocumentSetResponse, which a zeep client of that WSDL
+    reads in its lax mode: the RegistryResponse and DocumentResponse elements come as raw elements,
+    with each XOP attachment already put back in its Document as base64."""
+    client = Client(str(PUBLISHED_WSDL), settings=Settings(strict=False))
+    service = client.create_service(BINDING, f"{ws.base}/wado-ws")
+    result = service.ImagingDocumentSource_RetrieveImagingDocumentSet(**_rad69_request(ws))
+    raw = {etree.QName(element).localname: element for element in reversed(result._raw_elements)}
+    assert raw["RegistryResponse"].get("status") == SUCCESS
+    got = {}
+    for element in result._raw_elements:
+        if etree.QName(element).localname == "DocumentResponse":
+            uid = element.findtext("{urn:ihe:iti:xds-b:2007}DocumentUniqueId")
+            got[uid] = base64.b64decode(element.findtext("{urn:ihe:iti:xds-b:2007}Document"))
+    assert got == {ds.SOPInstanceUID: data for ds, data in map(_documents, FILES)}

@@ -1,0 +1,193 @@
+"""Imaging documents as an XDS-I.b Imaging Document Source serves them (RAD TF-3 4.69, PS3.18 WADO-WS).
+
+A RAD-69 or WADO-WS request names documents (SOP instances) one by one, each with the repository
+and home community it expects to find them in. Every document has its own outcome, a value and
+not an exception (ITI TF-2b 3.43.4.2.3): ``Located`` (found here, with the retrieve plan's
+answer for it) or ``Refused`` (the domain error saying why). The SOAP edge turns a list of
+outcomes into Success, PartialSuccess or Failure.
+
+Everything that decides an outcome runs before the answer starts: the index lookup, the
+repository and community check, the plan's choice of transfer syntax, and the transcoding itself
+(``DocumentSet.prepare``), since a plan knows which syntaxes a codec can write but not whether
+these pixels fit the target (16-bit pixels are no JPEG baseline). Transcoded documents wait in
+anonymous temporary files, one in memory at a time; stored files stream from the store. So the
+RegistryResponse at the head of the message is true for every document streamed after it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+
+from xdsi.config import Settings
+from xdsi.dicom import uids
+from xdsi.errors import NotAcceptable, NotFound, UnknownCommunity, UnknownRepository, XdsiError
+from xdsi.repository import index
+from xdsi.repository.blobs import BlobStore
+from xdsi.repository.index import StoredInstance
+from xdsi.services import plans, retrieve
+from xdsi.services.plans import ObjectPlan, Resolved, Unavailable
+
+CHUNK = retrieve.CHUNK
+
+
+@dataclass(frozen=True)
+class DocumentRequest:
+    """One requested document. Study and series are None where the request form has none
+    (the 2017 WADO-WS metadata request); identifiers are as the client sent them, trimmed."""
+
+    document_uid: str
+    study_uid: str | None = None
+    series_uid: str | None = None
+    repository_id: str | None = None
+    home_community_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Located:
+    """A document found here: its plan, and once resolved, what will be sent of it."""
+
+    request: DocumentRequest
+    plan: ObjectPlan
+    resolved: Resolved | None = None
+    prepared: BinaryIO | None = None  # the transcoded file, made before the answer starts
+
+    @property
+    def instance(self) -> StoredInstance:
+        return self.plan.instance
+
+    @property
+    def length(self) -> int | None:
+        """The body's length when known before it is sent."""
+        if self.prepared is not None:
+            return self.prepared.seek(0, 2)
+        return None if self.resolved is None else self.resolved.length
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A document that cannot be returned, and why."""
+
+    request: DocumentRequest
+    error: XdsiError
+
+
+Outcome = Located | Refused
+
+
+def locate(session: Session, settings: Settings, requests: Sequence[DocumentRequest]) -> list[Outcome]:
+    """Each request's document, in request order; a series is read from the index once."""
+    series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]] = {}
+    outcomes: list[Outcome] = []
+    for request in requests:
+        try:
+            outcomes.append(Located(request, ObjectPlan.of(_find(session, settings, request, series_cache))))
+        except XdsiError as error:
+            outcomes.append(Refused(request, error))
+    return outcomes
+
+
+def resolve(outcomes: Sequence[Outcome], syntaxes: Sequence[str]) -> list[Outcome]:
+    """Each located document in one of ``syntaxes`` (RAD TF-3 4.69.4.2.3), or refused when it
+    can be sent in none. A document stored in a listed syntax is sent as stored, byte for byte,
+    wherever the list names it (RAD-69 gives the list no order of preference; the stored file is
+    the faithful and the cheap answer); any other gets the first listed syntax its plan allows."""
+    listed = plans.Syntaxes(tuple(syntaxes))
+    resolved: list[Outcome] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Refused):
+            resolved.append(outcome)
+            continue
+        answer = outcome.plan.resolve(plans.AS_STORED if outcome.plan.stored_syntax in syntaxes else listed)
+        if isinstance(answer, Unavailable):
+            resolved.append(Refused(outcome.request, NotAcceptable(answer.reason)))
+        else:
+            resolved.append(replace(outcome, resolved=answer))
+    return resolved
+
+
+class DocumentSet:
+    """The files of the located documents, pinned so that a delete committed meanwhile cannot
+    cut the answer short, and the transcoded copies; ``close`` releases both."""
+
+    def __init__(self, blobs: BlobStore, outcomes: Sequence[Outcome], max_transcode_bytes: int) -> None:
+        self.max_transcode_bytes = max_transcode_bytes
+        self.files = retrieve.opened_files(blobs, [o.instance for o in outcomes if isinstance(o, Located)])
+        self.temporary: list[BinaryIO] = []
+
+    def prepare(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Transcode now each document that needs it; one that cannot be becomes Refused."""
+        prepared: list[Outcome] = []
+        for outcome in outcomes:
+            if not isinstance(outcome, Located) or outcome.resolved is None or not outcome.resolved.transcoded:
+                prepared.append(outcome)
+                continue
+            try:
+                body = plans.dicom_body(self.files, outcome.resolved, self.max_transcode_bytes)
+                copy = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until the answer is sent; close() closes it
+                self.temporary.append(copy)
+                for chunk in body.chunks:
+                    copy.write(chunk)
+                prepared.append(replace(outcome, prepared=copy))
+            except XdsiError as error:
+                prepared.append(Refused(outcome.request, error))
+        return prepared
+
+    def chunks(self, outcome: Located) -> Iterator[bytes]:
+        """The document's bytes: its transcoded copy, or its stored file, in large chunks."""
+        if outcome.prepared is not None:
+            outcome.prepared.seek(0)
+            while chunk := outcome.prepared.read(CHUNK):
+                yield chunk
+            return
+        if outcome.resolved is None:
+            raise ValueError(f"document {outcome.request.document_uid} was not resolved")
+        yield from plans.dicom_body(self.files, outcome.resolved, self.max_transcode_bytes).chunks
+
+    def close(self) -> None:
+        for copy in self.temporary:
+            copy.close()
+        self.files.close()
+
+def _find(session: Session, settings: Settings, request: DocumentRequest,
+          series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]]) -> StoredInstance:
+    check_source(settings, request)
+    uids.validate_uid(request.document_uid, "DocumentUniqueId")
+    study_uid, series_uid = request.study_uid, request.series_uid
+    if study_uid is None:
+        # No study in the request form: the SOP Instance UID alone names the document.
+        row = index.find_instance(session, request.document_uid)
+        if row is None:
+            raise NotFound(f"document {request.document_uid} is not in this repository")
+        study_uid, series_uid = row.series.study.study_uid, row.series.series_uid
+    for uid, name in ((study_uid, "studyInstanceUID"), (series_uid, "seriesInstanceUID")):
+        if uid is not None:
+            uids.validate_uid(uid, name)
+    key = (study_uid, series_uid)
+    if key not in series_cache:
+        series_cache[key] = {found.sop_instance_uid: found
+                             for found in index.stored_instances(session, study_uid, series_uid)}
+    instance = series_cache[key].get(request.document_uid)
+    if instance is None:
+        where = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
+        raise NotFound(f"document {request.document_uid} is not in {where} in this repository")
+    return instance
+
+
+def check_source(settings: Settings, request: DocumentRequest) -> None:
+    """UnknownCommunity or UnknownRepository when the request is addressed to another source.
+
+    RAD TF-3 4.69.4.1.2: one request may name several sources; only the documents of others fail.
+    An absent RepositoryUniqueId (optional in the WADO-WS schemas) means this source.
+    """
+    if request.home_community_id is not None and request.home_community_id != settings.home_community_id:
+        raise UnknownCommunity(f"home community {request.home_community_id[:80]} is not "
+                               f"{settings.home_community_id}, the community of this source")
+    if request.repository_id is not None and request.repository_id != settings.repository_unique_id:
+        raise UnknownRepository(f"repository {request.repository_id[:80]} is not "
+                                f"{settings.repository_unique_id}, the repository of this source")
+

@@ -1,0 +1,178 @@
+"""The WADO-WS endpoint as a WSGI application, mounted at ``/wado-ws`` beside the Flask app.
+
+POST: a SOAP 1.2 or 1.1 request, plain (``application/soap+xml``, ``text/xml``) or MTOM
+(``multipart/related; type="application/xop+xml"``), bounded by ``max_soap_request_bytes``. The
+operation is chosen by the WS-Addressing Action (else the HTTP action, else the Body element);
+the answer is MTOM, streamed, in the request's SOAP version. GET ``?wsdl`` and ``?xsd=NAME``
+serve the WSDL and its schemas.
+
+Message security enters through an ``EnvelopeHook``: ``verify`` sees each parsed request before
+it is dispatched, ``secure`` each answer envelope once its Body is built (WS-Security verifies
+and signs there); by default nothing is checked or signed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Protocol
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from lxml import etree
+from werkzeug.http import parse_options_header
+from werkzeug.wrappers import Request, Response
+
+from xdsi.errors import XdsiError
+from xdsi.services.archive import Archive
+from xdsi.soap import envelope, mtom, service, wsdl
+from xdsi.soap import namespaces as ns
+from xdsi.soap.envelope import SOAP11, SOAP12, SoapVersion
+from xdsi.soap.faults import RECEIVER, SENDER, Fault
+
+log = logging.getLogger(__name__)
+
+Operation = Callable[..., service.Answer]
+OPERATIONS: dict[str, Operation] = {
+    ns.RETRIEVE_IMAGING_DOCUMENT_SET: service.retrieve_imaging_document_set,
+}
+
+
+class EnvelopeHook(Protocol):
+    """Checks requests and secures answers at the envelope level (WS-Security)."""
+
+    understood: frozenset[str]  # header namespaces it processes (mustUnderstand headers of others fault)
+
+    def verify(self, request: envelope.Request) -> None:
+        """Raise a Fault (or a domain error) when the request must not be acted on."""
+
+    def secure(self, answer: etree._Element) -> etree._Element:
+        """The answer envelope as it is to be sent (e.g. signed)."""
+
+
+class NoSecurity:
+    understood: frozenset[str] = frozenset()
+
+    def verify(self, request: envelope.Request) -> None:
+        return None
+
+    def secure(self, answer: etree._Element) -> etree._Element:
+        return answer
+
+
+class WadoWsApplication:
+    """``service_url(environ)``: the public URL of this endpoint, for the WSDL."""
+
+    def __init__(self, archive: Archive, service_url: Callable[[WSGIEnvironment], str],
+                 hook: EnvelopeHook | None = None) -> None:
+        self.archive = archive
+        self.service_url = service_url
+        self.hook: EnvelopeHook = hook or NoSecurity()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        if request.path not in ("", "/"):
+            response = Response("404 Not Found: WADO-WS has one endpoint, /wado-ws\n", status=404,
+                                mimetype="text/plain")
+        elif request.method in ("GET", "HEAD"):
+            response = self._describe(request)
+        elif request.method == "POST":
+            response = self._answer(request)
+        else:
+            response = Response("WADO-WS answers SOAP requests by POST, and its WSDL by GET ?wsdl\n", status=405,
+                                mimetype="text/plain", headers={"Allow": "GET, HEAD, POST"})
+        return response(environ, start_response)
+
+    def _describe(self, request: Request) -> Response:
+        endpoint = self.service_url(request.environ)
+        if "wsdl" in {key.lower() for key in request.args}:
+            return Response(wsdl.wsdl_document(endpoint), mimetype="text/xml")
+        name = request.args.get("xsd")
+        if name is not None:
+            document = wsdl.schema_document(name, endpoint)
+            if document is None:
+                return Response(f"no schema called {name[:100]!r}; the WSDL at ?wsdl names them\n", status=404,
+                                mimetype="text/plain")
+            return Response(document, mimetype="text/xml")
+        return Response("WADO-WS endpoint: send SOAP requests by POST; the WSDL is at ?wsdl\n", status=400,
+                        mimetype="text/plain")
+
+    def _answer(self, http: Request) -> Response:
+        version, relates_to = SOAP12, None
+        try:
+            data, http_action = self._read(http)
+            request = envelope.parse_request(data, self.hook.understood)
+            version, relates_to = request.version, request.message_id
+            self.hook.verify(request)
+            operation, response_action = _dispatch(request, http_action)
+            return self._respond(request, operation, response_action)
+        except Fault as fault:
+            return self._fault(version, fault, relates_to)
+        except XdsiError as error:
+            return self._fault(version, Fault.of(error), relates_to)
+        except Exception:
+            log.exception("WADO-WS request failed")
+            return self._fault(version, Fault(RECEIVER, "the request could not be processed"), relates_to)
+
+    def _read(self, http: Request) -> tuple[bytes, str | None]:
+        """The envelope's bytes and the action the HTTP headers name, within the size limit."""
+        limit = self.archive.settings.max_soap_request_bytes
+        if http.content_length is not None and http.content_length > limit:
+            raise Fault(SENDER, f"the request is larger than {limit} bytes")
+        data = http.stream.read(limit + 1)
+        if len(data) > limit:
+            raise Fault(SENDER, f"the request is larger than {limit} bytes")
+        media_type, params = parse_options_header(http.headers.get("Content-Type", ""))
+        if media_type == "multipart/related":
+            data, params = mtom.root_part(http.headers["Content-Type"], data)
+        elif media_type == "text/xml":
+            params = {"action": http.headers.get("SOAPAction", "").strip().strip('"')}
+        elif media_type != SOAP12.content_type:
+            raise Fault(SENDER, f"a SOAP request is {SOAP12.content_type}, {SOAP11.content_type} or MTOM "
+                                f"multipart/related, not {media_type[:60] or 'untyped'}", http_status=415)
+        return data, (params.get("action") or "").strip() or None
+
+    def _respond(self, request: envelope.Request, operation: Operation, response_action: str) -> Response:
+        with self.archive.sessions() as session:
+            answer = operation(self.archive, session, request.body)
+        try:
+            reply = self.hook.secure(envelope.response(request.version, response_action, request.message_id,
+                                                       answer.payload))
+            root = envelope.serialize(reply)
+            boundary = mtom.new_boundary()
+            body = mtom.iter_message(request.version, boundary, root, answer.attachments)
+            response = Response(body, status=200,
+                                content_type=mtom.content_type(request.version, boundary, response_action))
+            length = mtom.message_length(request.version, boundary, root, answer.attachments)
+            if length is not None:
+                response.content_length = length
+        except BaseException:
+            answer.close()
+            raise
+        response.call_on_close(answer.close)
+        return response
+
+    def _fault(self, version: SoapVersion, fault: Fault, relates_to: str | None) -> Response:
+        reply = self.hook.secure(envelope.fault_envelope(version, fault, relates_to))
+        # WS-I Basic Profile 1.1 R1126: a SOAP 1.1 fault is HTTP 500 whatever its code.
+        status = fault.status if version is SOAP12 or fault.status == 415 else 500
+        return Response(envelope.serialize(reply), status=status, content_type=f"{version.content_type}; charset=utf-8")
+
+
+def _dispatch(request: envelope.Request, http_action: str | None) -> tuple[Operation, str]:
+    """The operation and the answer's Action. WS-Addressing's Action wins over the HTTP one; a
+    request without either is dispatched by its Body element (WS-Addressing is required by the
+    WSDL, but a missing header is no reason to refuse a request whose meaning is plain)."""
+    action = request.action or http_action
+    body_operation = ns.REQUEST_ELEMENTS.get(etree.QName(request.body).localname)
+    if action is None:
+        if body_operation is None or body_operation not in OPERATIONS:
+            raise Fault(SENDER, f"no operation takes a {etree.QName(request.body).localname[:80]} request")
+        return OPERATIONS[body_operation], ns.DEFAULT_RESPONSE_ACTIONS[body_operation]
+    known = ns.ACTIONS.get(action)
+    if known is None or known[0] not in OPERATIONS:
+        raise Fault(SENDER, f"the action {action[:200]} is not supported by this endpoint",
+                    subcode=(ns.WSA, "ActionNotSupported"), problem_action=action[:200])
+    operation, response_action = known
+    if body_operation != operation:
+        raise Fault(SENDER, f"the action {action} does not take a {etree.QName(request.body).localname[:80]} request")
+    return OPERATIONS[operation], response_action

@@ -1,0 +1,95 @@
+"""The operations of the Imaging Document Source: each turns a request Body into an answer payload
+and the documents to attach, through the shared services.
+
+RAD TF-3 4.69.4.2 / ITI TF-2b 3.43.4.2: every document has its own outcome. No error gives
+Success; errors beside at least one returned document give PartialSuccess; errors alone give
+Failure. Each error is a RegistryError whose errorCode comes from errormap's RegistryError column,
+with the document's UID as its location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+from lxml import etree
+from sqlalchemy.orm import Session
+
+from xdsi import errormap
+from xdsi.services import imaging_documents
+from xdsi.services.archive import Archive
+from xdsi.services.imaging_documents import DocumentRequest, DocumentSet, Located, Outcome, Refused
+from xdsi.soap import namespaces as ns
+from xdsi.soap import types
+from xdsi.soap.mtom import Attachment, new_content_id
+
+SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
+PARTIAL_SUCCESS = "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess"
+FAILURE = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"
+SEVERITY_ERROR = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error"
+DICOM = "application/dicom"
+
+
+@dataclass
+class Answer:
+    """An operation's Body payload, the attachments its xop:Includes name, and what to release
+    once the message is sent (the pinned files)."""
+
+    payload: etree._Element
+    attachments: list[Attachment] = field(default_factory=list)
+    close: Callable[[], None] = lambda: None
+
+
+def retrieve_imaging_document_set(archive: Archive, session: Session, body: etree._Element) -> Answer:
+    """RAD-69: the requested instances as PS3.10 files, each in one of the listed transfer syntaxes."""
+    request = types.document_set_request(body)
+    outcomes = imaging_documents.resolve(
+        imaging_documents.locate(session, archive.settings, request.documents), request.transfer_syntaxes)
+    documents = DocumentSet(archive.blobs, outcomes, archive.settings.max_transcode_bytes)
+    try:
+        outcomes = documents.prepare(outcomes)
+        payload = etree.Element(ns.qname(ns.IHE, "RetrieveDocumentSetResponse"), nsmap={"ihe": ns.IHE, "rs": ns.RS})
+        payload.append(registry_response(ns.qname(ns.RS, "RegistryResponse"), outcomes))
+        attachments = []
+        for number, outcome in enumerate((o for o in outcomes if isinstance(o, Located)), 1):
+            document = etree.SubElement(payload, ns.qname(ns.IHE, "DocumentResponse"))
+            identifiers(document, outcome.request, archive.settings.repository_unique_id)
+            etree.SubElement(document, ns.qname(ns.IHE, "mimeType")).text = DICOM
+            attachment = Attachment(new_content_id(number), DICOM, partial(documents.chunks, outcome), outcome.length)
+            include(etree.SubElement(document, ns.qname(ns.IHE, "Document")), attachment)
+            attachments.append(attachment)
+    except BaseException:
+        documents.close()
+        raise
+    return Answer(payload, attachments, documents.close)
+
+
+def registry_response(tag: str, outcomes: Sequence[Outcome]) -> etree._Element:
+    """rs:RegistryResponseType with the status the outcomes give and a RegistryError per refusal."""
+    refused = [outcome for outcome in outcomes if isinstance(outcome, Refused)]
+    returned = len(outcomes) - len(refused)
+    status = SUCCESS if not refused else PARTIAL_SUCCESS if returned else FAILURE
+    response = etree.Element(tag, status=status)
+    if refused:
+        errors = etree.SubElement(response, ns.qname(ns.RS, "RegistryErrorList"), highestSeverity=SEVERITY_ERROR)
+        for outcome in refused:
+            etree.SubElement(errors, ns.qname(ns.RS, "RegistryError"),
+                             errorCode=errormap.lookup(outcome.error).registry_error,
+                             codeContext=str(outcome.error), severity=SEVERITY_ERROR,
+                             location=outcome.request.document_uid)
+    return response
+
+
+def identifiers(parent: etree._Element, request: DocumentRequest, repository_id: str,
+                document_tag: str = ns.qname(ns.IHE, "DocumentUniqueId")) -> None:
+    """HomeCommunityId (when the request had it: ITI TF-2b 3.43.4.2.2), RepositoryUniqueId (this
+    source's, which a located document's request named or left out) and the document's UID."""
+    if request.home_community_id is not None:
+        etree.SubElement(parent, ns.qname(ns.IHE, "HomeCommunityId")).text = request.home_community_id
+    etree.SubElement(parent, ns.qname(ns.IHE, "RepositoryUniqueId")).text = repository_id
+    etree.SubElement(parent, document_tag).text = request.document_uid
+
+
+def include(document: etree._Element, attachment: Attachment) -> None:
+    etree.SubElement(document, ns.qname(ns.XOP, "Include"), nsmap={"xop": ns.XOP}, href=attachment.href)
