@@ -38,7 +38,7 @@ from xdsi.dicom.luts import grayscale
 from xdsi.dicom.render import RenderParams, Size, encode, render_frame
 from xdsi.dicom.transcode import PixelDescription, transcode
 from xdsi.services.archive import Archive
-from xdsi.services.render import JPEG, RenderRequest
+from xdsi.services.render import JPEG, Purpose, RenderRequest
 from xdsi.services.retrieve import Target
 
 SIDE = 2048
@@ -98,11 +98,22 @@ def steps(ds: Dataset, frame: bytes, syntax: str, trials: int) -> dict[str, floa
     }
 
 
+def through_service(archive: Archive, ds: Dataset, purpose: Purpose, trials: int) -> tuple[float, int]:
+    """Median ms of one JPEG answer of the stored ``ds`` (plan lookup included), and its size."""
+    target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+
+    def once() -> bytes:
+        with archive.sessions() as session:
+            prepared = archive.renderer.prepare(session, target, purpose=purpose)
+        return archive.renderer.render(prepared, RenderRequest(media_type=JPEG)).data
+
+    return median_ms(once, trials), len(once())
+
+
 def measure(trials: int) -> dict[str, object]:
     results: dict[str, object] = {}
     native = computed_radiograph()
-    j2k = transcode(native, JPEG2000Lossless, max_pixel_bytes=1 << 30)
-    j2k.SOPInstanceUID = j2k.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    j2k = transcode(computed_radiograph(), JPEG2000Lossless, max_pixel_bytes=1 << 30)  # same pixels, own UIDs
     with tempfile.TemporaryDirectory(prefix="xdsi-bench-render-") as folder:
         for cache, cache_bytes in (("cold", 0), ("warm", 64 << 20)):
             settings = Settings.load(environ={}, database_url=f"sqlite:///{folder}/{cache}.db",
@@ -115,14 +126,10 @@ def measure(trials: int) -> dict[str, object]:
                     dcmwrite(buffer, ds, enforce_file_format=True)
                     [outcome] = archive.store.store(iter([io.BytesIO(buffer.getvalue())]))
                     assert outcome.status.succeeded, outcome.reason
-                    target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
                     for purpose in ("rendered", "thumbnail"):
-                        def once(purpose: str = purpose, target: Target = target) -> bytes:
-                            with archive.sessions() as session:
-                                prepared = archive.renderer.prepare(session, target, purpose=purpose)  # type: ignore[arg-type]
-                            return archive.renderer.render(prepared, RenderRequest(media_type=JPEG)).data
-                        results[f"{cache}/{name}/{purpose}_ms"] = median_ms(once, trials)
-                        results[f"{cache}/{name}/{purpose}_bytes"] = len(once())
+                        milliseconds, size = through_service(archive, ds, purpose, trials)
+                        results[f"{cache}/{name}/{purpose}_ms"] = milliseconds
+                        results[f"{cache}/{name}/{purpose}_bytes"] = size
             finally:
                 archive.close()
     frame = native.PixelData

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from functools import lru_cache
 from pathlib import Path
 
@@ -118,8 +119,55 @@ _IMAGE_PIXEL_MODULE = ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBi
 
 def make_report(**kwargs: object) -> Dataset:
     """A Basic Text SR instance (no pixel data): a document, where rendering gives text."""
-    ds = make_dataset(sop_class_uid=BASIC_TEXT_SR, modality="SR", **kwargs)
+    ds = make_dataset(**{"sop_class_uid": BASIC_TEXT_SR, "modality": "SR", **kwargs})
     for keyword in _IMAGE_PIXEL_MODULE:
         delattr(ds, keyword)
     ds.ValueType = "CONTAINER"
     return ds
+
+
+ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+ENCAPSULATED_CDA_STORAGE = "1.2.840.10008.5.1.4.1.1.104.2"
+VIDEO_ENDOSCOPIC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.77.1.1.1"
+ENHANCED_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.22"
+
+# A one-page PDF of odd length: stored, it gains a pad byte the answer must not carry.
+SMALL_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def make_document(document: bytes, *, sop_class_uid: str = ENCAPSULATED_PDF_STORAGE,
+                  mime_type: str = "application/pdf", **kwargs: object) -> Dataset:
+    """An Encapsulated PDF (or CDA) instance holding ``document`` (PS3.3 A.45)."""
+    ds = make_dataset(sop_class_uid=sop_class_uid, modality="DOC", **kwargs)
+    for keyword in _IMAGE_PIXEL_MODULE:
+        delattr(ds, keyword)
+    ds.MIMETypeOfEncapsulatedDocument = mime_type
+    ds.EncapsulatedDocument = document + b"\0" * (len(document) & 1)
+    ds.EncapsulatedDocumentLength = len(document)
+    ds.BurnedInAnnotation = "YES"
+    return ds
+
+
+def make_video(fragments: list[bytes], transfer_syntax: str, **kwargs: object) -> Dataset:
+    """A video instance whose pixel data holds ``fragments`` (a bitstream split as PS3.5 8.2.5 allows)."""
+    ds = make_dataset(sop_class_uid=VIDEO_ENDOSCOPIC_IMAGE_STORAGE, modality="ES", rows=8, columns=8,
+                      transfer_syntax=transfer_syntax, **kwargs)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "YBR_PARTIAL_420", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.NumberOfFrames, ds.FrameTime = 25, 40.0
+    ds.PixelData = _encapsulated_fragments(fragments)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    return ds
+
+
+def _encapsulated_fragments(fragments: list[bytes]) -> bytes:
+    """An empty Basic Offset Table item and one item per fragment (PS3.5 A.4; pydicom writes the delimiter)."""
+    out = struct.pack("<HHL", 0xFFFE, 0xE000, 0)
+    for fragment in fragments:
+        fragment += b"\0" * (len(fragment) & 1)
+        out += struct.pack("<HHL", 0xFFFE, 0xE000, len(fragment)) + fragment
+    return out

@@ -238,6 +238,12 @@ def _encapsulated_table(
     return FrameTable(True, frames, tuple(ranges))
 
 
+def fragment_ranges(fp: BinaryIO, pixel: PixelDataLocation) -> list[tuple[int, int]]:
+    """Each fragment's (value offset, length) of encapsulated pixel data, in order: joined, they are
+    the whole bitstream of a video transfer syntax (PS3.5 8.2.5 to 8.2.8)."""
+    return _read_items(fp, pixel)[2]
+
+
 def _read_items(fp: BinaryIO, pixel: PixelDataLocation) -> tuple[list[int], int, list[tuple[int, int]]]:
     """The Basic Offset Table, where fragments start, and each fragment's (value offset, length)."""
     end = pixel.end

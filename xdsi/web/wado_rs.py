@@ -7,7 +7,6 @@ import itertools
 from collections.abc import Iterator, Sequence
 
 from flask import Blueprint, Flask, Response, request
-from werkzeug.datastructures import ContentRange
 from werkzeug.wsgi import wrap_file
 
 from xdsi.dicom import uids
@@ -19,8 +18,8 @@ from xdsi.services.metadata import instance_path, parse_bulk_data_path
 from xdsi.services.retrieve import BlobReader, StoredInstance, Target
 from xdsi.web import multipart, negotiation
 from xdsi.web.context import accepted, announce, archive, session
-from xdsi.web.errors import text_response
 from xdsi.web.negotiation import DICOM, DICOM_XML, OCTET_STREAM, ZIP
+from xdsi.web.ranges import ranged
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("wado_rs", __name__, url_prefix=DICOMWEB)
@@ -130,22 +129,7 @@ def _octets(current: Archive, value: retrieve.BulkValue) -> Response:
                             status=200, content_type=multipart.content_type(OCTET_STREAM, boundary))
         response.content_length = multipart.body_length([(headers, value.length)], boundary)
         return response
-    start, end, status = 0, value.length, 200
-    ranges = request.range
-    if ranges is not None and len(ranges.ranges) == 1:
-        bounds = ranges.range_for_length(value.length)
-        if bounds is None:
-            response = text_response(416, f"the range {request.headers.get('Range')} is outside the "
-                                          f"{value.length} bytes of this value")
-            response.headers["Content-Range"] = f"bytes */{value.length}"
-            return response
-        (start, end), status = bounds, 206
-    response = Response(value.chunks(current.blobs, start, end), status=status, mimetype=OCTET_STREAM)
-    response.content_length = end - start
-    response.accept_ranges = "bytes"
-    if status == 206:
-        response.content_range = ContentRange("bytes", start, end, value.length)
-    return response
+    return ranged(lambda start, end: value.chunks(current.blobs, start, end), value.length, OCTET_STREAM, "value")
 
 
 def _target(study: str, series: str | None = None, instance: str | None = None) -> Target:

@@ -7,10 +7,9 @@ request is a 400 naming the parameter whatever the archive holds; what depends o
 
 from __future__ import annotations
 
-import codecs
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flask import Blueprint, Flask, Response, request
@@ -19,13 +18,15 @@ from werkzeug.wsgi import wrap_file
 
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, validate_uid
 from xdsi.errors import InvalidRequest, NotAcceptable
-from xdsi.services import plans, retrieve
+from xdsi.services import charset, documents, plans, retrieve
+from xdsi.services.anonymize import Anonymizer
 from xdsi.services.archive import Archive
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.retrieve import BlobReader, Target
 from xdsi.web import negotiation
 from xdsi.web.context import announce, archive, session
 from xdsi.web.negotiation import DICOM, MediaRange
+from xdsi.web.ranges import ranged
 
 PATH = "/wado"
 blueprint = Blueprint("wado_uri", __name__)
@@ -35,7 +36,6 @@ MAX_LIST = 32  # entries of contentType, charset or annotation
 ANNOTATIONS = ("patient", "technique")  # PS3.18 9.1.2.1: the values of annotation
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z", re.ASCII)
 _INTEGER = re.compile(r"[0-9]{1,9}\Z", re.ASCII)
-_CHARSET = re.compile(r"[A-Za-z0-9!#$%&'+\-^_`{}~.]{1,40}\Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -95,23 +95,6 @@ def _content_types(text: str) -> tuple[MediaRange, ...]:
     return tuple(media for media in ranges if media.q > 0)
 
 
-def _charsets(text: str) -> tuple[str, ...]:
-    names = []
-    for entry in text.split(","):
-        name = entry.split(";")[0].strip()  # an Accept-Charset style weight is allowed and ignored
-        if not _CHARSET.match(name):
-            raise InvalidRequest(f"charset {name[:40]!r} is not a character set name")
-        try:
-            codecs.lookup(name)
-        except LookupError:
-            if name != "*":
-                raise InvalidRequest(f"charset {name!r} is not a character set this server knows") from None
-        names.append(name)
-    if len(names) > MAX_LIST:
-        raise InvalidRequest(f"charset lists more than {MAX_LIST} character sets")
-    return tuple(names)
-
-
 def _anonymize(text: str) -> bool:
     if text != "yes":
         # PS3.18 9.1.2.2: the only value is "yes".
@@ -169,7 +152,7 @@ def _frame_number(text: str) -> int:
 # Wire name -> (field of UriRequest, parser); PS3.18 9.1.2, names are case-sensitive.
 _PARSERS: Mapping[str, tuple[str, Callable[[str], object]]] = {
     "contentType": ("content_types", _content_types),
-    "charset": ("charsets", _charsets),
+    "charset": ("charsets", charset.parse),
     "anonymize": ("anonymize", _anonymize),
     "transferSyntax": ("transfer_syntax", _transfer_syntax),
     "annotation": ("annotation", _annotation),
@@ -244,18 +227,20 @@ def _dicom_default(item: ObjectPlan) -> bool:
     return item.kind not in (ObjectKind.IMAGE, ObjectKind.STRUCTURED_REPORT) or not item.rendered
 
 
-def _choose(asked: UriRequest, item: ObjectPlan) -> str:
-    """The media type to answer with: the first of contentType the object can be sent as."""
-    if not asked.content_types:
-        return DICOM if _dicom_default(item) else item.rendered[0]
-    for media in asked.content_types:
-        if media.full == DICOM:
-            return DICOM
-        if media.full == "*/*" and _dicom_default(item):
+def _choose(asked: UriRequest, item: ObjectPlan, accept: Sequence[MediaRange]) -> str:
+    """The media type to answer with: the first of contentType the object can be sent as (406 if
+    none). Without contentType, the first the Accept header names that it can be sent as (an
+    ``<img>`` asks for image/*), else the default for its kind: a server may answer a request
+    whose Accept it cannot meet (RFC 9110 12.5.1), and WADO-URI links carry no Accept of their own."""
+    listed = asked.content_types or tuple(media for media in accept if media.q > 0)
+    for media in listed:
+        if media.full == DICOM or (media.full == "*/*" and _dicom_default(item)):
             return DICOM
         outcome = item.resolve(plans.MediaTypes((media.full,)))
         if isinstance(outcome, plans.Resolved):
             return outcome.media_type
+    if not asked.content_types:
+        return DICOM if _dicom_default(item) else item.rendered[0]
     wanted = ", ".join(str(media) for media in asked.content_types)
     offered = ", ".join((DICOM, *item.rendered))
     raise NotAcceptable(f"contentType {wanted}: object {item.instance.sop_instance_uid} ({item.kind.value}) "
@@ -285,16 +270,17 @@ def retrieve_object() -> Response:
     current = archive()
     plan = plans.plan(session(), asked.target)
     [item] = plan.objects
-    media_type = _choose(asked, item)
+    media_type = _choose(asked, item, negotiation.parse_accept(request.headers.get("Accept")))
     _check_for(asked, item, media_type)
-    if media_type != DICOM:
-        raise NotAcceptable(f"{media_type} is not available: this server does not render objects; "
+    if media_type != DICOM and item.kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
+        raise NotAcceptable(f"{media_type} is not available: this server does not render images yet; "
                             f"ask for contentType=application/dicom")
-    if asked.anonymize:
-        raise NotAcceptable("anonymize=yes is not supported by this server; ask without it")
     files = retrieve.opened_files(current.blobs, plan.instances)
     try:
-        response = _dicom(current, files, item, asked.transfer_syntax)
+        if media_type != DICOM:
+            response = _document(current, files, asked, item, media_type)
+        else:
+            response = _dicom(current, files, item, asked)
     except BaseException:
         files.close()
         raise
@@ -302,7 +288,18 @@ def retrieve_object() -> Response:
     return response
 
 
-def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, transfer_syntax: str | None) -> Response:
+def _document(current: Archive, files: BlobReader, asked: UriRequest, item: ObjectPlan, media_type: str) -> Response:
+    """A report, document or video in its own media type (byte ranges served as asked)."""
+    image_only = asked.given(RENDERED_ONLY)
+    if image_only:
+        raise InvalidRequest(f"{', '.join(image_only)} apply only to rendered images, not to {media_type}")
+    payload = documents.document(current.blobs, item.instance, media_type, current.limits, asked.charsets)
+    return ranged(lambda start, end: payload.chunks(files, start, end), payload.length, payload.content_type,
+                  item.kind.value)
+
+
+def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, asked: UriRequest) -> Response:
+    transfer_syntax = asked.transfer_syntax
     if transfer_syntax == "*":
         wanted: plans.Request = plans.AS_STORED
     elif transfer_syntax is not None:
@@ -315,7 +312,14 @@ def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, transfer_synta
     outcome = item.resolve(wanted)
     if isinstance(outcome, plans.Unavailable):
         raise NotAcceptable(f"transferSyntax: {outcome.reason}")
-    if not outcome.transcoded:
+    if asked.anonymize:
+        # PS3.18 9.1.2.2.2 anonymize=yes: the PS3.15 Basic Profile, applied to this answer only.
+        body = Anonymizer().instance_body(current.blobs, item.instance, outcome.transfer_syntax if outcome.transcoded
+                                          else None, current.limits, current.settings.max_transcode_bytes, files)
+        response = Response(body.chunks, status=200, mimetype=DICOM)
+        if body.length is not None:
+            response.content_length = body.length
+    elif not outcome.transcoded:
         # The WSGI file wrapper lets gunicorn send the whole file with sendfile.
         response = Response(wrap_file(request.environ, retrieve.open_file(files, item.instance)), status=200,
                             direct_passthrough=True, mimetype=DICOM)
@@ -325,7 +329,8 @@ def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, transfer_synta
         response = Response(body.chunks, status=200, mimetype=DICOM)
         if body.length is not None:
             response.content_length = body.length
-    response.headers["Content-Disposition"] = f'inline; filename="{item.instance.sop_instance_uid}.dcm"'
+    name = "anonymized" if asked.anonymize else item.instance.sop_instance_uid
+    response.headers["Content-Disposition"] = f'inline; filename="{name}.dcm"'
     return response
 
 

@@ -1,0 +1,178 @@
+"""GSPS applied to a real image, checked against a numpy computation written here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from xdsi.dicom import presentation
+from xdsi.dicom.presentation import GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, presentation_for
+from xdsi.errors import InvalidRequest
+
+
+def _ct() -> Dataset:
+    return pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+
+
+def _item(**values: object) -> Dataset:
+    item = Dataset()
+    for key, value in values.items():
+        setattr(item, key, value)
+    return item
+
+
+def _gsps(image: Dataset, **top: object) -> Dataset:
+    """A GSPS referencing ``image``: a window, rotation 90, horizontal flip, a displayed area, a polyline."""
+    ds = Dataset()
+    ds.SOPClassUID = GRAYSCALE_SOFTCOPY_PRESENTATION_STATE
+    ds.SOPInstanceUID = "1.2.3.4.5.6.7"
+    ref = _item(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID=image.SOPInstanceUID)
+    ds.ReferencedSeriesSequence = Sequence([_item(SeriesInstanceUID=image.SeriesInstanceUID,
+                                                  ReferencedImageSequence=Sequence([ref]))])
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
+    ds.SoftcopyVOILUTSequence = Sequence([_item(WindowCenter=40, WindowWidth=400)])
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.ImageRotation = 90
+    ds.ImageHorizontalFlip = "Y"
+    ds.DisplayedAreaSelectionSequence = Sequence([_item(
+        DisplayedAreaTopLeftHandCorner=[11, 21], DisplayedAreaBottomRightHandCorner=[110, 100],
+        PresentationSizeMode="SCALE TO FIT", PresentationPixelAspectRatio=[1, 1])])
+    ds.GraphicLayerSequence = Sequence([_item(GraphicLayer="MARKS", GraphicLayerOrder=1,
+                                              GraphicLayerRecommendedDisplayGrayscaleValue=0xFFFF)])
+    polyline = _item(GraphicAnnotationUnits="PIXEL", GraphicDimensions=2, NumberOfGraphicPoints=2,
+                     GraphicData=[20.5, 30.5, 20.5, 80.5], GraphicType="POLYLINE", GraphicFilled="N")
+    ds.GraphicAnnotationSequence = Sequence([_item(GraphicLayer="MARKS",
+                                                   GraphicObjectSequence=Sequence([polyline]))])
+    for key, value in top.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def _expected(image: Dataset, center: float, width: float) -> np.ndarray:
+    """PS3.3 C.11.2.1.2.1 by hand, then the displayed area (columns 11-110, rows 21-100), the flip, the rotation."""
+    hu = image.pixel_array.astype(np.float64) * 1 - 1024
+    c, w = center - 0.5, width - 1
+    out = np.where(hu <= c - w / 2, 0.0, np.where(hu > c + w / 2, 255.0, ((hu - c) / w + 0.5) * 255))
+    gray = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    area = gray[20:100, 10:110]
+    return np.rot90(area[:, ::-1], k=-1)
+
+
+def test_window_flip_rotation_and_displayed_area_match_numpy() -> None:
+    image = _ct()
+    state = presentation_for(_gsps(image), image.SOPInstanceUID)
+    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
+    shown = state.spatial(gray)
+    expected = _expected(image, 40, 400)
+    assert shown.shape == (100, 80)  # 80 rows x 100 columns, rotated
+    np.testing.assert_array_equal(shown, expected)
+    assert state.output_size(128, 128) == (80, 100)
+
+
+def test_polyline_is_drawn_where_the_transforms_put_it() -> None:
+    image = _ct()
+    state = presentation_for(_gsps(image), image.SOPInstanceUID)
+    shown = state.spatial(state.grayscale(image.pixel_array, bits_stored=16, signed=True))
+    canvas = Image.fromarray(np.zeros_like(shown))  # black, so only the drawing shows
+    state.draw(canvas, 128, 128)
+    drawn = np.asarray(canvas)
+    # The line x=20.5 (area column 10.5 after the area starts at column 11), y 30.5..80.5 (area rows 10..60):
+    # flipped: x' = 100 - 10.5 = 89.5; rotated 90 clockwise (area height 80): (80 - y, x') -> a horizontal
+    # line at output row 89.5, from output column 70 down to 20.
+    assert drawn[89:91, 25:65].max(axis=0).min() == 255  # a one-pixel line, on row 89 or 90
+    assert drawn[:85].max() == 0 and drawn[95:].max() == 0
+    assert drawn[:, :15].max() == 0 and drawn[:, 76:].max() == 0
+
+
+def test_inverse_sigmoid_and_output_scaling() -> None:
+    image = _ct()
+    gsps = _gsps(image, PresentationLUTShape="INVERSE")
+    gsps.SoftcopyVOILUTSequence[0].VOILUTFunction = "SIGMOID"
+    gsps.DisplayedAreaSelectionSequence[0].PresentationSizeMode = "MAGNIFY"
+    gsps.DisplayedAreaSelectionSequence[0].PresentationPixelMagnificationRatio = 2.0
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
+    hu = image.pixel_array.astype(np.float64) - 1024
+    expected = 255 - np.clip(np.rint(255 / (1 + np.exp(-4 * (hu - 40) / 400))), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(gray, expected)
+    assert state.output_size(128, 128) == (160, 200)
+    assert state.output_size(128, 128, (100, None)) == (100, 125)
+
+
+def test_voi_applies_only_to_the_images_it_references() -> None:
+    image = _ct()
+    gsps = _gsps(image)
+    other = _item(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID="1.2.3")
+    gsps.SoftcopyVOILUTSequence[0].ReferencedImageSequence = Sequence([other])
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    assert state.voi is None
+    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
+    # No VOI: the identity over the rescaled range -32768-1024 .. 32767-1024.
+    hu = image.pixel_array.astype(np.float64) - 1024
+    np.testing.assert_array_equal(gray, np.rint((hu + 32768 + 1024) * 255 / 65535).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("kind", "data"), [
+    ("CIRCLE", [64.0, 64.0, 74.0, 64.0]),
+    ("ELLIPSE", [44.0, 64.0, 84.0, 64.0, 64.0, 54.0, 64.0, 74.0]),
+    ("INTERPOLATED", [30.0, 30.0, 60.0, 50.0, 90.0, 30.0]),
+    ("POINT", [64.0, 64.0]),
+])
+def test_every_graphic_type_draws_around_its_points(kind: str, data: list[float]) -> None:
+    image = _ct()
+    gsps = _gsps(image, ImageRotation=0, ImageHorizontalFlip="N")
+    del gsps.DisplayedAreaSelectionSequence
+    obj = gsps.GraphicAnnotationSequence[0].GraphicObjectSequence[0]
+    obj.GraphicType, obj.GraphicData, obj.NumberOfGraphicPoints = kind, data, len(data) // 2
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    canvas = Image.new("L", (256, 256))  # twice the image: PIXEL units scale with the output
+    state.draw(canvas, 128, 128)
+    drawn = np.argwhere(np.asarray(canvas) == 255)
+    assert len(drawn)
+    xs, ys = data[0::2], data[1::2]
+    if kind == "CIRCLE":
+        assert drawn[:, 1].min() == pytest.approx(2 * 54, abs=2) and drawn[:, 1].max() == pytest.approx(2 * 74, abs=2)
+    else:
+        assert drawn[:, 1].min() >= 2 * min(xs) - 4 and drawn[:, 1].max() <= 2 * max(xs) + 4
+        assert drawn[:, 0].min() >= 2 * min(ys) - 4 and drawn[:, 0].max() <= 2 * max(ys) + 4
+
+
+def test_text_object_in_display_units_is_drawn_in_its_box() -> None:
+    image = _ct()
+    gsps = _gsps(image)
+    text = _item(BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="L",
+                 BoundingBoxTopLeftHandCorner=[0.5, 0.5], BoundingBoxBottomRightHandCorner=[0.9, 0.9],
+                 BoundingBoxTextHorizontalJustification="LEFT")
+    gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([text])
+    del gsps.GraphicAnnotationSequence[0].GraphicObjectSequence
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    canvas = Image.new("L", (200, 200))
+    state.draw(canvas, 128, 128)
+    drawn = np.argwhere(np.asarray(canvas) == 255)
+    assert len(drawn) > 10
+    assert drawn.min(axis=0).tolist() >= [95, 95]
+
+
+def test_not_a_gsps_or_not_referencing_the_image_is_a_client_error() -> None:
+    image = _ct()
+    with pytest.raises(InvalidRequest, match="not a Grayscale Softcopy Presentation State"):
+        presentation_for(image, image.SOPInstanceUID)
+    with pytest.raises(InvalidRequest, match=r"does not reference image 1\.2\.9"):
+        presentation_for(_gsps(image), "1.2.9")
+    bad = _gsps(image, ImageRotation=45)
+    with pytest.raises(InvalidRequest, match="Image Rotation 45"):
+        presentation_for(bad, image.SOPInstanceUID)
+
+
+def test_frame_references_limit_the_state_to_those_frames() -> None:
+    image = _ct()
+    gsps = _gsps(image)
+    gsps.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedFrameNumber = [2, 3]
+    assert presentation.presentation_for(gsps, image.SOPInstanceUID, 3).rotation == 90
+    with pytest.raises(InvalidRequest, match="frame 1"):
+        presentation.presentation_for(gsps, image.SOPInstanceUID, 1)

@@ -1,0 +1,572 @@
+"""Grayscale Softcopy Presentation State (PS3.3 A.33.1) applied to one image frame, as rendering steps.
+
+A state is read once into a ``PresentationState`` for the image (and frame) it is applied to; the
+rendering pipeline then calls its steps in the order of PS3.4 N.2 (the grayscale transformation
+model): ``grayscale`` (Modality LUT C.11.1, Softcopy VOI LUT C.11.8, Presentation LUT C.11.6) on the
+stored values, ``spatial`` (Displayed Area C.10.4, then Spatial Transformation C.10.6) on the 8-bit
+image, ``output_size`` (Presentation Size Mode) for the raster, and ``draw`` (Graphic Annotation
+C.10.5 with Graphic Layers C.10.7) on the final image. Everything here is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+from pydicom.dataset import Dataset
+
+from xdsi.dicom import annotation
+from xdsi.errors import InvalidRequest
+
+GRAYSCALE_SOFTCOPY_PRESENTATION_STATE = "1.2.840.10008.5.1.4.1.1.11.1"
+_ROTATIONS = (0, 90, 180, 270)
+_SIZE_MODES = ("SCALE TO FIT", "TRUE SIZE", "MAGNIFY")
+# PS3.3 C.10.5.1.2: the graphic types and their points (CIRCLE: centre and a point on it;
+# ELLIPSE: the ends of the major axis, then of the minor axis).
+_MIN_POINTS = {"POINT": 1, "POLYLINE": 2, "INTERPOLATED": 2, "CIRCLE": 2, "ELLIPSE": 4}
+_GRAPHIC_TYPES = tuple(_MIN_POINTS)
+_MAX_OUTPUT_SIDE = 4096  # a raster side beyond this is shrunk, aspect kept (MAGNIFY, TRUE SIZE)
+_CURVE_STEPS = 12  # points per segment of an INTERPOLATED curve
+_CONIC_STEPS = 72  # points around a CIRCLE or ELLIPSE
+
+
+@dataclass(frozen=True)
+class Window:
+    """A VOI window (PS3.3 C.11.2.1.2): centre, width and VOI LUT Function."""
+
+    center: float
+    width: float
+    function: str = "LINEAR"
+
+
+@dataclass(frozen=True, eq=False)
+class Lut:
+    """A Modality or VOI LUT (PS3.3 C.11.1.1.1, C.11.2.1.1): first input value mapped, output bits, data."""
+
+    first_mapped: int
+    bits: int
+    data: np.ndarray
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        index = np.clip(np.rint(values).astype(np.int64) - self.first_mapped, 0, len(self.data) - 1)
+        return self.data[index].astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """Rescale Slope and Intercept (PS3.3 C.11.1)."""
+
+    slope: float
+    intercept: float
+
+
+@dataclass(frozen=True)
+class DisplayedArea:
+    """PS3.3 C.10.4: the corners (column, row; 1-based, in the pixels before the spatial
+    transformation), the size mode, the presentation pixel aspect (vertical / horizontal) and the
+    magnification (MAGNIFY only)."""
+
+    tlhc: tuple[int, int]
+    brhc: tuple[int, int]
+    size_mode: str = "SCALE TO FIT"
+    aspect: float = 1.0
+    magnification: float = 1.0
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """First column, first row, last column, last row (1-based, inclusive)."""
+        return (min(self.tlhc[0], self.brhc[0]), min(self.tlhc[1], self.brhc[1]),
+                max(self.tlhc[0], self.brhc[0]), max(self.tlhc[1], self.brhc[1]))
+
+
+@dataclass(frozen=True)
+class Graphic:
+    """A graphic object (PS3.3 C.10.5.1.2): type, units (PIXEL or DISPLAY), (x, y) points, filled."""
+
+    kind: str
+    units: str
+    points: tuple[tuple[float, float], ...]
+    filled: bool = False
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text object (PS3.3 C.10.5.1.1): the text, its bounding box and/or anchor point, each in units."""
+
+    text: str
+    box: tuple[tuple[float, float], tuple[float, float]] | None = None
+    box_units: str = "PIXEL"
+    justification: str = "LEFT"
+    anchor: tuple[float, float] | None = None
+    anchor_units: str = "PIXEL"
+    anchor_visible: bool = False
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A graphic layer (PS3.3 C.10.7): drawn in ascending ``order``, in its recommended gray."""
+
+    name: str
+    order: int
+    gray: int = 255
+    graphics: tuple[Graphic, ...] = ()
+    texts: tuple[Text, ...] = ()
+
+
+@dataclass(frozen=True)
+class PresentationState:
+    """What one GSPS says about one image frame; ``None`` modality means the identity (PS3.4 N.2.1.1)."""
+
+    sop_instance_uid: str
+    modality: Rescale | Lut | None = None
+    voi: Window | Lut | None = None
+    inverse: bool = False
+    rotation: int = 0
+    flip: bool = False
+    area: DisplayedArea | None = None
+    layers: tuple[Layer, ...] = field(default=())
+
+    # --- PS3.4 N.2: the grayscale pipeline -------------------------------------------------------
+
+    def grayscale(self, stored: np.ndarray, *, bits_stored: int, signed: bool) -> np.ndarray:
+        """Stored values to 8-bit P-values: the state's Modality LUT, its VOI, then its Presentation LUT."""
+        low: float = -(1 << (bits_stored - 1)) if signed else 0
+        high: float = (1 << (bits_stored - 1)) - 1 if signed else (1 << bits_stored) - 1
+        values = stored.astype(np.float64)
+        if isinstance(self.modality, Rescale):
+            values = values * self.modality.slope + self.modality.intercept
+            ends = sorted((low * self.modality.slope + self.modality.intercept,
+                           high * self.modality.slope + self.modality.intercept))
+            low, high = ends[0], ends[1]
+        elif isinstance(self.modality, Lut):
+            values = self.modality.apply(values)
+            low, high = 0.0, float((1 << self.modality.bits) - 1)
+        if isinstance(self.voi, Window):
+            out = window(values, self.voi)
+        elif isinstance(self.voi, Lut):
+            out = self.voi.apply(values) * (255.0 / ((1 << self.voi.bits) - 1))
+        else:  # PS3.4 N.2.1.2: no VOI for this image is the identity over the modality output's range
+            out = (values - low) * (255.0 / max(high - low, 1))
+        out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return 255 - out if self.inverse else out
+
+    # --- PS3.3 C.10.4 and C.10.6: displayed area, flip, rotation ---------------------------------
+
+    def area_box(self, rows: int, columns: int) -> tuple[int, int, int, int]:
+        """The displayed area of a ``rows`` x ``columns`` image (1-based, inclusive corners)."""
+        return self.area.box if self.area else (1, 1, columns, rows)
+
+    def spatial(self, image: np.ndarray) -> np.ndarray:
+        """The displayed area of ``image`` (rows, columns[, samples]), flipped, then rotated.
+
+        Corners outside the image show black (PS3.3 C.10.4: the area may exceed the image).
+        PS3.3 C.10.6.1.1: the horizontal flip is applied before the rotation.
+        """
+        x0, y0, x1, y1 = self.area_box(image.shape[0], image.shape[1])
+        out = np.zeros((y1 - y0 + 1, x1 - x0 + 1, *image.shape[2:]), dtype=image.dtype)
+        src_y0, src_x0 = max(y0, 1), max(x0, 1)
+        src_y1, src_x1 = min(y1, image.shape[0]), min(x1, image.shape[1])
+        if src_y0 <= src_y1 and src_x0 <= src_x1:
+            out[src_y0 - y0:src_y1 - y0 + 1, src_x0 - x0:src_x1 - x0 + 1] = \
+                image[src_y0 - 1:src_y1, src_x0 - 1:src_x1]
+        if self.flip:
+            out = out[:, ::-1]
+        return np.ascontiguousarray(np.rot90(out, k=-(self.rotation // 90)))
+
+    def output_size(self, rows: int, columns: int, fit: tuple[int | None, int | None] | None = None) -> tuple[int, int]:
+        """The raster size (width, height) of the displayed area of a ``rows`` x ``columns`` image.
+
+        The area's presentation pixels may be non-square (aspect); SCALE TO FIT fills ``fit`` (the
+        client's rows/columns or viewport) keeping the aspect; TRUE SIZE has no physical size on a
+        raster, so it is one image pixel per output pixel; MAGNIFY multiplies that by the ratio.
+        Any of them is shrunk to fit ``fit`` when given, and to 4096 pixels a side.
+        """
+        x0, y0, x1, y1 = self.area_box(rows, columns)
+        width, height = float(x1 - x0 + 1), float(y1 - y0 + 1)
+        aspect = self.area.aspect if self.area else 1.0
+        height *= aspect
+        if self.rotation in (90, 270):
+            width, height = height, width
+        scale = self.area.magnification if self.area and self.area.size_mode == "MAGNIFY" else 1.0
+        wanted_w, wanted_h = fit if fit else (None, None)
+        if self.area and self.area.size_mode == "SCALE TO FIT" and (wanted_w or wanted_h):
+            scale = min(wanted_w / width if wanted_w else math.inf, wanted_h / height if wanted_h else math.inf)
+        else:
+            scale = min(scale, wanted_w / width if wanted_w else math.inf, wanted_h / height if wanted_h else math.inf)
+        scale = min(scale, _MAX_OUTPUT_SIDE / max(width, height))
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
+    # --- PS3.3 C.10.5: graphic and text annotation ---------------------------------------------
+
+    def draw(self, image: Image.Image, rows: int, columns: int) -> Image.Image:
+        """``image`` (the displayed area of a ``rows`` x ``columns`` frame at its output size) with
+        the annotation layers drawn on it, lowest Graphic Layer Order first."""
+        if not self.layers:
+            return image
+        mapping = _Mapping(self, rows, columns, image.width, image.height)
+        pen = ImageDraw.Draw(image)
+        line = max(1, round(min(image.width, image.height) / 256))
+        for layer in sorted(self.layers, key=lambda item: item.order):
+            colour: int | tuple[int, int, int] = layer.gray if image.mode == "L" else (layer.gray,) * 3
+            for graphic in layer.graphics:
+                _draw_graphic(pen, graphic, mapping, colour, line)
+            for text in layer.texts:
+                _draw_text(pen, text, mapping, colour, image)
+        return image
+
+
+def window(values: np.ndarray, voi: Window) -> np.ndarray:
+    """PS3.3 C.11.2.1.2 (LINEAR), C.11.2.1.3.1 (SIGMOID), C.11.2.1.3.2 (LINEAR_EXACT), to 0..255 (float)."""
+    c, w = voi.center, voi.width
+    if voi.function == "SIGMOID":
+        return 255.0 / (1.0 + np.exp(-4.0 * (values - c) / w))
+    if voi.function == "LINEAR_EXACT":
+        return np.clip(((values - c) / w + 0.5) * 255.0, 0, 255)
+    if w <= 1:  # LINEAR with width 1 is a threshold at the centre
+        return np.where(values <= c - 0.5, 0.0, 255.0)
+    return np.clip(((values - (c - 0.5)) / (w - 1) + 0.5) * 255.0, 0, 255)
+
+
+# --- reading a state ---------------------------------------------------------------------------
+
+def is_presentation_state(ds: Dataset) -> bool:
+    return str(ds.get("SOPClassUID", "")) == GRAYSCALE_SOFTCOPY_PRESENTATION_STATE
+
+
+def presentation_for(gsps: Dataset, image_uid: str, frame: int = 1) -> PresentationState:
+    """What ``gsps`` says about frame ``frame`` of image ``image_uid``.
+
+    InvalidRequest when ``gsps`` is not a GSPS, does not reference the image, or holds a value the
+    standard does not allow (the client named the state; it does not fit the request).
+    """
+    if not is_presentation_state(gsps):
+        raise InvalidRequest(f"presentation state {gsps.get('SOPInstanceUID', '')} is not a Grayscale Softcopy "
+                             f"Presentation State (its SOP Class is {gsps.get('SOPClassUID', 'absent')})")
+    referenced = [image for series in gsps.get("ReferencedSeriesSequence", ())
+                  for image in series.get("ReferencedImageSequence", ())]
+    if not any(_applies(image, image_uid, frame) for image in referenced):
+        named = any(str(image.get("ReferencedSOPInstanceUID", "")) == image_uid for image in referenced)
+        raise InvalidRequest(f"presentation state {gsps.get('SOPInstanceUID', '')} does not reference "
+                             f"image {image_uid}" + (f" frame {frame}" if named else ""))
+    try:
+        return PresentationState(
+            sop_instance_uid=str(gsps.get("SOPInstanceUID", "")),
+            modality=_modality(gsps),
+            voi=_voi(gsps, image_uid, frame),
+            inverse=_inverse(gsps),
+            rotation=_rotation(gsps),
+            flip=str(gsps.get("ImageHorizontalFlip", "N")).upper() == "Y",
+            area=_displayed_area(gsps, image_uid, frame),
+            layers=_layers(gsps, image_uid, frame),
+        )
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise InvalidRequest(f"presentation state {gsps.get('SOPInstanceUID', '')} cannot be applied: "
+                             f"{_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ValueError) else "a required attribute is missing or malformed"
+
+
+def _applies(item: Dataset, image_uid: str, frame: int) -> bool:
+    """PS3.3 C.10.1 / C.11.8: an item applies to the image it names, to all its frames unless it lists some."""
+    if str(item.get("ReferencedSOPInstanceUID", "")) != image_uid:
+        return False
+    frames = item.get("ReferencedFrameNumber")
+    if frames is None or frames == "":
+        return True
+    return frame in ([int(n) for n in frames] if isinstance(frames, Sequence) and not isinstance(frames, str)
+                     else [int(frames)])
+
+
+def _for_image(items: Sequence[Dataset], image_uid: str, frame: int) -> Dataset | None:
+    """The first item that applies to the image: one with no Referenced Image Sequence applies to all."""
+    for item in items:
+        references = item.get("ReferencedImageSequence")
+        if not references or any(_applies(ref, image_uid, frame) for ref in references):
+            return item
+    return None
+
+
+def _lut(item: Dataset) -> Lut:
+    entries, first, bits = (int(v) for v in item.LUTDescriptor)
+    entries = entries or 65536
+    element = item["LUTData"]
+    if isinstance(element.value, bytes | bytearray):
+        data = np.frombuffer(bytes(element.value), dtype="<u2" if bits > 8 or len(element.value) >= 2 * entries
+                             else np.uint8)[:entries]
+    else:
+        values = element.value if isinstance(element.value, Sequence) else [element.value]
+        data = np.asarray(values, dtype=np.int64)[:entries]
+    if first > 32767:  # PS3.3 C.11.1.1.1: US when the input is unsigned, SS when it is signed
+        first -= 65536
+    if not 1 <= bits <= 16 or len(data) == 0:
+        raise ValueError(f"LUT Descriptor {entries}\\{first}\\{bits} is not usable")
+    return Lut(first, bits, data.astype(np.int64))
+
+
+def _modality(gsps: Dataset) -> Rescale | Lut | None:
+    sequence = gsps.get("ModalityLUTSequence")
+    if sequence:
+        return _lut(sequence[0])
+    if "RescaleSlope" in gsps and "RescaleIntercept" in gsps:
+        return Rescale(float(gsps.RescaleSlope), float(gsps.RescaleIntercept))
+    return None
+
+
+def _voi(gsps: Dataset, image_uid: str, frame: int) -> Window | Lut | None:
+    item = _for_image(gsps.get("SoftcopyVOILUTSequence", ()), image_uid, frame)
+    if item is None:
+        return None
+    if item.get("VOILUTSequence"):
+        return _lut(item.VOILUTSequence[0])
+    if "WindowCenter" not in item or "WindowWidth" not in item:
+        return None
+    center, width = _first(item.WindowCenter), _first(item.WindowWidth)
+    function = str(item.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+    if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+        raise ValueError(f"VOI LUT Function {function!r} is not LINEAR, LINEAR_EXACT or SIGMOID")
+    if width < (1 if function == "LINEAR" else 0) or (function != "LINEAR" and width == 0):
+        raise ValueError(f"Window Width {width:g} is not allowed for {function}")
+    return Window(center, width, function)
+
+
+def _first(value: object) -> float:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return float(value[0])
+    return float(value)  # type: ignore[arg-type]
+
+
+def _inverse(gsps: Dataset) -> bool:
+    """PS3.3 C.11.6: Presentation LUT Shape INVERSE (the state's own LUT data is taken as a shape:
+    a falling LUT inverts)."""
+    shape = str(gsps.get("PresentationLUTShape", "") or "").upper()
+    if shape:
+        if shape not in ("IDENTITY", "INVERSE"):
+            raise ValueError(f"Presentation LUT Shape {shape!r} is not IDENTITY or INVERSE")
+        return shape == "INVERSE"
+    sequence = gsps.get("PresentationLUTSequence")
+    if sequence:
+        lut = _lut(sequence[0])
+        return bool(lut.data[0] > lut.data[-1])
+    return False
+
+
+def _rotation(gsps: Dataset) -> int:
+    rotation = int(gsps.get("ImageRotation", 0) or 0)
+    if rotation not in _ROTATIONS:
+        raise ValueError(f"Image Rotation {rotation} is not 0, 90, 180 or 270")
+    return rotation
+
+
+def _displayed_area(gsps: Dataset, image_uid: str, frame: int) -> DisplayedArea | None:
+    item = _for_image(gsps.get("DisplayedAreaSelectionSequence", ()), image_uid, frame)
+    if item is None:
+        return None
+    tlhc = tuple(int(v) for v in item.DisplayedAreaTopLeftHandCorner)
+    brhc = tuple(int(v) for v in item.DisplayedAreaBottomRightHandCorner)
+    if len(tlhc) != 2 or len(brhc) != 2:
+        raise ValueError("a displayed area corner does not have two values")
+    mode = str(item.get("PresentationSizeMode", "SCALE TO FIT") or "SCALE TO FIT").upper()
+    if mode not in _SIZE_MODES:
+        raise ValueError(f"Presentation Size Mode {mode!r} is not one of {', '.join(_SIZE_MODES)}")
+    aspect = 1.0
+    if item.get("PresentationPixelSpacing"):
+        row_spacing, column_spacing = (float(v) for v in item.PresentationPixelSpacing)
+        aspect = row_spacing / column_spacing
+    elif item.get("PresentationPixelAspectRatio"):
+        vertical, horizontal = (float(v) for v in item.PresentationPixelAspectRatio)
+        aspect = vertical / horizontal
+    magnification = float(item.get("PresentationPixelMagnificationRatio", 1.0) or 1.0)
+    if not (0.01 <= aspect <= 100 and 0 < magnification <= 64):
+        raise ValueError("the presentation pixel aspect or magnification is out of range")
+    return DisplayedArea((tlhc[0], tlhc[1]), (brhc[0], brhc[1]), mode, aspect, magnification)
+
+
+def _points(values: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    numbers = [float(v) for v in values]
+    if len(numbers) % 2:
+        raise ValueError("Graphic Data holds an odd number of values")
+    return tuple(zip(numbers[0::2], numbers[1::2], strict=True))
+
+
+def _point(values: object) -> tuple[float, float]:
+    points = _points(values if isinstance(values, Sequence) else [values])  # type: ignore[list-item]
+    if len(points) != 1:
+        raise ValueError("a point does not have two values")
+    return points[0]
+
+
+def _layers(gsps: Dataset, image_uid: str, frame: int) -> tuple[Layer, ...]:
+    """The graphic layers with the annotations that apply to the image (PS3.3 C.10.5, C.10.7)."""
+    declared = {str(item.GraphicLayer): item for item in gsps.get("GraphicLayerSequence", ())}
+    graphics: dict[str, list[Graphic]] = {}
+    texts: dict[str, list[Text]] = {}
+    for item in gsps.get("GraphicAnnotationSequence", ()):
+        references = item.get("ReferencedImageSequence")
+        if references and not any(_applies(ref, image_uid, frame) for ref in references):
+            continue
+        name = str(item.GraphicLayer)
+        for obj in item.get("GraphicObjectSequence", ()):
+            kind = str(obj.GraphicType).upper()
+            if kind not in _GRAPHIC_TYPES:
+                raise ValueError(f"Graphic Type {kind!r} is not one of {', '.join(_GRAPHIC_TYPES)}")
+            points = _points(obj.GraphicData)
+            if len(points) < _MIN_POINTS[kind] or (kind in ("CIRCLE", "ELLIPSE") and len(points) != _MIN_POINTS[kind]):
+                raise ValueError(f"a {kind} graphic has {len(points)} points")
+            graphics.setdefault(name, []).append(Graphic(
+                kind, str(obj.GraphicAnnotationUnits).upper(), points,
+                str(obj.get("GraphicFilled", "N")).upper() == "Y"))
+        for obj in item.get("TextObjectSequence", ()):
+            box = None
+            if obj.get("BoundingBoxTopLeftHandCorner") is not None:
+                box = (_point(obj.BoundingBoxTopLeftHandCorner), _point(obj.BoundingBoxBottomRightHandCorner))
+            anchor = _point(obj.AnchorPoint) if obj.get("AnchorPoint") is not None else None
+            if box is None and anchor is None:
+                raise ValueError("a text object has neither a bounding box nor an anchor point")
+            texts.setdefault(name, []).append(Text(
+                str(obj.get("UnformattedTextValue", "")), box,
+                str(obj.get("BoundingBoxAnnotationUnits", "PIXEL")).upper(),
+                str(obj.get("BoundingBoxTextHorizontalJustification", "LEFT") or "LEFT").upper(),
+                anchor, str(obj.get("AnchorPointAnnotationUnits", "PIXEL")).upper(),
+                str(obj.get("AnchorPointVisibility", "N")).upper() == "Y"))
+    layers = []
+    for name in dict.fromkeys([*graphics, *texts]):
+        item = declared.get(name)
+        order = int(item.GraphicLayerOrder) if item is not None and "GraphicLayerOrder" in item else len(declared)
+        layers.append(Layer(name, order, _layer_gray(item), tuple(graphics.get(name, ())), tuple(texts.get(name, ()))))
+    return tuple(layers)
+
+
+def _layer_gray(item: Dataset | None) -> int:
+    """PS3.3 C.10.7.1.1: the recommended grayscale P-value (16 bits), else the CIELab L* of the
+    recommended colour; white when the layer recommends nothing."""
+    if item is None:
+        return 255
+    if item.get("GraphicLayerRecommendedDisplayGrayscaleValue") is not None:
+        return int(item.GraphicLayerRecommendedDisplayGrayscaleValue) >> 8
+    if item.get("GraphicLayerRecommendedDisplayCIELabValue") is not None:
+        return int(item.GraphicLayerRecommendedDisplayCIELabValue[0]) >> 8
+    return 255
+
+
+# --- drawing ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Mapping:
+    """From annotation coordinates to output pixels: PIXEL units are image coordinates (0,0 the
+    top left corner of the first pixel; PS3.3 C.10.5.1.2) and follow the displayed area, flip,
+    rotation and scale; DISPLAY units are fractions of the displayed area as shown."""
+
+    state: PresentationState
+    rows: int
+    columns: int
+    width: int
+    height: int
+
+    def __call__(self, point: tuple[float, float], units: str) -> tuple[float, float]:
+        if units == "DISPLAY":
+            return point[0] * self.width, point[1] * self.height
+        x0, y0, x1, y1 = self.state.area_box(self.rows, self.columns)
+        area_w, area_h = x1 - x0 + 1, y1 - y0 + 1
+        x, y = point[0] - (x0 - 1), point[1] - (y0 - 1)
+        if self.state.flip:
+            x = area_w - x
+        if self.state.rotation == 90:
+            x, y, area_w, area_h = area_h - y, x, area_h, area_w
+        elif self.state.rotation == 180:
+            x, y = area_w - x, area_h - y
+        elif self.state.rotation == 270:
+            x, y, area_w, area_h = y, area_w - x, area_h, area_w
+        return x * self.width / area_w, y * self.height / area_h
+
+
+def _draw_graphic(pen: ImageDraw.ImageDraw, graphic: Graphic, mapping: _Mapping,
+                  colour: int | tuple[int, int, int], line: int) -> None:
+    points: Sequence[tuple[float, float]] = graphic.points
+    if graphic.kind == "POINT":
+        dot = line + 1
+        for point in points:
+            x, y = mapping(point, graphic.units)
+            pen.ellipse((x - dot, y - dot, x + dot, y + dot), fill=colour)
+        return
+    if graphic.kind == "INTERPOLATED":
+        points = _curve(points)
+    elif graphic.kind == "CIRCLE":
+        (cx, cy), (px, py) = points
+        radius = math.hypot(px - cx, py - cy)
+        points = _conic((cx, cy), (radius, 0.0), (0.0, radius))
+    elif graphic.kind == "ELLIPSE":
+        (ax, ay), (bx, by), (cx, cy), (dx, dy) = points
+        centre = ((ax + bx) / 2, (ay + by) / 2)
+        points = _conic(centre, ((bx - ax) / 2, (by - ay) / 2), ((dx - cx) / 2, (dy - cy) / 2))
+    mapped = [mapping(point, graphic.units) for point in points]
+    if graphic.filled and len(mapped) >= 3:
+        pen.polygon(mapped, fill=colour, outline=colour)
+    elif len(mapped) >= 2:
+        pen.line(mapped, fill=colour, width=line, joint="curve")
+
+
+def _curve(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """A Catmull-Rom curve through ``points`` (INTERPOLATED: a curve through the vertices)."""
+    if len(points) < 3:
+        return list(points)
+    closed = points[0] == points[-1]
+    padded = [points[-2] if closed else points[0], *points, points[1] if closed else points[-1]]
+    out = [points[0]]
+    for i in range(1, len(padded) - 2):
+        p0, p1, p2, p3 = padded[i - 1], padded[i], padded[i + 1], padded[i + 2]
+        for step in range(1, _CURVE_STEPS + 1):
+            t = step / _CURVE_STEPS
+            t2, t3 = t * t, t * t * t
+            out.append(tuple(  # type: ignore[arg-type]
+                0.5 * (2 * p1[k] + (p2[k] - p0[k]) * t + (2 * p0[k] - 5 * p1[k] + 4 * p2[k] - p3[k]) * t2
+                       + (3 * p1[k] - p0[k] - 3 * p2[k] + p3[k]) * t3) for k in (0, 1)))
+    return out
+
+
+def _conic(centre: tuple[float, float], major: tuple[float, float], minor: tuple[float, float]
+           ) -> list[tuple[float, float]]:
+    """Points around the ellipse of half-axes ``major`` and ``minor`` (vectors), closed."""
+    out = []
+    for step in range(_CONIC_STEPS + 1):
+        angle = 2 * math.pi * step / _CONIC_STEPS
+        c, s = math.cos(angle), math.sin(angle)
+        out.append((centre[0] + major[0] * c + minor[0] * s, centre[1] + major[1] * c + minor[1] * s))
+    return out
+
+
+def _draw_text(pen: ImageDraw.ImageDraw, text: Text, mapping: _Mapping,
+               colour: int | tuple[int, int, int], image: Image.Image) -> None:
+    """The text in its bounding box (justified as asked), else beside its anchor; a visible anchor
+    is joined to the box by a line (PS3.3 C.10.5.1.1)."""
+    size = annotation.font_pixels(image.width, image.height)
+    anchor = mapping(text.anchor, text.anchor_units) if text.anchor else None
+    if text.box:
+        (ax, ay), (bx, by) = (mapping(corner, text.box_units) for corner in text.box)
+        left, top, right, bottom = min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+    elif anchor:
+        left, top = anchor[0] + size / 2, anchor[1] + size / 2
+        right, bottom = image.width, image.height
+    body = text.text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.box:  # the largest size at which the text fits its box, within the annotation font's bounds
+        size = max(6, min(48, int((bottom - top) / (1.25 * (body.count("\n") + 1)))))
+    font = annotation.font_at(size)
+    width = pen.multiline_textbbox((0, 0), body, font=font)[2]
+    while text.box and size > 6 and width > right - left:
+        size -= max(1, size // 8)
+        font = annotation.font_at(size)
+        width = pen.multiline_textbbox((0, 0), body, font=font)[2]
+    black = 0 if image.mode == "L" else (0, 0, 0)
+    x = left
+    if text.box and text.justification == "RIGHT":
+        x = right - width
+    elif text.box and text.justification == "CENTER":
+        x = (left + right - width) / 2
+    pen.multiline_text((x, top), body, font=font, fill=colour, stroke_width=max(1, size // 10), stroke_fill=black)
+    if text.anchor_visible and anchor and text.box:
+        corner = (min(max(anchor[0], left), right), min(max(anchor[1], top), bottom))
+        pen.line([corner, anchor], fill=colour, width=1)
