@@ -10,47 +10,14 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from tests.dicomfiles import dataset_of, make_presentation_state
 from xdsi.dicom import presentation
-from xdsi.dicom.presentation import GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, presentation_for
+from xdsi.dicom.presentation import presentation_for
 from xdsi.errors import InvalidRequest
 
 
 def _ct() -> Dataset:
     return pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-
-
-def _item(**values: object) -> Dataset:
-    item = Dataset()
-    for key, value in values.items():
-        setattr(item, key, value)
-    return item
-
-
-def _gsps(image: Dataset, **top: object) -> Dataset:
-    """A GSPS referencing ``image``: a window, rotation 90, horizontal flip, a displayed area, a polyline."""
-    ds = Dataset()
-    ds.SOPClassUID = GRAYSCALE_SOFTCOPY_PRESENTATION_STATE
-    ds.SOPInstanceUID = "1.2.3.4.5.6.7"
-    ref = _item(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID=image.SOPInstanceUID)
-    ds.ReferencedSeriesSequence = Sequence([_item(SeriesInstanceUID=image.SeriesInstanceUID,
-                                                  ReferencedImageSequence=Sequence([ref]))])
-    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
-    ds.SoftcopyVOILUTSequence = Sequence([_item(WindowCenter=40, WindowWidth=400)])
-    ds.PresentationLUTShape = "IDENTITY"
-    ds.ImageRotation = 90
-    ds.ImageHorizontalFlip = "Y"
-    ds.DisplayedAreaSelectionSequence = Sequence([_item(
-        DisplayedAreaTopLeftHandCorner=[11, 21], DisplayedAreaBottomRightHandCorner=[110, 100],
-        PresentationSizeMode="SCALE TO FIT", PresentationPixelAspectRatio=[1, 1])])
-    ds.GraphicLayerSequence = Sequence([_item(GraphicLayer="MARKS", GraphicLayerOrder=1,
-                                              GraphicLayerRecommendedDisplayGrayscaleValue=0xFFFF)])
-    polyline = _item(GraphicAnnotationUnits="PIXEL", GraphicDimensions=2, NumberOfGraphicPoints=2,
-                     GraphicData=[20.5, 30.5, 20.5, 80.5], GraphicType="POLYLINE", GraphicFilled="N")
-    ds.GraphicAnnotationSequence = Sequence([_item(GraphicLayer="MARKS",
-                                                   GraphicObjectSequence=Sequence([polyline]))])
-    for key, value in top.items():
-        setattr(ds, key, value)
-    return ds
 
 
 def _expected(image: Dataset, center: float, width: float) -> np.ndarray:
@@ -65,7 +32,7 @@ def _expected(image: Dataset, center: float, width: float) -> np.ndarray:
 
 def test_window_flip_rotation_and_displayed_area_match_numpy() -> None:
     image = _ct()
-    state = presentation_for(_gsps(image), image.SOPInstanceUID)
+    state = presentation_for(make_presentation_state(image), image.SOPInstanceUID)
     gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
     shown = state.spatial(gray)
     expected = _expected(image, 40, 400)
@@ -76,7 +43,7 @@ def test_window_flip_rotation_and_displayed_area_match_numpy() -> None:
 
 def test_polyline_is_drawn_where_the_transforms_put_it() -> None:
     image = _ct()
-    state = presentation_for(_gsps(image), image.SOPInstanceUID)
+    state = presentation_for(make_presentation_state(image), image.SOPInstanceUID)
     shown = state.spatial(state.grayscale(image.pixel_array, bits_stored=16, signed=True))
     canvas = Image.fromarray(np.zeros_like(shown))  # black, so only the drawing shows
     state.draw(canvas, 128, 128)
@@ -91,7 +58,7 @@ def test_polyline_is_drawn_where_the_transforms_put_it() -> None:
 
 def test_inverse_sigmoid_and_output_scaling() -> None:
     image = _ct()
-    gsps = _gsps(image, PresentationLUTShape="INVERSE")
+    gsps = make_presentation_state(image, PresentationLUTShape="INVERSE")
     gsps.SoftcopyVOILUTSequence[0].VOILUTFunction = "SIGMOID"
     gsps.DisplayedAreaSelectionSequence[0].PresentationSizeMode = "MAGNIFY"
     gsps.DisplayedAreaSelectionSequence[0].PresentationPixelMagnificationRatio = 2.0
@@ -106,8 +73,8 @@ def test_inverse_sigmoid_and_output_scaling() -> None:
 
 def test_voi_applies_only_to_the_images_it_references() -> None:
     image = _ct()
-    gsps = _gsps(image)
-    other = _item(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID="1.2.3")
+    gsps = make_presentation_state(image)
+    other = dataset_of(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID="1.2.3")
     gsps.SoftcopyVOILUTSequence[0].ReferencedImageSequence = Sequence([other])
     state = presentation_for(gsps, image.SOPInstanceUID)
     assert state.voi is None
@@ -125,7 +92,7 @@ def test_voi_applies_only_to_the_images_it_references() -> None:
 ])
 def test_every_graphic_type_draws_around_its_points(kind: str, data: list[float]) -> None:
     image = _ct()
-    gsps = _gsps(image, ImageRotation=0, ImageHorizontalFlip="N")
+    gsps = make_presentation_state(image, ImageRotation=0, ImageHorizontalFlip="N")
     del gsps.DisplayedAreaSelectionSequence
     obj = gsps.GraphicAnnotationSequence[0].GraphicObjectSequence[0]
     obj.GraphicType, obj.GraphicData, obj.NumberOfGraphicPoints = kind, data, len(data) // 2
@@ -144,8 +111,8 @@ def test_every_graphic_type_draws_around_its_points(kind: str, data: list[float]
 
 def test_text_object_in_display_units_is_drawn_in_its_box() -> None:
     image = _ct()
-    gsps = _gsps(image)
-    text = _item(BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="L",
+    gsps = make_presentation_state(image)
+    text = dataset_of(BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="L",
                  BoundingBoxTopLeftHandCorner=[0.5, 0.5], BoundingBoxBottomRightHandCorner=[0.9, 0.9],
                  BoundingBoxTextHorizontalJustification="LEFT")
     gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([text])
@@ -163,15 +130,15 @@ def test_not_a_gsps_or_not_referencing_the_image_is_a_client_error() -> None:
     with pytest.raises(InvalidRequest, match="not a Grayscale Softcopy Presentation State"):
         presentation_for(image, image.SOPInstanceUID)
     with pytest.raises(InvalidRequest, match=r"does not reference image 1\.2\.9"):
-        presentation_for(_gsps(image), "1.2.9")
-    bad = _gsps(image, ImageRotation=45)
+        presentation_for(make_presentation_state(image), "1.2.9")
+    bad = make_presentation_state(image, ImageRotation=45)
     with pytest.raises(InvalidRequest, match="Image Rotation 45"):
         presentation_for(bad, image.SOPInstanceUID)
 
 
 def test_frame_references_limit_the_state_to_those_frames() -> None:
     image = _ct()
-    gsps = _gsps(image)
+    gsps = make_presentation_state(image)
     gsps.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedFrameNumber = [2, 3]
     assert presentation.presentation_for(gsps, image.SOPInstanceUID, 3).rotation == 90
     with pytest.raises(InvalidRequest, match="frame 1"):
