@@ -9,8 +9,23 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
+from xdsi.soap import wssec
 from xdsi.soap.application import WadoWsApplication
-from xdsi.web import context, cors, delete_rs, errors, health, landing, qido_rs, stow_rs, urls, wado_rs, wado_uri
+from xdsi.web import (
+    auth,
+    context,
+    cors,
+    delete_rs,
+    errors,
+    health,
+    hosts,
+    landing,
+    qido_rs,
+    stow_rs,
+    urls,
+    wado_rs,
+    wado_uri,
+)
 
 WADO_WS = "/wado-ws"
 
@@ -36,8 +51,13 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     wado_uri.init_app(app)
     delete_rs.init_app(app)
     # WADO-WS shares the process, the archive and its services; its own WSGI application speaks SOAP.
-    wado_ws = WadoWsApplication(archive, partial(urls.mounted_url, settings=settings))
-    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {WADO_WS: wado_ws})  # type: ignore[method-assign]
+    # WS-Security (verifying, requiring, signing) as the settings ask; a bad key or store stops here.
+    wado_ws = WadoWsApplication(archive, partial(urls.mounted_url, settings=settings), wssec.from_settings(settings))
+    # The Host allow-list stands in front of every service, WADO-WS included.
+    app.wsgi_app = hosts.HostCheck(  # type: ignore[method-assign]
+        DispatcherMiddleware(app.wsgi_app, {WADO_WS: wado_ws}), settings)
     context.announce(app, "WADO-WS (RAD-69)", WADO_WS)
     context.announce(app, "WADO-WS WSDL", f"{WADO_WS}?wsdl")
+    # Last, so that it wraps whatever was mounted above: every request passes the access gate first.
+    app.wsgi_app = auth.init_app(app.wsgi_app, settings)  # type: ignore[method-assign]
     return app

@@ -20,6 +20,7 @@ class WireError:
     http_status: int
     failure_reason: int  # PS3.18 Table I.2-2 (Store Instances Response FailureReason, US)
     registry_error: str = "XDSRepositoryError"  # RegistryError errorCode of a RAD-69 / WADO-WS document
+    soap_subcode: tuple[str, str] | None = None  # (namespace, local name) of a SOAP 1.2 fault Subcode
 
     @property
     def soap_fault(self) -> str:
@@ -33,6 +34,16 @@ class WireError:
 WADO_OUT_OF_RESOURCES = "urn:dicom:wado:0005"  # size or count exceeds resource limits
 WADO_NOT_PROVIDABLE = "urn:dicom:wado:0007"  # cannot be provided in the requested format or syntax
 WADO_INVALID_PARAMETER = "urn:dicom:wado:0012"  # invalid parameter value in request
+WADO_UNSUPPORTED_PARAMETER = "urn:dicom:wado:0013"  # unsupported parameter in request
+
+# OASIS WSS 1.1 SOAP Message Security 12, Tables 12-1 and 12-2: the fault codes (SOAP 1.2
+# Subcodes) of a refused security header. All are the sender's fault (SOAP 1.2 Sender, HTTP 400).
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+
+
+def _wsse(code: str) -> WireError:
+    return WireError(400, 0xC000, "XDSRepositoryError", (WSSE, code))
+
 
 # PS3.18 Table I.2-2 ranges: A7xx out of resources, A9xx data set does not match SOP class,
 # Cxxx cannot understand, C122 transfer syntax not supported, 0110 processing failure,
@@ -41,6 +52,8 @@ TABLE: dict[type[errors.XdsiError], WireError] = {
     errors.XdsiError: WireError(500, 0x0110, "XDSRepositoryError"),
     errors.InvalidRequest: WireError(400, 0xC000, WADO_INVALID_PARAMETER),
     errors.UnsupportedMediaType: WireError(415, 0xC000, WADO_NOT_PROVIDABLE),
+    # RFC 9110 15.5.20: 421, this server will not answer authoritatively for that host.
+    errors.MisdirectedRequest: WireError(421, 0xC000, WADO_INVALID_PARAMETER),
     errors.RequestTooLarge: WireError(413, 0xA700, WADO_OUT_OF_RESOURCES),
     errors.NotAcceptable: WireError(406, 0xC000, WADO_NOT_PROVIDABLE),
     errors.NotFound: WireError(404, 0x0110, "XDSMissingDocument"),
@@ -61,6 +74,20 @@ TABLE: dict[type[errors.XdsiError], WireError] = {
     errors.StudyMismatch: WireError(409, 0xC409),
     errors.RepositoryBusy: WireError(503, 0xA700, "XDSRepositoryBusy"),
     errors.StorageFull: WireError(503, 0xA700, "XDSRepositoryOutOfResources"),
+    errors.UnsupportedXPath: WireError(400, 0xC000, WADO_UNSUPPORTED_PARAMETER),
+    errors.SecurityRefused: _wsse("InvalidSecurity"),
+    errors.InvalidSecurity: _wsse("InvalidSecurity"),
+    errors.UnsupportedAlgorithm: _wsse("UnsupportedAlgorithm"),
+    errors.UnsupportedSecurityToken: _wsse("UnsupportedSecurityToken"),
+    errors.SecurityTokenUnavailable: _wsse("SecurityTokenUnavailable"),
+    errors.InvalidSecurityToken: _wsse("InvalidSecurityToken"),
+    errors.FailedAuthentication: _wsse("FailedAuthentication"),
+    errors.FailedCheck: _wsse("FailedCheck"),
+    errors.MessageExpired: _wsse("MessageExpired"),
+    # RFC 9110 15.5.2 / 15.5.4: no credentials or refused ones, 401 with a challenge; a known caller
+    # without the right, 403. Neither reaches a STOW-RS instance, so the FailureReason is nominal.
+    errors.Unauthenticated: WireError(401, 0x0110),
+    errors.Forbidden: WireError(403, 0x0110),
 }
 
 

@@ -7,6 +7,7 @@ into wire answers. The tree::
     ├── InvalidRequest          the client asked for something malformed (bad UID, bad parameter)
     │   ├── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
     │   ├── UnsupportedMediaType  the request body's media type or content coding is not accepted
+    │   ├── MisdirectedRequest  the Host header names a host this server does not answer for
     │   └── InvalidXPath        a metadata filter that is not XPath 1.0 or names what the model lacks
     │       └── UnsupportedXPath  valid XPath outside the allowed subset (function, axis, variable)
     ├── RequestTooLarge         the request as a whole exceeds a configured limit
@@ -27,7 +28,18 @@ into wire answers. The tree::
     │   ├── HierarchyConflict   the UIDs place the instance under another study/series/patient
     │   └── StudyMismatch       a study-targeted store received an instance of another study
     ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
-    └── StorageFull             the blob store or database volume is out of space
+    ├── StorageFull             the blob store or database volume is out of space
+    ├── Unauthenticated         no credentials, or credentials that do not prove who the caller is
+    ├── Forbidden               a known caller lacks the role the request needs
+    └── SecurityRefused         a message's WS-Security header is absent where required, or not accepted
+        ├── InvalidSecurity     missing, malformed, or signing other elements than the ones acted on
+        ├── UnsupportedAlgorithm  a signature, digest, canonicalization or transform not allowed
+        ├── UnsupportedSecurityToken  a token other than an X.509 v3 BinarySecurityToken
+        ├── SecurityTokenUnavailable  the signature's KeyInfo names no token of the message
+        ├── InvalidSecurityToken  the token is not a readable X.509 certificate
+        ├── FailedAuthentication  the certificate is outside its validity or not issued by a trusted one
+        ├── FailedCheck         the signature or a digest does not verify
+        └── MessageExpired      the Timestamp is expired or not yet valid
 """
 
 from __future__ import annotations
@@ -60,6 +72,11 @@ class InvalidXPath(InvalidRequest):
 class UnsupportedXPath(InvalidXPath):
     """A metadata filter uses XPath the sandbox does not offer: a function outside the core
     subset, an extension function, a variable, or an axis other than the tree-walking ones."""
+
+
+class MisdirectedRequest(InvalidRequest):
+    """The Host header names no host in ``allowed_hosts``: a page of another site may be driving the
+    client's browser at this server under its own name (DNS rebinding)."""
 
 
 class RequestTooLarge(XdsiError):
@@ -153,3 +170,62 @@ class RepositoryBusy(XdsiError):
 
 class StorageFull(XdsiError):
     """No space left for the blob store or the index."""
+
+
+class SecurityRefused(XdsiError):
+    """WS-Security (OASIS WSS 1.1 SOAP Message Security 12): the message must not be acted on.
+    Each subclass is one of the standard's fault codes; the message says why in words."""
+
+
+class InvalidSecurity(SecurityRefused):
+    """The security header is missing where required, malformed, or signs other elements than
+    the Body (and Timestamp) the server acts on: every signature-wrapping shape lands here."""
+
+
+class UnsupportedAlgorithm(SecurityRefused):
+    """A signature, digest, canonicalization or transform algorithm outside the allowed set."""
+
+
+class UnsupportedSecurityToken(SecurityRefused):
+    """A security token of a type other than an X.509 v3 certificate."""
+
+
+class SecurityTokenUnavailable(SecurityRefused):
+    """The signature's KeyInfo refers to no BinarySecurityToken of the message."""
+
+
+class InvalidSecurityToken(SecurityRefused):
+    """The BinarySecurityToken does not hold a readable X.509 certificate."""
+
+
+class FailedAuthentication(SecurityRefused):
+    """The signing certificate is not valid now, or no trusted certificate issued it."""
+
+
+class FailedCheck(SecurityRefused):
+    """The signature value or a reference's digest does not verify: the message was altered."""
+
+
+class MessageExpired(SecurityRefused):
+    """The signed Timestamp is expired, or created in the future beyond the allowed skew."""
+
+
+class Unauthenticated(XdsiError):
+    """The request carries no usable credentials: none, an unknown user, a wrong password, a bad token.
+
+    ``mechanism`` names the scheme whose credentials were refused ('basic', 'bearer'), None when
+    there were none; ``token_error`` is the RFC 6750 3.1 error code of a refused bearer token.
+    """
+
+    def __init__(self, reason: str, *, mechanism: str | None = None, token_error: str | None = None) -> None:
+        super().__init__(reason)
+        self.mechanism = mechanism
+        self.token_error = token_error
+
+
+class Forbidden(XdsiError):
+    """The caller is known but lacks ``role`` (read, store, delete, admin) for what it asked."""
+
+    def __init__(self, reason: str, *, role: str) -> None:
+        super().__init__(reason)
+        self.role = role

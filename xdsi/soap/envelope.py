@@ -19,6 +19,8 @@ from xdsi.soap.faults import MUST_UNDERSTAND, SENDER, VERSION_MISMATCH, Fault
 _FORBIDDEN = tuple(token.encode(codec) for token in ("<!DOCTYPE", "<!ENTITY")
                    for codec in ("ascii", "utf-16-le", "utf-16-be"))
 _TRUE = ("1", "true")
+# Prefixes of fault Subcode values outside the envelope's namespace (a QName needs its prefix bound).
+_SUBCODE_PREFIXES = {ns.WSA: "wsa", ns.WSSE: "wsse"}
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,11 @@ def fault_envelope(version: SoapVersion, fault: Fault, relates_to: str | None) -
         code = etree.SubElement(element, ns.qname(e, "Code"))
         etree.SubElement(code, ns.qname(e, "Value")).text = f"env:{fault.code}"
         if fault.subcode is not None:
-            prefix = "wsa" if fault.subcode[0] == ns.WSA else "env"
+            namespace, local = fault.subcode
+            prefix = _SUBCODE_PREFIXES.get(namespace, "env")
             sub = etree.SubElement(code, ns.qname(e, "Subcode"))
-            etree.SubElement(sub, ns.qname(e, "Value")).text = f"{prefix}:{fault.subcode[1]}"
+            value = etree.SubElement(sub, ns.qname(e, "Value"), nsmap={prefix: namespace} if prefix != "env" else None)
+            value.text = f"{prefix}:{local}"
         reason = etree.SubElement(element, ns.qname(e, "Reason"))
         text = etree.SubElement(reason, ns.qname(e, "Text"))
         text.set(ns.qname(ns.XML, "lang"), "en")

@@ -37,4 +37,5 @@ class Fault(Exception):
     @classmethod
     def of(cls, error: XdsiError) -> Fault:
         """The fault a domain error raised for the whole request becomes (errormap's SOAP column)."""
-        return cls(errormap.lookup(error).soap_fault, str(error))
+        row = errormap.lookup(error)
+        return cls(row.soap_fault, str(error), subcode=row.soap_subcode)

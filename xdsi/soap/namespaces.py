@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from xdsi import errormap
+
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 WSA = "http://www.w3.org/2005/08/addressing"
@@ -11,6 +13,11 @@ IHERAD = "urn:ihe:rad:xdsi-b:2009"
 WADO = "urn:dicom:wado:ws:2011"
 RS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
 XML = "http://www.w3.org/XML/1998/namespace"
+# OASIS WSS 1.0/1.1: the security header and token elements (wsse; errormap names its fault
+# codes, so it holds the name), and wsu:Id / wsu:Timestamp.
+WSSE = errormap.WSSE
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+DS = "http://www.w3.org/2000/09/xmldsig#"
 
 ANONYMOUS = f"{WSA}/anonymous"
 FAULT_ACTION = f"{WSA}/soap/fault"
