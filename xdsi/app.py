@@ -21,6 +21,7 @@ from xdsi.web import (
     hosts,
     landing,
     qido_rs,
+    rendered,
     stow_rs,
     urls,
     wado_rs,
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     qido_rs.init_app(app)
     stow_rs.init_app(app)
     wado_rs.init_app(app)
+    rendered.init_app(app)
     wado_uri.init_app(app)
     delete_rs.init_app(app)
     # WADO-WS shares the process, the archive and its services; its own WSGI application speaks SOAP.
