@@ -33,7 +33,7 @@ def _expected(image: Dataset, center: float, width: float) -> np.ndarray:
 def test_window_flip_rotation_and_displayed_area_match_numpy() -> None:
     image = _ct()
     state = presentation_for(make_presentation_state(image), image.SOPInstanceUID)
-    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
+    gray = state.grayscale.to_display(image.pixel_array)
     shown = state.spatial(gray)
     expected = _expected(image, 40, 400)
     assert shown.shape == (100, 80)  # 80 rows x 100 columns, rotated
@@ -44,7 +44,7 @@ def test_window_flip_rotation_and_displayed_area_match_numpy() -> None:
 def test_polyline_is_drawn_where_the_transforms_put_it() -> None:
     image = _ct()
     state = presentation_for(make_presentation_state(image), image.SOPInstanceUID)
-    shown = state.spatial(state.grayscale(image.pixel_array, bits_stored=16, signed=True))
+    shown = state.spatial(state.grayscale.to_display(image.pixel_array))
     canvas = Image.fromarray(np.zeros_like(shown))  # black, so only the drawing shows
     state.draw(canvas, 128, 128)
     drawn = np.asarray(canvas)
@@ -63,9 +63,9 @@ def test_inverse_sigmoid_and_output_scaling() -> None:
     gsps.DisplayedAreaSelectionSequence[0].PresentationSizeMode = "MAGNIFY"
     gsps.DisplayedAreaSelectionSequence[0].PresentationPixelMagnificationRatio = 2.0
     state = presentation_for(gsps, image.SOPInstanceUID)
-    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
+    gray = state.grayscale.to_display(image.pixel_array)
     hu = image.pixel_array.astype(np.float64) - 1024
-    expected = 255 - np.clip(np.rint(255 / (1 + np.exp(-4 * (hu - 40) / 400))), 0, 255).astype(np.uint8)
+    expected = np.rint(255 - 255 / (1 + np.exp(-4 * (hu - 40) / 400))).astype(np.uint8)  # inverted, then rounded
     np.testing.assert_array_equal(gray, expected)
     assert state.output_size(128, 128) == (160, 200)
     assert state.output_size(128, 128, (100, None)) == (100, 125)
@@ -77,11 +77,23 @@ def test_voi_applies_only_to_the_images_it_references() -> None:
     other = dataset_of(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID="1.2.3")
     gsps.SoftcopyVOILUTSequence[0].ReferencedImageSequence = Sequence([other])
     state = presentation_for(gsps, image.SOPInstanceUID)
-    assert state.voi is None
-    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
-    # No VOI: the identity over the rescaled range -32768-1024 .. 32767-1024.
+    assert state.window is None and state.voi_lut is None
+    gray = state.grayscale.to_display(image.pixel_array)
+    # No VOI for this image: the frame's rescaled range, stretched.
     hu = image.pixel_array.astype(np.float64) - 1024
-    np.testing.assert_array_equal(gray, np.rint((hu + 32768 + 1024) * 255 / 65535).astype(np.uint8))
+    np.testing.assert_array_equal(gray, np.rint((hu - hu.min()) * 255 / (hu.max() - hu.min())).astype(np.uint8))
+
+
+def test_a_voi_lut_and_a_modality_lut_of_the_state_replace_the_images() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image)
+    del gsps.RescaleSlope, gsps.RescaleIntercept, gsps.RescaleType  # no Modality LUT: the identity
+    lut = np.clip(np.arange(4096) // 16, 0, 255).astype(np.uint16)
+    gsps.SoftcopyVOILUTSequence = Sequence([dataset_of(VOILUTSequence=Sequence([dataset_of(
+        LUTDescriptor=[4096, 0, 8], LUTData=lut.tolist())]))])
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    gray = state.grayscale.to_display(image.pixel_array)
+    np.testing.assert_array_equal(gray, lut[np.clip(image.pixel_array, 0, 4095)].astype(np.uint8))
 
 
 @pytest.mark.parametrize(("kind", "data"), [
