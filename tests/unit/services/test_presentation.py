@@ -26,8 +26,10 @@ def test_a_stored_state_is_found_and_applied_to_its_image(archive: Archive) -> N
     state = make_presentation_state(image)
     for ds in (image, state):
         archive.store.store([io.BytesIO(to_bytes(ds))])
-    found = _load(archive, image.StudyInstanceUID, state.SeriesInstanceUID, state.SOPInstanceUID, image.SOPInstanceUID)
-    assert found.rotation == 90 and found.flip and found.window.center == 40  # type: ignore[attr-defined]
+    loaded = _load(archive, image.StudyInstanceUID, state.SeriesInstanceUID, state.SOPInstanceUID, image.SOPInstanceUID)
+    found = loaded.state  # type: ignore[attr-defined]
+    assert found.rotation == 90 and found.flip and found.window.center == 40
+    assert loaded.stored.sop_instance_uid == state.SOPInstanceUID  # type: ignore[attr-defined]
 
     with pytest.raises(NotFound, match=re.escape(f"presentation state 1.2.3 of series {state.SeriesInstanceUID}")):
         _load(archive, image.StudyInstanceUID, state.SeriesInstanceUID, "1.2.3", image.SOPInstanceUID)
