@@ -89,6 +89,7 @@ def test_the_tour_runs_top_to_bottom(served_by_make: tuple[str, dict[str, str]],
     meaning = str(report.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning)
     assert (work / "report.html").read_text("utf-8").startswith("<!DOCTYPE html>")
     assert meaning in (work / "report.html").read_text("utf-8") and meaning in (work / "report.txt").read_text("latin-1")
+    assert original.read_bytes() in (work / "rad69.mtom").read_bytes()
     pixels = pydicom.dcmread(original).PixelData
     assert (work / "first-kilobyte").read_bytes() == pixels[:1024]
     assert pixels in (work / "frame.multipart").read_bytes()
