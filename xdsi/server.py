@@ -1,12 +1,14 @@
-"""Serving with gunicorn: gthread workers (real clients keep connections alive), one app per worker."""
+"""Serving with gunicorn: xdsi's buffering gthread workers (``xdsi.worker``), one app per worker."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from xdsi.config import Settings
+from xdsi.repository.blobs import BlobStore
 
 
 class Server(BaseApplication):
@@ -17,12 +19,18 @@ class Server(BaseApplication):
         self.access_log = access_log
         super().__init__()
 
+    @property
+    def spool_folder(self) -> Path:
+        """Where request bodies too large for memory wait: the store's temporary folder, on the disk
+        they are going to (its files are unnamed, so nothing is left behind by a killed worker)."""
+        return BlobStore(self.settings.storage).tmp
+
     def load_config(self) -> None:
         options: dict[str, Any] = {
             "bind": self.settings.bind,
             "workers": self.settings.workers,
             "threads": self.settings.threads,
-            "worker_class": "gthread",
+            "worker_class": "xdsi.worker.BufferingWorker",
             "keepalive": 30,
             "timeout": 120,
             "graceful_timeout": 10,

@@ -1,0 +1,189 @@
+"""Slow and greedy clients against a real ``xdsi serve``: they are cut after their timeout, and normal
+requests are served while more of them trickle than the server has threads.
+
+Slow connections come from other loopback addresses (127.0.1.x) than the normal requests, as they
+would from other machines; the per-address limit is tested on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.dicomfiles import make_dataset, to_bytes
+from tests.live import LiveServer, Reply
+
+STUDIES = "/dicom-web/studies"
+
+
+def connect(live: LiveServer, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", live.port))
+    return sock
+
+
+def answer(sock: socket.socket, method: str = "GET") -> Reply:
+    response = http.client.HTTPResponse(sock, method=method)
+    response.begin()
+    return Reply(response.status, response.headers, response.read())
+
+
+def still_open(sock: socket.socket) -> bool:
+    """Whether the server has neither answered nor closed the connection."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(30)
+    return False
+
+
+def stow_head(length: int, extra: str = "") -> bytes:
+    return (f"POST {STUDIES} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/dicom\r\n"
+            f"Content-Length: {length}\r\n{extra}\r\n").encode()
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Two-second timeouts and at most 4 connections per address, in one worker."""
+    folder = tmp_path_factory.mktemp("strict")
+    server = LiveServer(f"sqlite:///{folder / 'x.db'}", folder / "store", workers=1, header_timeout="2",
+                        body_timeout="2", body_min_rate="1000", max_client_connections="4")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The default timeouts, in one worker of 4 threads, so a few slow clients would fill it."""
+    folder = tmp_path_factory.mktemp("patient")
+    server = LiveServer(f"sqlite:///{folder / 'x.db'}", folder / "store", workers=1, threads="4")
+    yield server
+    server.stop()
+
+
+def test_a_client_trickling_its_head_is_answered_408_and_closed_after_the_header_timeout(strict: LiveServer) -> None:
+    sock = connect(strict, "127.0.1.1")
+    started = time.monotonic()
+    sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+    for number in range(8):
+        time.sleep(0.5)
+        with contextlib.suppress(OSError):
+            sock.sendall(b"X-Slow-%d: 1\r\n" % number)
+    reply = answer(sock)
+    waited = time.monotonic() - started
+    assert reply.status == 408 and b"request head did not arrive within 2 s" in reply.body
+    assert reply.header("Connection") == "close" and 2 <= waited < 6
+    assert sock.recv(1) == b""
+    sock.close()
+    strict.assert_nothing_internal(reply)
+
+
+def test_a_client_trickling_a_body_is_answered_408_after_the_body_timeout(strict: LiveServer) -> None:
+    sock = connect(strict, "127.0.1.2")
+    started = time.monotonic()
+    sock.sendall(stow_head(100_000) + b"\0" * 100)
+    # 100 bytes earn 0.1 s at 1000 bytes/s: the body must be whole within 2.1 s.
+    with contextlib.suppress(OSError):
+        for _ in range(10):
+            time.sleep(0.5)
+            sock.sendall(b"\0")
+    reply = answer(sock, "POST")
+    waited = time.monotonic() - started
+    assert reply.status == 408 and b"slower than 1000 bytes/s after 2 s" in reply.body
+    assert 2 <= waited < 6
+    sock.close()
+
+
+def test_a_body_sent_in_pieces_at_a_good_rate_is_stored_with_100_continue_answered_once(strict: LiveServer) -> None:
+    """The front answers Expect: 100-continue itself (RFC 9110 10.1.1); the application must not again."""
+    ds = make_dataset(rows=256, columns=256)
+    data = to_bytes(ds)
+    sock = connect(strict, "127.0.1.3")
+    sock.sendall(stow_head(len(data), "Expect: 100-continue\r\n"))
+    assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    piece = len(data) // 10 + 1
+    for at in range(0, len(data), piece):  # about 260 KB/s: well above the rate
+        sock.sendall(data[at:at + piece])
+        time.sleep(0.1)
+    reply = answer(sock, "POST")
+    assert reply.status == 200, reply.body
+    sock.close()
+    stored = strict.request("GET", f"{STUDIES}/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
+                                   f"{ds.SOPInstanceUID}", headers={"Accept": "application/dicom; transfer-syntax=*"})
+    assert stored.status == 200 and stored.body == data
+
+
+def test_a_body_larger_than_memory_holds_is_stored_whole(strict: LiveServer) -> None:
+    """Bodies over 1 MiB wait in a spool file; it must give back every byte, in order."""
+    ds = make_dataset(rows=1024, columns=1536)
+    data = to_bytes(ds)
+    assert len(data) > 3 * 1024 * 1024
+    reply = strict.request("POST", STUDIES, data, {"Content-Type": "application/dicom"})
+    assert reply.status == 200, reply.body
+    stored = strict.request("GET", f"{STUDIES}/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
+                                   f"{ds.SOPInstanceUID}", headers={"Accept": "application/dicom; transfer-syntax=*"})
+    assert stored.body == data
+
+
+def test_pipelined_requests_are_answered_in_order(strict: LiveServer) -> None:
+    sock = connect(strict)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert answer(sock).status == 200
+    assert answer(sock).status == 404
+    sock.close()
+
+
+def test_one_address_holds_at_most_max_client_connections_and_others_are_served(strict: LiveServer) -> None:
+    held = [connect(strict, "127.0.2.1") for _ in range(4)]
+    for sock in held:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+    extra = connect(strict, "127.0.2.1")
+    reply = answer(extra)
+    assert reply.status == 429 and reply.header("Retry-After")
+    assert b"too many connections" in reply.body
+    extra.close()
+    strict.assert_nothing_internal(reply)
+    assert strict.request("GET", "/healthz").status == 200
+    assert all(still_open(sock) for sock in held)
+    for sock in held:
+        sock.close()
+    time.sleep(0.5)
+    # Closed connections give their places back.
+    again = connect(strict, "127.0.2.1")
+    again.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert answer(again).status == 200
+    again.close()
+
+
+def test_normal_requests_are_served_while_ten_times_more_slow_clients_than_threads_trickle(patient: LiveServer) -> None:
+    ds = make_dataset()
+    assert patient.request("POST", STUDIES, to_bytes(ds), {"Content-Type": "application/dicom"}).status == 200
+    slow = []
+    for number in range(40):
+        sock = connect(patient, f"127.0.1.{10 + number % 10}")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n" if number % 2 else stow_head(1_000_000) + b"\0")
+        slow.append(sock)
+    time.sleep(0.5)
+    instance = f"{STUDIES}/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    for _ in range(10):
+        started = time.monotonic()
+        found = patient.request("GET", f"{STUDIES}?PatientID=PAT-1&StudyInstanceUID={ds.StudyInstanceUID}")
+        retrieved = patient.request("GET", instance, headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert found.status == 200 and ds.StudyInstanceUID.encode() in found.body
+        assert retrieved.status == 200 and retrieved.body == to_bytes(ds)
+        assert time.monotonic() - started < 2
+    assert all(still_open(sock) for sock in slow)
+    for sock in slow:
+        sock.close()

@@ -1,0 +1,368 @@
+"""The gunicorn worker of ``xdsi serve``: gthread, with each request read whole before a thread serves it.
+
+gunicorn's gthread worker hands a connection to an application thread as soon as its first byte
+arrives; the thread then reads the rest of the head and the body from the socket. Sixteen clients
+sending one byte every few seconds held all sixteen threads of a server and stopped it. This worker
+reads heads and bodies in its event loop instead, without blocking, as nginx does in front of an
+application (``proxy_request_buffering``): a request reaches a thread only once it is whole (held in
+memory up to ``MEMORY_PER_REQUEST``, spooled to an unnamed file in the store's folder beyond), so a
+slow client costs a socket and a buffer, never a thread. Measured against the other ways of
+serving (docs/deployment.md, bench/results/slowclients-*.json).
+
+The event loop also enforces what threads cannot:
+- the head must arrive within ``header_timeout`` seconds, the body within ``body_timeout`` plus
+  one second per ``body_min_rate`` bytes received (Apache's mod_reqtimeout rule); past either,
+  the answer is 408 and the connection closes;
+- one client address holds at most ``max_client_connections`` connections in each worker process
+  (429 beyond), except the ``trusted_proxies``, which carry many clients;
+- a thread writing an answer waits at most ``send_timeout`` seconds for a client that reads none of it.
+gunicorn's parser reads each request from the held bytes afterwards, so framing faults are
+answered exactly as before (``xdsi.request_framing`` says why that never waits on the socket).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import logging
+import selectors
+import socket
+import tempfile
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from gunicorn.http.body import DEFAULT_MAX_TRAILER_SECTION
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from xdsi.config import Network, Settings
+from xdsi.request_framing import Progress, RequestFraming
+
+log = logging.getLogger(__name__)
+
+# A request's body is held in memory up to this size; a larger one goes to a spool file. All
+# requests being read in one worker hold at most MEMORY_BUDGET in memory together.
+MEMORY_PER_REQUEST = 1 << 20
+MEMORY_BUDGET = 64 << 20
+# Heads of DICOMweb requests are a few hundred bytes; gunicorn's own limit is near 800 KB.
+MAX_HEAD = 64 << 10
+_RECV = 256 << 10
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class ClientSocket:
+    """A client's socket whose first bytes are the request the event loop held back.
+
+    gunicorn's parser reads it like the socket itself: ``recv`` returns the held head and body
+    (bytes in memory, then the spool file) before reading the socket again. Blocking mode, which
+    the application thread sets, has a timeout, so a client that takes nothing of its answer
+    frees the thread. ``close`` also releases the client address's connection count.
+    """
+
+    def __init__(self, sock: socket.socket, io_timeout: float, on_close: Any) -> None:
+        self.sock = sock
+        self.io_timeout = io_timeout
+        self.held: deque[bytes | BinaryIO] = deque()
+        self._on_close = on_close
+        self._closed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        while self.held:
+            first = self.held[0]
+            if isinstance(first, bytes):
+                self.held.popleft()
+                if len(first) > size:
+                    self.held.appendleft(first[size:])
+                return first[:size]
+            data = first.read(size)
+            if data:
+                return data
+            self.held.popleft()
+            first.close()
+        return self.sock.recv(size, flags)
+
+    def take_held(self) -> bytes:
+        """What is still held once a request is served: the next requests of a pipeline."""
+        ahead = []
+        while self.held:
+            first = self.held.popleft()
+            if isinstance(first, bytes):
+                ahead.append(first)
+            else:
+                ahead.append(first.read())
+                first.close()
+        return b"".join(ahead)
+
+    def setblocking(self, flag: bool) -> None:
+        if flag:
+            self.sock.settimeout(self.io_timeout)
+        else:
+            self.sock.setblocking(False)
+
+    def close(self) -> None:
+        while self.held:
+            first = self.held.popleft()
+            if not isinstance(first, bytes):
+                first.close()
+        self.sock.close()
+        if not self._closed:
+            self._closed = True
+            self._on_close()
+
+
+@dataclass
+class Intake:
+    """A request being read by the event loop."""
+
+    conn: TConn
+    framing: RequestFraming
+    deadline: float
+    head: bytes | None = None
+    body_started: float = 0.0
+    memory: list[bytes] = field(default_factory=list)
+    memory_bytes: int = 0
+    spool: BinaryIO | None = None
+
+
+class BufferingWorker(ThreadWorker):
+    """gthread whose event loop reads every request whole before an application thread serves it."""
+
+    def init_process(self) -> None:
+        settings: Settings = self.app.settings
+        self.settings = settings
+        self.spool_folder: Path = self.app.spool_folder
+        self.trusted: tuple[Network, ...] = settings.trusted_proxy_networks
+        self.intakes: dict[TConn, Intake] = {}
+        self.memory_in_use = 0
+        self.per_address: Counter[str] = Counter()
+        self.per_address_lock = threading.Lock()
+        if self.cfg.is_ssl:
+            raise RuntimeError("xdsi's worker serves plain HTTP; terminate TLS in a proxy in front of it")
+        super().init_process()
+
+    # -- connections in ------------------------------------------------------------------------
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            sock, client = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        address = client[0] if isinstance(client, tuple) else ""
+        with self.per_address_lock:
+            crowded = (self.per_address[address] >= self.settings.max_client_connections
+                       and not self._is_trusted(address))
+            if not crowded:
+                self.per_address[address] += 1
+        if crowded:
+            log.warning("refused a connection from %s: it already holds %d", address,
+                        self.settings.max_client_connections)
+            _answer_and_close(sock, 429, "this client holds too many connections to the server; retry later",
+                              retry_after=5)
+            return
+        self.nr_conns += 1
+        wrapped = ClientSocket(sock, float(self.settings.send_timeout), partial(self._released, address))
+        conn = TConn(self.cfg, wrapped, client, listener.getsockname())
+        self._start_intake(conn, b"")
+
+    def enqueue_req(self, conn: TConn) -> None:
+        """Every path to a thread comes here: a request held whole goes on, any other starts an intake.
+
+        gthread calls this for a new connection, a kept-alive one that became readable, and one
+        whose parser read ahead into the next request (those bytes start the intake).
+        """
+        if getattr(conn, "xdsi_whole", False):
+            conn.xdsi_whole = False
+            super().enqueue_req(conn)
+            return
+        ahead = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        self._start_intake(conn, ahead)
+
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """gthread reads a request again at once when its parser holds bytes past the last one; the
+        bytes held past it here are given to the parser, so a pipelined request is not forgotten."""
+        ahead = conn.sock.take_held()
+        if ahead and conn.parser is not None:
+            unreader = conn.parser.unreader
+            unreader.unread(unreader.take_buffered() + ahead)
+        super().finish_request(conn, fs)
+
+    def _start_intake(self, conn: TConn, ahead: bytes) -> None:
+        conn.sock.setblocking(False)
+        framing = RequestFraming(
+            max_head=MAX_HEAD, max_chunk_line=self.cfg.limit_request_field_size or 8190,
+            max_trailers=DEFAULT_MAX_TRAILER_SECTION, max_body=self.settings.max_request_bytes)
+        intake = Intake(conn, framing, time.monotonic() + self.settings.header_timeout)
+        self.intakes[conn] = intake
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, intake))
+        if ahead:
+            self._take(intake, ahead)
+
+    def _readable(self, intake: Intake, _fileobj: object) -> None:
+        try:
+            data = intake.conn.sock.sock.recv(_RECV)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._take(intake, data)
+        elif intake.head is not None:
+            # The client stopped sending inside the body: the application meets the end where it
+            # is and answers it as a body cut short (the parts before it are kept).
+            self._hand_over(intake, b"")
+        else:
+            self._drop(intake)
+
+    def _take(self, intake: Intake, data: bytes) -> None:
+        step = intake.framing.feed(data)
+        if step.progress is Progress.HEAD_TOO_LARGE:
+            self._refuse(intake, 431, f"the request head is longer than {MAX_HEAD} bytes")
+            return
+        if step.head is not None:
+            intake.head = step.head
+            intake.body_started = time.monotonic()
+            if intake.framing.expects_continue and step.progress is Progress.MORE:
+                _send_quietly(intake.conn.sock.sock, _CONTINUE)
+        if step.body and not self._hold(intake, step.body):
+            return
+        if intake.head is not None:
+            intake.deadline = (intake.body_started + self.settings.body_timeout
+                               + intake.framing.body_bytes / self.settings.body_min_rate)
+        if step.progress is Progress.READY:
+            self._hand_over(intake, step.rest)
+
+    def _hold(self, intake: Intake, body: bytes) -> bool:
+        """Keeps body bytes in memory or the spool file; False (and the connection answered) if the
+        spool cannot be written."""
+        fits = (intake.memory_bytes + len(body) <= MEMORY_PER_REQUEST
+                and self.memory_in_use + len(body) <= MEMORY_BUDGET)
+        if intake.spool is None and fits:
+            intake.memory.append(body)
+            intake.memory_bytes += len(body)
+            self.memory_in_use += len(body)
+            return True
+        try:
+            if intake.spool is None:
+                intake.spool = tempfile.TemporaryFile(dir=self.spool_folder)  # noqa: SIM115 - closed by ClientSocket
+                intake.spool.write(b"".join(intake.memory))
+                self._free_memory(intake)
+            intake.spool.write(body)
+        except OSError as exc:
+            log.error("cannot spool a request body to %s: %s", self.spool_folder, exc.strerror)
+            # The same answer as the store's when it is full (a sender retries a 503).
+            self._refuse(intake, 503, "the server is out of space to receive the request body; retry later",
+                         retry_after=1)
+            return False
+        return True
+
+    def _hand_over(self, intake: Intake, rest: bytes) -> None:
+        """The request is whole (or cut short): its bytes go first on the socket, and a thread serves it."""
+        conn = intake.conn
+        self._forget(intake)
+        held = conn.sock.held
+        held.append(intake.head)
+        held.extend(intake.memory)
+        if intake.spool is not None:
+            intake.spool.seek(0)
+            held.append(intake.spool)
+        if rest:
+            held.append(rest)
+        self._free_memory(intake)
+        conn.data_ready = True
+        conn.xdsi_whole = True
+        self.enqueue_req(conn)
+
+    # -- connections out -----------------------------------------------------------------------
+
+    def murder_pending(self) -> None:
+        """Runs once per turn of the event loop: also ends the intakes past their deadline."""
+        super().murder_pending()
+        now = time.monotonic()
+        for intake in [i for i in self.intakes.values() if i.deadline < now]:
+            if intake.head is None:
+                reason = f"the request head did not arrive within {self.settings.header_timeout} s"
+            else:
+                reason = (f"the request body arrived slower than {self.settings.body_min_rate} bytes/s "
+                          f"after {self.settings.body_timeout} s")
+            log.warning("closed the connection of %s: %s", _address(intake.conn), reason)
+            self._refuse(intake, 408, reason)
+
+    def _refuse(self, intake: Intake, status: int, reason: str, retry_after: int | None = None) -> None:
+        self._forget(intake)
+        self._free_memory(intake)
+        _answer_and_close(intake.conn.sock.sock, status, reason, retry_after)
+        self._drop_conn(intake)
+
+    def _drop(self, intake: Intake) -> None:
+        self._forget(intake)
+        self._free_memory(intake)
+        self._drop_conn(intake)
+
+    def _drop_conn(self, intake: Intake) -> None:
+        if intake.spool is not None:
+            intake.spool.close()
+        intake.conn.close()
+        self.nr_conns -= 1
+
+    def _forget(self, intake: Intake) -> None:
+        del self.intakes[intake.conn]
+        self.poller.unregister(intake.conn.sock)
+
+    def _free_memory(self, intake: Intake) -> None:
+        self.memory_in_use -= intake.memory_bytes
+        intake.memory, intake.memory_bytes = [], 0
+
+    def _released(self, address: str) -> None:
+        with self.per_address_lock:
+            self.per_address[address] -= 1
+            if self.per_address[address] <= 0:
+                del self.per_address[address]
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        ip = getattr(ip, "ipv4_mapped", None) or ip
+        return any(ip in network for network in self.trusted)
+
+
+def _address(conn: TConn) -> str:
+    return str(conn.client[0]) if isinstance(conn.client, tuple) else "a local client"
+
+
+_REASONS = {408: "Request Timeout", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+            503: "Service Unavailable"}
+
+
+def _answer_and_close(sock: socket.socket, status: int, text: str, retry_after: int | None = None) -> None:
+    """A short plain-text answer written without blocking, then the connection closed (RFC 9112 9.6)."""
+    body = text.encode() + b"\n"
+    extra = f"Retry-After: {retry_after}\r\n" if retry_after else ""
+    _send_quietly(sock, (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                         f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n").encode() + body)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    sock.close()
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    """One non-blocking send: a client whose buffers are full misses a courtesy, not the event loop."""
+    try:
+        sock.setblocking(False)
+        sock.send(data)
+    except OSError:
+        pass
