@@ -7,11 +7,13 @@ into wire answers. The tree::
     ├── InvalidRequest          the client asked for something malformed (bad UID, bad parameter)
     │   ├── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
     │   ├── UnsupportedMediaType  the request body's media type or content coding is not accepted
+    │   ├── MisdirectedRequest  the Host header names a host this server does not answer for
     │   └── InvalidXPath        a metadata filter that is not XPath 1.0 or names what the model lacks
     │       └── UnsupportedXPath  valid XPath outside the allowed subset (function, axis, variable)
     ├── RequestTooLarge         the request as a whole exceeds a configured limit
     │   └── XPathTooCostly      a metadata filter needs more work, or gives more, than allowed
     ├── NotAcceptable           nothing the resource offers matches the client's Accept
+    │   └── AnonymizationUnavailable  a de-identified copy was asked for where none can be made
     ├── NotFound                the named study, series, instance or resource does not exist
     │   ├── UnknownRepository   a RAD-69 / WADO-WS document request names another repositoryUniqueId
     │   └── UnknownCommunity    … or another homeCommunityId
@@ -28,6 +30,8 @@ into wire answers. The tree::
     │   └── StudyMismatch       a study-targeted store received an instance of another study
     ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
     ├── StorageFull             the blob store or database volume is out of space
+    ├── Unauthenticated         no credentials, or credentials that do not prove who the caller is
+    ├── Forbidden               a known caller lacks the role the request needs
     └── SecurityRefused         a message's WS-Security header is absent where required, or not accepted
         ├── InvalidSecurity     missing, malformed, or signing other elements than the ones acted on
         ├── UnsupportedAlgorithm  a signature, digest, canonicalization or transform not allowed
@@ -71,6 +75,11 @@ class UnsupportedXPath(InvalidXPath):
     subset, an extension function, a variable, or an axis other than the tree-walking ones."""
 
 
+class MisdirectedRequest(InvalidRequest):
+    """The Host header names no host in ``allowed_hosts``: a page of another site may be driving the
+    client's browser at this server under its own name (DNS rebinding)."""
+
+
 class RequestTooLarge(XdsiError):
     """The whole request exceeds a limit (body size, part count); nothing of it is stored."""
 
@@ -82,6 +91,10 @@ class XPathTooCostly(RequestTooLarge):
 
 class NotAcceptable(XdsiError):
     """No representation the server can produce matches what the client accepts (HTTP 406)."""
+
+
+class AnonymizationUnavailable(NotAcceptable):
+    """A request asks for a de-identified copy (WADO-WS Anonymize) of what cannot be de-identified here."""
 
 
 class NotFound(XdsiError):
@@ -200,3 +213,24 @@ class FailedCheck(SecurityRefused):
 
 class MessageExpired(SecurityRefused):
     """The signed Timestamp is expired, or created in the future beyond the allowed skew."""
+
+
+class Unauthenticated(XdsiError):
+    """The request carries no usable credentials: none, an unknown user, a wrong password, a bad token.
+
+    ``mechanism`` names the scheme whose credentials were refused ('basic', 'bearer'), None when
+    there were none; ``token_error`` is the RFC 6750 3.1 error code of a refused bearer token.
+    """
+
+    def __init__(self, reason: str, *, mechanism: str | None = None, token_error: str | None = None) -> None:
+        super().__init__(reason)
+        self.mechanism = mechanism
+        self.token_error = token_error
+
+
+class Forbidden(XdsiError):
+    """The caller is known but lacks ``role`` (read, store, delete, admin) for what it asked."""
+
+    def __init__(self, reason: str, *, role: str) -> None:
+        super().__init__(reason)
+        self.role = role

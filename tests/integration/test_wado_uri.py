@@ -247,3 +247,16 @@ def test_a_valid_transfer_syntax_that_cannot_be_produced_is_406(
     reply = live.request("GET", stored["ct"].url(contentType="application/dicom", transferSyntax="1.2.3.4"))
     _reason(reply, 406, "transferSyntax", "1.2.3.4")
 
+
+
+def test_without_content_type_the_accept_header_chooses(live: LiveServer, stored: dict[str, Stored]) -> None:
+    ct, report = stored["ct"], stored["sr"]
+    reply = live.request("GET", ct.url(), headers={"Accept": "application/dicom"})
+    assert reply.status == 200 and reply.body == ct.data  # not the image/jpeg default of a single frame
+    reply = live.request("GET", report.url(), headers={"Accept": "text/plain, text/html;q=0.5"})
+    assert reply.status == 200 and reply.header("Content-Type").startswith("text/plain")
+    # An Accept nothing matches leaves the default; contentType, when given, wins over Accept.
+    reply = live.request("GET", report.url(), headers={"Accept": "application/json"})
+    assert reply.status == 200 and reply.header("Content-Type").startswith("text/html")
+    reply = live.request("GET", report.url(contentType="application/dicom"), headers={"Accept": "text/plain"})
+    assert reply.status == 200 and reply.header("Content-Type") == "application/dicom"

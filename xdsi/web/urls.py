@@ -48,20 +48,18 @@ def dicomweb_root(request: Request) -> str:
     return base_url(request) + DICOMWEB
 
 
-def mounted_url(environ: WSGIEnvironment, settings: Settings) -> str:
-    """The public URL of the WSGI application ``environ`` is addressed to, by the same rules, for
-    an application mounted beside Flask (whose SCRIPT_NAME ends with its mount path)."""
-    request = Request(environ)
+def mounted_base(environ: WSGIEnvironment, settings: Settings, mount: str) -> str:
+    """The public base URL (as ``base_url`` gives it) of a request to a WSGI application mounted
+    beside Flask at ``mount``, whose SCRIPT_NAME ends with that path."""
     if settings.base_url:
-        mount = request.script_root.rsplit("/", 1)[-1]
-        return f"{settings.base_url.rstrip('/')}/{mount}"
-    return public_base(request, settings.trusted_proxy_networks)
+        return settings.base_url.rstrip("/")
+    return public_base(Request(environ), settings.trusted_proxy_networks).removesuffix(mount)
 
 
 def public_base(request: Request, trusted: tuple[Network, ...]) -> str:
     """Rules 2 and 3 of the module docstring, for a request whose peer is ``request.remote_addr``."""
     own_host = _valid_host(request.host) or _valid_host(request.environ.get("SERVER_NAME", "")) or "localhost"
-    if not _is_trusted(request.remote_addr, trusted):
+    if not is_trusted(request.remote_addr, trusted):
         # PEP 3333: SERVER_PORT is the port the request came in on; gunicorn sets it from the
         # listening socket (for a TCP listener; only on a Unix socket does it read the Host header).
         port = request.environ.get("SERVER_PORT")
@@ -79,7 +77,7 @@ def public_base(request: Request, trusted: tuple[Network, ...]) -> str:
     return f"{scheme}://{_with_port(host, scheme, port)}{prefix}{request.script_root}"
 
 
-def _is_trusted(address: str | None, trusted: tuple[Network, ...]) -> bool:
+def is_trusted(address: str | None, trusted: tuple[Network, ...]) -> bool:
     if not address or not trusted:
         return False
     try:
@@ -127,7 +125,7 @@ def _forwarded_element(header: str, trusted: tuple[Network, ...]) -> dict[str, s
     if not elements:
         return {}
     index = len(elements) - 1
-    while index > 0 and _is_trusted(_node_address(elements[index].get("for", "")), trusted):
+    while index > 0 and is_trusted(_node_address(elements[index].get("for", "")), trusted):
         index -= 1
     return elements[index]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flask import Blueprint, Flask, Response, request
@@ -227,18 +227,20 @@ def _dicom_default(item: ObjectPlan) -> bool:
     return item.kind not in (ObjectKind.IMAGE, ObjectKind.STRUCTURED_REPORT) or not item.rendered
 
 
-def _choose(asked: UriRequest, item: ObjectPlan) -> str:
-    """The media type to answer with: the first of contentType the object can be sent as."""
-    if not asked.content_types:
-        return DICOM if _dicom_default(item) else item.rendered[0]
-    for media in asked.content_types:
-        if media.full == DICOM:
-            return DICOM
-        if media.full == "*/*" and _dicom_default(item):
+def _choose(asked: UriRequest, item: ObjectPlan, accept: Sequence[MediaRange]) -> str:
+    """The media type to answer with: the first of contentType the object can be sent as (406 if
+    none). Without contentType, the first the Accept header names that it can be sent as (an
+    ``<img>`` asks for image/*), else the default for its kind: a server may answer a request
+    whose Accept it cannot meet (RFC 9110 12.5.1), and WADO-URI links carry no Accept of their own."""
+    listed = asked.content_types or tuple(media for media in accept if media.q > 0)
+    for media in listed:
+        if media.full == DICOM or (media.full == "*/*" and _dicom_default(item)):
             return DICOM
         outcome = item.resolve(plans.MediaTypes((media.full,)))
         if isinstance(outcome, plans.Resolved):
             return outcome.media_type
+    if not asked.content_types:
+        return DICOM if _dicom_default(item) else item.rendered[0]
     wanted = ", ".join(str(media) for media in asked.content_types)
     offered = ", ".join((DICOM, *item.rendered))
     raise NotAcceptable(f"contentType {wanted}: object {item.instance.sop_instance_uid} ({item.kind.value}) "
@@ -268,7 +270,7 @@ def retrieve_object() -> Response:
     current = archive()
     plan = plans.plan(session(), asked.target)
     [item] = plan.objects
-    media_type = _choose(asked, item)
+    media_type = _choose(asked, item, negotiation.parse_accept(request.headers.get("Accept")))
     _check_for(asked, item, media_type)
     if media_type != DICOM and item.kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
         raise NotAcceptable(f"{media_type} is not available: this server does not render images yet; "
