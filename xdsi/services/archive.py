@@ -14,6 +14,7 @@ from xdsi.config import Settings
 from xdsi.dicom.parsing import Limits
 from xdsi.repository import db
 from xdsi.repository.blobs import BlobStore
+from xdsi.services.auditor import Auditor
 from xdsi.services.delete import InstanceDeleter
 from xdsi.services.store import InstanceStore
 from xdsi.services.stow_assembly import StowAssembler
@@ -30,6 +31,7 @@ class Archive:
     store: InstanceStore
     deleter: InstanceDeleter
     assembler: StowAssembler
+    auditor: Auditor
 
     @classmethod
     def open(cls, settings: Settings) -> Archive:
@@ -43,7 +45,7 @@ class Archive:
         blobs = BlobStore(settings.storage)
         store = InstanceStore(settings, sessions, blobs)
         return cls(settings, engine, sessions, blobs, store, InstanceDeleter(sessions, blobs),
-                   StowAssembler(settings, blobs, store))
+                   StowAssembler(settings, blobs, store), Auditor(settings, sessions))
 
     @property
     def limits(self) -> Limits:
@@ -77,4 +79,5 @@ class Archive:
         return result
 
     def close(self) -> None:
+        """Dispose of the database connections; the audit trail lives on until ``auditor.close``."""
         self.engine.dispose()

@@ -24,7 +24,7 @@ from xdsi.services.archive import Archive
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.retrieve import BlobReader, Target
 from xdsi.web import negotiation
-from xdsi.web.context import announce, archive, session
+from xdsi.web.context import announce, archive, requester, session
 from xdsi.web.negotiation import DICOM, MediaRange
 from xdsi.web.ranges import ranged
 
@@ -276,6 +276,7 @@ def retrieve_object() -> Response:
         raise NotAcceptable(f"{media_type} is not available: this server does not render images yet; "
                             f"ask for contentType=application/dicom")
     files = retrieve.opened_files(current.blobs, plan.instances)
+    current.auditor.retrieved(requester(), plan.instances, "WADO-URI")
     try:
         if media_type != DICOM:
             response = _document(current, files, asked, item, media_type)
