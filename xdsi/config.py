@@ -95,6 +95,11 @@ class Settings:
         metadata=_doc("connections one client address may hold in each worker process (429 beyond); "
                       "trusted_proxies are not limited"),
     )
+    sweep_interval: int = field(
+        default=60,
+        metadata=_doc("seconds between two sweeps of what killed writers left in the store, in each "
+                      "server worker (0: only when the server starts)"),
+    )
     parse_processes: int = field(
         default=_DEFAULT_PARSE_PROCESSES,
         metadata=_doc("processes per worker that parse the instances of a multi-instance store "
@@ -150,6 +155,17 @@ class Settings:
     )
     max_transcode_bytes: int = field(
         default=1024 * MIB, metadata=_doc("largest instance (and decoded pixel data) transcoded on retrieval")
+    )
+    render_cache_bytes: int = field(
+        default=64 * MIB,
+        metadata=_doc("bytes of rendered images and thumbnails each worker process keeps in memory (0: none)"),
+    )
+    render_max_output_pixels: int = field(
+        default=40_000_000,
+        metadata=_doc("most pixels a rendered answer may hold, all frames of an animated GIF together (413 beyond)"),
+    )
+    thumbnail_size: int = field(
+        default=128, metadata=_doc("the box, in pixels, a thumbnail fits in when the request gives no viewport")
     )
     max_inflated_bytes: int = field(
         default=512 * MIB, metadata=_doc("largest inflated size of a Deflated transfer syntax dataset")
@@ -459,11 +475,11 @@ def _check_values(values: dict[str, Any]) -> list[str]:
     for name in ("workers", "threads", "header_timeout", "body_timeout", "body_min_rate", "send_timeout",
                  "max_client_connections", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
                  "qido_max_results", "max_request_bytes", "max_request_parts", "max_metadata_bytes",
-                 "max_transcode_bytes", "max_soap_request_bytes"):
+                 "max_transcode_bytes", "max_soap_request_bytes", "render_max_output_pixels", "thumbnail_size"):
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
-                 "min_free_bytes"):
+                 "sweep_interval", "min_free_bytes", "render_cache_bytes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
     base_url = values["base_url"]

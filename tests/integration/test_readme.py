@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 from tests.live import clean_env, free_port
@@ -82,8 +83,19 @@ def test_the_tour_runs_top_to_bottom(served_by_make: tuple[str, dict[str, str]],
     original = Path(get_testdata_file("CT_small.dcm"))
     assert (work / "ct.dcm").read_bytes() == original.read_bytes()
     assert (work / "wado.dcm").read_bytes() == original.read_bytes()
+    anonymized = pydicom.dcmread(work / "anonymized.dcm")
+    assert anonymized.PatientName == "" and anonymized.PixelData == pydicom.dcmread(original).PixelData
+    report = pydicom.dcmread(get_testdata_file("test-SR.dcm"))
+    meaning = str(report.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning)
+    assert (work / "report.html").read_text("utf-8").startswith("<!DOCTYPE html>")
+    assert meaning in (work / "report.html").read_text("utf-8") and meaning in (work / "report.txt").read_text("latin-1")
+    assert original.read_bytes() in (work / "rad69.mtom").read_bytes()
     pixels = pydicom.dcmread(original).PixelData
     assert (work / "first-kilobyte").read_bytes() == pixels[:1024]
     assert pixels in (work / "frame.multipart").read_bytes()
     with zipfile.ZipFile(work / "study.zip") as archive:
         assert archive.namelist(), "the study ZIP is empty"
+    with Image.open(work / "ct.png") as rendered:
+        assert rendered.format == "PNG" and rendered.size == (256, 256)
+    with Image.open(work / "thumbnail.jpg") as thumbnail:
+        assert thumbnail.format == "JPEG"

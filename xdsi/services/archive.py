@@ -16,6 +16,7 @@ from xdsi.repository import db
 from xdsi.repository.blobs import BlobStore
 from xdsi.services.auditor import Auditor
 from xdsi.services.delete import InstanceDeleter
+from xdsi.services.render import Renderer
 from xdsi.services.store import InstanceStore
 from xdsi.services.stow_assembly import StowAssembler
 
@@ -31,6 +32,7 @@ class Archive:
     store: InstanceStore
     deleter: InstanceDeleter
     assembler: StowAssembler
+    renderer: Renderer
     auditor: Auditor
 
     @classmethod
@@ -45,7 +47,8 @@ class Archive:
         blobs = BlobStore(settings.storage)
         store = InstanceStore(settings, sessions, blobs)
         return cls(settings, engine, sessions, blobs, store, InstanceDeleter(sessions, blobs),
-                   StowAssembler(settings, blobs, store), Auditor(settings, sessions))
+                   StowAssembler(settings, blobs, store), Renderer(settings, blobs, store.limits),
+                   Auditor(settings, sessions))
 
     @property
     def limits(self) -> Limits:
