@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from xdsi.app import create_app
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
@@ -9,7 +11,8 @@ from xdsi.web.context import announce
 
 
 def listed(settings: Settings, archive: Archive, *extra: tuple[str, str, bool]) -> dict[str, tuple[str, str]]:
-    app = create_app(settings, archive)
+    # The archive answers for the name "pacs" as a deployment behind that name would configure it.
+    app = create_app(replace(settings, allowed_hosts="pacs"), archive)
     for name, path, enabled in extra:
         announce(app, name, path, enabled=enabled)
     reply = app.test_client().get("/", headers={"Accept": "application/json"}, base_url="http://pacs:8080")
