@@ -11,7 +11,22 @@ from xdsi.config import Settings
 from xdsi.services.archive import Archive
 from xdsi.soap import wssec
 from xdsi.soap.application import WadoWsApplication
-from xdsi.web import context, cors, delete_rs, errors, health, hosts, landing, qido_rs, stow_rs, urls, wado_rs, wado_uri
+from xdsi.web import (
+    auth,
+    context,
+    cors,
+    delete_rs,
+    errors,
+    health,
+    hosts,
+    landing,
+    qido_rs,
+    rendered,
+    stow_rs,
+    urls,
+    wado_rs,
+    wado_uri,
+)
 
 WADO_WS = "/wado-ws"
 
@@ -34,6 +49,7 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     qido_rs.init_app(app)
     stow_rs.init_app(app)
     wado_rs.init_app(app)
+    rendered.init_app(app)
     wado_uri.init_app(app)
     delete_rs.init_app(app)
     # WADO-WS shares the process, the archive and its services; its own WSGI application speaks SOAP.
@@ -44,4 +60,6 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
         DispatcherMiddleware(app.wsgi_app, {WADO_WS: wado_ws}), settings)
     context.announce(app, "WADO-WS (RAD-69)", WADO_WS)
     context.announce(app, "WADO-WS WSDL", f"{WADO_WS}?wsdl")
+    # Last, so that it wraps whatever was mounted above: every request passes the access gate first.
+    app.wsgi_app = auth.init_app(app.wsgi_app, settings)  # type: ignore[method-assign]
     return app

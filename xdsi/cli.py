@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from xdsi import __version__
-from xdsi.config import ConfigError, Settings
+from xdsi.config import ROLES, ConfigError, Settings
 
 if TYPE_CHECKING:
     from xdsi.services.archive import Archive
@@ -31,6 +31,7 @@ examples:
   xdsi serve --bind 0.0.0.0:8080 --workers 4
   xdsi import /media/cdrom ~/studies/*.dcm  import files, folders and DICOMDIRs
   xdsi delete --force 1.2.3.4               delete study 1.2.3.4 and its files
+  echo "$PASSWORD" | xdsi user add alice --role read --role store
   XDSI_DATABASE_URL=postgresql://xdsi@db/xdsi xdsi init-db
 """
 
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     explicit = {
         name: getattr(args, name)
-        for name in ("bind", "workers", "threads", "database_url", "storage")
+        for name in ("bind", "workers", "threads", "database_url", "storage", "insecure")
         if getattr(args, name, None) is not None
     }
     try:
@@ -106,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default 2)")
     serve.add_argument("--threads", type=int, metavar="N", help="threads per worker (default 8)")
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    serve.add_argument("--insecure", action="store_true", default=None,
+                       help="serve beyond loopback without authentication (setting insecure)")
 
     importer = _command(
         commands, "import", _import, "store DICOM files, folders (recursively) and DICOMDIRs", IMPORT_DESCRIPTION,
@@ -137,6 +140,23 @@ def _parser() -> argparse.ArgumentParser:
     deleter.add_argument("instance", nargs="?", metavar="INSTANCE", help="SOP Instance UID: only this instance")
     deleter.add_argument("--force", action="store_true",
                          help="delete even though delete_enabled is off (an operator's one-off decision)")
+
+    user = commands.add_parser(
+        "user", help="manage the users of HTTP Basic authentication (the users_file setting)",
+        description="Manage the users file that HTTP Basic authentication (auth = basic) checks.",
+    )
+    user_commands = user.add_subparsers(title="user commands", metavar="COMMAND", required=True)
+    user_add = _command(
+        user_commands, "add", _user_add, "add a user, or set its password and roles anew",
+        "Add NAME to the users file (created if missing), or replace its password and roles. The "
+        "password is asked twice on a terminal; otherwise it is the first line of standard input. "
+        "It is stored as a salted scrypt hash. The server reads the file again when it changes.",
+    )
+    user_add.add_argument("name", metavar="NAME", help="user name (no colon)")
+    user_add.add_argument("--role", action="append", choices=ROLES, metavar="ROLE",
+                          help=f"a role of the user: {', '.join(ROLES)} (repeat for several; default read)")
+    user_remove = _command(user_commands, "remove", _user_remove, "remove a user", "Remove NAME from the users file.")
+    user_remove.add_argument("name", metavar="NAME", help="user name")
 
     _command(
         commands, "check-config", _check_config,
@@ -182,6 +202,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from xdsi.app import create_app
     from xdsi.server import Server
 
+    if not settings.auth_mechanisms and settings.binds_beyond_loopback:
+        if not settings.insecure:
+            print(f"xdsi serve: refused: {settings.bind} is reachable beyond this machine and no authentication "
+                  "is configured (set auth, e.g. XDSI_AUTH=basic with a users_file); to serve anyone who can "
+                  "reach the port, say so with --insecure or XDSI_INSECURE=true", file=sys.stderr)
+            return 2
+        logging.getLogger("xdsi").warning(
+            "INSECURE: serving %s without authentication: anyone who reaches this port may read, store "
+            "and delete every study", settings.bind)
     archive = _open_prepared(settings)
     try:
         endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
@@ -193,6 +222,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host, port = settings.host_port
     origin = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     print(f"xdsi {__version__} on {origin}  (database {settings.display_database_url}, store {settings.storage})")
+    print(f"  authentication: {', '.join(settings.auth_mechanisms) or 'none'}")
     width = max(len(endpoint.name) for endpoint in endpoints)
     for name, path, enabled in endpoints:
         print(f"  {name:<{width}}  {origin}{path}{'' if enabled else '  (disabled)'}")
@@ -258,6 +288,43 @@ def _delete(settings: Settings, args: argparse.Namespace) -> int:
         print(f"xdsi delete: {exc}", file=sys.stderr)
         return 1
     print(deleted.describe())
+    return 0
+
+
+def _user_add(settings: Settings, args: argparse.Namespace) -> int:
+    from xdsi.security.basic import add_user
+
+    if settings.users_file is None:
+        print("xdsi user add: no users_file is set (XDSI_USERS_FILE or the TOML file)", file=sys.stderr)
+        return 2
+    password = _read_password()
+    try:
+        created = add_user(settings.users_file, args.name, password, args.role or ["read"])
+    except ValueError as exc:
+        print(f"xdsi user add: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'added' if created else 'updated'} {args.name} ({', '.join(sorted(set(args.role or ['read'])))}) "
+          f"in {settings.users_file}")
+    return 0
+
+
+def _read_password() -> str:
+    """Asked twice on a terminal; else the first line of standard input (a pipe, a file, a secret store)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        return first if getpass.getpass("again: ") == first else ""
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _user_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from xdsi.security.basic import remove_user
+
+    if settings.users_file is None or not remove_user(settings.users_file, args.name):
+        print(f"xdsi user remove: no user {args.name!r} in {settings.users_file}", file=sys.stderr)
+        return 1
+    print(f"removed {args.name} from {settings.users_file}")
     return 0
 
 

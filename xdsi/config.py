@@ -37,6 +37,12 @@ DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+AUTH_MECHANISMS = ("basic", "bearer")
+ROLES = ("read", "store", "delete", "admin")
+# RFC 8725 3.1: only public-key algorithms, so that no token can be signed with what the server
+# publishes (HS256 keyed with the public key) and 'none' is never among them.
+ASYMMETRIC_JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                             "EdDSA")
 
 
 class ConfigError(ValueError):
@@ -145,6 +151,17 @@ class Settings:
     max_transcode_bytes: int = field(
         default=1024 * MIB, metadata=_doc("largest instance (and decoded pixel data) transcoded on retrieval")
     )
+    render_cache_bytes: int = field(
+        default=64 * MIB,
+        metadata=_doc("bytes of rendered images and thumbnails each worker process keeps in memory (0: none)"),
+    )
+    render_max_output_pixels: int = field(
+        default=40_000_000,
+        metadata=_doc("most pixels a rendered answer may hold, all frames of an animated GIF together (413 beyond)"),
+    )
+    thumbnail_size: int = field(
+        default=128, metadata=_doc("the box, in pixels, a thumbnail fits in when the request gives no viewport")
+    )
     max_inflated_bytes: int = field(
         default=512 * MIB, metadata=_doc("largest inflated size of a Deflated transfer syntax dataset")
     )
@@ -201,6 +218,37 @@ class Settings:
     max_soap_request_bytes: int = field(
         default=4 * MIB, metadata=_doc("largest WADO-WS request message, in bytes (a SOAP Sender fault beyond)")
     )
+    auth: str = field(
+        default="",
+        metadata=_doc("authentication mechanisms, comma-separated: basic, bearer (empty: none, which "
+                      "xdsi serve allows only on a loopback address unless insecure is set)"),
+    )
+    insecure: bool = field(
+        default=False,
+        metadata=_doc("serve beyond loopback without authentication (the start-up log warns of it)"),
+    )
+    auth_realm: str = field(default="xdsi", metadata=_doc("realm named in WWW-Authenticate challenges"))
+    users_file: Path | None = field(
+        default=None,
+        metadata=_doc("users of HTTP Basic authentication with their roles and scrypt hashes (xdsi user add)"),
+    )
+    jwks: str | None = field(
+        default=None,
+        metadata=_doc("JSON Web Key Set of the bearer token issuer: a file or an https URL"),
+    )
+    jwt_issuer: str | None = field(default=None, metadata=_doc("required iss claim of bearer tokens"))
+    jwt_audience: str | None = field(default=None, metadata=_doc("required aud claim of bearer tokens"))
+    jwt_algorithms: str = field(
+        default=",".join(ASYMMETRIC_JWT_ALGORITHMS),
+        metadata=_doc("signature algorithms accepted on bearer tokens, comma-separated (public-key ones only)"),
+    )
+    jwt_leeway: int = field(
+        default=30, metadata=_doc("seconds of clock skew allowed on a token's exp and nbf")
+    )
+    jwt_scope_roles: str = field(
+        default="xdsi.read=read,xdsi.store=store,xdsi.delete=delete,xdsi.admin=admin",
+        metadata=_doc("token scopes that grant each role, comma-separated SCOPE=ROLE pairs"),
+    )
 
     def __post_init__(self) -> None:
         problems = _check_values(dataclasses.asdict(self))
@@ -226,6 +274,30 @@ class Settings:
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return tuple(origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip())
+
+    @property
+    def auth_mechanisms(self) -> tuple[str, ...]:
+        return _comma_list(self.auth.lower())
+
+    @property
+    def jwt_algorithm_list(self) -> tuple[str, ...]:
+        return _comma_list(self.jwt_algorithms)
+
+    @property
+    def scope_roles(self) -> dict[str, str]:
+        """Token scope → role it grants."""
+        return _pairs(self.jwt_scope_roles)
+
+    @property
+    def binds_beyond_loopback(self) -> bool:
+        """True unless ``bind`` names a loopback address (127.0.0.0/8, ::1, localhost)."""
+        host = self.host_port[0]
+        if host.lower() == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return True
 
     @cached_property
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
@@ -378,11 +450,11 @@ def _check_values(values: dict[str, Any]) -> list[str]:
     for name in ("workers", "threads", "header_timeout", "body_timeout", "body_min_rate", "send_timeout",
                  "max_client_connections", "max_instance_bytes", "max_inflated_bytes", "max_deflate_ratio",
                  "qido_max_results", "max_request_bytes", "max_request_parts", "max_metadata_bytes",
-                 "max_transcode_bytes", "max_soap_request_bytes"):
+                 "max_transcode_bytes", "max_soap_request_bytes", "render_max_output_pixels", "thumbnail_size"):
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
-                 "min_free_bytes"):
+                 "min_free_bytes", "render_cache_bytes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
     base_url = values["base_url"]
@@ -401,7 +473,53 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         _networks(values["trusted_proxies"])
     except ValueError as exc:
         problems.append(f"trusted_proxies: {exc}")
+    return problems + _check_auth(values)
+
+
+def _check_auth(values: dict[str, Any]) -> list[str]:
+    """The authentication settings: known mechanisms, each with what it needs."""
+    problems = []
+    mechanisms = _comma_list(values["auth"].lower())
+    unknown = [name for name in mechanisms if name not in AUTH_MECHANISMS]
+    if unknown:
+        problems.append(f"auth: {', '.join(unknown)} not supported (choose among {', '.join(AUTH_MECHANISMS)})")
+    if "basic" in mechanisms and not values["users_file"]:
+        problems.append("users_file: required when auth includes basic")
+    if "bearer" in mechanisms:
+        problems += [f"{name}: required when auth includes bearer"
+                     for name in ("jwks", "jwt_issuer", "jwt_audience") if not values[name]]
+    jwks = values["jwks"]
+    if jwks and "://" in jwks and not jwks.startswith("https://"):
+        problems.append(f"jwks: {jwks!r} is neither a file nor an https URL")
+    refused = [name for name in _comma_list(values["jwt_algorithms"]) if name not in ASYMMETRIC_JWT_ALGORITHMS]
+    if refused or not _comma_list(values["jwt_algorithms"]):
+        problems.append(f"jwt_algorithms: {', '.join(refused) or 'empty'}: choose among "
+                        f"{', '.join(ASYMMETRIC_JWT_ALGORITHMS)}")
+    if values["jwt_leeway"] < 0:
+        problems.append(f"jwt_leeway: must not be negative, not {values['jwt_leeway']}")
+    try:
+        bad_roles = [role for role in _pairs(values["jwt_scope_roles"]).values() if role not in ROLES]
+    except ValueError as exc:
+        problems.append(f"jwt_scope_roles: {exc}")
+    else:
+        if bad_roles:
+            problems.append(f"jwt_scope_roles: {', '.join(bad_roles)} not a role ({', '.join(ROLES)})")
     return problems
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """'a=b, c=d' as {'a': 'b', 'c': 'd'}."""
+    pairs = {}
+    for entry in _comma_list(text):
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"{entry!r} is not KEY=VALUE")
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def _check_wssec(values: dict[str, Any]) -> list[str]:

@@ -84,6 +84,10 @@ TABLE: dict[type[errors.XdsiError], WireError] = {
     errors.FailedAuthentication: _wsse("FailedAuthentication"),
     errors.FailedCheck: _wsse("FailedCheck"),
     errors.MessageExpired: _wsse("MessageExpired"),
+    # RFC 9110 15.5.2 / 15.5.4: no credentials or refused ones, 401 with a challenge; a known caller
+    # without the right, 403. Neither reaches a STOW-RS instance, so the FailureReason is nominal.
+    errors.Unauthenticated: WireError(401, 0x0110),
+    errors.Forbidden: WireError(403, 0x0110),
 }
 
 

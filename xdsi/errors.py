@@ -29,6 +29,8 @@ into wire answers. The tree::
     │   └── StudyMismatch       a study-targeted store received an instance of another study
     ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
     ├── StorageFull             the blob store or database volume is out of space
+    ├── Unauthenticated         no credentials, or credentials that do not prove who the caller is
+    ├── Forbidden               a known caller lacks the role the request needs
     └── SecurityRefused         a message's WS-Security header is absent where required, or not accepted
         ├── InvalidSecurity     missing, malformed, or signing other elements than the ones acted on
         ├── UnsupportedAlgorithm  a signature, digest, canonicalization or transform not allowed
@@ -206,3 +208,24 @@ class FailedCheck(SecurityRefused):
 
 class MessageExpired(SecurityRefused):
     """The signed Timestamp is expired, or created in the future beyond the allowed skew."""
+
+
+class Unauthenticated(XdsiError):
+    """The request carries no usable credentials: none, an unknown user, a wrong password, a bad token.
+
+    ``mechanism`` names the scheme whose credentials were refused ('basic', 'bearer'), None when
+    there were none; ``token_error`` is the RFC 6750 3.1 error code of a refused bearer token.
+    """
+
+    def __init__(self, reason: str, *, mechanism: str | None = None, token_error: str | None = None) -> None:
+        super().__init__(reason)
+        self.mechanism = mechanism
+        self.token_error = token_error
+
+
+class Forbidden(XdsiError):
+    """The caller is known but lacks ``role`` (read, store, delete, admin) for what it asked."""
+
+    def __init__(self, reason: str, *, role: str) -> None:
+        super().__init__(reason)
+        self.role = role

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 from tests.live import clean_env, free_port
@@ -87,3 +88,7 @@ def test_the_tour_runs_top_to_bottom(served_by_make: tuple[str, dict[str, str]],
     assert pixels in (work / "frame.multipart").read_bytes()
     with zipfile.ZipFile(work / "study.zip") as archive:
         assert archive.namelist(), "the study ZIP is empty"
+    with Image.open(work / "ct.png") as rendered:
+        assert rendered.format == "PNG" and rendered.size == (256, 256)
+    with Image.open(work / "thumbnail.jpg") as thumbnail:
+        assert thumbnail.format == "JPEG"

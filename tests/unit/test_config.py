@@ -103,6 +103,42 @@ def test_delete_enabled_is_off_by_default_and_read_as_a_boolean(tmp_path: Path) 
     assert "XDSI_DELETE_ENABLED: 'sure' is not a boolean" in str(raised.value)
 
 
+def test_authentication_settings_name_what_each_mechanism_lacks() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.load(environ={"XDSI_AUTH": "basic, bearer, kerberos", "XDSI_JWKS": "http://idp/jwks",
+                               "XDSI_JWT_ALGORITHMS": "RS256,HS256,none", "XDSI_JWT_SCOPE_ROLES": "a=read,b"})
+    assert refused.value.problems == [
+        "auth: kerberos not supported (choose among basic, bearer)",
+        "users_file: required when auth includes basic",
+        "jwt_issuer: required when auth includes bearer",
+        "jwt_audience: required when auth includes bearer",
+        "jwks: 'http://idp/jwks' is neither a file nor an https URL",
+        "jwt_algorithms: HS256, none: choose among RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, "
+        "ES512, EdDSA",
+        "jwt_scope_roles: 'b' is not KEY=VALUE",
+    ]
+
+
+def test_authentication_settings_when_complete(tmp_path: Path) -> None:
+    settings = Settings.load(environ={
+        "XDSI_AUTH": "Basic,bearer", "XDSI_USERS_FILE": str(tmp_path / "users"),
+        "XDSI_JWKS": "https://idp.example.org/jwks", "XDSI_JWT_ISSUER": "https://idp.example.org",
+        "XDSI_JWT_AUDIENCE": "xdsi", "XDSI_JWT_SCOPE_ROLES": "pacs.read=read, pacs.write=store",
+    })
+    assert settings.auth_mechanisms == ("basic", "bearer")
+    assert settings.scope_roles == {"pacs.read": "read", "pacs.write": "store"}
+    with pytest.raises(ConfigError, match="superuser not a role"):
+        Settings.load(environ={"XDSI_JWT_SCOPE_ROLES": "x=superuser"})
+
+
+@pytest.mark.parametrize(("bind", "beyond"), [
+    ("127.0.0.1:8080", False), ("127.1.2.3:8080", False), ("[::1]:8080", False), ("localhost:8080", False),
+    ("0.0.0.0:8080", True), ("[::]:8080", True), ("192.168.1.10:8080", True), ("pacs.example.org:8080", True),
+])
+def test_which_binds_reach_beyond_this_machine(bind: str, beyond: bool) -> None:
+    assert Settings.load(environ={}, bind=bind).binds_beyond_loopback is beyond
+
+
 def test_timeouts_and_connection_limits_must_be_positive() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.load(environ={"XDSI_HEADER_TIMEOUT": "0", "XDSI_BODY_MIN_RATE": "-1",

@@ -15,6 +15,7 @@ from xdsi.dicom.parsing import Limits
 from xdsi.repository import db
 from xdsi.repository.blobs import BlobStore
 from xdsi.services.delete import InstanceDeleter
+from xdsi.services.render import Renderer
 from xdsi.services.store import InstanceStore
 from xdsi.services.stow_assembly import StowAssembler
 
@@ -30,6 +31,7 @@ class Archive:
     store: InstanceStore
     deleter: InstanceDeleter
     assembler: StowAssembler
+    renderer: Renderer
 
     @classmethod
     def open(cls, settings: Settings) -> Archive:
@@ -43,7 +45,7 @@ class Archive:
         blobs = BlobStore(settings.storage)
         store = InstanceStore(settings, sessions, blobs)
         return cls(settings, engine, sessions, blobs, store, InstanceDeleter(sessions, blobs),
-                   StowAssembler(settings, blobs, store))
+                   StowAssembler(settings, blobs, store), Renderer(settings, blobs, store.limits))
 
     @property
     def limits(self) -> Limits:

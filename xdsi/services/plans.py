@@ -102,7 +102,10 @@ def object_kind(instance: StoredInstance) -> ObjectKind:
         return ObjectKind.CDA
     if _video_media_type(instance.transfer_syntax_uid) is not None:
         return ObjectKind.VIDEO
-    if instance.pixel_data_offset is None and instance.frame_table is None and instance.number_of_frames is None:
+    # A Deflated file's pixel data lies inside its compressed stream, where the index keeps no
+    # offset: it is taken for an image, and one without pixels is refused when it is rendered.
+    if (instance.pixel_data_offset is None and instance.frame_table is None and instance.number_of_frames is None
+            and not uids.is_deflated(instance.transfer_syntax_uid)):
         return ObjectKind.OTHER
     return ObjectKind.MULTI_FRAME if (instance.number_of_frames or 1) > 1 else ObjectKind.IMAGE
 

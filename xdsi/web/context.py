@@ -8,8 +8,9 @@ from typing import NamedTuple
 from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
+from xdsi.security.identity import Identity
 from xdsi.services.archive import Archive
-from xdsi.web import negotiation
+from xdsi.web import auth, negotiation
 
 # PS3.18 8.3.3.1: query parameters that negotiate the answer rather than select data.
 NEGOTIATION_PARAMETERS = frozenset({"accept"})
@@ -42,6 +43,11 @@ def _close_session(error: BaseException | None) -> None:
     opened = g.pop("xdsi_session", None)
     if opened is not None:
         opened.close()
+
+
+def identity() -> Identity:
+    """The caller of this request, as the access gate established it."""
+    return auth.identity_of(request.environ)
 
 
 def accepted() -> list[negotiation.MediaRange]:

@@ -1,0 +1,95 @@
+"""The grayscale pipeline (PS3.3 C.11) against the formulas of tests/rendering.py, table and direct paths alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+
+from tests.rendering import window as reference_window
+from xdsi.dicom.luts import Window, frame_attributes, grayscale, object_window
+from xdsi.errors import InvalidRequest
+
+
+def _ds(**attributes: object) -> Dataset:
+    ds = Dataset()
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+@pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT", "SIGMOID"])
+@pytest.mark.parametrize(("center", "width"), [(40.0, 400.0), (0.5, 1.0), (-1000.0, 3.0), (127.5, 256.0)])
+def test_window_functions_follow_the_standard(function: str, center: float, width: float) -> None:
+    if function != "LINEAR" and width == 1.0:
+        width = 0.5  # LINEAR_EXACT and SIGMOID take widths below 1
+    x = np.linspace(center - 2 * width - 5, center + 2 * width + 5, 2001)
+    got = Window(center, width, function).apply(x)  # type: ignore[arg-type]
+    assert np.allclose(got, reference_window(x, center, width, function), atol=1e-9)
+
+
+def test_windows_a_stored_value_could_not_take_are_refused() -> None:
+    for center, width, function in ((0, 0.5, "LINEAR"), (0, 0, "SIGMOID"), (float("nan"), 10, "LINEAR"),
+                                    (0, 10, "CUBIC")):
+        with pytest.raises(InvalidRequest):
+            Window(center, width, function)  # type: ignore[arg-type]
+
+
+def test_table_and_direct_paths_agree_for_signed_and_unsigned_data() -> None:
+    rng = np.random.default_rng(1)
+    ds = _ds(RescaleSlope=2.5, RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400)
+    for dtype, low, high in ((np.int16, -32768, 32767), (np.uint16, 0, 65535), (np.uint8, 0, 255), (np.int8, -128, 127)):
+        stored = rng.integers(low, high, size=(64, 64), endpoint=True).astype(dtype)
+        mapping = grayscale(ds, 0, "MONOCHROME2")
+        through_table = mapping.to_display(stored)
+        direct = mapping.to_display(stored.astype(np.float64))  # floats never use a table
+        assert through_table.dtype == np.uint8
+        assert np.array_equal(through_table, direct), dtype
+
+
+def test_monochrome1_and_presentation_lut_shape() -> None:
+    stored = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    plain = grayscale(_ds(), 0, "MONOCHROME2").to_display(stored)
+    assert np.array_equal(plain, stored)  # no VOI: the frame's own range over 0..255
+    assert np.array_equal(grayscale(_ds(), 0, "MONOCHROME1").to_display(stored), 255 - stored)
+    # PS3.3 C.8.11.6.1.2: the image's own Presentation LUT Shape says how it is displayed.
+    assert np.array_equal(grayscale(_ds(PresentationLUTShape="IDENTITY"), 0, "MONOCHROME1").to_display(stored), stored)
+    assert np.array_equal(grayscale(_ds(PresentationLUTShape="INVERSE"), 0, "MONOCHROME2").to_display(stored),
+                          255 - stored)
+    # A presentation state's shape overrides both.
+    assert np.array_equal(grayscale(_ds(), 0, "MONOCHROME1", inverse=False).to_display(stored), stored)
+
+
+def test_a_requested_window_overrides_the_objects() -> None:
+    ds = _ds(WindowCenter=[100, 300], WindowWidth=[50, 60], VOILUTFunction="SIGMOID")
+    assert object_window(ds) == Window(100, 50, "SIGMOID")
+    mapping = grayscale(ds, 0, "MONOCHROME2", window=Window(0, 10))
+    assert mapping.window == Window(0, 10)
+
+
+def test_an_unusable_stored_window_falls_back_to_the_voi_lut() -> None:
+    lut = _ds(LUTDescriptor=[4, 10, 8], LUTData=[0, 50, 100, 255])
+    ds = _ds(WindowCenter=0, WindowWidth=0, VOILUTSequence=[lut])
+    mapping = grayscale(ds, 0, "MONOCHROME2")
+    assert mapping.window is None and mapping.voi_lut is lut
+    stored = np.array([[0, 10, 11, 12, 13, 200]], dtype=np.uint16)
+    # PS3.3 C.11.2.1.1: below the first mapped value the first entry, beyond the last the last.
+    assert mapping.to_display(stored).tolist() == [[0, 0, 50, 100, 255, 255]]
+
+
+def test_modality_lut_sequence() -> None:
+    item = _ds(LUTDescriptor=[3, 5, 16], LUTData=[0, 1000, 4000], ModalityLUTType="US")
+    ds = _ds(ModalityLUTSequence=[item], WindowCenter=2000, WindowWidth=4001, VOILUTFunction="LINEAR_EXACT")
+    got = grayscale(ds, 0, "MONOCHROME2").to_display(np.array([[4, 5, 6, 7, 8]], dtype=np.uint16))
+    want = np.rint(np.clip(((np.array([0, 0, 1000, 4000, 4000]) - 2000) / 4001 + 0.5) * 255, 0, 255))
+    assert got.tolist() == [want.astype(int).tolist()]
+
+
+def test_functional_groups_supply_each_frames_window_and_rescale() -> None:
+    shared = _ds(PixelValueTransformationSequence=[_ds(RescaleSlope=1, RescaleIntercept=-1000)])
+    frames = [_ds(FrameVOILUTSequence=[_ds(WindowCenter=center, WindowWidth=100)]) for center in (0, 500)]
+    ds = _ds(SharedFunctionalGroupsSequence=[shared], PerFrameFunctionalGroupsSequence=frames)
+    second = frame_attributes(ds, 1)
+    assert second.RescaleIntercept == -1000 and second.WindowCenter == 500
+    assert grayscale(ds, 1, "MONOCHROME2").window == Window(500, 100)
+    assert "WindowCenter" not in ds  # the object itself is left as it was

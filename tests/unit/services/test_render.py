@@ -1,0 +1,146 @@
+"""The rendering service over a real archive: representative images, frames, the cache and its
+invalidation by overwrite and delete, refusals by name."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import make_settings
+from tests.dicomfiles import make_dataset, to_bytes
+from xdsi.errors import InvalidRequest, NotAcceptable, NotFound
+from xdsi.services.archive import Archive
+from xdsi.services.render import GIF, JPEG, PNG, PresentationRef, RenderRequest
+from xdsi.services.render_cache import RenderCache
+from xdsi.services.retrieve import Target
+
+
+@pytest.fixture
+def overwriting(database_url: str, tmp_path: Path) -> Iterator[Archive]:
+    opened = Archive.open(make_settings(database_url, tmp_path / "store", duplicate_policy="overwrite"))
+    opened.prepare()
+    yield opened
+    opened.close()
+
+
+def _image(value: int, **attributes: object) -> bytes:
+    pixels = np.full((6, 6), value, dtype=np.uint16)
+    pixels[0, 0] = 0
+    pixels[5, 5] = 1000  # the same stored range whatever ``value``: the display differs with it alone
+    return to_bytes(make_dataset(rows=6, columns=6, PixelData=pixels.tobytes(), **attributes))
+
+
+def _store(archive: Archive, *payloads: bytes) -> None:
+    for outcome in archive.store.store(io.BytesIO(p) for p in payloads):
+        assert outcome.status.succeeded, outcome.reason
+
+
+def _render(archive: Archive, target: Target, request: RenderRequest | None = None, **prepare: object) -> bytes:
+    with archive.sessions() as session:
+        prepared = archive.renderer.prepare(session, target, **prepare)  # type: ignore[arg-type]
+    return archive.renderer.render(prepared, request or RenderRequest(media_type=PNG)).data
+
+
+def _pixel(data: bytes) -> int:
+    return int(np.asarray(Image.open(io.BytesIO(data)))[2, 2])
+
+
+def test_overwrite_never_serves_the_old_rendering(overwriting: Archive) -> None:
+    ds = make_dataset()
+    target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    uids = {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID, "sop_uid": ds.SOPInstanceUID}
+    _store(overwriting, _image(200, **uids))
+    first = _render(overwriting, target)
+    assert _render(overwriting, target) is first  # the second answer came from the cache
+    _store(overwriting, _image(800, **uids))
+    second = _render(overwriting, target)
+    assert _pixel(first) == round(200 / 1000 * 255) and _pixel(second) == round(800 / 1000 * 255)
+
+
+def test_delete_never_serves_a_cached_rendering(database_url: str, tmp_path: Path) -> None:
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", delete_enabled=True))
+    archive.prepare()
+    try:
+        ds = make_dataset()
+        _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
+                               sop_uid=ds.SOPInstanceUID))
+        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        _render(archive, target)
+        assert len(archive.renderer.cache) == 1
+        archive.deleter.delete(target)
+        with pytest.raises(NotFound):
+            _render(archive, target)
+    finally:
+        archive.close()
+
+
+def test_cache_disabled_still_renders(database_url: str, tmp_path: Path) -> None:
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", render_cache_bytes=0))
+    archive.prepare()
+    try:
+        ds = make_dataset()
+        _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
+                               sop_uid=ds.SOPInstanceUID))
+        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        first, second = _render(archive, target), _render(archive, target)
+        assert first == second and first is not second and len(archive.renderer.cache) == 0
+    finally:
+        archive.close()
+
+
+def test_every_parameter_is_part_of_the_key(archive: Archive) -> None:
+    ds = make_dataset()
+    _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
+                           sop_uid=ds.SOPInstanceUID))
+    target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    answers = {_render(archive, target, RenderRequest(media_type=PNG, quality=q)) for q in (50, 60)}
+    answers.add(_render(archive, target, RenderRequest(media_type=JPEG)))
+    answers.add(_render(archive, target, purpose="thumbnail"))
+    assert len(archive.renderer.cache) == 4
+    assert len(answers) >= 3  # PNG ignores quality: same bytes, two entries
+
+
+def test_representative_and_frames(archive: Archive) -> None:
+    study = make_dataset().StudyInstanceUID
+    made = [make_dataset(study_uid=study, series_uid="1.2.3.4", InstanceNumber=n) for n in (1, 2, 3)]
+    _store(archive, *(_image(100 * n, study_uid=study, series_uid="1.2.3.4", sop_uid=ds.SOPInstanceUID,
+                                InstanceNumber=n) for n, ds in enumerate(made, 1)))
+    with archive.sessions() as session:
+        prepared = archive.renderer.prepare(session, Target(study))
+        assert prepared.instance.sop_instance_uid == made[1].SOPInstanceUID
+        assert prepared.media_types[0] == JPEG
+        several = archive.renderer.prepare(session, Target(study, "1.2.3.4", made[0].SOPInstanceUID), frames=(1, 1))
+        assert several.media_types == (GIF,)
+    with pytest.raises(NotAcceptable, match="offered"):
+        archive.renderer.render(several, RenderRequest(media_type=JPEG))
+
+
+def test_unsupported_requests_are_refused_by_name(archive: Archive) -> None:
+    ds = make_dataset()
+    _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
+                           sop_uid=ds.SOPInstanceUID))
+    target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    with pytest.raises(InvalidRequest, match="annotation=patient is not supported"):
+        _render(archive, target, RenderRequest(annotation=("patient",)))
+    with pytest.raises(InvalidRequest, match="presentation states"):
+        _render(archive, target, RenderRequest(presentation=PresentationRef("1.2", "1.2.3")))
+    with pytest.raises(NotFound, match="beyond the last frame"):
+        _render(archive, target, RenderRequest(media_type=PNG, frames=(2,)))
+
+
+def test_cache_is_bounded_by_bytes() -> None:
+    cache = RenderCache(1000)
+    for n in range(10):
+        cache.put(n, bytes(200))
+    assert cache.size <= 1000 and len(cache) == 5 and cache.get(0) is None and cache.get(9) is not None
+    cache.get(5)
+    cache.put(10, bytes(200))
+    assert cache.get(5) is not None and cache.get(6) is None  # least recently used goes first
+    cache.put("big", bytes(300))  # over a quarter of the capacity: not kept
+    assert cache.get("big") is None
+    assert RenderCache(0).get(1) is None

@@ -1,0 +1,68 @@
+"""Authentication: the Authorization header of a request, checked by the mechanism its scheme names.
+
+Built once per worker from the settings; with no mechanism configured every caller is
+``ANONYMOUS`` (``xdsi serve`` allows that on loopback only, or with ``insecure``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from xdsi.config import ConfigError, Settings
+from xdsi.errors import Unauthenticated
+from xdsi.security.basic import BasicAuthenticator
+from xdsi.security.bearer import BearerAuthenticator
+from xdsi.security.identity import ANONYMOUS, Identity
+
+
+@dataclass(frozen=True)
+class Authenticator:
+    basic: BasicAuthenticator | None = None
+    bearer: BearerAuthenticator | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> Authenticator:
+        """The configured mechanisms; a users file or JWKS that cannot be read is a ConfigError naming it."""
+        mechanisms = settings.auth_mechanisms
+        basic = bearer = None
+        if "basic" in mechanisms:
+            assert settings.users_file is not None
+            if not settings.users_file.is_file():
+                raise ConfigError([f"users_file: {settings.users_file} does not exist (xdsi user add creates it)"])
+            basic = BasicAuthenticator(settings.users_file)
+        if "bearer" in mechanisms:
+            assert settings.jwks and settings.jwt_issuer and settings.jwt_audience
+            try:
+                bearer = BearerAuthenticator(
+                    settings.jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                    algorithms=settings.jwt_algorithm_list, scope_roles=settings.scope_roles,
+                    leeway=settings.jwt_leeway, ssl_context=ssl_context,
+                )
+            except (OSError, ValueError) as exc:
+                raise ConfigError([f"jwks: {settings.jwks} cannot be used: {exc}"]) from None
+        return cls(basic, bearer)
+
+    @property
+    def enabled(self) -> bool:
+        return self.basic is not None or self.bearer is not None
+
+    @property
+    def mechanisms(self) -> tuple[str, ...]:
+        return tuple(name for name, on in (("basic", self.basic), ("bearer", self.bearer)) if on is not None)
+
+    def authenticate(self, authorization: str | None) -> Identity:
+        """The caller the ``Authorization`` header value proves; raises Unauthenticated otherwise."""
+        if not self.enabled:
+            return ANONYMOUS
+        if not authorization or not authorization.strip():
+            raise Unauthenticated("this server requires authentication")
+        # RFC 9110 11.4: the scheme is case-insensitive, then one or more spaces, then the credentials.
+        scheme, _, credentials = authorization.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic" and self.basic is not None:
+            return self.basic.authenticate(credentials.strip())
+        if scheme == "bearer" and self.bearer is not None:
+            return self.bearer.authenticate(credentials.strip())
+        raise Unauthenticated(f"this server accepts {' or '.join(self.mechanisms)} credentials, "
+                              f"not the scheme of the Authorization header")

@@ -1,0 +1,256 @@
+"""Rendered images of stored instances, for every protocol that asks for one (WADO-RS
+``/rendered`` and ``/thumbnail``, PS3.18 8.3.5 and 10.4.1.1.3; WADO-URI, PS3.18 9.1.2).
+
+Two steps, so that a protocol can negotiate between them: ``Renderer.prepare`` finds the
+instance a resource stands for (a study or series: a representative image) and says which
+media types it can be rendered in, in the order of the standard's defaults; ``Renderer.render``
+decodes the frames asked for, alone, and renders them with ``dicom.render``. Answers are cached
+per worker (``render_cache``), keyed by the stored object's identity and content and by every
+parameter of the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from sqlalchemy.orm import Session
+
+from xdsi.config import Settings
+from xdsi.dicom import imaging
+from xdsi.dicom.imaging import DecodedFrame
+from xdsi.dicom.luts import VOI_FUNCTIONS, VoiFunction, Window
+from xdsi.dicom.parsing import Limits
+from xdsi.dicom.render import GIF, JPEG, MEDIA_TYPES, PNG, Region, RenderParams, Size, SourceRect, render
+from xdsi.dicom.transcode import PixelDescription
+from xdsi.errors import InvalidRequest, MalformedDicom, NotAcceptable
+from xdsi.repository.blobs import BlobStore
+from xdsi.repository.index import StoredInstance
+from xdsi.services import plans, retrieve
+from xdsi.services.plans import ObjectKind, ObjectPlan
+from xdsi.services.render_cache import RenderCache
+from xdsi.services.retrieve import Target
+
+__all__ = [
+    "ANNOTATIONS",
+    "GIF",
+    "JPEG",
+    "MEDIA_TYPES",
+    "PNG",
+    "VOI_FUNCTIONS",
+    "Prepared",
+    "PresentationRef",
+    "Region",
+    "RenderRequest",
+    "Rendered",
+    "Renderer",
+    "SourceRect",
+    "Viewport",
+    "VoiFunction",
+    "Window",
+]
+
+# PS3.18 8.3.5.1.1 / 9.1.2.2.1: the annotation values.
+ANNOTATIONS = ("patient", "technique")
+Purpose = Literal["rendered", "thumbnail"]
+
+
+@dataclass(frozen=True)
+class Viewport:
+    """PS3.18 8.3.5.1.3: the output box (``vw``, ``vh``; either may be left to the other) and the
+    source rectangle of the image to show in it."""
+
+    width: int | None
+    height: int | None
+    source: SourceRect | None = None
+
+
+@dataclass(frozen=True)
+class PresentationRef:
+    """A presentation state to apply (WADO-URI presentationSeriesUID/presentationUID)."""
+
+    series_uid: str
+    sop_instance_uid: str
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Everything a rendering request may ask, whatever protocol carried it.
+
+    ``frames``: 1-based frame numbers; None lets the resource decide (an animated GIF of every
+    frame of a multi-frame image when GIF is asked, else its first frame; a thumbnail shows the
+    middle frame). ``rows``/``columns`` (WADO-URI) and ``viewport`` (WADO-RS) bound the output
+    size, keeping the aspect ratio.
+    """
+
+    media_type: str = JPEG
+    frames: tuple[int, ...] | None = None
+    window: Window | None = None
+    rows: int | None = None
+    columns: int | None = None
+    viewport: Viewport | None = None
+    region: Region | None = None
+    quality: int | None = None
+    annotation: tuple[str, ...] = ()
+    charset: tuple[str, ...] = ()
+    presentation: PresentationRef | None = None
+    icc_profile: bool = True
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The instance a rendering resource stands for, and the media types it can be rendered in,
+    the resource's default first (PS3.18 8.7.4: JPEG for one frame, GIF for several)."""
+
+    instance: StoredInstance
+    frames: tuple[int, ...] | None
+    purpose: Purpose
+    media_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    data: bytes
+    media_type: str
+    etag: str
+
+
+class Renderer:
+    """Built once per worker (``Archive.open``) over the blob store, with its cache."""
+
+    def __init__(self, settings: Settings, blobs: BlobStore, limits: Limits) -> None:
+        self.settings = settings
+        self.blobs = blobs
+        self.limits = limits
+        self.cache = RenderCache(settings.render_cache_bytes)
+
+    def prepare(self, session: Session, target: Target, *, frames: tuple[int, ...] | None = None,
+                purpose: Purpose = "rendered") -> Prepared:
+        """The instance to render for ``target``, from its retrieve plan: itself, or for a study or
+        series the middle image of its first series that has images (PS3.18 8.3.5.1: a
+        representative image)."""
+        plan = plans.plan(session, target)
+        if target.sop_instance_uid is None:
+            images = _first_series_images(plan.objects)
+            if not images:
+                raise NotAcceptable(f"{target.describe()} holds no image that can be rendered")
+            item = images[(len(images) - 1) // 2]
+        else:
+            [item] = plan.objects
+        offered = _image_types(item)
+        if not offered:
+            forms = ", ".join(item.rendered) or "nothing"
+            what = "has no pixel data to render as an image" if item.kind is ObjectKind.OTHER else (
+                f"({item.kind.value}) cannot be rendered as an image; it offers {forms}")
+            raise NotAcceptable(f"instance {item.instance.sop_instance_uid} {what}")
+        if frames is not None and len(frames) > 1:
+            media_types: tuple[str, ...] = (GIF,)  # the one type here that holds several frames
+        elif frames is None and purpose == "rendered":
+            media_types = offered  # the plan's order: PS3.18 Table 8.7.4-1, GIF first for multi-frame
+        else:
+            media_types = tuple(t for t in MEDIA_TYPES if t in offered)  # one frame: JPEG first
+        return Prepared(item.instance, frames, purpose, media_types)
+
+    def render(self, prepared: Prepared, request: RenderRequest) -> Rendered:
+        """Render ``prepared`` as ``request`` asks, from the cache when it holds the answer."""
+        if request.media_type not in prepared.media_types:
+            raise NotAcceptable(f"{request.media_type} cannot be produced here; offered: "
+                                f"{', '.join(prepared.media_types)}")
+        _refuse_unsupported(request)
+        instance = prepared.instance
+        key = (instance.blob_key, instance.sha256, prepared.frames, prepared.purpose, request)
+        etag = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
+        cached = self.cache.get(key)
+        if cached is not None:
+            return Rendered(cached, request.media_type, etag)
+        data = self._render(prepared, request)
+        self.cache.put(key, data)
+        return Rendered(data, request.media_type, etag)
+
+    def _render(self, prepared: Prepared, request: RenderRequest) -> bytes:
+        instance = prepared.instance
+        ds = self._header(instance)
+        try:
+            pixel = PixelDescription.from_dataset(ds)
+        except MalformedDicom as exc:
+            raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
+        numbers = self._frame_numbers(prepared, request, pixel.number_of_frames)
+        params = self._params(prepared, request)
+        try:
+            return render(ds, self._decoded(instance, ds, pixel, numbers), params)
+        except MalformedDicom as exc:
+            # Stored pixels this server cannot decode: the object exists, its rendering cannot be made.
+            raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
+
+    def _header(self, instance: StoredInstance) -> Dataset:
+        """The stored attributes up to the pixel data; palettes and LUTs come with them."""
+        with self.blobs.open(instance.blob_key) as handle:
+            try:
+                return dcmread(handle, stop_before_pixels=True)
+            except Exception as exc:
+                raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be read for rendering") from exc
+
+    def _frame_numbers(self, prepared: Prepared, request: RenderRequest, count: int) -> tuple[int, ...]:
+        frames = request.frames or prepared.frames
+        if frames is not None:
+            return frames
+        if prepared.purpose == "thumbnail":
+            return ((count + 1) // 2,)  # the middle frame represents a cine best
+        if count > 1 and request.media_type == GIF:
+            return tuple(range(1, count + 1))
+        return (1,)
+
+    def _params(self, prepared: Prepared, request: RenderRequest) -> RenderParams:
+        viewport = request.viewport
+        if viewport is not None:
+            size: Size | None = Size(viewport.width, viewport.height)
+        elif request.rows is not None or request.columns is not None:
+            size = Size(request.columns, request.rows)
+        elif prepared.purpose == "thumbnail":
+            size = Size(self.settings.thumbnail_size, self.settings.thumbnail_size)
+        else:
+            size = None
+        return RenderParams(
+            media_type=request.media_type, window=request.window, region=request.region,
+            source=viewport.source if viewport is not None else None, size=size,
+            quality=request.quality if request.quality is not None else RenderParams.quality,
+            icc_profile=request.icc_profile, max_output_pixels=self.settings.render_max_output_pixels,
+        )
+
+    def _decoded(self, instance: StoredInstance, ds: Dataset, pixel: PixelDescription,
+                 numbers: tuple[int, ...]) -> Iterator[tuple[int, DecodedFrame]]:
+        """Each frame read alone through the frame table and decoded as it is reached."""
+        limit = self.settings.max_transcode_bytes
+        stored = retrieve.frames(self.blobs, instance, numbers, instance.transfer_syntax_uid, self.limits, limit)
+        for number, frame in zip(numbers, stored, strict=True):
+            yield number, imaging.decode(frame.data, pixel, frame.transfer_syntax, ds, max_pixel_bytes=limit)
+
+
+def _refuse_unsupported(request: RenderRequest) -> None:
+    """What this server cannot apply is refused by name, never silently left out."""
+    if request.annotation:
+        raise InvalidRequest(f"annotation={','.join(request.annotation)} is not supported: this server "
+                             f"burns no text into rendered images")
+    if request.presentation is not None:
+        raise InvalidRequest("presentation states (presentationUID, presentationSeriesUID) are not "
+                             "supported: this server renders images with their own or the requested window")
+
+
+def _image_types(item: ObjectPlan) -> tuple[str, ...]:
+    """The rendered forms the plan allows that are images made here, in the plan's order."""
+    if item.kind not in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
+        return ()
+    return tuple(media_type for media_type in item.rendered if media_type in MEDIA_TYPES)
+
+
+def _first_series_images(objects: tuple[ObjectPlan, ...]) -> list[ObjectPlan]:
+    """The renderable images of the first series that has any, in instance number order."""
+    for series in dict.fromkeys(item.instance.series_uid for item in objects):
+        images = [item for item in objects if item.instance.series_uid == series and _image_types(item)]
+        if images:
+            return images
+    return []

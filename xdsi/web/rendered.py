@@ -1,0 +1,186 @@
+"""WADO-RS rendered and thumbnail resources (PS3.18 10.4.1.1.3, 8.3.5): study, series, instance and
+frames rendered as image/jpeg, image/png or image/gif."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from flask import Blueprint, Flask, Response, request
+
+from xdsi.errors import InvalidRequest
+from xdsi.services import retrieve
+from xdsi.services.render import (
+    ANNOTATIONS,
+    Prepared,
+    RenderRequest,
+    SourceRect,
+    Viewport,
+    VoiFunction,
+    Window,
+)
+from xdsi.services.retrieve import Target
+from xdsi.web import negotiation
+from xdsi.web.context import accepted, announce, archive, session
+from xdsi.web.urls import DICOMWEB
+
+blueprint = Blueprint("rendered", __name__, url_prefix=DICOMWEB)
+
+MAX_FRAMES_PER_REQUEST = 10_000
+# PS3.18 8.3.5.1.4: the window function names of the query parameter.
+_FUNCTIONS: dict[str, VoiFunction] = {"linear": "LINEAR", "linear-exact": "LINEAR_EXACT", "sigmoid": "SIGMOID"}
+# PS3.18 8.3.5.1 (rendered) and 8.3.5.1.3 (thumbnail: viewport without a source rectangle).
+_RENDERED_PARAMETERS = frozenset({"accept", "annotation", "charset", "quality", "viewport", "window", "iccprofile"})
+_THUMBNAIL_PARAMETERS = frozenset({"accept", "charset", "viewport"})
+_CHARSET = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\s*;\s*q=[0-9.]{1,5})?\Z", re.ASCII)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,9}\Z", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})(?:[eE][+-]?[0-9]{1,3})?\Z", re.ASCII)
+
+_STUDY = "/studies/<study>"
+_SERIES = _STUDY + "/series/<series>"
+_INSTANCE = _SERIES + "/instances/<instance>"
+
+
+@blueprint.get(_STUDY + "/rendered")
+@blueprint.get(_SERIES + "/rendered")
+@blueprint.get(_INSTANCE + "/rendered")
+def retrieve_rendered(study: str, series: str | None = None, instance: str | None = None) -> Response:
+    return _answer(_target(study, series, instance), None, "rendered")
+
+
+@blueprint.get(_INSTANCE + "/frames/<frame_list>/rendered")
+def retrieve_frames_rendered(study: str, series: str, instance: str, frame_list: str) -> Response:
+    target = _target(study, series, instance)
+    return _answer(target, tuple(retrieve.frame_numbers(frame_list, MAX_FRAMES_PER_REQUEST)), "rendered")
+
+
+@blueprint.get(_STUDY + "/thumbnail")
+@blueprint.get(_SERIES + "/thumbnail")
+@blueprint.get(_INSTANCE + "/thumbnail")
+def retrieve_thumbnail(study: str, series: str | None = None, instance: str | None = None) -> Response:
+    return _answer(_target(study, series, instance), None, "thumbnail")
+
+
+@blueprint.get(_INSTANCE + "/frames/<frame_list>/thumbnail")
+def retrieve_frames_thumbnail(study: str, series: str, instance: str, frame_list: str) -> Response:
+    target = _target(study, series, instance)
+    numbers = tuple(retrieve.frame_numbers(frame_list, MAX_FRAMES_PER_REQUEST))
+    if len(numbers) > 1:
+        raise InvalidRequest("a thumbnail shows one frame; name a single frame number")
+    return _answer(target, numbers, "thumbnail")
+
+
+def _target(study: str, series: str | None, instance: str | None) -> Target:
+    return Target.checked(study, series, instance, where=" in the path")
+
+
+def _answer(target: Target, frames: tuple[int, ...] | None, purpose: str) -> Response:
+    thumbnail = purpose == "thumbnail"
+    wanted = _parameters(thumbnail)  # a malformed parameter is answered before the index is read
+    renderer = archive().renderer
+    prepared: Prepared = renderer.prepare(session(), target, frames=frames,
+                                          purpose="thumbnail" if thumbnail else "rendered")
+    offers = [negotiation.Offer(media_type, multipart=False) for media_type in prepared.media_types]
+    choice = negotiation.negotiate(accepted(), offers)
+    rendered = renderer.render(prepared, replace(wanted, media_type=choice.offer.media_type))
+    response = Response(rendered.data, status=200, mimetype=rendered.media_type)
+    response.set_etag(rendered.etag)
+    response.vary.add("Accept")
+    response.cache_control.no_cache = True  # revalidated by ETag: an overwrite changes it
+    if request.if_none_match.contains(rendered.etag):
+        response.status_code = 304
+        response.set_data(b"")
+        response.headers.pop("Content-Length", None)
+    return response
+
+
+def _parameters(thumbnail: bool) -> RenderRequest:
+    """The query parameters as a request (its media type still to negotiate); 400 naming the first
+    one that is wrong."""
+    allowed = _THUMBNAIL_PARAMETERS if thumbnail else _RENDERED_PARAMETERS
+    for name in request.args:
+        if name not in allowed:
+            what = "thumbnail" if thumbnail else "rendered"
+            raise InvalidRequest(f"query parameter {name[:40]!r} is not one a {what} resource takes "
+                                 f"({', '.join(sorted(allowed))})")
+        if len(request.args.getlist(name)) > 1:
+            raise InvalidRequest(f"query parameter {name!r} is given more than once")
+    args = request.args
+    quality = annotation = charset = None
+    if "quality" in args:
+        text = args["quality"].strip()
+        if not _INTEGER.match(text) or not 1 <= int(text) <= 100:
+            raise InvalidRequest(f"quality {text[:20]!r} is not an integer from 1 to 100")
+        quality = int(text)
+    if "annotation" in args:
+        annotation = tuple(part.strip().lower() for part in args["annotation"].split(","))
+        for name in annotation:
+            if name not in ANNOTATIONS:
+                raise InvalidRequest(f"annotation {name[:20]!r} is not one of {', '.join(ANNOTATIONS)}")
+    if "charset" in args:
+        charset = tuple(part.strip() for part in args["charset"].split(","))
+        for name in charset:
+            if not _CHARSET.match(name):
+                raise InvalidRequest(f"charset {name[:30]!r} is not a character set name (with an optional q)")
+    icc = args.get("iccprofile", "yes").strip().lower()
+    if icc not in ("yes", "no"):
+        # PS3.18 8.3.5.1.5 also names srgb, adobergb and rommrgb: colour conversion is not offered.
+        raise InvalidRequest(f"iccprofile {icc[:20]!r} is not supported; use yes or no")
+    return RenderRequest(
+        window=_window(args["window"]) if "window" in args else None,
+        viewport=_viewport(args["viewport"], thumbnail) if "viewport" in args else None,
+        quality=quality, annotation=annotation or (), charset=charset or (), icc_profile=icc == "yes",
+    )
+
+
+def _window(text: str) -> Window:
+    """PS3.18 8.3.5.1.4: ``window=center,width,function``, all three."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 3:
+        raise InvalidRequest("window must be center,width,function (function: linear, linear-exact or sigmoid)")
+    center, width, function = parts
+    for name, value in (("center", center), ("width", width)):
+        if not _NUMBER.match(value):
+            raise InvalidRequest(f"window {name} {value[:20]!r} is not a number")
+    if function.lower() not in _FUNCTIONS:
+        raise InvalidRequest(f"window function {function[:20]!r} is not linear, linear-exact or sigmoid")
+    return Window(float(center), float(width), _FUNCTIONS[function.lower()])
+
+
+def _viewport(text: str, thumbnail: bool) -> Viewport:
+    """PS3.18 8.3.5.1.3: ``viewport=vw,vh[,sx,sy,sw,sh]``; vw or vh may be left empty for the other
+    to decide, sx and sy default to 0, sw and sh to the image's far edges (negative: flipped)."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) not in (2, 6) or (thumbnail and len(parts) != 2):
+        shape = "vw,vh" if thumbnail else "vw,vh or vw,vh,sx,sy,sw,sh"
+        raise InvalidRequest(f"viewport must be {shape}")
+    values = [_optional_integer(part, name) for part, name in zip(parts, ("vw", "vh", "sx", "sy", "sw", "sh"),
+                                                                   strict=False)]
+    width, height = values[0], values[1]
+    if width is None and height is None:
+        raise InvalidRequest("viewport needs vw or vh")
+    for name, value in (("vw", width), ("vh", height)):
+        if value is not None and value < 1:
+            raise InvalidRequest(f"viewport {name} must be a positive number of pixels")
+    source = None
+    if len(values) == 6:
+        x, y, sw, sh = values[2:]
+        if (x is not None and x < 0) or (y is not None and y < 0):
+            raise InvalidRequest("viewport sx and sy must not be negative")
+        if sw == 0 or sh == 0:
+            raise InvalidRequest("viewport sw and sh must not be 0")
+        source = SourceRect(x or 0, y or 0, sw, sh)
+    return Viewport(width, height, source)
+
+
+def _optional_integer(text: str, name: str) -> int | None:
+    if text == "":
+        return None
+    if not _INTEGER.match(text):
+        raise InvalidRequest(f"viewport {name} {text[:20]!r} is not an integer")
+    return int(text)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    announce(app, "WADO-RS (rendered, thumbnail)", f"{DICOMWEB}/studies/{{study}}/rendered")
