@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from wsgiref.types import WSGIEnvironment
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -10,7 +11,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
 from xdsi.soap import wssec
-from xdsi.soap.application import WadoWsApplication
+from xdsi.soap.application import PublicUrls, WadoWsApplication
 from xdsi.web import (
     auth,
     context,
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     delete_rs.init_app(app)
     # WADO-WS shares the process, the archive and its services; its own WSGI application speaks SOAP.
     # WS-Security (verifying, requiring, signing) as the settings ask; a bad key or store stops here.
-    wado_ws = WadoWsApplication(archive, partial(urls.mounted_url, settings=settings), wssec.from_settings(settings))
+    wado_ws = WadoWsApplication(archive, partial(_wado_ws_urls, settings=settings), wssec.from_settings(settings))
     # The Host allow-list stands in front of every service, WADO-WS included.
     app.wsgi_app = hosts.HostCheck(  # type: ignore[method-assign]
         DispatcherMiddleware(app.wsgi_app, {WADO_WS: wado_ws}), settings)
@@ -63,3 +64,8 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     # Last, so that it wraps whatever was mounted above: every request passes the access gate first.
     app.wsgi_app = auth.init_app(app.wsgi_app, settings)  # type: ignore[method-assign]
     return app
+
+
+def _wado_ws_urls(environ: WSGIEnvironment, settings: Settings) -> PublicUrls:
+    base = urls.mounted_base(environ, settings, WADO_WS)
+    return PublicUrls(base + WADO_WS, base + urls.DICOMWEB)

@@ -13,6 +13,7 @@ into wire answers. The tree::
     ├── RequestTooLarge         the request as a whole exceeds a configured limit
     │   └── XPathTooCostly      a metadata filter needs more work, or gives more, than allowed
     ├── NotAcceptable           nothing the resource offers matches the client's Accept
+    │   └── AnonymizationUnavailable  a de-identified copy was asked for where none can be made
     ├── NotFound                the named study, series, instance or resource does not exist
     │   ├── UnknownRepository   a RAD-69 / WADO-WS document request names another repositoryUniqueId
     │   └── UnknownCommunity    … or another homeCommunityId
@@ -90,6 +91,10 @@ class XPathTooCostly(RequestTooLarge):
 
 class NotAcceptable(XdsiError):
     """No representation the server can produce matches what the client accepts (HTTP 406)."""
+
+
+class AnonymizationUnavailable(NotAcceptable):
+    """A request asks for a de-identified copy (WADO-WS Anonymize) of what cannot be de-identified here."""
 
 
 class NotFound(XdsiError):

@@ -85,6 +85,7 @@ def test_the_tour_runs_top_to_bottom(served_by_make: tuple[str, dict[str, str]],
     assert (work / "wado.dcm").read_bytes() == original.read_bytes()
     with Image.open(work / "wado.jpg") as rendered:
         assert (rendered.format, rendered.height) == ("JPEG", 64)
+    assert original.read_bytes() in (work / "rad69.mtom").read_bytes()
     pixels = pydicom.dcmread(original).PixelData
     assert (work / "first-kilobyte").read_bytes() == pixels[:1024]
     assert pixels in (work / "frame.multipart").read_bytes()

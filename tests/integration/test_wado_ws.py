@@ -15,11 +15,12 @@ import pytest
 from lxml import etree
 from pydicom.data import get_testdata_file
 
+from bench.timing import server_cpu
 from tests.conftest import DATABASES
 from tests.dicomfiles import make_instance
 from tests.integration.test_stow_rs import dicom_parts
 from tests.integration.test_stow_rs import post as stow
-from tests.live import LiveServer
+from tests.live import LiveServer, Reply
 from tests.wadows import (
     EXPLICIT,
     FAILURE,
@@ -372,3 +373,136 @@ def test_invalid_uid_is_a_per_document_error(ws: LiveServer, stored: dict) -> No
     _, found = rad69(ws, stored, ["CT_small.dcm"], extra=["1.2.abc"])
     assert found.status() == PARTIAL
     assert found.errors() == [("urn:dicom:wado:0012", "1.2.abc")]
+
+
+INFORMATION = "urn:dicom:wado:ws:2011:RetrieveImagingDocumentSetInformation"
+
+
+def information_body(documents: list[tuple[str, list[str]]], *, study: tuple[str, str] | None = None,
+                     element: str = "DocumentInformationRequest", extra: str = "") -> str:
+    """The 2017 layout by default (no UIDs on Study/SeriesRequest, one XPath per document)."""
+    requests = "".join(
+        f"<w:{element}><i:RepositoryUniqueId>{REPOSITORY}</i:RepositoryUniqueId>"
+        f"<i:DocumentUniqueId>{uid}</i:DocumentUniqueId>{extra}"
+        + "".join(f"<w:XPath>{path}</w:XPath>" for path in paths) + f"</w:{element}>"
+        for uid, paths in documents)
+    study_attr = f' studyInstanceUID="{study[0]}"' if study else ""
+    series_attr = f' seriesInstanceUID="{study[1]}"' if study else ""
+    return (f'<w:RetrieveImagingDocumentSetInformationRequest xmlns:w="{NS["wado"]}" xmlns:i="{NS["ihe"]}">'
+            f"<w:StudyRequest{study_attr}><w:SeriesRequest{series_attr}>{requests}</w:SeriesRequest></w:StudyRequest>"
+            f"</w:RetrieveImagingDocumentSetInformationRequest>")
+
+
+def xpath_responses(found) -> dict[str, list[str]]:
+    return {response.findtext("ihe:DocumentUniqueId", namespaces=NS):
+            [r.text or "" for r in response.findall("wado:XPathResponseList/wado:XPathResponse", NS)]
+            for response in found.findall(".//wado:DocumentInformationResponse")}
+
+
+SOP_CLASS = '/NativeDicomModel/DicomAttribute[@keyword="SOPClassUID"]/Value/text()'
+FAMILY_NAME = '/NativeDicomModel/DicomAttribute[@keyword="PatientName"]/PersonName/Alphabetic/FamilyName/text()'
+
+
+def test_information_filters_metadata_by_xpath(ws: LiveServer, stored: dict) -> None:
+    _, _, ct, path = stored["CT_small.dcm"]
+    _, _, mr, mr_path = stored["MR_small_bigendian.dcm"]
+    reply = post(ws, envelope(information_body([(ct, [FAMILY_NAME]), (mr, [SOP_CLASS])]),
+                              action=INFORMATION))
+    assert reply.status == 200, reply.body[:2000]
+    found = answer(reply)
+    assert found.header("Action") == "urn:dicom:wado:ws:2011:RetrieveImagingDocumentSetInformationResponse"
+    assert found.status() == SUCCESS
+    ds, mr_ds = pydicom.dcmread(path), pydicom.dcmread(mr_path)
+    assert xpath_responses(found) == {ct: [str(ds.PatientName.family_name)], mr: [mr_ds.SOPClassUID]}
+    assert_valid(found, "wado")
+
+
+def test_information_ps318_form_with_several_xpaths_and_a_frame(ws: LiveServer, stored: dict) -> None:
+    study, series, ct, path = stored["CT_small.dcm"]
+    paths = ['/NativeDicomModel/DicomAttribute[@tag="00080060"]/Value[@number=1]/text()',
+             'p:NativeDicomModel/p:DicomAttribute[@keyword="Rows"]/p:Value/text()']
+    body = information_body([(ct, paths)], study=(study, series), element="DocumentRequest",
+                            extra="<w:FrameNumber>1</w:FrameNumber>").replace(
+        "<w:DocumentRequest>", '<w:DocumentRequest xmlns:p="http://dicom.nema.org/PS3.19/models/NativeDICOM">')
+    reply = post(ws, envelope(body, action="urn:wado:2011:RetrieveImagingDocumentSetInformation"))
+    found = answer(reply)
+    assert found.header("Action") == "urn:wado:2011:RetrieveImagingDocumentSetInformationResponse"
+    assert xpath_responses(found) == {ct: ["CT", str(pydicom.dcmread(path).Rows)]}
+    assert found.envelope.findtext(".//wado:FrameNumber", namespaces=NS) == "1"
+    assert_valid(found, "wado")
+
+
+def test_information_without_xpath_is_the_whole_model(ws: LiveServer, stored: dict) -> None:
+    _, _, ct, _ = stored["CT_small.dcm"]
+    found = answer(post(ws, envelope(information_body([(ct, [])]), action=INFORMATION)))
+    [text] = xpath_responses(found)[ct]
+    model = etree.fromstring(text.encode())
+    assert etree.QName(model).localname == "NativeDicomModel"
+    assert model.find('{*}DicomAttribute[@keyword="SOPInstanceUID"]/{*}Value').text == ct
+
+
+def test_information_partial_success_and_anonymize_refused(ws: LiveServer, stored: dict) -> None:
+    _, _, ct, _ = stored["CT_small.dcm"]
+    _, _, mr, _ = stored["MR_small_bigendian.dcm"]
+    body = information_body([(ct, ["count(/)"]), ("1.2.3.4.404", ["count(/)"])])
+    found = answer(post(ws, envelope(body, action=INFORMATION)))
+    assert found.status() == PARTIAL
+    assert found.errors() == [("XDSMissingDocument", "1.2.3.4.404")]
+    assert xpath_responses(found) == {ct: ["1"]}
+    anonymized = information_body([(mr, ["count(/)"])], extra="<w:Anonymize>true</w:Anonymize>")
+    found = answer(post(ws, envelope(anonymized, action=INFORMATION)))
+    assert found.status() == FAILURE and found.errors() == [("urn:dicom:wado:0002", mr)]
+    assert_valid(found, "wado")
+
+
+@pytest.fixture(scope="module")
+def large(ws: LiveServer) -> str:
+    """An instance whose Native DICOM Model has some 20,000 elements (a long sequence)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from tests.dicomfiles import make_dataset, to_bytes
+
+    ds = make_dataset()
+    items = []
+    for number in range(2000):
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = str(number), "99X", f"meaning {number}"
+        items.append(item)
+    ds.AnatomicRegionSequence = Sequence(items)
+    assert stow(ws, dicom_parts(to_bytes(ds))).status == 200
+    return ds.SOPInstanceUID
+
+
+@pytest.mark.parametrize("expression", [
+    "count(//*[count(//*[count(//*)>0])>0])",
+    "//*[. = //*]",
+    "concat(" + ", ".join(["string(/)"] * 60) + ")",
+    "//*",
+], ids=["exponential", "quadratic", "huge-text", "huge-node-set"])
+def test_hostile_xpath_is_a_fault_within_a_second(ws: LiveServer, large: str, expression: str) -> None:
+    """The XPath's own cost is bounded at 1 s: the server's CPU time for the request, against the
+    same request with a cheap filter, which pays the rest (building the 20,000-element model).
+    CPU time, since the wall clock of a shared machine stretches with other processes' load."""
+    def measured(path: str) -> tuple[float, float, Reply]:
+        cpu, started = server_cpu([ws.process.pid]) or 0.0, time.monotonic()
+        reply = post(ws, envelope(information_body([(large, [path])]), action=INFORMATION))
+        return (server_cpu([ws.process.pid]) or 0.0) - cpu, time.monotonic() - started, reply
+
+    cheap, _, reply = measured("count(/)")
+    assert answer(reply).status() == SUCCESS
+    hostile, wall, reply = measured(expression)
+    assert reply.status == 400 and fault(reply)[0] == "env:Sender", reply.body[:1000]
+    assert hostile - cheap < 1.0, (hostile, cheap, wall)
+    assert wall < 30, wall
+
+
+@pytest.mark.parametrize("expression", ["document('/etc/passwd')", "//Value[", "$secret", "ext:f()", ""])
+def test_refused_xpath_is_a_sender_fault(ws: LiveServer, stored: dict, expression: str) -> None:
+    _, _, ct, _ = stored["CT_small.dcm"]
+    body = information_body([(ct, [expression])])
+    if not expression:
+        body = body.replace("<w:XPath></w:XPath>", "<w:XPath> </w:XPath>")
+    reply = post(ws, envelope(body, action=INFORMATION))
+    assert reply.status == 400 and fault(reply)[0] == "env:Sender"
+    assert b"root:" not in reply.body

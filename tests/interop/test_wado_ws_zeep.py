@@ -87,3 +87,23 @@ def test_zeep_from_the_published_wsdl_retrieves_documents(ws: LiveServer) -> Non
             uid = element.findtext("{urn:ihe:iti:xds-b:2007}DocumentUniqueId")
             got[uid] = base64.b64decode(element.findtext("{urn:ihe:iti:xds-b:2007}Document"))
     assert got == {ds.SOPInstanceUID: data for ds, data in map(_documents, FILES)}
+
+
+FAMILY_NAME = '/NativeDicomModel/DicomAttribute[@keyword="PatientName"]/PersonName/Alphabetic/FamilyName/text()'
+
+
+@pytest.mark.parametrize("wsdl", ["served", "published"])
+def test_zeep_retrieves_filtered_metadata(ws: LiveServer, wsdl: str) -> None:
+    """RetrieveImagingDocumentSetInformation in the 2017 layout, which both WSDLs describe."""
+    if wsdl == "served":
+        service = Client(f"{ws.base}/wado-ws?wsdl", settings=Settings(strict=True)).service
+    else:
+        service = Client(str(PUBLISHED_WSDL)).create_service(BINDING, f"{ws.base}/wado-ws")
+    ds, _ = _documents("CT_small.dcm")
+    result = service.ImagingDocumentSource_RetrieveImagingDocumentSetInformation(StudyRequest=[{"SeriesRequest": [{
+        "DocumentInformationRequest": [{"RepositoryUniqueId": ws.settings.repository_unique_id,
+                                        "DocumentUniqueId": ds.SOPInstanceUID, "XPath": FAMILY_NAME}]}]}])
+    assert result.RegistryResponse.status == SUCCESS
+    [document] = result.DocumentInformationResponse
+    assert document.DocumentUniqueId == ds.SOPInstanceUID
+    assert document.XPathResponseList.XPathResponse == [str(ds.PatientName.family_name)]

@@ -17,6 +17,8 @@ RegistryResponse at the head of the message is true for every document streamed 
 from __future__ import annotations
 
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import BinaryIO
@@ -25,12 +27,15 @@ from sqlalchemy.orm import Session
 
 from xdsi.config import Settings
 from xdsi.dicom import uids
-from xdsi.errors import NotAcceptable, NotFound, UnknownCommunity, UnknownRepository, XdsiError
+from xdsi.encoding import xpath
+from xdsi.encoding.xpath import XPathFilter
+from xdsi.errors import NotAcceptable, NotFound, UnknownCommunity, UnknownRepository, XdsiError, XPathTooCostly
 from xdsi.repository import index
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
 from xdsi.services import plans, retrieve
 from xdsi.services.plans import ObjectPlan, Resolved, Unavailable
+from xdsi.services.retrieve import Target
 
 CHUNK = retrieve.CHUNK
 
@@ -80,12 +85,16 @@ Outcome = Located | Refused
 
 
 def locate(session: Session, settings: Settings, requests: Sequence[DocumentRequest]) -> list[Outcome]:
-    """Each request's document, in request order; a series is read from the index once."""
+    """Each request's document, in request order. A series that several requests name is read
+    from the index once; a lone document is read alone (a series may hold thousands)."""
+    wanted = Counter((request.study_uid, request.series_uid) for request in requests)
     series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]] = {}
     outcomes: list[Outcome] = []
     for request in requests:
         try:
-            outcomes.append(Located(request, ObjectPlan.of(_find(session, settings, request, series_cache))))
+            whole_series = wanted[(request.study_uid, request.series_uid)] > 1
+            found = _find(session, settings, request, series_cache if whole_series else None)
+            outcomes.append(Located(request, ObjectPlan.of(found)))
         except XdsiError as error:
             outcomes.append(Refused(request, error))
     return outcomes
@@ -153,8 +162,38 @@ class DocumentSet:
             copy.close()
         self.files.close()
 
+class XPathBudget:
+    """The time one request's filters may spend evaluating, all documents together, beyond each
+    evaluation's own sandbox bound: a request naming many documents cannot multiply that bound.
+    Only evaluation is counted, not reading and building each document's model."""
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    def evaluate(self, selected: XPathFilter, document: xpath.Document) -> str:
+        if self.left <= 0:
+            raise XPathTooCostly("XPath: the filters of this request took longer than allowed")
+        started = time.monotonic()
+        try:
+            value = selected.evaluate(document, time_limit_s=min(xpath.TIME_LIMIT_S, self.left))
+            return selected.to_text(document, value)
+        finally:
+            self.left -= time.monotonic() - started
+
+
+def document_information(session: Session, outcome: Located, root: str, filters: Sequence[XPathFilter],
+                         budget: XPathBudget) -> list[str]:
+    """PS3.18 2017b 6.4.3: the document's metadata as a PS3.19 Native DICOM Model (bulk data as
+    BulkDataURIs under ``root``), and what each client filter selects of it, as text."""
+    instance = outcome.instance
+    target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
+    [native] = retrieve.metadata_xml(session, target, root)
+    document = xpath.Document.from_bytes(native)
+    return [budget.evaluate(selected, document) for selected in filters]
+
+
 def _find(session: Session, settings: Settings, request: DocumentRequest,
-          series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]]) -> StoredInstance:
+          series_cache: dict[tuple[str, str | None], dict[str, StoredInstance]] | None) -> StoredInstance:
     check_source(settings, request)
     uids.validate_uid(request.document_uid, "DocumentUniqueId")
     study_uid, series_uid = request.study_uid, request.series_uid
@@ -167,11 +206,15 @@ def _find(session: Session, settings: Settings, request: DocumentRequest,
     for uid, name in ((study_uid, "studyInstanceUID"), (series_uid, "seriesInstanceUID")):
         if uid is not None:
             uids.validate_uid(uid, name)
-    key = (study_uid, series_uid)
-    if key not in series_cache:
-        series_cache[key] = {found.sop_instance_uid: found
-                             for found in index.stored_instances(session, study_uid, series_uid)}
-    instance = series_cache[key].get(request.document_uid)
+    if series_cache is None:
+        found = index.stored_instances(session, study_uid, series_uid, request.document_uid)
+        instance = found[0] if found else None
+    else:
+        key = (study_uid, series_uid)
+        if key not in series_cache:
+            series_cache[key] = {found.sop_instance_uid: found
+                                 for found in index.stored_instances(session, study_uid, series_uid)}
+        instance = series_cache[key].get(request.document_uid)
     if instance is None:
         where = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
         raise NotFound(f"document {request.document_uid} is not in {where} in this repository")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from lxml import etree
@@ -31,10 +31,18 @@ from xdsi.soap.faults import RECEIVER, SENDER, Fault
 
 log = logging.getLogger(__name__)
 
-Operation = Callable[..., service.Answer]
+Operation = Callable[[service.Call], service.Answer]
 OPERATIONS: dict[str, Operation] = {
     ns.RETRIEVE_IMAGING_DOCUMENT_SET: service.retrieve_imaging_document_set,
+    ns.RETRIEVE_INFORMATION: service.retrieve_imaging_document_set_information,
 }
+
+
+class PublicUrls(NamedTuple):
+    """Where a client reaches this endpoint and the DICOMweb root, as the request came in."""
+
+    endpoint: str
+    dicomweb_root: str
 
 
 class EnvelopeHook(Protocol):
@@ -60,12 +68,12 @@ class NoSecurity:
 
 
 class WadoWsApplication:
-    """``service_url(environ)``: the public URL of this endpoint, for the WSDL."""
+    """``public_urls(environ)``: the public URLs of a request (the WSDL's address, BulkDataURIs)."""
 
-    def __init__(self, archive: Archive, service_url: Callable[[WSGIEnvironment], str],
+    def __init__(self, archive: Archive, public_urls: Callable[[WSGIEnvironment], PublicUrls],
                  hook: EnvelopeHook | None = None) -> None:
         self.archive = archive
-        self.service_url = service_url
+        self.public_urls = public_urls
         self.hook: EnvelopeHook = hook or NoSecurity()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -83,7 +91,7 @@ class WadoWsApplication:
         return response(environ, start_response)
 
     def _describe(self, request: Request) -> Response:
-        endpoint = self.service_url(request.environ)
+        endpoint = self.public_urls(request.environ).endpoint
         if "wsdl" in {key.lower() for key in request.args}:
             return Response(wsdl.wsdl_document(endpoint), mimetype="text/xml")
         name = request.args.get("xsd")
@@ -104,7 +112,7 @@ class WadoWsApplication:
             version, relates_to = request.version, request.message_id
             self.hook.verify(request)
             operation, response_action = _dispatch(request, http_action)
-            return self._respond(request, operation, response_action)
+            return self._respond(http, request, operation, response_action)
         except Fault as fault:
             return self._fault(version, fault, relates_to)
         except XdsiError as error:
@@ -131,9 +139,11 @@ class WadoWsApplication:
                                 f"multipart/related, not {media_type[:60] or 'untyped'}", http_status=415)
         return data, (params.get("action") or "").strip() or None
 
-    def _respond(self, request: envelope.Request, operation: Operation, response_action: str) -> Response:
+    def _respond(self, http: Request, request: envelope.Request, operation: Operation,
+                 response_action: str) -> Response:
+        dicomweb_root = self.public_urls(http.environ).dicomweb_root
         with self.archive.sessions() as session:
-            answer = operation(self.archive, session, request.body)
+            answer = operation(service.Call(self.archive, session, request.body, dicomweb_root))
         try:
             reply = self.hook.secure(envelope.response(request.version, response_action, request.message_id,
                                                        answer.payload))

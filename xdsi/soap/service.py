@@ -17,6 +17,7 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from xdsi import errormap
+from xdsi.errors import AnonymizationUnavailable
 from xdsi.services import imaging_documents
 from xdsi.services.archive import Archive
 from xdsi.services.imaging_documents import DocumentRequest, DocumentSet, Located, Outcome, Refused
@@ -31,6 +32,17 @@ SEVERITY_ERROR = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error"
 DICOM = "application/dicom"
 
 
+@dataclass(frozen=True)
+class Call:
+    """What an operation works with: the archive, the call's database session, the request's
+    Body payload, and the public DICOMweb root (for BulkDataURIs in metadata)."""
+
+    archive: Archive
+    session: Session
+    body: etree._Element
+    dicomweb_root: str
+
+
 @dataclass
 class Answer:
     """An operation's Body payload, the attachments its xop:Includes name, and what to release
@@ -41,9 +53,10 @@ class Answer:
     close: Callable[[], None] = lambda: None
 
 
-def retrieve_imaging_document_set(archive: Archive, session: Session, body: etree._Element) -> Answer:
+def retrieve_imaging_document_set(call: Call) -> Answer:
     """RAD-69: the requested instances as PS3.10 files, each in one of the listed transfer syntaxes."""
-    request = types.document_set_request(body)
+    archive, session = call.archive, call.session
+    request = types.document_set_request(call.body)
     outcomes = imaging_documents.resolve(
         imaging_documents.locate(session, archive.settings, request.documents), request.transfer_syntaxes)
     documents = DocumentSet(archive.blobs, outcomes, archive.settings.max_transcode_bytes)
@@ -63,6 +76,44 @@ def retrieve_imaging_document_set(archive: Archive, session: Session, body: etre
         documents.close()
         raise
     return Answer(payload, attachments, documents.close)
+
+
+# The whole of one request's XPath evaluations, beyond each filter's own sandbox bound.
+INFORMATION_TIME_LIMIT_S = 1.0
+
+
+def retrieve_imaging_document_set_information(call: Call) -> Answer:
+    """PS3.18 2017b 6.4.3: each document's metadata (PS3.19 Native DICOM Model), filtered by the
+    client's XPath, one XPathResponse per XPath in the order given. A filter the sandbox refuses
+    (not XPath, outside the subset, too costly) faults the whole request: it is the client's
+    program that is wrong, not one document."""
+    settings = call.archive.settings
+    requests = types.information_request(call.body)
+    outcomes = imaging_documents.locate(call.session, settings, [request.document for request in requests])
+    payload = etree.Element(ns.qname(ns.WADO, "RetrieveImagingDocumentSetInformationResponse"),
+                            nsmap={"wado": ns.WADO, "ihe": ns.IHE, "rs": ns.RS})
+    budget = imaging_documents.XPathBudget(INFORMATION_TIME_LIMIT_S)
+    responses: list[etree._Element] = []
+    for index, (request, outcome) in enumerate(zip(requests, outcomes, strict=True)):
+        if isinstance(outcome, Refused):
+            continue
+        if request.anonymize:
+            outcomes[index] = Refused(outcome.request, AnonymizationUnavailable(
+                "de-identified metadata is not offered by this source"))
+            continue
+        texts = imaging_documents.document_information(call.session, outcome, call.dicomweb_root, request.filters,
+                                                       budget)
+        response = etree.Element(ns.qname(ns.WADO, "DocumentInformationResponse"))
+        identifiers(response, outcome.request, settings.repository_unique_id)
+        if request.frame_number is not None:
+            etree.SubElement(response, ns.qname(ns.WADO, "FrameNumber")).text = str(request.frame_number)
+        listing = etree.SubElement(response, ns.qname(ns.WADO, "XPathResponseList"))
+        for text in texts:
+            etree.SubElement(listing, ns.qname(ns.WADO, "XPathResponse")).text = text
+        responses.append(response)
+    payload.append(registry_response(ns.qname(ns.WADO, "RegistryResponse"), outcomes))
+    payload.extend(responses)
+    return Answer(payload)
 
 
 def registry_response(tag: str, outcomes: Sequence[Outcome]) -> etree._Element:

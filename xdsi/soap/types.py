@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
+from xdsi.encoding.xpath import XPathFilter, compile_filter
+from xdsi.errors import InvalidRequest
 from xdsi.services.imaging_documents import DocumentRequest
 from xdsi.soap.faults import SENDER, Fault
 
@@ -26,6 +28,21 @@ class DocumentSetRequest:
 
     documents: tuple[DocumentRequest, ...]
     transfer_syntaxes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InformationRequest:
+    """One document of RetrieveImagingDocumentSetInformationRequest (PS3.18 2017b 6.4.3.1)."""
+
+    document: DocumentRequest
+    filters: tuple[XPathFilter, ...]
+    frame_number: int | None
+    anonymize: bool
+
+
+# PS3.18 6.4.3: without an XPath the whole Native DICOM Model of the document is returned.
+WHOLE_DOCUMENT = "/NativeDicomModel"
+_TRUE = ("true", "1")
 
 
 def local(element: etree._Element) -> str:
@@ -94,3 +111,31 @@ def document_set_request(body: etree._Element) -> DocumentSetRequest:
     # The schema makes the list mandatory; a consumer that leaves it out gets what WADO-RS sends
     # without a transfer-syntax parameter (PS3.18 8.7.3.5.2: Explicit VR Little Endian).
     return DocumentSetRequest(found, tuple(syntaxes) or (EXPLICIT_VR_LITTLE_ENDIAN,))
+
+
+def information_request(body: etree._Element) -> tuple[InformationRequest, ...]:
+    """Each document asked for, with its compiled filters. The 2017 WADO-WS draft names the
+    element DocumentInformationRequest with one XPath and no study or series UIDs; PS3.18 6.4.3
+    names it DocumentRequest, inside UID-bearing Study/SeriesRequests, with its XPath elements
+    (read here directly or inside an XPathList). Both are read. An XPath's prefixes are those in
+    scope where the client wrote it (see encoding/xpath.py for the namespace rule)."""
+    found = []
+    for name in ("DocumentInformationRequest", "DocumentRequest"):
+        for document, element in documents(body, name, ids_required=False):
+            paths = [path for path in element.iter() if isinstance(path.tag, str) and local(path) == "XPath"]
+            filters = tuple(compile_filter((path.text or "").strip(), {k: v for k, v in path.nsmap.items() if k})
+                            for path in paths) or (compile_filter(WHOLE_DOCUMENT),)
+            found.append(InformationRequest(document, filters, _frame_number(element),
+                                            (child_text(element, "Anonymize") or "").lower() in _TRUE))
+    if not found:
+        raise Fault(SENDER, "the request names no DocumentInformationRequest")
+    return tuple(found)
+
+
+def _frame_number(element: etree._Element) -> int | None:
+    text = child_text(element, "FrameNumber")
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 1 << 31:
+        raise InvalidRequest(f"FrameNumber {text[:20]!r} is not a positive integer")
+    return int(text)

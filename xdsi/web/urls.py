@@ -48,14 +48,12 @@ def dicomweb_root(request: Request) -> str:
     return base_url(request) + DICOMWEB
 
 
-def mounted_url(environ: WSGIEnvironment, settings: Settings) -> str:
-    """The public URL of the WSGI application ``environ`` is addressed to, by the same rules, for
-    an application mounted beside Flask (whose SCRIPT_NAME ends with its mount path)."""
-    request = Request(environ)
+def mounted_base(environ: WSGIEnvironment, settings: Settings, mount: str) -> str:
+    """The public base URL (as ``base_url`` gives it) of a request to a WSGI application mounted
+    beside Flask at ``mount``, whose SCRIPT_NAME ends with that path."""
     if settings.base_url:
-        mount = request.script_root.rsplit("/", 1)[-1]
-        return f"{settings.base_url.rstrip('/')}/{mount}"
-    return public_base(request, settings.trusted_proxy_networks)
+        return settings.base_url.rstrip("/")
+    return public_base(Request(environ), settings.trusted_proxy_networks).removesuffix(mount)
 
 
 def public_base(request: Request, trusted: tuple[Network, ...]) -> str:

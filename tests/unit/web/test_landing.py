@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
 
 from xdsi.app import create_app
 from xdsi.config import Settings
@@ -11,8 +11,8 @@ from xdsi.web.context import announce
 
 
 def listed(settings: Settings, archive: Archive, *extra: tuple[str, str, bool]) -> dict[str, tuple[str, str]]:
-    # The archive answers for the name "pacs" as a deployment behind that name would configure it.
-    app = create_app(replace(settings, allowed_hosts="pacs"), archive)
+    # The requests name the host "pacs", which the Host allow-list must admit.
+    app = create_app(dataclasses.replace(settings, allowed_hosts="pacs"), archive)
     for name, path, enabled in extra:
         announce(app, name, path, enabled=enabled)
     reply = app.test_client().get("/", headers={"Accept": "application/json"}, base_url="http://pacs:8080")
