@@ -12,6 +12,7 @@ import numpy as np
 from pydicom.data import get_charset_files, get_palette_files, get_testdata_files
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
+from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -181,4 +182,52 @@ def make_two_halves(dark: int, light: int, size: int, **kwargs: object) -> Datas
     pixels = np.full((size, size), dark, dtype=np.uint8)
     pixels[:, size // 2:] = light
     ds.PixelData = pixels.tobytes()
+
+
+GRAYSCALE_SOFTCOPY_PRESENTATION_STATE_STORAGE = "1.2.840.10008.5.1.4.1.1.11.1"
+
+
+def dataset_of(**values: object) -> Dataset:
+    """A data set (a sequence item) of the attributes given by keyword."""
+    item = Dataset()
+    for key, value in values.items():
+        setattr(item, key, value)
+    return item
+
+
+def make_presentation_state(image: Dataset, **top: object) -> Dataset:
+    """A GSPS referencing ``image``: a window, rotation 90, horizontal flip, a displayed area, a polyline.
+
+    It is a storable instance of the image's study, in a series of its own."""
+    ds = Dataset()
+    ds.SOPClassUID = GRAYSCALE_SOFTCOPY_PRESENTATION_STATE_STORAGE
+    ds.SOPInstanceUID = generate_uid()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = image.StudyInstanceUID, generate_uid()
+    ds.PatientID, ds.PatientName = image.PatientID, image.PatientName
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "PR", 99, 1
+    ds.ContentLabel, ds.PresentationCreationDate, ds.PresentationCreationTime = "VIEW", "20240101", "120000"
+    ref = dataset_of(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID=image.SOPInstanceUID)
+    ds.ReferencedSeriesSequence = Sequence([dataset_of(SeriesInstanceUID=image.SeriesInstanceUID,
+                                                  ReferencedImageSequence=Sequence([ref]))])
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
+    ds.SoftcopyVOILUTSequence = Sequence([dataset_of(WindowCenter=40, WindowWidth=400)])
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.ImageRotation = 90
+    ds.ImageHorizontalFlip = "Y"
+    ds.DisplayedAreaSelectionSequence = Sequence([dataset_of(
+        DisplayedAreaTopLeftHandCorner=[11, 21], DisplayedAreaBottomRightHandCorner=[110, 100],
+        PresentationSizeMode="SCALE TO FIT", PresentationPixelAspectRatio=[1, 1])])
+    ds.GraphicLayerSequence = Sequence([dataset_of(GraphicLayer="MARKS", GraphicLayerOrder=1,
+                                              GraphicLayerRecommendedDisplayGrayscaleValue=0xFFFF)])
+    polyline = dataset_of(GraphicAnnotationUnits="PIXEL", GraphicDimensions=2, NumberOfGraphicPoints=2,
+                     GraphicData=[20.5, 30.5, 20.5, 80.5], GraphicType="POLYLINE", GraphicFilled="N")
+    ds.GraphicAnnotationSequence = Sequence([dataset_of(GraphicLayer="MARKS",
+                                                   GraphicObjectSequence=Sequence([polyline]))])
+    for key, value in top.items():
+        setattr(ds, key, value)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
     return ds

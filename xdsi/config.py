@@ -95,6 +95,11 @@ class Settings:
         metadata=_doc("connections one client address may hold in each worker process (429 beyond); "
                       "trusted_proxies are not limited"),
     )
+    sweep_interval: int = field(
+        default=60,
+        metadata=_doc("seconds between two sweeps of what killed writers left in the store, in each "
+                      "server worker (0: only when the server starts)"),
+    )
     parse_processes: int = field(
         default=_DEFAULT_PARSE_PROCESSES,
         metadata=_doc("processes per worker that parse the instances of a multi-instance store "
@@ -454,7 +459,7 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
-                 "min_free_bytes", "render_cache_bytes"):
+                 "sweep_interval", "min_free_bytes", "render_cache_bytes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
     base_url = values["base_url"]

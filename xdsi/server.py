@@ -52,5 +52,10 @@ class Server(BaseApplication):
     def load(self) -> Any:
         # Imported here so each worker builds its own engine after the fork.
         from xdsi.app import create_app
+        from xdsi.services.sweeper import Sweeper
+        from xdsi.web.context import EXTENSION
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        if self.settings.sweep_interval:
+            Sweeper(app.extensions[EXTENSION].store, self.settings.sweep_interval).start()
+        return app

@@ -85,6 +85,12 @@ def test_the_tour_runs_top_to_bottom(served_by_make: tuple[str, dict[str, str]],
     assert (work / "wado.dcm").read_bytes() == original.read_bytes()
     with Image.open(work / "wado.jpg") as rendered:
         assert (rendered.format, rendered.height) == ("JPEG", 64)
+    anonymized = pydicom.dcmread(work / "anonymized.dcm")
+    assert anonymized.PatientName == "" and anonymized.PixelData == pydicom.dcmread(original).PixelData
+    report = pydicom.dcmread(get_testdata_file("test-SR.dcm"))
+    meaning = str(report.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning)
+    assert (work / "report.html").read_text("utf-8").startswith("<!DOCTYPE html>")
+    assert meaning in (work / "report.html").read_text("utf-8") and meaning in (work / "report.txt").read_text("latin-1")
     assert original.read_bytes() in (work / "rad69.mtom").read_bytes()
     pixels = pydicom.dcmread(original).PixelData
     assert (work / "first-kilobyte").read_bytes() == pixels[:1024]

@@ -139,7 +139,7 @@ def test_a_body_larger_than_memory_holds_is_stored_whole(strict: LiveServer) -> 
 
 def test_pipelined_requests_are_answered_in_order(strict: LiveServer) -> None:
     sock = connect(strict)
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert answer(sock).status == 200
     assert answer(sock).status == 404
     sock.close()
@@ -162,7 +162,7 @@ def test_one_address_holds_at_most_max_client_connections_and_others_are_served(
     time.sleep(0.5)
     # Closed connections give their places back.
     again = connect(strict, "127.0.2.1")
-    again.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+    again.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert answer(again).status == 200
     again.close()
 

@@ -506,3 +506,84 @@ def test_refused_xpath_is_a_sender_fault(ws: LiveServer, stored: dict, expressio
     reply = post(ws, envelope(body, action=INFORMATION))
     assert reply.status == 400 and fault(reply)[0] == "env:Sender"
     assert b"root:" not in reply.body
+
+
+RENDERED = "urn:dicom:wado:ws:2011:RetrieveRenderedImagingDocumentSet"
+
+
+def rendered_body(study: str, series: str, documents: list[tuple[str, str]]) -> str:
+    """Documents as (SOP Instance UID, parameter elements in the schema's order)."""
+    requests = "".join(f"<w:RenderedDocumentRequest><i:RepositoryUniqueId>{REPOSITORY}</i:RepositoryUniqueId>"
+                       f"<i:DocumentUniqueId>{uid}</i:DocumentUniqueId>{parameters}</w:RenderedDocumentRequest>"
+                       for uid, parameters in documents)
+    return (f'<w:RetrieveRenderedImagingDocumentSetRequest xmlns:w="{NS["wado"]}" xmlns:i="{NS["ihe"]}">'
+            f'<w:StudyRequest studyInstanceUID="{study}"><w:SeriesRequest seriesInstanceUID="{series}">{requests}'
+            f"</w:SeriesRequest></w:StudyRequest></w:RetrieveRenderedImagingDocumentSetRequest>")
+
+
+def rendered_images(found) -> dict[str, tuple[str, bytes]]:
+    return {response.findtext("wado:SourceDocumentUniqueId", namespaces=NS):
+            (response.findtext("ihe:mimeType", namespaces=NS), found.document(response.find("ihe:Document", NS)))
+            for response in found.findall(".//wado:RenderedDocumentResponse")}
+
+
+@pytest.mark.parametrize("action", [RENDERED, "urn:dicom:ws:wado:2011:RetrieveRenderedImagingDocumentSet",
+                                    "urn:ihe:iti:2007:RetrieveRenderedImagingDocumentSet"])
+def test_rendered_images_with_their_parameters(ws: LiveServer, stored: dict, action: str) -> None:
+    from PIL import Image
+
+    study, series, ct, _ = stored["CT_small.dcm"]
+    png = ("<w:Rows>32</w:Rows><w:Columns>32</w:Columns><w:Region><w:XMin>0</w:XMin><w:YMin>0</w:YMin>"
+           "<w:XMax>0.5</w:XMax><w:YMax>0.5</w:YMax></w:Region><w:WindowCenter>40</w:WindowCenter>"
+           "<w:WindowWidth>400</w:WindowWidth><w:ContentTypeList><w:ContentType>image/png</w:ContentType>"
+           "</w:ContentTypeList>")
+    reply = post(ws, envelope(rendered_body(study, series, [(ct, png)]), action=action))
+    assert reply.status == 200, reply.body[:1500]
+    found = answer(reply)
+    assert found.header("Action") == "urn:dicom:wado:ws:2011:RetrieveRenderedImagingDocumentSetResponse"
+    assert found.status() == SUCCESS
+    [(mime, data)] = rendered_images(found).values()
+    image = Image.open(io.BytesIO(data))
+    assert mime == "image/png" and image.format == "PNG" and max(image.size) <= 32
+    assert set(found.content_types.values()) == {"image/png"}
+    assert found.envelope.findtext(".//wado:RenderedDocumentResponse/wado:WindowWidth", namespaces=NS) == "400.0"
+    assert_valid(found, "wado")
+
+
+def test_rendered_per_document_errors(ws: LiveServer, stored: dict) -> None:
+    study, series, ct, _ = stored["CT_small.dcm"]
+    jpeg = "<w:ContentTypeList><w:ContentType>image/*</w:ContentType></w:ContentTypeList>"
+    body = rendered_body(study, series, [
+        (ct, jpeg), ("1.2.3.404", jpeg),
+        (ct, "<w:WindowCenter>40</w:WindowCenter>" + jpeg),
+        (ct, "<w:ContentTypeList><w:ContentType>application/pdf</w:ContentType></w:ContentTypeList>"),
+        (ct, "<w:Rows>many</w:Rows>" + jpeg)])
+    found = answer(post(ws, envelope(body, action=RENDERED)))
+    assert found.status() == PARTIAL
+    assert [code for code, _ in found.errors()] == ["XDSMissingDocument", "urn:dicom:wado:0012",
+                                                     "urn:dicom:wado:0007", "urn:dicom:wado:0012"]
+    [(mime, data)] = rendered_images(found).values()
+    assert mime == "image/jpeg" and data.startswith(b"\xff\xd8")
+    assert_valid(found, "wado")
+
+
+def test_dcm4chee_rendered_sample_replayed(ws: LiveServer) -> None:
+    """dcm4chee-arc's rendered request (MTOM, 64x64, window, quality 50, frame 1), its repository
+    changed to this source's, for an instance stored under its UIDs."""
+    raw = (VECTORS / "dcm4chee-arc-cs" / "rendered-request.http").read_bytes().replace(b"\r\n", b"\n")
+    head, _, body = raw.partition(b"\n\n")
+    content_type = re.search(rb"^Content-Type: (.*)$", head, re.M).group(1).decode()  # type: ignore[union-attr]
+    body = body.replace(b"\n", b"\r\n").replace(b"1.3.6.1.4.1.21367.13.80.110<", REPOSITORY.encode() + b"<")
+    study = re.search(rb'studyInstanceUID="([0-9.]+)"', body).group(1).decode()  # type: ignore[union-attr]
+    series = re.search(rb'seriesInstanceUID="([0-9.]+)"', body).group(1).decode()  # type: ignore[union-attr]
+    document = re.search(rb"<xdsb:DocumentUniqueId>([0-9.]+)<", body).group(1).decode()  # type: ignore[union-attr]
+    data = make_instance(study_uid=study, series_uid=series, sop_uid=document, rows=128, columns=128)
+    assert stow(ws, dicom_parts(data)).status == 200
+    found = answer(post(ws, body, content_type))
+    assert found.status() == SUCCESS
+    [(mime, jpeg)] = rendered_images(found).values()
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(jpeg))
+    assert mime == "image/jpeg" and image.format == "JPEG" and max(image.size) == 64
+    assert_valid(found, "wado")

@@ -4,6 +4,7 @@ publishes, and from the published 2017 IHE WADO-WS WSDL in ../shared (pointed at
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +108,25 @@ def test_zeep_retrieves_filtered_metadata(ws: LiveServer, wsdl: str) -> None:
     [document] = result.DocumentInformationResponse
     assert document.DocumentUniqueId == ds.SOPInstanceUID
     assert document.XPathResponseList.XPathResponse == [str(ds.PatientName.family_name)]
+
+
+@pytest.mark.parametrize("wsdl", ["served", "published"])
+def test_zeep_retrieves_a_rendered_image(ws: LiveServer, wsdl: str) -> None:
+    from PIL import Image
+
+    if wsdl == "served":
+        service = Client(f"{ws.base}/wado-ws?wsdl", settings=Settings(strict=True)).service
+    else:
+        service = Client(str(PUBLISHED_WSDL)).create_service(BINDING, f"{ws.base}/wado-ws")
+    ds, _ = _documents("CT_small.dcm")
+    result = service.ImagingDocumentSource_RetrieveRenderedImagingDocumentSet(StudyRequest=[{
+        "studyInstanceUID": ds.StudyInstanceUID, "SeriesRequest": [{
+            "seriesInstanceUID": ds.SeriesInstanceUID, "RenderedDocumentRequest": [{
+                "RepositoryUniqueId": ws.settings.repository_unique_id, "DocumentUniqueId": ds.SOPInstanceUID,
+                "Rows": 48, "Region": {"XMin": 0.25, "YMin": 0.25, "XMax": 0.75, "YMax": 0.75},
+                "ContentTypeList": {"ContentType": ["image/jpeg"]}}]}]}])
+    assert result.RetrieveDocumentSetResponse.RegistryResponse.status == SUCCESS
+    [document] = result.RenderedDocumentResponse
+    assert document.SourceDocumentUniqueId == ds.SOPInstanceUID and document.mimeType == "image/jpeg"
+    image = Image.open(io.BytesIO(document.Document))
+    assert image.format == "JPEG" and image.size[1] <= 48

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from pydicom.dataset import Dataset
 
 from xdsi.dicom import annotation
+from xdsi.dicom.luts import VOI_FUNCTIONS, Grayscale, Window
 from xdsi.errors import InvalidRequest
 
 GRAYSCALE_SOFTCOPY_PRESENTATION_STATE = "1.2.840.10008.5.1.4.1.1.11.1"
@@ -31,36 +32,6 @@ _GRAPHIC_TYPES = tuple(_MIN_POINTS)
 _MAX_OUTPUT_SIDE = 4096  # a raster side beyond this is shrunk, aspect kept (MAGNIFY, TRUE SIZE)
 _CURVE_STEPS = 12  # points per segment of an INTERPOLATED curve
 _CONIC_STEPS = 72  # points around a CIRCLE or ELLIPSE
-
-
-@dataclass(frozen=True)
-class Window:
-    """A VOI window (PS3.3 C.11.2.1.2): centre, width and VOI LUT Function."""
-
-    center: float
-    width: float
-    function: str = "LINEAR"
-
-
-@dataclass(frozen=True, eq=False)
-class Lut:
-    """A Modality or VOI LUT (PS3.3 C.11.1.1.1, C.11.2.1.1): first input value mapped, output bits, data."""
-
-    first_mapped: int
-    bits: int
-    data: np.ndarray
-
-    def apply(self, values: np.ndarray) -> np.ndarray:
-        index = np.clip(np.rint(values).astype(np.int64) - self.first_mapped, 0, len(self.data) - 1)
-        return self.data[index].astype(np.float64)
-
-
-@dataclass(frozen=True)
-class Rescale:
-    """Rescale Slope and Intercept (PS3.3 C.11.1)."""
-
-    slope: float
-    intercept: float
 
 
 @dataclass(frozen=True)
@@ -118,11 +89,17 @@ class Layer:
 
 @dataclass(frozen=True)
 class PresentationState:
-    """What one GSPS says about one image frame; ``None`` modality means the identity (PS3.4 N.2.1.1)."""
+    """What one GSPS says about one image frame.
+
+    ``modality`` holds the state's Modality LUT module (Rescale Slope/Intercept or Modality LUT
+    Sequence; empty: the identity, PS3.4 N.2.1.1), ``window`` or ``voi_lut`` its Softcopy VOI LUT
+    for this image (neither: the identity), ``inverse`` its Presentation LUT Shape.
+    """
 
     sop_instance_uid: str
-    modality: Rescale | Lut | None = None
-    voi: Window | Lut | None = None
+    modality: Dataset = field(default_factory=Dataset, compare=False)
+    window: Window | None = None
+    voi_lut: Dataset | None = field(default=None, compare=False)
     inverse: bool = False
     rotation: int = 0
     flip: bool = False
@@ -131,27 +108,11 @@ class PresentationState:
 
     # --- PS3.4 N.2: the grayscale pipeline -------------------------------------------------------
 
-    def grayscale(self, stored: np.ndarray, *, bits_stored: int, signed: bool) -> np.ndarray:
-        """Stored values to 8-bit P-values: the state's Modality LUT, its VOI, then its Presentation LUT."""
-        low: float = -(1 << (bits_stored - 1)) if signed else 0
-        high: float = (1 << (bits_stored - 1)) - 1 if signed else (1 << bits_stored) - 1
-        values = stored.astype(np.float64)
-        if isinstance(self.modality, Rescale):
-            values = values * self.modality.slope + self.modality.intercept
-            ends = sorted((low * self.modality.slope + self.modality.intercept,
-                           high * self.modality.slope + self.modality.intercept))
-            low, high = ends[0], ends[1]
-        elif isinstance(self.modality, Lut):
-            values = self.modality.apply(values)
-            low, high = 0.0, float((1 << self.modality.bits) - 1)
-        if isinstance(self.voi, Window):
-            out = window(values, self.voi)
-        elif isinstance(self.voi, Lut):
-            out = self.voi.apply(values) * (255.0 / ((1 << self.voi.bits) - 1))
-        else:  # PS3.4 N.2.1.2: no VOI for this image is the identity over the modality output's range
-            out = (values - low) * (255.0 / max(high - low, 1))
-        out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-        return 255 - out if self.inverse else out
+    @property
+    def grayscale(self) -> Grayscale:
+        """Stored values to 8-bit P-values: the state's Modality LUT, its VOI, then its Presentation
+        LUT, through the rendering pipeline's own transformation (``luts``)."""
+        return Grayscale(self.modality, self.window, self.voi_lut, self.inverse)
 
     # --- PS3.3 C.10.4 and C.10.6: displayed area, flip, rotation ---------------------------------
 
@@ -218,18 +179,6 @@ class PresentationState:
         return image
 
 
-def window(values: np.ndarray, voi: Window) -> np.ndarray:
-    """PS3.3 C.11.2.1.2 (LINEAR), C.11.2.1.3.1 (SIGMOID), C.11.2.1.3.2 (LINEAR_EXACT), to 0..255 (float)."""
-    c, w = voi.center, voi.width
-    if voi.function == "SIGMOID":
-        return 255.0 / (1.0 + np.exp(-4.0 * (values - c) / w))
-    if voi.function == "LINEAR_EXACT":
-        return np.clip(((values - c) / w + 0.5) * 255.0, 0, 255)
-    if w <= 1:  # LINEAR with width 1 is a threshold at the centre
-        return np.where(values <= c - 0.5, 0.0, 255.0)
-    return np.clip(((values - (c - 0.5)) / (w - 1) + 0.5) * 255.0, 0, 255)
-
-
 # --- reading a state ---------------------------------------------------------------------------
 
 def is_presentation_state(ds: Dataset) -> bool:
@@ -252,10 +201,12 @@ def presentation_for(gsps: Dataset, image_uid: str, frame: int = 1) -> Presentat
         raise InvalidRequest(f"presentation state {gsps.get('SOPInstanceUID', '')} does not reference "
                              f"image {image_uid}" + (f" frame {frame}" if named else ""))
     try:
+        voi = _voi(gsps, image_uid, frame)
         return PresentationState(
             sop_instance_uid=str(gsps.get("SOPInstanceUID", "")),
             modality=_modality(gsps),
-            voi=_voi(gsps, image_uid, frame),
+            window=voi if isinstance(voi, Window) else None,
+            voi_lut=voi if isinstance(voi, Dataset) else None,
             inverse=_inverse(gsps),
             rotation=_rotation(gsps),
             flip=str(gsps.get("ImageHorizontalFlip", "N")).upper() == "Y",
@@ -291,47 +242,28 @@ def _for_image(items: Sequence[Dataset], image_uid: str, frame: int) -> Dataset 
     return None
 
 
-def _lut(item: Dataset) -> Lut:
-    entries, first, bits = (int(v) for v in item.LUTDescriptor)
-    entries = entries or 65536
-    element = item["LUTData"]
-    if isinstance(element.value, bytes | bytearray):
-        data = np.frombuffer(bytes(element.value), dtype="<u2" if bits > 8 or len(element.value) >= 2 * entries
-                             else np.uint8)[:entries]
-    else:
-        values = element.value if isinstance(element.value, Sequence) else [element.value]
-        data = np.asarray(values, dtype=np.int64)[:entries]
-    if first > 32767:  # PS3.3 C.11.1.1.1: US when the input is unsigned, SS when it is signed
-        first -= 65536
-    if not 1 <= bits <= 16 or len(data) == 0:
-        raise ValueError(f"LUT Descriptor {entries}\\{first}\\{bits} is not usable")
-    return Lut(first, bits, data.astype(np.int64))
+def _modality(gsps: Dataset) -> Dataset:
+    """The state's Modality LUT module alone (PS3.3 C.11.1), as the pipeline reads it."""
+    module = Dataset()
+    for keyword in ("ModalityLUTSequence", "RescaleSlope", "RescaleIntercept", "RescaleType"):
+        if keyword in gsps:
+            module[keyword] = gsps[keyword]
+    return module
 
 
-def _modality(gsps: Dataset) -> Rescale | Lut | None:
-    sequence = gsps.get("ModalityLUTSequence")
-    if sequence:
-        return _lut(sequence[0])
-    if "RescaleSlope" in gsps and "RescaleIntercept" in gsps:
-        return Rescale(float(gsps.RescaleSlope), float(gsps.RescaleIntercept))
-    return None
-
-
-def _voi(gsps: Dataset, image_uid: str, frame: int) -> Window | Lut | None:
+def _voi(gsps: Dataset, image_uid: str, frame: int) -> Window | Dataset | None:
+    """PS3.3 C.11.8: the Softcopy VOI LUT item for the image: a window, or a VOI LUT item."""
     item = _for_image(gsps.get("SoftcopyVOILUTSequence", ()), image_uid, frame)
     if item is None:
         return None
     if item.get("VOILUTSequence"):
-        return _lut(item.VOILUTSequence[0])
+        return item.VOILUTSequence[0]
     if "WindowCenter" not in item or "WindowWidth" not in item:
         return None
-    center, width = _first(item.WindowCenter), _first(item.WindowWidth)
     function = str(item.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-    if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+    if function not in VOI_FUNCTIONS:
         raise ValueError(f"VOI LUT Function {function!r} is not LINEAR, LINEAR_EXACT or SIGMOID")
-    if width < (1 if function == "LINEAR" else 0) or (function != "LINEAR" and width == 0):
-        raise ValueError(f"Window Width {width:g} is not allowed for {function}")
-    return Window(center, width, function)
+    return Window(_first(item.WindowCenter), _first(item.WindowWidth), function)
 
 
 def _first(value: object) -> float:
@@ -350,8 +282,9 @@ def _inverse(gsps: Dataset) -> bool:
         return shape == "INVERSE"
     sequence = gsps.get("PresentationLUTSequence")
     if sequence:
-        lut = _lut(sequence[0])
-        return bool(lut.data[0] > lut.data[-1])
+        data = sequence[0].LUTData
+        values = list(data) if isinstance(data, Sequence) else [data]
+        return len(values) > 1 and values[0] > values[-1]
     return False
 
 

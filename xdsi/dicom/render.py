@@ -21,7 +21,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from xdsi.dicom.imaging import DecodedFrame
-from xdsi.dicom.luts import Window, grayscale
+from xdsi.dicom.luts import Grayscale, Window, grayscale
 from xdsi.errors import InstanceTooLarge, InvalidRequest, NotAcceptable
 
 JPEG = "image/jpeg"
@@ -122,6 +122,7 @@ class RenderParams:
     size: Size | None = None
     quality: int = DEFAULT_QUALITY
     icc_profile: bool = True
+    grayscale: Grayscale | None = field(default=None, compare=False)  # a presentation state's, replacing the image's
     presentation: tuple[ImageStep, ...] = field(default=(), compare=False)
     annotation: tuple[ImageStep, ...] = field(default=(), compare=False)
     max_output_pixels: int = 64 << 20
@@ -148,8 +149,9 @@ def render_frame(frame: DecodedFrame, ds: Dataset, number: int, params: RenderPa
     left, top, right, bottom = area
     whole, arr = arr, arr[top:bottom, left:right]
     if frame.is_gray:
-        arr = grayscale(ds, number - 1, frame.photometric, window=params.window,
-                        inverse=params.inverse).to_display(arr, whole)
+        gray = params.grayscale or grayscale(ds, number - 1, frame.photometric, window=params.window,
+                                             inverse=params.inverse)
+        arr = gray.to_display(arr, whole)
     image = Image.fromarray(np.ascontiguousarray(arr), "L" if arr.ndim == 2 else "RGB")
     context = FrameContext(ds, number, area)
     for step in params.presentation:

@@ -198,11 +198,14 @@ class BlobStore:
         is_referenced: Callable[[str], bool],
         now: float | None = None,
         settle: Callable[[], None] | None = None,
+        running: bool = False,
     ) -> SweepReport:
         """Remove what crashed writers left: partial spools, and placed files no row references.
 
         ``settle`` runs after the dead writers are known and before any reference is checked:
         it must wait out transactions those writers may still have in flight in the database.
+        ``running``: this process writes too (a server sweeping while it serves), so markers
+        bearing its own pid are live; at start-up they can only be an earlier process's.
         """
         report = SweepReport()
         if not self.tmp.is_dir():
@@ -211,7 +214,7 @@ class BlobStore:
         orphaned: list[tuple[Path, str]] = []
         for entry in self.tmp.iterdir():
             try:
-                orphaned += self._dead_writer_marker(entry, now, report)
+                orphaned += self._dead_writer_marker(entry, now, report, running)
             except OSError as exc:
                 report.errors.append(f"{entry.name}: {exc}")
         if orphaned and settle is not None:
@@ -228,10 +231,12 @@ class BlobStore:
                 report.errors.append(f"{entry.name}: {exc}")
         return report
 
-    def _dead_writer_marker(self, entry: Path, now: float, report: SweepReport) -> list[tuple[Path, str]]:
+    def _dead_writer_marker(
+        self, entry: Path, now: float, report: SweepReport, running: bool
+    ) -> list[tuple[Path, str]]:
         """A dead writer's marker and its key to judge; its partial spool is removed at once."""
         parts = entry.name.split("~")
-        if len(parts) < 3 or _writer_alive(parts[0], parts[1], entry, now):
+        if len(parts) < 3 or _writer_alive(parts[0], parts[1], entry, now, running):
             report.skipped_live += len(parts) >= 3
             return []
         if entry.suffix == ".part":
@@ -287,7 +292,7 @@ class OpenedBlobs:
             handle.close()
 
 
-def _writer_alive(host: str, pid_text: str, entry: Path, now: float) -> bool:
+def _writer_alive(host: str, pid_text: str, entry: Path, now: float, running: bool) -> bool:
     if host != _HOST:
         # Another node's marker: only its age says whether its writer is gone.
         return now - entry.stat().st_mtime < FOREIGN_MARKER_GRACE_SECONDS
@@ -295,7 +300,7 @@ def _writer_alive(host: str, pid_text: str, entry: Path, now: float) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False
+        return running
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

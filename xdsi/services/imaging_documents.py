@@ -35,6 +35,7 @@ from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
 from xdsi.services import plans, retrieve
 from xdsi.services.plans import ObjectPlan, Resolved, Unavailable
+from xdsi.services.render import Rendered, Renderer, RenderRequest
 from xdsi.services.retrieve import Target
 
 CHUNK = retrieve.CHUNK
@@ -190,6 +191,21 @@ def document_information(session: Session, outcome: Located, root: str, filters:
     [native] = retrieve.metadata_xml(session, target, root)
     document = xpath.Document.from_bytes(native)
     return [budget.evaluate(selected, document) for selected in filters]
+
+
+def render(session: Session, renderer: Renderer, outcome: Located, content_types: Sequence[str],
+           request: RenderRequest) -> Rendered:
+    """PS3.18 2017b 6.4.2: the document rendered by the shared engine in the first of
+    ``content_types`` (``type/*`` and ``*/*`` allowed) its rendering offers; NotAcceptable when none."""
+    instance = outcome.instance
+    target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
+    prepared = renderer.prepare(session, target, frames=request.frames)
+    for pattern in (content_type.lower() for content_type in content_types):
+        for offered in prepared.media_types:
+            if pattern in ("*/*", offered) or (pattern.endswith("/*") and offered.startswith(pattern[:-1])):
+                return renderer.render(prepared, replace(request, media_type=offered))
+    raise NotAcceptable(f"document {instance.sop_instance_uid} cannot be rendered as {', '.join(content_types)}; "
+                        f"it can be rendered as {', '.join(prepared.media_types)}")
 
 
 def _find(session: Session, settings: Settings, request: DocumentRequest,

@@ -13,24 +13,40 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+from PIL import Image
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session
 
 from xdsi.config import Settings
-from xdsi.dicom import imaging
+from xdsi.dicom import annotation, imaging
 from xdsi.dicom.imaging import DecodedFrame
-from xdsi.dicom.luts import VOI_FUNCTIONS, VoiFunction, Window
+from xdsi.dicom.luts import VOI_FUNCTIONS, Grayscale, VoiFunction, Window, frame_attributes, object_window
 from xdsi.dicom.parsing import Limits
-from xdsi.dicom.render import GIF, JPEG, MEDIA_TYPES, PNG, Region, RenderParams, Size, SourceRect, render
+from xdsi.dicom.presentation import PresentationState
+from xdsi.dicom.render import (
+    GIF,
+    JPEG,
+    MEDIA_TYPES,
+    PNG,
+    FrameContext,
+    ImageStep,
+    Region,
+    RenderParams,
+    Size,
+    SourceRect,
+    render,
+)
 from xdsi.dicom.transcode import PixelDescription
 from xdsi.errors import InvalidRequest, MalformedDicom, NotAcceptable
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services import plans, retrieve
+from xdsi.services import charset, plans, retrieve
+from xdsi.services import presentation as presentation_states
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.render_cache import RenderCache
 from xdsi.services.retrieve import Target
@@ -55,7 +71,7 @@ __all__ = [
 ]
 
 # PS3.18 8.3.5.1.1 / 9.1.2.2.1: the annotation values.
-ANNOTATIONS = ("patient", "technique")
+ANNOTATIONS = annotation.KINDS
 Purpose = Literal["rendered", "thumbnail"]
 
 
@@ -110,6 +126,7 @@ class Prepared:
     frames: tuple[int, ...] | None
     purpose: Purpose
     media_types: tuple[str, ...]
+    presentation: presentation_states.Loaded | None = None
 
 
 @dataclass(frozen=True)
@@ -129,10 +146,11 @@ class Renderer:
         self.cache = RenderCache(settings.render_cache_bytes)
 
     def prepare(self, session: Session, target: Target, *, frames: tuple[int, ...] | None = None,
-                purpose: Purpose = "rendered") -> Prepared:
+                purpose: Purpose = "rendered", presentation: PresentationRef | None = None) -> Prepared:
         """The instance to render for ``target``, from its retrieve plan: itself, or for a study or
         series the middle image of its first series that has images (PS3.18 8.3.5.1: a
-        representative image)."""
+        representative image); and the presentation state named, read from the image's study
+        (404 if absent, 400 if it is no GSPS or does not reference the image)."""
         plan = plans.plan(session, target)
         if target.sop_instance_uid is None:
             images = _first_series_images(plan.objects)
@@ -153,16 +171,25 @@ class Renderer:
             media_types = offered  # the plan's order: PS3.18 Table 8.7.4-1, GIF first for multi-frame
         else:
             media_types = tuple(t for t in MEDIA_TYPES if t in offered)  # one frame: JPEG first
-        return Prepared(item.instance, frames, purpose, media_types)
+        loaded = None
+        if presentation is not None:
+            loaded = presentation_states.load(
+                session, self.blobs, self.limits, study_uid=item.instance.study_uid,
+                series_uid=presentation.series_uid, sop_uid=presentation.sop_instance_uid,
+                image_uid=item.instance.sop_instance_uid, frame=frames[0] if frames else 1)
+        return Prepared(item.instance, frames, purpose, media_types, loaded)
 
     def render(self, prepared: Prepared, request: RenderRequest) -> Rendered:
         """Render ``prepared`` as ``request`` asks, from the cache when it holds the answer."""
         if request.media_type not in prepared.media_types:
             raise NotAcceptable(f"{request.media_type} cannot be produced here; offered: "
                                 f"{', '.join(prepared.media_types)}")
-        _refuse_unsupported(request)
+        if (request.presentation is None) != (prepared.presentation is None):
+            raise ValueError("a presentation state is named to Renderer.prepare, and with it to render")
         instance = prepared.instance
-        key = (instance.blob_key, instance.sha256, prepared.frames, prepared.purpose, request)
+        state_key = (prepared.presentation.stored.blob_key, prepared.presentation.stored.sha256) \
+            if prepared.presentation else None
+        key = (instance.blob_key, instance.sha256, prepared.frames, prepared.purpose, request, state_key)
         etag = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
         cached = self.cache.get(key)
         if cached is not None:
@@ -179,7 +206,7 @@ class Renderer:
         except MalformedDicom as exc:
             raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
         numbers = self._frame_numbers(prepared, request, pixel.number_of_frames)
-        params = self._params(prepared, request)
+        params = self._params(prepared, request, ds)
         try:
             return render(ds, self._decoded(instance, ds, pixel, numbers), params)
         except MalformedDicom as exc:
@@ -204,7 +231,7 @@ class Renderer:
             return tuple(range(1, count + 1))
         return (1,)
 
-    def _params(self, prepared: Prepared, request: RenderRequest) -> RenderParams:
+    def _params(self, prepared: Prepared, request: RenderRequest, ds: Dataset) -> RenderParams:
         viewport = request.viewport
         if viewport is not None:
             size: Size | None = Size(viewport.width, viewport.height)
@@ -214,11 +241,17 @@ class Renderer:
             size = Size(self.settings.thumbnail_size, self.settings.thumbnail_size)
         else:
             size = None
+        steps = _Steps()
+        if prepared.presentation is not None:
+            size = steps.presentation_state(prepared.presentation.state, request, ds, size)
+        if request.annotation:
+            steps.burned_in(request)
         return RenderParams(
             media_type=request.media_type, window=request.window, region=request.region,
             source=viewport.source if viewport is not None else None, size=size,
             quality=request.quality if request.quality is not None else RenderParams.quality,
             icc_profile=request.icc_profile, max_output_pixels=self.settings.render_max_output_pixels,
+            grayscale=steps.grayscale, presentation=tuple(steps.presentation), annotation=tuple(steps.annotation),
         )
 
     def _decoded(self, instance: StoredInstance, ds: Dataset, pixel: PixelDescription,
@@ -230,14 +263,44 @@ class Renderer:
             yield number, imaging.decode(frame.data, pixel, frame.transfer_syntax, ds, max_pixel_bytes=limit)
 
 
-def _refuse_unsupported(request: RenderRequest) -> None:
-    """What this server cannot apply is refused by name, never silently left out."""
-    if request.annotation:
-        raise InvalidRequest(f"annotation={','.join(request.annotation)} is not supported: this server "
-                             f"burns no text into rendered images")
-    if request.presentation is not None:
-        raise InvalidRequest("presentation states (presentationUID, presentationSeriesUID) are not "
-                             "supported: this server renders images with their own or the requested window")
+@dataclass
+class _Steps:
+    """The steps a request adds to the pixel pipeline (``dicom.render``): a presentation state's
+    grayscale transformation, spatial step and graphics (PS3.4 N.2), and burned-in text last."""
+
+    grayscale: Grayscale | None = None
+    presentation: list[ImageStep] = field(default_factory=list)
+    annotation: list[ImageStep] = field(default_factory=list)
+
+    def presentation_state(self, state: PresentationState, request: RenderRequest, ds: Dataset,
+                           size: Size | None) -> Size:
+        """Add ``state``'s steps; the output size its displayed area and size mode give."""
+        if request.region is not None or (request.viewport is not None and request.viewport.source is not None):
+            raise InvalidRequest("region cannot be combined with a presentation state: its displayed area "
+                                 "chooses the pixels shown")
+        if request.window is not None:
+            raise InvalidRequest("a window cannot be combined with a presentation state: the state sets the window")
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        self.grayscale = state.grayscale
+        self.presentation.append(lambda image, _context: Image.fromarray(state.spatial(np.asarray(image))))
+        self.annotation.append(lambda image, _context: state.draw(image, rows, columns))
+        width, height = state.output_size(rows, columns, (size.width, size.height) if size else None)
+        return Size(width, height)
+
+    def burned_in(self, request: RenderRequest) -> None:
+        """PS3.18 8.3.5.1.1 / 9.1.2.2.1: the patient and technique text, in the charset asked for."""
+        kinds = annotation.parse_kinds(",".join(request.annotation))
+        limit = charset.first_known(request.charset)
+
+        def step(image: Image.Image, context: FrameContext) -> Image.Image:
+            window = request.window or (self.grayscale.window if self.grayscale else None) or \
+                object_window(frame_attributes(context.dataset, context.number - 1))
+            shown = (window.center, window.width) if window is not None else None
+            text = annotation.annotation_for(context.dataset, kinds, window=shown, frame=context.number,
+                                             charset=limit)
+            return annotation.burn(image, text)
+
+        self.annotation.append(step)
 
 
 def _image_types(item: ObjectPlan) -> tuple[str, ...]:

@@ -377,12 +377,14 @@ class InstanceStore:
             if item.gc_marker is not None and item.superseded is not None:
                 self.blobs.delete_marked(item.gc_marker, item.superseded)
 
-    def sweep(self) -> None:
-        """Clean what crashed writers left in the blob store (run at start-up)."""
+    def sweep(self, running: bool = False) -> None:
+        """Clean what crashed writers left in the blob store: at start-up, and ``running`` while this
+        process serves (``services.sweeper``), when its own writers' markers are live."""
         with self.sessions() as session:
             report = self.blobs.sweep(
                 lambda key: index.is_blob_referenced(session, key),
                 settle=lambda: db.settle_writers(session.get_bind()),
+                running=running,
             )
         if report.removed_partial or report.removed_orphans or report.kept_referenced or report.errors:
             log.warning(

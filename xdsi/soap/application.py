@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 Operation = Callable[[service.Call], service.Answer]
 OPERATIONS: dict[str, Operation] = {
     ns.RETRIEVE_IMAGING_DOCUMENT_SET: service.retrieve_imaging_document_set,
+    ns.RETRIEVE_RENDERED: service.retrieve_rendered_imaging_document_set,
     ns.RETRIEVE_INFORMATION: service.retrieve_imaging_document_set_information,
 }
 

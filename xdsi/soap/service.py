@@ -17,10 +17,11 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from xdsi import errormap
-from xdsi.errors import AnonymizationUnavailable
+from xdsi.errors import AnonymizationUnavailable, InvalidRequest, XdsiError
 from xdsi.services import imaging_documents
 from xdsi.services.archive import Archive
 from xdsi.services.imaging_documents import DocumentRequest, DocumentSet, Located, Outcome, Refused
+from xdsi.services.render import PresentationRef, Region, Rendered, RenderRequest, Window
 from xdsi.soap import namespaces as ns
 from xdsi.soap import types
 from xdsi.soap.mtom import Attachment, new_content_id
@@ -114,6 +115,85 @@ def retrieve_imaging_document_set_information(call: Call) -> Answer:
     payload.append(registry_response(ns.qname(ns.WADO, "RegistryResponse"), outcomes))
     payload.extend(responses)
     return Answer(payload)
+
+
+def retrieve_rendered_imaging_document_set(call: Call) -> Answer:
+    """PS3.18 2017b 6.4.2: each document rendered by the shared rendering engine in the first type
+    of its ContentTypeList it can be rendered in, the parameters applied echoed beside it. Images
+    are rendered before the answer starts (each is small), so every outcome is known by then."""
+    settings = call.archive.settings
+    requests = types.rendered_request(call.body)
+    outcomes = imaging_documents.locate(call.session, settings, [request.document for request in requests])
+    rendered: list[tuple[types.RenderedRequest, Located, Rendered]] = []
+    for index, (request, outcome) in enumerate(zip(requests, outcomes, strict=True)):
+        if isinstance(outcome, Refused):
+            continue
+        try:
+            image = imaging_documents.render(call.session, call.archive.renderer, outcome, request.content_types,
+                                             _render_request(request))
+        except XdsiError as error:
+            outcomes[index] = Refused(outcome.request, error)
+            continue
+        rendered.append((request, outcome, image))
+    payload = etree.Element(ns.qname(ns.WADO, "RetrieveRenderedImagingDocumentResponse"),
+                            nsmap={"wado": ns.WADO, "ihe": ns.IHE, "rs": ns.RS})
+    wrapper = etree.SubElement(payload, ns.qname(ns.IHE, "RetrieveDocumentSetResponse"))
+    wrapper.append(registry_response(ns.qname(ns.RS, "RegistryResponse"), outcomes))
+    attachments = []
+    for number, (request, outcome, image) in enumerate(rendered, 1):
+        response = etree.SubElement(payload, ns.qname(ns.WADO, "RenderedDocumentResponse"))
+        identifiers(response, outcome.request, settings.repository_unique_id,
+                    ns.qname(ns.WADO, "SourceDocumentUniqueId"))
+        _echo(response, request)
+        attachment = Attachment(new_content_id(number), image.media_type, partial(iter, (image.data,)),
+                                len(image.data))
+        include(etree.SubElement(response, ns.qname(ns.IHE, "Document")), attachment)
+        etree.SubElement(response, ns.qname(ns.IHE, "mimeType")).text = image.media_type
+        attachments.append(attachment)
+    return Answer(payload, attachments)
+
+
+def _render_request(request: types.RenderedRequest) -> RenderRequest:
+    """The protocol-neutral rendering request; a parameter the engine refuses fails its document."""
+    if request.problem is not None:
+        raise request.problem
+    if request.anonymize:
+        raise AnonymizationUnavailable("de-identified renderings are not offered by this source")
+    if (request.window_center is None) != (request.window_width is None):
+        raise InvalidRequest("WindowCenter and WindowWidth go together (PS3.18 9.1.2.2.6)")
+    if (request.presentation_uid is None) != (request.presentation_series_uid is None):
+        raise InvalidRequest("PresentationUID and PresentationSeriesUID go together (PS3.18 9.1.2.2.9)")
+    return RenderRequest(
+        frames=None if request.frame_number is None else (request.frame_number,),
+        window=None if request.window_center is None or request.window_width is None
+        else Window(request.window_center, request.window_width),
+        rows=request.rows, columns=request.columns,
+        region=None if request.region is None else Region(*request.region),
+        quality=request.image_quality,
+        annotation=tuple(part.strip() for part in (request.annotation or "").split(",") if part.strip()),
+        charset=request.charsets,
+        presentation=None if request.presentation_uid is None or request.presentation_series_uid is None
+        else PresentationRef(request.presentation_series_uid, request.presentation_uid),
+    )
+
+
+def _echo(response: etree._Element, request: types.RenderedRequest) -> None:
+    """PS3.18 6.4.2.2: the parameters applied, in the schema's order."""
+    values: list[tuple[str, object]] = [("FrameNumber", request.frame_number), ("Annotation", request.annotation),
+                                        ("Rows", request.rows), ("Columns", request.columns)]
+    for name, value in values:
+        if value is not None:
+            etree.SubElement(response, ns.qname(ns.WADO, name)).text = str(value)
+    if request.region is not None:
+        region = etree.SubElement(response, ns.qname(ns.WADO, "Region"))
+        for name, bound in zip(("XMin", "YMin", "XMax", "YMax"), request.region, strict=True):
+            etree.SubElement(region, ns.qname(ns.WADO, name)).text = repr(bound)
+    later: list[tuple[str, object]] = [("WindowCenter", request.window_center), ("WindowWidth", request.window_width),
+                        ("ImageQuality", request.image_quality), ("PresentationUID", request.presentation_uid),
+                        ("PresentationSeriesUID", request.presentation_series_uid)]
+    for name, value in later:
+        if value is not None:
+            etree.SubElement(response, ns.qname(ns.WADO, name)).text = str(value)
 
 
 def registry_response(tag: str, outcomes: Sequence[Outcome]) -> etree._Element:

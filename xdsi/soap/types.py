@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -139,3 +140,87 @@ def _frame_number(element: etree._Element) -> int | None:
     if not text.isascii() or not text.isdigit() or not 0 < int(text) < 1 << 31:
         raise InvalidRequest(f"FrameNumber {text[:20]!r} is not a positive integer")
     return int(text)
+
+
+@dataclass(frozen=True)
+class RenderedRequest:
+    """One RenderedDocumentRequest (PS3.18 2017b 6.4.2.1): the WADO-URI rendering parameters."""
+
+    document: DocumentRequest
+    content_types: tuple[str, ...]
+    annotation: str | None = None
+    rows: int | None = None
+    columns: int | None = None
+    region: tuple[float, float, float, float] | None = None
+    window_center: float | None = None
+    window_width: float | None = None
+    image_quality: int | None = None
+    presentation_uid: str | None = None
+    presentation_series_uid: str | None = None
+    anonymize: bool = False
+    frame_number: int | None = None
+    charsets: tuple[str, ...] = ()
+    problem: InvalidRequest | None = None
+
+
+def rendered_request(body: etree._Element) -> tuple[RenderedRequest, ...]:
+    """Each RenderedDocumentRequest. A value that is not of its type fails only its document (the
+    InvalidRequest is kept in ``problem``); ContentTypeList defaults to image/jpeg (PS3.18 9.1.2.1)."""
+    found = []
+    for document, element in documents(body, "RenderedDocumentRequest"):
+        listing = next(children(element, "ContentTypeList"), None)
+        content_types = tuple(text for item in (children(listing, "ContentType") if listing is not None else ())
+                              if (text := (item.text or "").strip()))
+        charsets = next(children(element, "CharsetList"), None)
+        try:
+            found.append(RenderedRequest(
+                document, content_types or ("image/jpeg",),
+                annotation=child_text(element, "Annotation"),
+                rows=_number(element, "Rows", int), columns=_number(element, "Columns", int),
+                region=_region(element),
+                window_center=_number(element, "WindowCenter", float),
+                window_width=_number(element, "WindowWidth", float),
+                image_quality=_number(element, "ImageQuality", int),
+                presentation_uid=child_text(element, "PresentationUID"),
+                presentation_series_uid=child_text(element, "PresentationSeriesUID"),
+                anonymize=(child_text(element, "Anonymize") or "").lower() in _TRUE,
+                frame_number=_frame_number(element),
+                charsets=tuple((item.text or "").strip() for item in children(charsets, "Charset"))
+                if charsets is not None else (),
+            ))
+        except InvalidRequest as problem:
+            found.append(RenderedRequest(document, content_types, problem=problem))
+    if not found:
+        raise Fault(SENDER, "the request names no RenderedDocumentRequest")
+    return tuple(found)
+
+
+def _number(element: etree._Element, name: str, kind: type[int] | type[float]) -> Any:
+    text = child_text(element, name)
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise InvalidRequest(f"{name} {text[:20]!r} is not a number") from None
+    if kind is int and value < 1:
+        raise InvalidRequest(f"{name} must be a positive integer, not {text[:20]}")
+    return value
+
+
+def _region(element: etree._Element) -> tuple[float, float, float, float] | None:
+    """Region as XMin, YMin, XMax, YMax children (2017 WADO-WS, PS3.18 Annex E.3) or as the
+    dcm4che string 'x1,y1,x2,y2' (the WADO-URI form)."""
+    region = next(children(element, "Region"), None)
+    if region is None:
+        return None
+    parts = [child_text(region, name) for name in ("XMin", "YMin", "XMax", "YMax")]
+    if None in parts:
+        parts = [part.strip() for part in (region.text or "").split(",")]
+    try:
+        values = tuple(float(part or "") for part in parts)
+    except ValueError:
+        raise InvalidRequest("Region needs four numbers: XMin, YMin, XMax, YMax") from None
+    if len(values) != 4:
+        raise InvalidRequest("Region needs four numbers: XMin, YMin, XMax, YMax")
+    return values[0], values[1], values[2], values[3]

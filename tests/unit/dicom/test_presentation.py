@@ -10,47 +10,14 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from tests.dicomfiles import dataset_of, make_presentation_state
 from xdsi.dicom import presentation
-from xdsi.dicom.presentation import GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, presentation_for
+from xdsi.dicom.presentation import presentation_for
 from xdsi.errors import InvalidRequest
 
 
 def _ct() -> Dataset:
     return pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-
-
-def _item(**values: object) -> Dataset:
-    item = Dataset()
-    for key, value in values.items():
-        setattr(item, key, value)
-    return item
-
-
-def _gsps(image: Dataset, **top: object) -> Dataset:
-    """A GSPS referencing ``image``: a window, rotation 90, horizontal flip, a displayed area, a polyline."""
-    ds = Dataset()
-    ds.SOPClassUID = GRAYSCALE_SOFTCOPY_PRESENTATION_STATE
-    ds.SOPInstanceUID = "1.2.3.4.5.6.7"
-    ref = _item(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID=image.SOPInstanceUID)
-    ds.ReferencedSeriesSequence = Sequence([_item(SeriesInstanceUID=image.SeriesInstanceUID,
-                                                  ReferencedImageSequence=Sequence([ref]))])
-    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
-    ds.SoftcopyVOILUTSequence = Sequence([_item(WindowCenter=40, WindowWidth=400)])
-    ds.PresentationLUTShape = "IDENTITY"
-    ds.ImageRotation = 90
-    ds.ImageHorizontalFlip = "Y"
-    ds.DisplayedAreaSelectionSequence = Sequence([_item(
-        DisplayedAreaTopLeftHandCorner=[11, 21], DisplayedAreaBottomRightHandCorner=[110, 100],
-        PresentationSizeMode="SCALE TO FIT", PresentationPixelAspectRatio=[1, 1])])
-    ds.GraphicLayerSequence = Sequence([_item(GraphicLayer="MARKS", GraphicLayerOrder=1,
-                                              GraphicLayerRecommendedDisplayGrayscaleValue=0xFFFF)])
-    polyline = _item(GraphicAnnotationUnits="PIXEL", GraphicDimensions=2, NumberOfGraphicPoints=2,
-                     GraphicData=[20.5, 30.5, 20.5, 80.5], GraphicType="POLYLINE", GraphicFilled="N")
-    ds.GraphicAnnotationSequence = Sequence([_item(GraphicLayer="MARKS",
-                                                   GraphicObjectSequence=Sequence([polyline]))])
-    for key, value in top.items():
-        setattr(ds, key, value)
-    return ds
 
 
 def _expected(image: Dataset, center: float, width: float) -> np.ndarray:
@@ -65,8 +32,8 @@ def _expected(image: Dataset, center: float, width: float) -> np.ndarray:
 
 def test_window_flip_rotation_and_displayed_area_match_numpy() -> None:
     image = _ct()
-    state = presentation_for(_gsps(image), image.SOPInstanceUID)
-    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
+    state = presentation_for(make_presentation_state(image), image.SOPInstanceUID)
+    gray = state.grayscale.to_display(image.pixel_array)
     shown = state.spatial(gray)
     expected = _expected(image, 40, 400)
     assert shown.shape == (100, 80)  # 80 rows x 100 columns, rotated
@@ -76,8 +43,8 @@ def test_window_flip_rotation_and_displayed_area_match_numpy() -> None:
 
 def test_polyline_is_drawn_where_the_transforms_put_it() -> None:
     image = _ct()
-    state = presentation_for(_gsps(image), image.SOPInstanceUID)
-    shown = state.spatial(state.grayscale(image.pixel_array, bits_stored=16, signed=True))
+    state = presentation_for(make_presentation_state(image), image.SOPInstanceUID)
+    shown = state.spatial(state.grayscale.to_display(image.pixel_array))
     canvas = Image.fromarray(np.zeros_like(shown))  # black, so only the drawing shows
     state.draw(canvas, 128, 128)
     drawn = np.asarray(canvas)
@@ -91,14 +58,14 @@ def test_polyline_is_drawn_where_the_transforms_put_it() -> None:
 
 def test_inverse_sigmoid_and_output_scaling() -> None:
     image = _ct()
-    gsps = _gsps(image, PresentationLUTShape="INVERSE")
+    gsps = make_presentation_state(image, PresentationLUTShape="INVERSE")
     gsps.SoftcopyVOILUTSequence[0].VOILUTFunction = "SIGMOID"
     gsps.DisplayedAreaSelectionSequence[0].PresentationSizeMode = "MAGNIFY"
     gsps.DisplayedAreaSelectionSequence[0].PresentationPixelMagnificationRatio = 2.0
     state = presentation_for(gsps, image.SOPInstanceUID)
-    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
+    gray = state.grayscale.to_display(image.pixel_array)
     hu = image.pixel_array.astype(np.float64) - 1024
-    expected = 255 - np.clip(np.rint(255 / (1 + np.exp(-4 * (hu - 40) / 400))), 0, 255).astype(np.uint8)
+    expected = np.rint(255 - 255 / (1 + np.exp(-4 * (hu - 40) / 400))).astype(np.uint8)  # inverted, then rounded
     np.testing.assert_array_equal(gray, expected)
     assert state.output_size(128, 128) == (160, 200)
     assert state.output_size(128, 128, (100, None)) == (100, 125)
@@ -106,15 +73,27 @@ def test_inverse_sigmoid_and_output_scaling() -> None:
 
 def test_voi_applies_only_to_the_images_it_references() -> None:
     image = _ct()
-    gsps = _gsps(image)
-    other = _item(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID="1.2.3")
+    gsps = make_presentation_state(image)
+    other = dataset_of(ReferencedSOPClassUID=image.SOPClassUID, ReferencedSOPInstanceUID="1.2.3")
     gsps.SoftcopyVOILUTSequence[0].ReferencedImageSequence = Sequence([other])
     state = presentation_for(gsps, image.SOPInstanceUID)
-    assert state.voi is None
-    gray = state.grayscale(image.pixel_array, bits_stored=16, signed=True)
-    # No VOI: the identity over the rescaled range -32768-1024 .. 32767-1024.
+    assert state.window is None and state.voi_lut is None
+    gray = state.grayscale.to_display(image.pixel_array)
+    # No VOI for this image: the frame's rescaled range, stretched.
     hu = image.pixel_array.astype(np.float64) - 1024
-    np.testing.assert_array_equal(gray, np.rint((hu + 32768 + 1024) * 255 / 65535).astype(np.uint8))
+    np.testing.assert_array_equal(gray, np.rint((hu - hu.min()) * 255 / (hu.max() - hu.min())).astype(np.uint8))
+
+
+def test_a_voi_lut_and_a_modality_lut_of_the_state_replace_the_images() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image)
+    del gsps.RescaleSlope, gsps.RescaleIntercept, gsps.RescaleType  # no Modality LUT: the identity
+    lut = np.clip(np.arange(4096) // 16, 0, 255).astype(np.uint16)
+    gsps.SoftcopyVOILUTSequence = Sequence([dataset_of(VOILUTSequence=Sequence([dataset_of(
+        LUTDescriptor=[4096, 0, 8], LUTData=lut.tolist())]))])
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    gray = state.grayscale.to_display(image.pixel_array)
+    np.testing.assert_array_equal(gray, lut[np.clip(image.pixel_array, 0, 4095)].astype(np.uint8))
 
 
 @pytest.mark.parametrize(("kind", "data"), [
@@ -125,7 +104,7 @@ def test_voi_applies_only_to_the_images_it_references() -> None:
 ])
 def test_every_graphic_type_draws_around_its_points(kind: str, data: list[float]) -> None:
     image = _ct()
-    gsps = _gsps(image, ImageRotation=0, ImageHorizontalFlip="N")
+    gsps = make_presentation_state(image, ImageRotation=0, ImageHorizontalFlip="N")
     del gsps.DisplayedAreaSelectionSequence
     obj = gsps.GraphicAnnotationSequence[0].GraphicObjectSequence[0]
     obj.GraphicType, obj.GraphicData, obj.NumberOfGraphicPoints = kind, data, len(data) // 2
@@ -144,8 +123,8 @@ def test_every_graphic_type_draws_around_its_points(kind: str, data: list[float]
 
 def test_text_object_in_display_units_is_drawn_in_its_box() -> None:
     image = _ct()
-    gsps = _gsps(image)
-    text = _item(BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="L",
+    gsps = make_presentation_state(image)
+    text = dataset_of(BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="L",
                  BoundingBoxTopLeftHandCorner=[0.5, 0.5], BoundingBoxBottomRightHandCorner=[0.9, 0.9],
                  BoundingBoxTextHorizontalJustification="LEFT")
     gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([text])
@@ -163,15 +142,15 @@ def test_not_a_gsps_or_not_referencing_the_image_is_a_client_error() -> None:
     with pytest.raises(InvalidRequest, match="not a Grayscale Softcopy Presentation State"):
         presentation_for(image, image.SOPInstanceUID)
     with pytest.raises(InvalidRequest, match=r"does not reference image 1\.2\.9"):
-        presentation_for(_gsps(image), "1.2.9")
-    bad = _gsps(image, ImageRotation=45)
+        presentation_for(make_presentation_state(image), "1.2.9")
+    bad = make_presentation_state(image, ImageRotation=45)
     with pytest.raises(InvalidRequest, match="Image Rotation 45"):
         presentation_for(bad, image.SOPInstanceUID)
 
 
 def test_frame_references_limit_the_state_to_those_frames() -> None:
     image = _ct()
-    gsps = _gsps(image)
+    gsps = make_presentation_state(image)
     gsps.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedFrameNumber = [2, 3]
     assert presentation.presentation_for(gsps, image.SOPInstanceUID, 3).rotation == 90
     with pytest.raises(InvalidRequest, match="frame 1"):

@@ -86,3 +86,19 @@ def test_opened_blobs_close_what_the_answer_did_not_reach(tmp_path: Path) -> Non
     assert len(held) == 2 and all(handle.closed for handle in held)
     assert not first.closed  # the answer's own file is the answer's to close
     first.close()
+
+
+def test_a_sweep_while_running_keeps_this_process_own_writes_and_a_start_up_sweep_removes_them(tmp_path: Path) -> None:
+    """A server worker sweeps while its own threads write; at start-up its pid can only be an earlier process's."""
+    blobs = BlobStore(tmp_path)
+    blobs.ensure()
+    partial = blobs.spool(io.BytesIO(b"x" * 10), 1 << 20)
+    placed = _placed(blobs, b"y" * 10)
+    assert placed.key is not None
+    report = blobs.sweep(lambda key: False, running=True)
+    assert partial.path.exists() and blobs.path(placed.key).exists()
+    assert report.skipped_live == 2 and report.removed_partial == report.removed_orphans == 0
+    report = blobs.sweep(lambda key: False)
+    assert not partial.path.exists() and not blobs.path(placed.key).exists()
+    assert (report.removed_partial, report.removed_orphans) == (1, 1)
+    assert not list(blobs.tmp.iterdir())

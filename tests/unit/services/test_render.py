@@ -13,9 +13,9 @@ from PIL import Image
 
 from tests.conftest import make_settings
 from tests.dicomfiles import make_dataset, to_bytes
-from xdsi.errors import InvalidRequest, NotAcceptable, NotFound
+from xdsi.errors import NotAcceptable, NotFound
 from xdsi.services.archive import Archive
-from xdsi.services.render import GIF, JPEG, PNG, PresentationRef, RenderRequest
+from xdsi.services.render import GIF, JPEG, PNG, RenderRequest
 from xdsi.services.render_cache import RenderCache
 from xdsi.services.retrieve import Target
 
@@ -120,15 +120,11 @@ def test_representative_and_frames(archive: Archive) -> None:
         archive.renderer.render(several, RenderRequest(media_type=JPEG))
 
 
-def test_unsupported_requests_are_refused_by_name(archive: Archive) -> None:
+def test_frames_beyond_the_last_are_refused_by_name(archive: Archive) -> None:
     ds = make_dataset()
     _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
                            sop_uid=ds.SOPInstanceUID))
     target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-    with pytest.raises(InvalidRequest, match="annotation=patient is not supported"):
-        _render(archive, target, RenderRequest(annotation=("patient",)))
-    with pytest.raises(InvalidRequest, match="presentation states"):
-        _render(archive, target, RenderRequest(presentation=PresentationRef("1.2", "1.2.3")))
     with pytest.raises(NotFound, match="beyond the last frame"):
         _render(archive, target, RenderRequest(media_type=PNG, frames=(2,)))
 
