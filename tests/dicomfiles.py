@@ -182,6 +182,7 @@ def make_two_halves(dark: int, light: int, size: int, **kwargs: object) -> Datas
     pixels = np.full((size, size), dark, dtype=np.uint8)
     pixels[:, size // 2:] = light
     ds.PixelData = pixels.tobytes()
+    return ds
 
 
 GRAYSCALE_SOFTCOPY_PRESENTATION_STATE_STORAGE = "1.2.840.10008.5.1.4.1.1.11.1"

@@ -14,7 +14,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from tests.dicomfiles import make_two_halves, to_bytes
+from tests.dicomfiles import make_dataset, make_presentation_state, make_two_halves, to_bytes
 from tests.integration.test_stow_rs import dicom_parts, post
 from tests.live import LiveServer, Reply
 from tests.rendering import image_of, window
@@ -145,14 +145,29 @@ def test_head_and_revalidation(live: LiveServer, stored: dict[str, Stored]) -> N
     assert again.status == 304 and again.body == b""
 
 
-@pytest.mark.parametrize(("params", "named"), [
-    ({"annotation": "patient"}, "annotation=patient"),
-    ({"presentationUID": "1.2.3", "presentationSeriesUID": "1.2.4"}, "presentationUID"),
-])
-def test_what_the_renderer_cannot_apply_is_refused_by_name(
-        live: LiveServer, stored: dict[str, Stored], params: dict[str, str], named: str) -> None:
-    reply = live.request("GET", stored["halves"].url(contentType="image/jpeg", **params))
-    assert reply.status == 400 and named in reply.body.decode() and "not supported" in reply.body.decode()
+def test_annotation_burns_text_into_the_image(live: LiveServer, stored: dict[str, Stored]) -> None:
+    item = stored["halves"]
+    plain = _image(live.request("GET", item.url(contentType="image/png", rows="256")), "image/png")
+    marked = _image(live.request("GET", item.url(contentType="image/png", rows="256", annotation="patient,technique")),
+                    "image/png")
+    assert plain.shape == marked.shape and not np.array_equal(plain, marked)
+    # The text lies on the image; most of it is still the image.
+    assert np.mean(plain == marked) > 0.8
+
+
+def test_presentation_state_applies_and_an_unknown_one_is_404(live: LiveServer, stored: dict[str, Stored]) -> None:
+    image = make_dataset(study_uid=generate_uid(), rows=128, columns=128)
+    state = make_presentation_state(image)
+    assert post(live, dicom_parts(to_bytes(image), to_bytes(state))).status == 200
+    item = Stored(to_bytes(image))
+    reply = live.request("GET", item.url(contentType="image/png", presentationUID=state.SOPInstanceUID,
+                                         presentationSeriesUID=state.SeriesInstanceUID))
+    shown = _image(reply, "image/png")
+    plain = _image(live.request("GET", item.url(contentType="image/png")), "image/png")
+    assert not np.array_equal(shown, plain)  # the state's window, rotation, flip and area
+    reply = live.request("GET", item.url(contentType="image/png", presentationUID=generate_uid(),
+                                         presentationSeriesUID=state.SeriesInstanceUID))
+    assert reply.status == 404 and "presentation state" in reply.body.decode()
 
 
 def test_an_image_with_no_accept_or_content_type_in_an_img_element(live: LiveServer, stored: dict[str, Stored]) -> None:

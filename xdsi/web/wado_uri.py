@@ -302,7 +302,8 @@ def _image(asked: UriRequest, media_type: str) -> Response:
         region=None if asked.region is None else render.Region(*asked.region), quality=asked.image_quality,
         annotation=asked.annotation, charset=asked.charsets, presentation=presentation,
     )
-    rendered = renderer.render(renderer.prepare(session(), asked.target, frames=frames), wanted)
+    prepared = renderer.prepare(session(), asked.target, frames=frames, presentation=presentation)
+    rendered = renderer.render(prepared, wanted)
     response = Response(rendered.data, status=200, mimetype=rendered.media_type)
     response.set_etag(rendered.etag)
     response.cache_control.no_cache = True  # revalidated by ETag: an overwrite changes it
