@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import xmlsec
 from cryptography import x509
@@ -113,7 +114,7 @@ def sign(root: etree._Element, signer: Identity, targets: Iterable[etree._Elemen
          method: object = xmlsec.constants.TransformRsaSha256, digest: object = xmlsec.constants.TransformSha256,
          transforms: Iterable[object] = (xmlsec.constants.TransformExclC14N,),
          xpath: tuple[str, dict[str, str]] | None = None,
-         token_certificate: x509.Certificate | None = None) -> etree._Element:
+         token_certificate: x509.Certificate | None = None, sign_token: bool = False) -> etree._Element:
     """Sign ``targets`` (default: Body and Timestamp) of ``root`` in its wsse:Security header
     with an X.509 BinarySecurityToken (WSS X.509 Token Profile 1.1), by xmlsec's template API;
     ``xpath`` (expression, namespaces): an XPath filter transform on each reference.
@@ -129,6 +130,8 @@ def sign(root: etree._Element, signer: Identity, targets: Iterable[etree._Elemen
     certificate = token_certificate or signer.certificate
     token.text = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
     security.insert(0, token)
+    if sign_token:
+        targets = [*targets, token]
     signature = xmlsec.template.create(root, xmlsec.constants.TransformExclC14N, method, ns="ds")
     security.append(signature)
     context = xmlsec.SignatureContext()
@@ -162,13 +165,19 @@ def zeep_sign(root: etree._Element, signer: Identity, folder: Path) -> etree._El
     return root
 
 
-def zeep_verify(message: bytes, certificate_pem: bytes, folder: Path) -> None:
-    """zeep's own check of a signed answer (raises SignatureVerificationFailed)."""
+def zeep_verify(message: bytes, certificate_pem: bytes, folder: Path, attachments: dict[str, bytes] | None = None) -> None:
+    """zeep's own check of a signed answer (raises SignatureVerificationFailed), made as zeep makes
+    it: on the XOP infoset, each xop:Include replaced by the base64 of the part it names."""
     from zeep.wsse.signature import verify_envelope
 
+    root = etree.fromstring(message)
+    for include in list(root.iter("{http://www.w3.org/2004/08/xop/include}Include")):
+        parent = include.getparent()
+        parent.remove(include)
+        parent.text = base64.b64encode((attachments or {})[unquote(include.get("href", "")[4:])]).decode()
     cert = folder / f"answer-{uuid.uuid4().hex}.cert.pem"
     cert.write_bytes(certificate_pem)
-    verify_envelope(etree.fromstring(message), str(cert))
+    verify_envelope(root, str(cert))
 
 
 def serialize(root: etree._Element) -> bytes:

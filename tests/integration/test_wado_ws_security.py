@@ -3,6 +3,7 @@ store's certificates and signs its answers, spoken to by xmlsec- and zeep-signed
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,10 @@ from tests.integration.test_cli import run_xdsi
 from tests.integration.test_stow_rs import dicom_parts
 from tests.integration.test_stow_rs import post as stow
 from tests.live import LiveServer, free_port
-from tests.wadows import SUCCESS, answer, envelope, fault, mtom_request, post, rad69_body
+from tests.wadows import EXPLICIT, SUCCESS, Answer, answer, envelope, fault, mtom_request, post, rad69_body
 
 REPOSITORY = "1.3.6.1.4.1.21367.13.80.110.1"
+IMPLICIT = "1.2.840.10008.1.2"
 IHE = "urn:ihe:iti:xds-b:2007"
 
 
@@ -55,18 +57,21 @@ def stored(secured: LiveServer) -> tuple[str, str, str, bytes]:
     return ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, path.read_bytes()
 
 
-def message(stored: tuple[str, str, str, bytes], uid: str | None = None) -> str:
+def message(stored: tuple[str, str, str, bytes], uid: str | None = None,
+            syntaxes: tuple[str, ...] = (EXPLICIT,)) -> str:
     study, series, instance, _ = stored
-    return envelope(rad69_body({(study, series): [uid or instance]}, REPOSITORY))
+    return envelope(rad69_body({(study, series): [uid or instance]}, REPOSITORY, syntaxes))
 
 
-def signed(stored: tuple[str, str, str, bytes], signer: kit.Identity, **stamp: datetime) -> bytes:
-    root = kit.add_security(message(stored), stamp=kit.timestamp(**stamp) if stamp else None)
+def signed(stored: tuple[str, str, str, bytes], signer: kit.Identity, syntaxes: tuple[str, ...] = (EXPLICIT,),
+           **stamp: datetime) -> bytes:
+    root = kit.add_security(message(stored, syntaxes=syntaxes), stamp=kit.timestamp(**stamp) if stamp else None)
     return kit.serialize(kit.sign(root, signer))
 
 
-def assert_signed_by(reply_envelope: etree._Element, identity: kit.Identity, folder: Path) -> None:
-    kit.zeep_verify(etree.tostring(reply_envelope), identity.cert_pem, folder)
+def assert_signed_by(found: Answer, identity: kit.Identity, folder: Path) -> None:
+    """zeep's check, over the XOP infoset: the documents are covered by the signature."""
+    kit.zeep_verify(etree.tostring(found.envelope), identity.cert_pem, folder, found.attachments)
 
 
 def test_a_signed_request_is_answered_and_the_answer_is_signed(secured: LiveServer, stored: tuple,
@@ -77,7 +82,20 @@ def test_a_signed_request_is_answered_and_the_answer_is_signed(secured: LiveServ
     found = answer(reply)
     assert found.status() == SUCCESS
     assert found.documents() == {stored[2]: stored[3]}
-    assert_signed_by(found.envelope, server_identity, tmp_path)
+    assert_signed_by(found, server_identity, tmp_path)
+
+
+def test_a_transcoded_document_is_covered_by_the_answers_signature(secured: LiveServer, stored: tuple,
+                                                                    pki: kit.Pki, server_identity: kit.Identity,
+                                                                    tmp_path: Path) -> None:
+    """Implicit VR Little Endian only: the document is produced for this answer, and the bytes
+    the signature covers are the bytes sent."""
+    reply = post(secured, signed(stored, pki.client, syntaxes=(IMPLICIT,)))
+    assert reply.status == 200, reply.body[:2000]
+    found = answer(reply)
+    [(uid, data)] = found.documents().items()
+    assert uid == stored[2] and pydicom.dcmread(io.BytesIO(data)).file_meta.TransferSyntaxUID == IMPLICIT
+    assert_signed_by(found, server_identity, tmp_path)
 
 
 def test_a_zeep_signed_request_is_answered(secured: LiveServer, stored: tuple, pki: kit.Pki,
@@ -102,7 +120,7 @@ def test_an_unsigned_request_is_refused(secured: LiveServer, stored: tuple, serv
     code, subcode, reason = fault(reply)
     assert (code, subcode) == ("env:Sender", "wsse:InvalidSecurity")
     assert "signed" in (reason or "")
-    assert_signed_by(answer(reply).envelope, server_identity, tmp_path)  # faults are signed too
+    assert_signed_by(answer(reply), server_identity, tmp_path)  # faults are signed too
 
 
 def test_a_wrapped_body_is_refused_and_not_acted_on(secured: LiveServer, stored: tuple, pki: kit.Pki) -> None:

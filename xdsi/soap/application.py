@@ -14,7 +14,7 @@ and signs there); by default nothing is checked or signed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, Protocol
 from wsgiref.types import StartResponse, WSGIEnvironment
 
@@ -54,8 +54,9 @@ class EnvelopeHook(Protocol):
     def verify(self, request: envelope.Request) -> None:
         """Raise a Fault (or a domain error) when the request must not be acted on."""
 
-    def secure(self, answer: etree._Element) -> etree._Element:
-        """The answer envelope as it is to be sent (e.g. signed)."""
+    def secure(self, answer: etree._Element, attachments: Sequence[mtom.Attachment] = ()) -> etree._Element:
+        """The answer envelope as it is to be sent (e.g. signed; a signature covers the documents
+        its xop:Includes stand for, so they are passed too)."""
 
 
 class NoSecurity:
@@ -64,7 +65,7 @@ class NoSecurity:
     def verify(self, request: envelope.Request) -> None:
         return None
 
-    def secure(self, answer: etree._Element) -> etree._Element:
+    def secure(self, answer: etree._Element, attachments: Sequence[mtom.Attachment] = ()) -> etree._Element:
         return answer
 
 
@@ -147,7 +148,7 @@ class WadoWsApplication:
             answer = operation(service.Call(self.archive, session, request.body, dicomweb_root))
         try:
             reply = self.hook.secure(envelope.response(request.version, response_action, request.message_id,
-                                                       answer.payload))
+                                                       answer.payload), answer.attachments)
             root = envelope.serialize(reply)
             boundary = mtom.new_boundary()
             body = mtom.iter_message(request.version, boundary, root, answer.attachments)

@@ -16,19 +16,24 @@ A signed wsa:Action is not required: zeep and most toolkits sign the Body and th
 only, and the dispatcher already refuses an Action whose operation is not the Body's.
 
 Answers are signed (Body, Timestamp and the WS-Addressing headers) when a key and certificate
-are configured. The signature covers the MTOM root part as sent, with its xop:Include
-references; the attached documents themselves are not covered (the WSS SwA profile is not
-implemented: it would read each document twice before the answer starts).
+are configured. An MTOM answer's signature covers its XOP infoset, the Body with each document
+in place of its xop:Include as base64 (XOP 1.0 3: that is the message; zeep, like any MTOM
+client, decodes XOP before it verifies). xmlsec would need every document inlined in the tree
+for that, a whole study in memory; so answers are signed here with ``cryptography``: each
+document is read once ahead of the answer and its base64 hashed as a stream, and the Signature
+is assembled by hand. Verifying (requests) stays with xmlsec, which also checks this signing
+at start-up.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
+import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -37,8 +42,9 @@ import xmlsec
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from lxml import etree
 
 from xdsi.config import ConfigError, Settings
@@ -55,6 +61,7 @@ from xdsi.errors import (
 )
 from xdsi.soap import envelope
 from xdsi.soap import namespaces as ns
+from xdsi.soap.mtom import Attachment
 from xdsi.soap.namespaces import qname
 
 if TYPE_CHECKING:
@@ -121,21 +128,25 @@ class TrustStore:
         raise FailedAuthentication("the signing certificate is not issued by a trusted certificate")
 
 
-@dataclass(frozen=True)
 class Signer:
-    """The key and certificate that sign answers."""
+    """The key and certificate that sign answers (RSA-SHA256 or ECDSA-SHA256, by the key)."""
 
-    key_pem: bytes
-    password: str | None
-    certificate: x509.Certificate
-
-    @property
-    def method(self) -> Transform:
-        return T.TransformEcdsaSha256 if isinstance(self.certificate.public_key(), ec.EllipticCurvePublicKey) \
+    def __init__(self, key_pem: bytes, password: str | None, certificate: x509.Certificate) -> None:
+        key = load_pem_private_key(key_pem, password.encode() if password else None)
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            raise ValueError("the signing key is neither RSA nor elliptic-curve")
+        self.key = key
+        self.certificate = certificate
+        self.method: Transform = T.TransformEcdsaSha256 if isinstance(key, ec.EllipticCurvePrivateKey) \
             else T.TransformRsaSha256
 
-    def key(self) -> xmlsec.Key:
-        return xmlsec.Key.from_memory(self.key_pem, T.KeyDataFormatPem, self.password)
+    def sign(self, data: bytes) -> bytes:
+        """The SignatureValue octets: PKCS #1 v1.5, or ECDSA's r and s side by side (RFC 4051 3.3)."""
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
+        size = (self.key.curve.key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
 class WsSecurity:
@@ -182,11 +193,12 @@ class WsSecurity:
             raise InvalidSecurity("the signature does not cover the Body of the message")
         if timestamp not in covered:
             raise InvalidSecurity("the signature does not cover the wsu:Timestamp")
-        allowed = {body, timestamp} | {h for h in header if etree.QName(h).namespace == ns.WSA}
+        allowed = ({body, timestamp} | {h for h in header if etree.QName(h).namespace == ns.WSA}
+                   | {t for t in security if t.tag == TOKEN})
         for element in covered:
             if element not in allowed:
-                raise InvalidSecurity("the signature covers an element other than the Body, the Timestamp "
-                                      "and the WS-Addressing headers")
+                raise InvalidSecurity("the signature covers an element other than the Body, the Timestamp, "
+                                      "the WS-Addressing headers and its security token")
         certificate = _certificate(signature, security, identified)
         self.trust.check(certificate, now)
         context = xmlsec.SignatureContext()
@@ -203,15 +215,16 @@ class WsSecurity:
 
     # -- answers ----------------------------------------------------------------------------------
 
-    def secure(self, answer: etree._Element) -> etree._Element:
+    def secure(self, answer: etree._Element, attachments: Sequence[Attachment] = ()) -> etree._Element:
         if self.signer is None:
             return answer
-        sign(answer, self.signer, datetime.now(UTC))
+        sign(answer, self.signer, datetime.now(UTC), attachments)
         return answer
 
 
-def sign(answer: etree._Element, signer: Signer, now: datetime) -> None:
-    """Add a wsse:Security header signing the Body, a new Timestamp and the WS-Addressing headers."""
+def sign(answer: etree._Element, signer: Signer, now: datetime, attachments: Sequence[Attachment] = ()) -> None:
+    """Add a wsse:Security header signing the Body (with the documents its xop:Includes stand
+    for), a new Timestamp and the WS-Addressing headers (XML-DSig 3.1, by hand: see above)."""
     soap = etree.QName(answer).namespace or ns.SOAP12
     header = answer.find(qname(soap, "Header"))
     body = answer.find(qname(soap, "Body"))
@@ -225,20 +238,70 @@ def sign(answer: etree._Element, signer: Signer, now: datetime) -> None:
     etree.SubElement(timestamp, qname(ns.WSU, "Created")).text = _xs_datetime(now)
     etree.SubElement(timestamp, qname(ns.WSU, "Expires")).text = _xs_datetime(now + ANSWER_LIFETIME)
     targets = [body, timestamp, *(h for h in header if etree.QName(h).namespace == ns.WSA)]
-    signature = xmlsec.template.create(answer, CANONICALIZATION, signer.method, ns="ds")
-    security.append(signature)
-    context = xmlsec.SignatureContext()
+    documents = {attachment.href: attachment for attachment in attachments}
+    signature = etree.SubElement(security, SIGNATURE, nsmap={"ds": ns.DS})
+    signed_info = etree.SubElement(signature, qname(ns.DS, "SignedInfo"))
+    etree.SubElement(signed_info, qname(ns.DS, "CanonicalizationMethod"), Algorithm=CANONICALIZATION.href)
+    etree.SubElement(signed_info, qname(ns.DS, "SignatureMethod"), Algorithm=signer.method.href)
     for element in targets:
         if element.get(WSU_ID) is None:
             element.set(WSU_ID, _new_id(etree.QName(element).localname))
-        reference = xmlsec.template.add_reference(signature, T.TransformSha256, uri=f"#{element.get(WSU_ID)}")
-        xmlsec.template.add_transform(reference, CANONICALIZATION)
-        context.register_id(element, "Id", ns.WSU)
-    key_info = xmlsec.template.ensure_key_info(signature)
+        reference = etree.SubElement(signed_info, qname(ns.DS, "Reference"), URI=f"#{element.get(WSU_ID)}")
+        transforms = etree.SubElement(reference, qname(ns.DS, "Transforms"))
+        etree.SubElement(transforms, qname(ns.DS, "Transform"), Algorithm=CANONICALIZATION.href)
+        etree.SubElement(reference, qname(ns.DS, "DigestMethod"), Algorithm=T.TransformSha256.href)
+        etree.SubElement(reference, qname(ns.DS, "DigestValue")).text = _b64(_digest(element, documents))
+    value = etree.SubElement(signature, qname(ns.DS, "SignatureValue"))
+    key_info = etree.SubElement(signature, qname(ns.DS, "KeyInfo"))
     token_reference = etree.SubElement(key_info, TOKEN_REFERENCE)
     etree.SubElement(token_reference, qname(ns.WSSE, "Reference"), URI=f"#{token.get(WSU_ID)}", ValueType=X509V3)
-    context.key = signer.key()
-    context.sign(signature)
+    value.text = _b64(signer.sign(_canonical(signed_info)))
+
+
+def _canonical(element: etree._Element) -> bytes:
+    """Exclusive XML Canonicalization 1.0 of ``element`` as a document subset, without comments."""
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+
+
+def _digest(element: etree._Element, documents: dict[str, Attachment]) -> bytes:
+    """SHA-256 of the canonical form of ``element``'s XOP infoset: each xop:Include replaced by
+    the base64 of the document it names, hashed as the document is read (memory stays flat)."""
+    includes = list(element.iter(qname(ns.XOP, "Include")))
+    if not includes:
+        return hashlib.sha256(_canonical(element)).digest()
+    infoset = copy.deepcopy(element)
+    markers: list[tuple[bytes, Attachment]] = []
+    for include in list(infoset.iter(qname(ns.XOP, "Include"))):
+        # XOP 1.0 3.2: an xop:Include is its parent's only content, standing for its base64 text.
+        text = f"xop-{uuid.uuid4().hex}"
+        parent = include.getparent()
+        assert parent is not None
+        parent.remove(include)
+        parent.text = text
+        markers.append((text.encode("ascii"), documents[include.get("href", "")]))
+    digest = hashlib.sha256()
+    rest = _canonical(infoset)
+    for marker, attachment in markers:
+        before, _, rest = rest.partition(marker)
+        digest.update(before)
+        _hash_base64(digest, attachment.produce())
+    digest.update(rest)
+    return digest.digest()
+
+
+def _hash_base64(digest: hashlib._Hash, chunks: Iterable[bytes]) -> None:
+    """Feed the base64 of the concatenated ``chunks`` (no line breaks: canonical xs:base64Binary)."""
+    carry = b""
+    for chunk in chunks:
+        data = carry + chunk
+        cut = len(data) - len(data) % 3
+        digest.update(base64.b64encode(data[:cut]))
+        carry = data[cut:]
+    digest.update(base64.b64encode(carry))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def from_settings(settings: Settings) -> WsSecurity | None:
@@ -259,7 +322,7 @@ def from_settings(settings: Settings) -> WsSecurity | None:
             certificate = x509.load_pem_x509_certificate(settings.wssec_sign_cert.read_bytes())
             signer = Signer(settings.wssec_sign_key.read_bytes(), settings.wssec_sign_key_password, certificate)
             _self_test(signer)
-        except (OSError, ValueError, xmlsec.Error, SecurityRefused) as exc:
+        except (OSError, ValueError, TypeError, xmlsec.Error, SecurityRefused) as exc:
             raise ConfigError([f"wssec_sign_key / wssec_sign_cert: signing a test message failed ({exc}); "
                                "are they a PEM key and its certificate, and the password right?"]) from None
     if trust is None and signer is None:

@@ -31,6 +31,7 @@ from xdsi.soap import envelope as soap_envelope
 from xdsi.soap import namespaces as ns
 from xdsi.soap import wssec
 from xdsi.soap.faults import MUST_UNDERSTAND, Fault
+from xdsi.soap.mtom import Attachment, new_content_id
 
 STUDY, SERIES, DOCUMENT = "1.2.3", "1.2.3.4", "1.2.3.4.5"
 REPOSITORY = "1.3.6.1.4.1.21367.13.80.110"
@@ -114,6 +115,11 @@ def test_signed_ws_addressing_headers_are_accepted(security: wssec.WsSecurity, p
     targets = [body(root), security_header(root).find("wsu:Timestamp", kit.NS),
                *header.findall("wsa:*", kit.NS)]
     verify(security, kit.sign(root, pki.client, targets))
+
+
+def test_a_signature_may_cover_its_own_token(security: wssec.WsSecurity, pki: kit.Pki) -> None:
+    """Some toolkits sign the BinarySecurityToken too (a public certificate: nothing to wrap)."""
+    verify(security, kit.sign(request(), pki.client, sign_token=True))
 
 
 def test_unsigned_requests_pass_when_signatures_are_not_required(pki: kit.Pki) -> None:
@@ -412,6 +418,43 @@ def test_signed_answers_verify_in_zeep_and_here(server_identity: kit.Identity, p
     verify(checker, etree.fromstring(signed))
     wsa = etree.fromstring(signed).find("s:Header/wsa:Action", kit.NS)
     assert wsa is not None and wsa.get(kit.WSU_ID) is not None  # the addressing headers are signed too
+
+
+def mtom_answer(documents: dict[str, bytes]) -> tuple[etree._Element, list[Attachment]]:
+    """An answer whose Body names each document by an xop:Include, as RAD-69 answers do."""
+    payload = etree.Element(f"{{{IHE}}}RetrieveDocumentSetResponse")
+    attachments = []
+    for number, (uid, data) in enumerate(documents.items(), 1):
+        response = etree.SubElement(payload, f"{{{IHE}}}DocumentResponse")
+        etree.SubElement(response, f"{{{IHE}}}DocumentUniqueId").text = uid
+        attachment = Attachment(new_content_id(number), "application/dicom",
+                                lambda data=data: (data[i:i + 1000] for i in range(0, len(data), 1000)), len(data))
+        etree.SubElement(etree.SubElement(response, f"{{{IHE}}}Document"), f"{{{ns.XOP}}}Include",
+                         href=attachment.href)
+        attachments.append(attachment)
+    reply = soap_envelope.response(soap_envelope.SOAP12, "urn:ihe:iti:2007:RetrieveDocumentSetResponse", None, payload)
+    return reply, attachments
+
+
+@pytest.mark.parametrize("elliptic", [False, True], ids=["rsa", "ecdsa"])
+def test_signed_mtom_answers_cover_the_documents(pki: kit.Pki, elliptic: bool, tmp_path: Path) -> None:
+    """The signature is over the XOP infoset: zeep, decoding XOP first, verifies it, and one
+    byte changed in a document breaks it. Documents of 0 to 4 bytes past a 1,000-byte chunk
+    test the base64 carried across chunk boundaries."""
+    identity = kit.identity("xdsi.example", pki.ca, elliptic=elliptic)
+    documents = {f"1.2.3.{n}": bytes(range(256)) * 8 + b"x" * n for n in range(5)}
+    reply, attachments = mtom_answer(documents)
+    hook = wssec.WsSecurity(None, require=False, signer=signer_of(identity))
+    signed = kit.serialize(hook.secure(reply, attachments))
+    parts = {a.content_id: documents[uid] for a, uid in zip(attachments, documents, strict=True)}
+    kit.zeep_verify(signed, identity.cert_pem, tmp_path, parts)
+    from zeep.exceptions import SignatureVerificationFailed
+
+    altered = dict(parts)
+    first = attachments[0].content_id
+    altered[first] = b"\xff" + altered[first][1:]
+    with pytest.raises(SignatureVerificationFailed):
+        kit.zeep_verify(signed, identity.cert_pem, tmp_path, altered)
 
 
 def test_a_tampered_signed_answer_fails_in_zeep(server_identity: kit.Identity, tmp_path: Path) -> None:
