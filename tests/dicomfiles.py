@@ -174,6 +174,17 @@ def _encapsulated_fragments(fragments: list[bytes]) -> bytes:
     return out
 
 
+def make_two_halves(dark: int, light: int, size: int, **kwargs: object) -> Dataset:
+    """An 8-bit MONOCHROME2 square image, left half ``dark``, right half ``light``, whose own window
+    (centre 127.5, width 256) shows each stored value as that gray level."""
+    ds = make_dataset(rows=size, columns=size, BitsAllocated=8, BitsStored=8, HighBit=7,
+                      WindowCenter=127.5, WindowWidth=256, **kwargs)
+    pixels = np.full((size, size), dark, dtype=np.uint8)
+    pixels[:, size // 2:] = light
+    ds.PixelData = pixels.tobytes()
+    return ds
+
+
 GRAYSCALE_SOFTCOPY_PRESENTATION_STATE_STORAGE = "1.2.840.10008.5.1.4.1.1.11.1"
 
 

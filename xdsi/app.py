@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     context.announce(app, "WADO-WS (RAD-69)", WADO_WS)
     context.announce(app, "WADO-WS WSDL", f"{WADO_WS}?wsdl")
     # Last, so that it wraps whatever was mounted above: every request passes the access gate first.
-    app.wsgi_app = auth.init_app(app.wsgi_app, settings)  # type: ignore[method-assign]
+    app.wsgi_app = auth.init_app(app.wsgi_app, settings, archive.auditor)  # type: ignore[method-assign]
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -227,7 +228,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     for name, path, enabled in endpoints:
         print(f"  {name:<{width}}  {origin}{path}{'' if enabled else '  (disabled)'}")
     sys.stdout.flush()
-    Server(settings, access_log=not args.no_access_log).run()
+    # PS3.15 A.5.3.1: the application's start and stop, from the process that outlives the workers.
+    launcher = getpass.getuser()
+    archive.auditor.application_activity(True, launcher)
+    try:
+        Server(settings, access_log=not args.no_access_log).run()
+    finally:
+        archive.auditor.application_activity(False, launcher)
+        archive.auditor.close()
     return 0
 
 
@@ -311,8 +319,6 @@ def _user_add(settings: Settings, args: argparse.Namespace) -> int:
 def _read_password() -> str:
     """Asked twice on a terminal; else the first line of standard input (a pipe, a file, a secret store)."""
     if sys.stdin.isatty():
-        import getpass
-
         first = getpass.getpass("password: ")
         return first if getpass.getpass("again: ") == first else ""
     return sys.stdin.readline().rstrip("\r\n")

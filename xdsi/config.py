@@ -250,6 +250,26 @@ class Settings:
     jwt_leeway: int = field(
         default=30, metadata=_doc("seconds of clock skew allowed on a token's exp and nbf")
     )
+    audit_syslog: str | None = field(
+        default=None,
+        metadata=_doc("Audit Record Repository receiving ATNA audit messages: udp://HOST:PORT or tls://HOST:PORT "
+                      "(default: no audit)"),
+    )
+    audit_tls_ca: Path | None = field(
+        default=None, metadata=_doc("CA certificates that sign the audit repository's TLS certificate")
+    )
+    audit_tls_cert: Path | None = field(
+        default=None, metadata=_doc("certificate xdsi presents to the audit repository over TLS (mutual TLS)")
+    )
+    audit_tls_key: Path | None = field(default=None, metadata=_doc("private key of audit_tls_cert"))
+    audit_source_id: str | None = field(
+        default=None, metadata=_doc("AuditSourceID of xdsi's audit messages (default: the host name)")
+    )
+    audit_site_id: str | None = field(default=None, metadata=_doc("AuditEnterpriseSiteID of the audit messages"))
+    audit_queue_size: int = field(
+        default=10_000, metadata=_doc("audit messages waiting for the repository, per worker, beyond which "
+                                      "new ones are dropped and counted")
+    )
     jwt_scope_roles: str = field(
         default="xdsi.read=read,xdsi.store=store,xdsi.delete=delete,xdsi.admin=admin",
         metadata=_doc("token scopes that grant each role, comma-separated SCOPE=ROLE pairs"),
@@ -500,6 +520,17 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
     if refused or not _comma_list(values["jwt_algorithms"]):
         problems.append(f"jwt_algorithms: {', '.join(refused) or 'empty'}: choose among "
                         f"{', '.join(ASYMMETRIC_JWT_ALGORITHMS)}")
+    audit = values["audit_syslog"]
+    if audit:
+        parts = urlsplit(audit)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("udp", "tls") or not parts.hostname or not port:
+            problems.append(f"audit_syslog: {audit!r} is not udp://HOST:PORT or tls://HOST:PORT")
+    if values["audit_queue_size"] < 1:
+        problems.append(f"audit_queue_size: must be at least 1, not {values['audit_queue_size']}")
     if values["jwt_leeway"] < 0:
         problems.append(f"jwt_leeway: must not be negative, not {values['jwt_leeway']}")
     try:

@@ -219,13 +219,16 @@ class Unauthenticated(XdsiError):
     """The request carries no usable credentials: none, an unknown user, a wrong password, a bad token.
 
     ``mechanism`` names the scheme whose credentials were refused ('basic', 'bearer'), None when
-    there were none; ``token_error`` is the RFC 6750 3.1 error code of a refused bearer token.
+    there were none; ``token_error`` is the RFC 6750 3.1 error code of a refused bearer token;
+    ``claimed_user`` the user name the refused credentials claimed, for the audit trail.
     """
 
-    def __init__(self, reason: str, *, mechanism: str | None = None, token_error: str | None = None) -> None:
+    def __init__(self, reason: str, *, mechanism: str | None = None, token_error: str | None = None,
+                 claimed_user: str | None = None) -> None:
         super().__init__(reason)
         self.mechanism = mechanism
         self.token_error = token_error
+        self.claimed_user = claimed_user
 
 
 class Forbidden(XdsiError):

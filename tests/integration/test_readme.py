@@ -83,6 +83,8 @@ def test_the_tour_runs_top_to_bottom(served_by_make: tuple[str, dict[str, str]],
     original = Path(get_testdata_file("CT_small.dcm"))
     assert (work / "ct.dcm").read_bytes() == original.read_bytes()
     assert (work / "wado.dcm").read_bytes() == original.read_bytes()
+    with Image.open(work / "wado.jpg") as rendered:
+        assert (rendered.format, rendered.height) == ("JPEG", 64)
     anonymized = pydicom.dcmread(work / "anonymized.dcm")
     assert anonymized.PatientName == "" and anonymized.PixelData == pydicom.dcmread(original).PixelData
     report = pydicom.dcmread(get_testdata_file("test-SR.dcm"))

@@ -136,3 +136,13 @@ def _fragments_statement(by_series: bool, by_instance: bool) -> Statement:
         .join(Instance, InstanceMetadata.instance_fk == Instance.id)
     )
     return _in_target(statement, by_series, by_instance)
+
+
+def study_patients(session: Session, study_uids: list[str]) -> dict[str, tuple[str | None, str]]:
+    """Study Instance UID → (Patient ID, Issuer of Patient ID) of its patient, for the studies that exist."""
+    rows = session.execute(
+        select(Study.study_uid, Patient.patient_id, Patient.issuer_of_patient_id)
+        .join(Patient, Study.patient_fk == Patient.id)
+        .where(Study.study_uid.in_(study_uids))
+    )
+    return {study_uid: (patient_id, issuer) for study_uid, patient_id, issuer in rows}

@@ -143,7 +143,7 @@ class BasicAuthenticator:
             return Identity(user.name, user.roles, "basic")
         # The decoy is checked for an unknown user too, so that a guesser cannot tell names by the time taken.
         if not verify_password(password, user.password_hash if user else self._decoy) or user is None:
-            raise Unauthenticated("the user name or password is wrong", mechanism="basic")
+            raise Unauthenticated("the user name or password is wrong", mechanism="basic", claimed_user=name)
         with self._lock:
             if len(self._remembered) >= REMEMBER_MAX:
                 self._remembered.pop(next(iter(self._remembered)))

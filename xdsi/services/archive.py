@@ -14,6 +14,7 @@ from xdsi.config import Settings
 from xdsi.dicom.parsing import Limits
 from xdsi.repository import db
 from xdsi.repository.blobs import BlobStore
+from xdsi.services.auditor import Auditor
 from xdsi.services.delete import InstanceDeleter
 from xdsi.services.render import Renderer
 from xdsi.services.store import InstanceStore
@@ -32,6 +33,7 @@ class Archive:
     deleter: InstanceDeleter
     assembler: StowAssembler
     renderer: Renderer
+    auditor: Auditor
 
     @classmethod
     def open(cls, settings: Settings) -> Archive:
@@ -45,7 +47,8 @@ class Archive:
         blobs = BlobStore(settings.storage)
         store = InstanceStore(settings, sessions, blobs)
         return cls(settings, engine, sessions, blobs, store, InstanceDeleter(sessions, blobs),
-                   StowAssembler(settings, blobs, store), Renderer(settings, blobs, store.limits))
+                   StowAssembler(settings, blobs, store), Renderer(settings, blobs, store.limits),
+                   Auditor(settings, sessions))
 
     @property
     def limits(self) -> Limits:
@@ -79,4 +82,5 @@ class Archive:
         return result
 
     def close(self) -> None:
+        """Dispose of the database connections; the audit trail lives on until ``auditor.close``."""
         self.engine.dispose()

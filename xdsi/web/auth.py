@@ -23,6 +23,7 @@ from xdsi.errors import Forbidden, Unauthenticated
 from xdsi.security import access
 from xdsi.security.authentication import Authenticator
 from xdsi.security.identity import Identity
+from xdsi.services.auditor import Auditor, Requester
 from xdsi.web import cors
 from xdsi.web.errors import text_response
 
@@ -39,9 +40,11 @@ WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secex
 class Gate:
     """WSGI middleware: authenticate and authorize, then call ``inner`` or answer the refusal."""
 
-    def __init__(self, inner: WSGIApplication, authenticator: Authenticator, settings: Settings) -> None:
+    def __init__(self, inner: WSGIApplication, authenticator: Authenticator, settings: Settings,
+                 auditor: Auditor) -> None:
         self.inner = inner
         self.authenticator = authenticator
+        self.auditor = auditor
         self.realm = settings.auth_realm.replace("\\", "\\\\").replace('"', '\\"')
         self.origins = settings.cors_origin_list
         self.role_scopes = {role: scope for scope, role in settings.scope_roles.items()}
@@ -53,12 +56,19 @@ class Gate:
         # Fetch 4.8: a browser's CORS preflight never carries credentials; the cors module answers it.
         if role is None or (method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ):
             return self.inner(environ, start_response)
+        address = environ.get("REMOTE_ADDR")
         try:
             identity = self.authenticator.authenticate(environ.get("HTTP_AUTHORIZATION"))
+        except Unauthenticated as refused:
+            # A request without credentials is the first step of every login; refused ones are an event.
+            if refused.mechanism is not None:
+                self.auditor.refused_login(address, refused.claimed_user, str(refused))
+            return self._refusal(refused, environ, path, method)(environ, start_response)
+        try:
             access.authorize(identity, role)
-        except (Unauthenticated, Forbidden) as refused:
-            response = self._refusal(refused, environ, path, method)
-            return response(environ, start_response)
+        except Forbidden as refused:
+            self.auditor.refused_access(Requester(identity, address), f"{method} {path}", str(refused))
+            return self._refusal(refused, environ, path, method)(environ, start_response)
         environ[IDENTITY] = identity
         return self.inner(environ, start_response)
 
@@ -111,6 +121,6 @@ def _soap_fault(reason: str, *, failed_authentication: bool) -> bytes:
     ).encode()
 
 
-def init_app(app_wsgi: WSGIApplication, settings: Settings) -> Gate:
-    """The gate over ``app_wsgi``, with the mechanisms ``settings`` configure."""
-    return Gate(app_wsgi, Authenticator.from_settings(settings), settings)
+def init_app(app_wsgi: WSGIApplication, settings: Settings, auditor: Auditor) -> Gate:
+    """The gate over ``app_wsgi``, with the mechanisms ``settings`` configure; refusals go to ``auditor``."""
+    return Gate(app_wsgi, Authenticator.from_settings(settings), settings, auditor)

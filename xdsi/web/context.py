@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from xdsi.security.identity import Identity
 from xdsi.services.archive import Archive
+from xdsi.services.auditor import Requester
 from xdsi.web import auth, negotiation
 
 # PS3.18 8.3.3.1: query parameters that negotiate the answer rather than select data.
@@ -48,6 +49,11 @@ def _close_session(error: BaseException | None) -> None:
 def identity() -> Identity:
     """The caller of this request, as the access gate established it."""
     return auth.identity_of(request.environ)
+
+
+def requester() -> Requester:
+    """Who asks, for the audit trail: the caller and the address its connection comes from."""
+    return Requester(identity(), request.remote_addr)
 
 
 def accepted() -> list[negotiation.MediaRange]:

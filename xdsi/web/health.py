@@ -12,6 +12,7 @@ what matters is whether the next uploads fit, and that does not grow with the di
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 from flask import Blueprint, Flask, Response, jsonify
@@ -26,12 +27,16 @@ blueprint = Blueprint("health", __name__)
 def healthz() -> tuple[Response, int]:
     current = archive()
     parts = current.health()
+    # This worker's audit trail: messages sent, waiting and dropped. A repository that is down shows
+    # here as a rising count; it never makes the node unhealthy, since requests are still served.
+    counts = current.auditor.counts()
+    audit = {"audit": dataclasses.asdict(counts)} if counts else {}
     if not all(value == "ok" for value in parts.values()):
-        return jsonify(status="unhealthy", **parts), 503
+        return jsonify(status="unhealthy", **parts, **audit), 503
     low = _low_space(current)
     if low:
-        return jsonify(status="degraded", **{**parts, "store": low}), 200
-    return jsonify(status="ok", **parts), 200
+        return jsonify(status="degraded", **{**parts, "store": low}, **audit), 200
+    return jsonify(status="ok", **parts, **audit), 200
 
 
 def _low_space(current: Archive) -> str | None:

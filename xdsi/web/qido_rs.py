@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response, request
 from xdsi.dicom.uids import validate_uid
 from xdsi.services.search import Level, SearchAnswer, SearchLimits, search
 from xdsi.web import multipart, negotiation
-from xdsi.web.context import NEGOTIATION_PARAMETERS, accepted, announce, archive, session
+from xdsi.web.context import NEGOTIATION_PARAMETERS, accepted, announce, archive, requester, session
 from xdsi.web.errors import warning
 from xdsi.web.negotiation import DICOM_XML
 from xdsi.web.urls import DICOMWEB, dicomweb_root
@@ -64,6 +64,8 @@ def _search(level: Level, study: str | None = None, series: str | None = None) -
                            if name not in NEGOTIATION_PARAMETERS], root=root, limits=limits,
         study_uid=study, series_uid=series,
     )
+    # PS3.15 A.5.3.10: the query as the client sent it.
+    current.auditor.queried(requester(), request.full_path.rstrip("?").encode("utf-8", "replace"))
     response = _xml(answer) if choice.offer.media_type == DICOM_XML else _json(answer, choice.offer.media_type)
     for text in answer.warnings:
         # PS3.18 8.3.4.5 / 10.6.3.2: Warning: 299 <service>: <text>

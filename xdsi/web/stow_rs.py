@@ -32,7 +32,7 @@ from xdsi.services.archive import Archive
 from xdsi.services.store import Outcome, Status
 from xdsi.services.stow_assembly import MetadataPart, Readable
 from xdsi.web import multipart, negotiation, stow_response
-from xdsi.web.context import announce, archive
+from xdsi.web.context import announce, archive, requester
 from xdsi.web.errors import warning
 from xdsi.web.negotiation import DICOM, DICOM_JSON, DICOM_XML
 from xdsi.web.urls import DICOMWEB, dicomweb_root
@@ -80,6 +80,7 @@ def _store(study_uid: str | None) -> Response:
             f"Content-Type {media.full} is not accepted; send multipart/related; type=\"{DICOM}\", "
             f"{DICOM_JSON} or {DICOM_XML} parts, or a single {DICOM} body"
         )
+    current.auditor.stored(requester(), outcomes)
     root = dicomweb_root(request)
     report = stow_response.response_model(outcomes, root)
     write = stow_response.to_xml if choice.offer.media_type == DICOM_XML else stow_response.to_json

@@ -17,7 +17,7 @@ from xdsi.services.archive import Archive
 from xdsi.services.metadata import instance_path, parse_bulk_data_path
 from xdsi.services.retrieve import BlobReader, StoredInstance, Target
 from xdsi.web import multipart, negotiation
-from xdsi.web.context import accepted, announce, archive, session
+from xdsi.web.context import accepted, announce, archive, requester, session
 from xdsi.web.negotiation import DICOM, DICOM_XML, OCTET_STREAM, ZIP
 from xdsi.web.ranges import ranged
 from xdsi.web.urls import DICOMWEB, dicomweb_root
@@ -74,6 +74,7 @@ def retrieve_pixel_data(study: str, series: str, instance: str) -> Response:
 
 def _instance(target: Target) -> tuple[Archive, StoredInstance]:
     [found] = retrieve.instances(session(), target)
+    archive().auditor.retrieved(requester(), [found], "WADO-RS")
     return archive(), found
 
 
@@ -147,6 +148,7 @@ def _retrieve(target: Target) -> Response:
     offers.append(negotiation.Offer(ZIP, multipart=False))
     choice = negotiation.negotiate(accepted(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
     files = retrieve.opened_files(current.blobs, plan.instances)
+    current.auditor.retrieved(requester(), plan.instances, "WADO-RS")
     try:
         response = _answer(current, files, plan, choice)
     except BaseException:

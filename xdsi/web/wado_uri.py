@@ -18,13 +18,13 @@ from werkzeug.wsgi import wrap_file
 
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, validate_uid
 from xdsi.errors import InvalidRequest, NotAcceptable
-from xdsi.services import charset, documents, plans, retrieve
+from xdsi.services import charset, documents, plans, render, retrieve
 from xdsi.services.anonymize import Anonymizer
 from xdsi.services.archive import Archive
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.retrieve import BlobReader, Target
 from xdsi.web import negotiation
-from xdsi.web.context import announce, archive, session
+from xdsi.web.context import announce, archive, requester, session
 from xdsi.web.negotiation import DICOM, MediaRange
 from xdsi.web.ranges import ranged
 
@@ -273,9 +273,9 @@ def retrieve_object() -> Response:
     media_type = _choose(asked, item, negotiation.parse_accept(request.headers.get("Accept")))
     _check_for(asked, item, media_type)
     if media_type != DICOM and item.kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
-        raise NotAcceptable(f"{media_type} is not available: this server does not render images yet; "
-                            f"ask for contentType=application/dicom")
+        return _image(asked, media_type)
     files = retrieve.opened_files(current.blobs, plan.instances)
+    current.auditor.retrieved(requester(), plan.instances, "WADO-URI")
     try:
         if media_type != DICOM:
             response = _document(current, files, asked, item, media_type)
@@ -285,6 +285,33 @@ def retrieve_object() -> Response:
         files.close()
         raise
     response.call_on_close(files.close)
+    return response
+
+
+def _image(asked: UriRequest, media_type: str) -> Response:
+    """A rendered image (PS3.18 9.1.2.2): every image parameter handed to the rendering service."""
+    renderer = archive().renderer
+    frames = None if asked.frame_number is None else (asked.frame_number,)
+    window = None
+    if asked.window_center is not None and asked.window_width is not None:
+        window = render.Window(asked.window_center, asked.window_width)  # PS3.18 9.1.2.2.6: LINEAR
+    presentation = None
+    if asked.presentation_uid is not None and asked.presentation_series_uid is not None:
+        presentation = render.PresentationRef(asked.presentation_series_uid, asked.presentation_uid)
+    wanted = render.RenderRequest(
+        media_type=media_type, frames=frames, window=window, rows=asked.rows, columns=asked.columns,
+        region=None if asked.region is None else render.Region(*asked.region), quality=asked.image_quality,
+        annotation=asked.annotation, charset=asked.charsets, presentation=presentation,
+    )
+    prepared = renderer.prepare(session(), asked.target, frames=frames, presentation=presentation)
+    rendered = renderer.render(prepared, wanted)
+    response = Response(rendered.data, status=200, mimetype=rendered.media_type)
+    response.set_etag(rendered.etag)
+    response.cache_control.no_cache = True  # revalidated by ETag: an overwrite changes it
+    if request.if_none_match.contains(rendered.etag):
+        response.status_code = 304
+        response.set_data(b"")
+        response.headers.pop("Content-Length", None)
     return response
 
 

@@ -1,0 +1,249 @@
+"""ATNA audit to a real rsyslog: the messages of a STOW, a QIDO, a WADO-RS retrieve, a refused login and a refused
+access arrive over mutually authenticated TLS (RFC 5425), each valid against the DICOM audit message schema and
+naming the right participants and objects; UDP (RFC 5426) carries them too; with the repository down, requests
+still succeed and the drop count rises."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from tests.certificates import TestCA
+from tests.conftest import SHARED
+from tests.dicomfiles import make_instance
+from tests.live import LiveServer, free_port
+from tests.rsyslog import Received, Rsyslog
+from xdsi.audit import messages as audit
+from xdsi.audit.syslog import transport_for
+from xdsi.audit.trail import AuditTrail
+from xdsi.security.basic import add_user
+
+SCHEMA = etree.RelaxNG(etree.parse(str(SHARED / "schemas-ref" / "dicom-audit" / "audit-message.rng")))
+BOUNDARY = "xdsi-audit-boundary"
+STUDY = "1.2.826.0.1.3680043.10.1400.77"
+SERIES = "1.2.826.0.1.3680043.10.1400.77.1"
+SOP = "1.2.826.0.1.3680043.10.1400.77.1.1"
+
+
+def basic(name: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
+
+
+READER = basic("radiologist", "read pass")
+MODALITY = basic("ct-1", "store pass")
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def rsyslog(tmp_path_factory: pytest.TempPathFactory, ca: TestCA) -> Iterator[Rsyslog]:
+    server = Rsyslog(tmp_path_factory.mktemp("rsyslog"), ca)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("users") / "users"
+    add_user(path, "radiologist", "read pass", ["read"])
+    add_user(path, "ct-1", "store pass", ["store"])
+    return path
+
+
+def audited_server(folder: Path, ca: TestCA, users_file: Path, audit_syslog: str, **settings: str) -> LiveServer:
+    cert, key = ca.issue("xdsi.example.org", folder / "xdsi-client")
+    return LiveServer(f"sqlite:///{folder / 'xdsi.db'}", folder / "store", auth="basic", users_file=str(users_file),
+                      audit_syslog=audit_syslog, audit_tls_ca=str(ca.cert_file), audit_tls_cert=str(cert),
+                      audit_tls_key=str(key), audit_source_id="xdsi-test", audit_site_id="Radiology", **settings)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, ca: TestCA, users_file: Path,
+           rsyslog: Rsyslog) -> Iterator[LiveServer]:
+    # One worker: /healthz then reports the counts of the worker that served every request.
+    live = audited_server(tmp_path_factory.mktemp("audited"), ca, users_file, f"tls://127.0.0.1:{rsyslog.tls_port}",
+                          workers="1")
+    yield live
+    live.stop()
+
+
+def parsed(received: Received) -> etree._Element:
+    document = etree.fromstring(received.xml, etree.XMLParser(resolve_entities=False, no_network=True))
+    assert SCHEMA.validate(document), SCHEMA.error_log
+    return document
+
+
+def event_id(document: etree._Element) -> str:
+    return document.find("EventIdentification/EventID").get("csd-code")
+
+
+def find(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool]) -> etree._Element:
+    """The first received audit message ``wanted`` picks, waiting for it to arrive."""
+    def pick(messages: list[Received]) -> list[etree._Element]:
+        return [document for document in (parsed(m) for m in messages) if wanted(document)]
+
+    messages = rsyslog.wait_for(lambda received: bool(pick(received)))
+    found = pick(messages)
+    assert found, f"no such audit message among {len(messages)}: {[m.xml[:200] for m in messages]}"
+    return found[0]
+
+
+def of_event(code: str, *, action: str | None = None, event_type: str | None = None) -> Callable[[etree._Element], bool]:
+    def wanted(document: etree._Element) -> bool:
+        ident = document.find("EventIdentification")
+        types = [t.get("csd-code") for t in ident.findall("EventTypeCode")]
+        return (event_id(document) == code and (action is None or ident.get("EventActionCode") == action)
+                and (event_type is None or event_type in types))
+    return wanted
+
+
+def participants(document: etree._Element) -> dict[str, etree._Element]:
+    """ActiveParticipant by the meaning of its role (or by UserID when it has none)."""
+    found = {}
+    for element in document.findall("ActiveParticipant"):
+        role = element.find("RoleIDCode")
+        found[role.get("originalText") if role is not None else element.get("UserID")] = element
+    return found
+
+
+def objects(document: etree._Element, id_type: str) -> list[etree._Element]:
+    return [element for element in document.findall("ParticipantObjectIdentification")
+            if element.find("ParticipantObjectIDTypeCode").get("csd-code") == id_type]
+
+
+def test_every_message_is_rfc5424_for_atna(server: LiveServer, rsyslog: Rsyslog) -> None:
+    start = find(rsyslog, of_event("110100", event_type="110120"))
+    assert participants(start)["Application"].get("UserIsRequestor") == "false"
+    assert "Application Launcher" in participants(start)
+    for received in rsyslog.received():
+        # ITI-20: facility authpriv (10), severity notice (5); MSGID IHE+RFC-3881.
+        assert (received.pri, received.app_name, received.msgid) == ("85", "xdsi", "IHE+RFC-3881")
+        assert received.input == "tls"
+    source = start.find("AuditSourceIdentification")
+    assert (source.get("AuditSourceID"), source.get("AuditEnterpriseSiteID")) == ("xdsi-test", "Radiology")
+
+
+def test_a_stow_is_audited_as_instances_transferred_create(server: LiveServer, rsyslog: Rsyslog) -> None:
+    sop_uid = SOP
+    body = (f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+            + make_instance(study_uid=STUDY, series_uid=SERIES, sop_uid=sop_uid, patient_id="P-77", IssuerOfPatientID="HOSP-A")
+            + f"\r\n--{BOUNDARY}--\r\n".encode())
+    stored = server.request("POST", "/dicom-web/studies", body, {
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={BOUNDARY}', **MODALITY})
+    assert stored.status == 200
+    message = find(rsyslog, of_event("110104", action="C"))
+    assert message.find("EventIdentification").get("EventOutcomeIndicator") == "0"
+    assert [t.get("csd-code") for t in message.findall("EventIdentification/EventTypeCode")] == ["RAD-108"]
+    roles = participants(message)
+    # PS3.15 A.5.3.5: the modality sent (source, requestor), this archive received (destination).
+    assert roles["Source Role ID"].get("UserID") == "ct-1"
+    assert roles["Source Role ID"].get("UserIsRequestor") == "true"
+    assert roles["Source Role ID"].get("NetworkAccessPointID") == "127.0.0.1"
+    assert roles["Destination Role ID"].get("UserIsRequestor") == "false"
+    [study] = objects(message, "110180")
+    assert study.get("ParticipantObjectID") == STUDY
+    [sop_class] = study.findall("ParticipantObjectDescription/SOPClass")
+    assert (sop_class.get("UID"), sop_class.get("NumberOfInstances")) == ("1.2.840.10008.5.1.4.1.1.2", "1")
+    assert [i.get("UID") for i in sop_class.findall("Instance")] == [sop_uid]
+    [patient] = objects(message, "2")
+    assert patient.get("ParticipantObjectID") == "P-77^^^HOSP-A"
+    assert (patient.get("ParticipantObjectTypeCode"), patient.get("ParticipantObjectTypeCodeRole")) == ("1", "1")
+
+
+def test_a_qido_is_audited_with_its_query(server: LiveServer, rsyslog: Rsyslog) -> None:
+    answer = server.request("GET", "/dicom-web/studies?PatientID=P-77&includefield=StudyDescription", headers=READER)
+    assert answer.status == 200
+    message = find(rsyslog, of_event("110112"))
+    roles = participants(message)
+    assert roles["Source Role ID"].get("UserID") == "radiologist"
+    [query] = objects(message, "110181")
+    assert query.get("ParticipantObjectID") == audit.STUDY_ROOT_FIND
+    sent = base64.b64decode(query.findtext("ParticipantObjectQuery"))
+    assert sent == b"/dicom-web/studies?PatientID=P-77&includefield=StudyDescription"
+
+
+def test_a_wado_rs_retrieve_is_audited_as_instances_transferred_read(server: LiveServer, rsyslog: Rsyslog) -> None:
+    answer = server.request("GET", f"/dicom-web/studies/{STUDY}", headers=READER)
+    assert answer.status == 200
+    message = find(rsyslog, of_event("110104", action="R", event_type="RAD-107"))
+    roles = participants(message)
+    # The archive sent (source), the radiologist's client received (destination, requestor).
+    assert roles["Source Role ID"].get("UserIsRequestor") == "false"
+    assert roles["Destination Role ID"].get("UserID") == "radiologist"
+    assert roles["Destination Role ID"].get("UserIsRequestor") == "true"
+    assert [s.get("ParticipantObjectID") for s in objects(message, "110180")] == [STUDY]
+    assert [p.get("ParticipantObjectID") for p in objects(message, "2")] == ["P-77^^^HOSP-A"]
+
+
+def test_a_wado_uri_retrieve_is_audited_as_instances_transferred_read(server: LiveServer, rsyslog: Rsyslog) -> None:
+    answer = server.request("GET", f"/wado?requestType=WADO&studyUID={STUDY}&seriesUID={SERIES}&objectUID={SOP}"
+                                   "&contentType=application/dicom", headers=READER)
+    assert answer.status == 200
+    message = find(rsyslog, of_event("110104", action="R", event_type="RAD-55"))
+    assert participants(message)["Destination Role ID"].get("UserID") == "radiologist"
+    [study] = objects(message, "110180")
+    assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
+
+
+def test_a_refused_login_and_a_refused_access_are_audited(server: LiveServer, rsyslog: Rsyslog) -> None:
+    assert server.request("GET", "/dicom-web/studies", headers=basic("radiologist", "guess")).status == 401
+    login = find(rsyslog, of_event("110114", event_type="110122"))
+    assert login.find("EventIdentification").get("EventOutcomeIndicator") == "4"
+    assert participants(login)["radiologist"].get("UserIsRequestor") == "true"
+    # A request without credentials is the first step of every login, not an incident: not audited.
+    before = len(rsyslog.received())
+    assert server.request("GET", "/dicom-web/studies").status == 401
+    assert server.request("DELETE", f"/dicom-web/studies/{STUDY}", headers=READER).status == 403
+    alert = find(rsyslog, of_event("110113", event_type="110132"))
+    assert participants(alert)["radiologist"].get("UserIsRequestor") == "true"
+    [subject] = objects(alert, "12")
+    assert subject.get("ParticipantObjectID") == f"DELETE /dicom-web/studies/{STUDY}"
+    logins = [m for m in rsyslog.received()[before:] if event_id(parsed(m)) == "110114"]
+    assert logins == []
+
+
+def test_the_health_check_counts_what_was_sent(server: LiveServer) -> None:
+    health = json.loads(server.request("GET", "/healthz").body)
+    assert health["audit"]["dropped"] == 0
+    assert health["audit"]["sent"] >= 1
+
+
+def test_udp_carries_the_messages_too(rsyslog: Rsyslog) -> None:
+    trail = AuditTrail(lambda: transport_for(f"udp://127.0.0.1:{rsyslog.udp_port}"), audit.Source("xdsi-udp"),
+                       capacity=10)
+    trail.record(audit.Event(audit.APPLICATION_ACTIVITY, "E", audit.SUCCESS, event_types=[audit.APPLICATION_START],
+                             participants=[audit.Participant("xdsi-udp", False, audit.APPLICATION)]))
+    trail.close()
+    received = rsyslog.wait_for(lambda messages: any(m.input == "udp" for m in messages))
+    [message] = [m for m in received if m.input == "udp"]
+    assert parsed(message).find("AuditSourceIdentification").get("AuditSourceID") == "xdsi-udp"
+
+
+def test_with_the_repository_down_requests_succeed_and_drops_are_counted(
+        tmp_path: Path, ca: TestCA, users_file: Path) -> None:
+    # Nothing listens on this port: every connection is refused, the queue of two fills, the rest is dropped.
+    live = audited_server(tmp_path, ca, users_file, f"tls://127.0.0.1:{free_port()}", audit_queue_size="2",
+                          workers="1")
+    try:
+        for _ in range(6):
+            assert live.request("GET", "/dicom-web/studies", headers=READER).status == 200
+        health = json.loads(live.request("GET", "/healthz").body)
+        assert health["audit"]["sent"] == 0
+        assert health["audit"]["dropped"] >= 3
+        assert health["status"] == "ok"
+    finally:
+        live.stop()
+
+
+def test_the_application_stop_is_audited_last(server: LiveServer, rsyslog: Rsyslog) -> None:
+    server.stop()
+    stop = find(rsyslog, of_event("110100", event_type="110121"))
+    assert participants(stop)["Application"].get("UserID") == server.base

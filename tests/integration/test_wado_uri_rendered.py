@@ -1,0 +1,179 @@
+"""WADO-URI rendered images (PS3.18 9.1.2.2) against a running server: one test per image parameter,
+pixels checked against the stored values through an independent numpy computation."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from tests.dicomfiles import make_dataset, make_presentation_state, make_two_halves, to_bytes
+from tests.integration.test_stow_rs import dicom_parts, post
+from tests.live import LiveServer, Reply
+from tests.rendering import image_of, window
+
+DARK, LIGHT, SIZE = 60, 190, 64
+
+
+class Stored:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.ds = pydicom.dcmread(io.BytesIO(data))
+
+    def url(self, **params: str) -> str:
+        return "/wado?" + urlencode({"requestType": "WADO", "studyUID": self.ds.StudyInstanceUID,
+                                     "seriesUID": self.ds.SeriesInstanceUID, "objectUID": self.ds.SOPInstanceUID,
+                                     **params})
+
+
+@pytest.fixture(scope="module")
+def stored(live: LiveServer) -> dict[str, Stored]:
+    found = {"halves": Stored(to_bytes(make_two_halves(DARK, LIGHT, SIZE, study_uid=generate_uid())))}
+    for key, name in (("ct", "CT_small.dcm"), ("multi", "SC_rgb_rle_2frame.dcm")):
+        found[key] = Stored(Path(get_testdata_file(name)).read_bytes())
+    for item in found.values():
+        assert post(live, dicom_parts(item.data)).status == 200
+    return found
+
+
+def _image(reply: Reply, media_type: str) -> np.ndarray:
+    assert reply.status == 200, reply.body[:300]
+    assert reply.header("Content-Type") == media_type
+    assert int(reply.header("Content-Length")) == len(reply.body)
+    return image_of(reply.body)
+
+
+def test_a_single_frame_image_defaults_to_jpeg(live: LiveServer, stored: dict[str, Stored]) -> None:
+    reply = live.request("GET", stored["halves"].url())
+    pixels = _image(reply, "image/jpeg")
+    assert reply.body[:2] == b"\xff\xd8" and pixels.shape == (SIZE, SIZE)
+    assert abs(pixels[8:-8, 8:SIZE // 2 - 8].mean() - DARK) < 4
+    assert abs(pixels[8:-8, SIZE // 2 + 8:-8].mean() - LIGHT) < 4
+
+
+def test_png_is_the_stored_values_through_the_objects_window(live: LiveServer, stored: dict[str, Stored]) -> None:
+    item = stored["halves"]
+    pixels = _image(live.request("GET", item.url(contentType="image/png")), "image/png")
+    assert np.array_equal(pixels, item.ds.pixel_array)  # the identity window of the object
+
+
+def test_window_center_and_width_replace_the_objects_window(live: LiveServer, stored: dict[str, Stored]) -> None:
+    item = stored["halves"]
+    pixels = _image(live.request("GET", item.url(contentType="image/png", windowCenter="125", windowWidth="130")),
+                    "image/png")
+    want = np.rint(window(item.ds.pixel_array.astype(np.float64), 125, 130)).astype(np.uint8)
+    assert np.array_equal(pixels, want)
+    assert set(np.unique(pixels)) == {0, 255}
+
+
+@pytest.mark.parametrize(("params", "size"), [
+    ({"rows": "32"}, (32, 32)), ({"columns": "16"}, (16, 16)), ({"rows": "32", "columns": "16"}, (16, 16)),
+    ({"rows": "128"}, (128, 128)),
+])
+def test_rows_and_columns_bound_the_size_keeping_the_aspect_ratio(
+        live: LiveServer, stored: dict[str, Stored], params: dict[str, str], size: tuple[int, int]) -> None:
+    pixels = _image(live.request("GET", stored["halves"].url(contentType="image/png", **params)), "image/png")
+    assert pixels.shape == size
+
+
+@pytest.mark.parametrize(("region", "shape", "value"), [
+    ("0,0,0.5,1", (64, 32), DARK), ("0.5,0,1,1", (64, 32), LIGHT), ("0.5,0.5,1,1", (32, 32), LIGHT),
+])
+def test_region_crops_in_fractions_of_the_image(
+        live: LiveServer, stored: dict[str, Stored], region: str, shape: tuple[int, int], value: int) -> None:
+    pixels = _image(live.request("GET", stored["halves"].url(contentType="image/png", region=region)), "image/png")
+    assert pixels.shape == shape and np.all(pixels == value)
+
+
+def test_region_then_rows(live: LiveServer, stored: dict[str, Stored]) -> None:
+    reply = live.request("GET", stored["halves"].url(contentType="image/png", region="0,0,0.5,1", rows="32"))
+    assert _image(reply, "image/png").shape == (32, 16)
+
+
+def test_image_quality_trades_size_for_fidelity(live: LiveServer, stored: dict[str, Stored]) -> None:
+    ct = stored["ct"]
+    low = live.request("GET", ct.url(contentType="image/jpeg", imageQuality="5"))
+    high = live.request("GET", ct.url(contentType="image/jpeg", imageQuality="95"))
+    assert _image(low, "image/jpeg").shape == _image(high, "image/jpeg").shape == (128, 128)
+    assert len(low.body) * 2 < len(high.body)
+
+
+@pytest.mark.parametrize("frame", [1, 2])
+def test_frame_number_renders_that_frame(live: LiveServer, stored: dict[str, Stored], frame: int) -> None:
+    item = stored["multi"]
+    pixels = _image(live.request("GET", item.url(contentType="image/png", frameNumber=str(frame))), "image/png")
+    assert np.array_equal(pixels, item.ds.pixel_array[frame - 1])  # RGB, 8 bits: shown as stored
+
+
+def test_a_multi_frame_image_as_gif_is_animated(live: LiveServer, stored: dict[str, Stored]) -> None:
+    reply = live.request("GET", stored["multi"].url(contentType="image/gif"))
+    assert reply.status == 200 and reply.header("Content-Type") == "image/gif"
+    assert Image.open(io.BytesIO(reply.body)).n_frames == 2
+
+
+def test_a_multi_frame_image_as_jpeg_is_its_first_frame(live: LiveServer, stored: dict[str, Stored]) -> None:
+    item = stored["multi"]
+    pixels = _image(live.request("GET", item.url(contentType="image/jpeg")), "image/jpeg")
+    assert pixels.shape == item.ds.pixel_array[0].shape
+
+
+@pytest.mark.parametrize(("content_type", "answer"), [
+    ("image/webp, image/png;q=0.8", "image/png"), ("image/*", "image/jpeg"), ("*/*", "image/jpeg"),
+    ("application/dicom;q=0.5, image/gif", "image/gif"),
+])
+def test_the_content_type_list_picks_the_first_image_type_offered(
+        live: LiveServer, stored: dict[str, Stored], content_type: str, answer: str) -> None:
+    reply = live.request("GET", stored["halves"].url(contentType=content_type))
+    assert reply.status == 200 and reply.header("Content-Type") == answer
+
+
+def test_head_and_revalidation(live: LiveServer, stored: dict[str, Stored]) -> None:
+    url = stored["halves"].url(contentType="image/png")
+    first = live.request("GET", url)
+    head = live.request("HEAD", url)
+    assert head.status == 200 and head.body == b"" and head.header("Content-Length") == str(len(first.body))
+    etag = first.header("ETag")
+    assert etag
+    again = live.request("GET", url, headers={"If-None-Match": etag})
+    assert again.status == 304 and again.body == b""
+
+
+def test_annotation_burns_text_into_the_image(live: LiveServer, stored: dict[str, Stored]) -> None:
+    item = stored["halves"]
+    plain = _image(live.request("GET", item.url(contentType="image/png", rows="256")), "image/png")
+    marked = _image(live.request("GET", item.url(contentType="image/png", rows="256", annotation="patient,technique")),
+                    "image/png")
+    assert plain.shape == marked.shape and not np.array_equal(plain, marked)
+    # The text lies on the image; most of it is still the image.
+    assert np.mean(plain == marked) > 0.8
+
+
+def test_presentation_state_applies_and_an_unknown_one_is_404(live: LiveServer, stored: dict[str, Stored]) -> None:
+    image = make_dataset(study_uid=generate_uid(), rows=128, columns=128)
+    state = make_presentation_state(image)
+    assert post(live, dicom_parts(to_bytes(image), to_bytes(state))).status == 200
+    item = Stored(to_bytes(image))
+    reply = live.request("GET", item.url(contentType="image/png", presentationUID=state.SOPInstanceUID,
+                                         presentationSeriesUID=state.SeriesInstanceUID))
+    shown = _image(reply, "image/png")
+    plain = _image(live.request("GET", item.url(contentType="image/png")), "image/png")
+    assert not np.array_equal(shown, plain)  # the state's window, rotation, flip and area
+    reply = live.request("GET", item.url(contentType="image/png", presentationUID=generate_uid(),
+                                         presentationSeriesUID=state.SeriesInstanceUID))
+    assert reply.status == 404 and "presentation state" in reply.body.decode()
+
+
+def test_an_image_with_no_accept_or_content_type_in_an_img_element(live: LiveServer, stored: dict[str, Stored]) -> None:
+    """A browser's <img> Accept: a multi-frame image comes as an animated GIF, not as DICOM."""
+    accept = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+    reply = live.request("GET", stored["multi"].url(), headers={"Accept": accept})
+    assert reply.status == 200 and reply.header("Content-Type") == "image/gif"
+    reply = live.request("GET", stored["halves"].url(), headers={"Accept": accept})
+    assert reply.status == 200 and reply.header("Content-Type") == "image/jpeg"

@@ -1,0 +1,100 @@
+"""A real rsyslogd (Debian ``rsyslog`` + ``rsyslog-gnutls``) on free loopback ports, as an Audit Record Repository.
+
+It listens for RFC 5426 UDP and RFC 5425 TLS (mutual: the client's certificate must chain to the
+test CA) and writes each message it receives as one line ``input|pri|app-name|msgid|msg``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.certificates import TestCA
+from tests.live import free_port
+
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+BOM = "\ufeff"
+
+
+@dataclass
+class Received:
+    input: str
+    pri: str
+    app_name: str
+    msgid: str
+    xml: bytes
+
+
+class Rsyslog:
+    def __init__(self, folder: Path, ca: TestCA) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.udp_port = free_port()
+        self.tls_port = free_port()
+        self.log = folder / "audit.log"
+        cert, key = ca.issue("127.0.0.1", folder / "rsyslog")
+        config = folder / "rsyslog.conf"
+        config.write_text(f"""
+global(workDirectory="{folder}" maxMessageSize="256k"
+       defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="{ca.cert_file}"
+       defaultNetstreamDriverCertFile="{cert}" defaultNetstreamDriverKeyFile="{key}")
+module(load="imudp")
+module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid")
+input(type="imudp" address="127.0.0.1" port="{self.udp_port}" ruleset="audit" name="udp")
+input(type="imtcp" address="127.0.0.1" port="{self.tls_port}" ruleset="audit" name="tls")
+template(name="line" type="string" string="%inputname%|%pri%|%app-name%|%msgid%|%msg%\\n")
+ruleset(name="audit") {{ action(type="omfile" file="{self.log}" template="line" flushOnTXEnd="on"
+                                asyncWriting="off") }}
+""")
+        self.process = subprocess.Popen([RSYSLOGD, "-n", "-f", str(config), "-i", str(folder / "rsyslogd.pid")],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._wait_listening()
+
+    def _wait_listening(self) -> None:
+        import socket
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"rsyslogd exited: {output}")
+            try:
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("rsyslogd did not listen within 30 s")
+
+    def received(self) -> list[Received]:
+        if not self.log.exists():
+            return []
+        found = []
+        for line in self.log.read_text(encoding="utf-8").splitlines():
+            parts = line.split("|", 4)
+            if len(parts) == 5:
+                found.append(Received(parts[0], parts[1], parts[2], parts[3], parts[4].lstrip(BOM).encode()))
+        return found
+
+    def wait_for(self, predicate: object, timeout: float = 30) -> list[Received]:
+        """The messages received, once ``predicate(messages)`` holds (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = self.received()
+            if predicate(messages) or time.monotonic() > deadline:  # type: ignore[operator]
+                return messages
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()

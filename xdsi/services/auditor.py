@@ -1,0 +1,173 @@
+"""Audit events of the archive's transactions (PS3.15 A.5.3; IHE ITI-20), recorded on the audit trail.
+
+The edges call it once the service answered: a store with its outcomes, a retrieve with the
+instances it sends, a search with its query, a refused caller. Nothing here waits for the
+repository (``audit.trail``), and without ``audit_syslog`` every call returns at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from xdsi.audit import messages as audit
+from xdsi.audit.syslog import Transport, transport_for
+from xdsi.audit.trail import AuditTrail, Counts
+from xdsi.config import Settings
+from xdsi.repository.index import StoredInstance, study_patients
+from xdsi.security.identity import Identity
+from xdsi.services.store import Outcome
+
+log = logging.getLogger(__name__)
+
+Transaction = Literal["WADO-RS", "WADO-URI"]
+TRANSACTIONS: dict[Transaction, audit.Code] = {
+    "WADO-RS": audit.WADO_RS,
+    "WADO-URI": audit.WADO_URI,
+}
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asked and from where: the identity the edge established, the client's address."""
+
+    identity: Identity
+    address: str | None
+
+
+class Auditor:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.trail: AuditTrail | None = None
+        # A.5.3: this archive as a participant, by its URL and the machine it runs on.
+        self.server_id = settings.base_url or f"http://{settings.bind}"
+        self.server_host = socket.gethostname()
+        if settings.audit_syslog:
+            url = settings.audit_syslog
+
+            def transport() -> Transport:
+                return transport_for(url, ca=settings.audit_tls_ca, cert=settings.audit_tls_cert,
+                                     key=settings.audit_tls_key)
+
+            source = audit.Source(settings.audit_source_id or self.server_host, settings.audit_site_id)
+            self.trail = AuditTrail(transport, source, capacity=settings.audit_queue_size)
+
+    def counts(self) -> Counts | None:
+        return self.trail.counts() if self.trail else None
+
+    def close(self) -> None:
+        if self.trail is not None:
+            self.trail.close()
+
+    # --- A.5.3.1 Application Activity -------------------------------------------------------------------------
+
+    def application_activity(self, started: bool, launcher: str) -> None:
+        event_type = audit.APPLICATION_START if started else audit.APPLICATION_STOP
+        self._record(audit.Event(
+            audit.APPLICATION_ACTIVITY, "E", audit.SUCCESS, event_types=[event_type],
+            participants=[audit.Participant(self.server_id, False, audit.APPLICATION, self.server_host),
+                          audit.Participant(launcher, True, audit.APPLICATION_LAUNCHER)],
+        ))
+
+    # --- A.5.3.5 DICOM Instances Transferred --------------------------------------------------------------------
+
+    def stored(self, requester: Requester, outcomes: Sequence[Outcome]) -> None:
+        """STOW-RS: the instances stored (action C), as a failure when some were refused."""
+        if self.trail is None:
+            return
+        stored = [(o.study_uid, o.sop_class_uid, o.sop_instance_uid) for o in outcomes if o.status.succeeded
+                  and o.study_uid and o.sop_class_uid and o.sop_instance_uid]
+        failed = len(outcomes) - len(stored)
+        outcome = audit.SUCCESS if not failed else (audit.MINOR_FAILURE if stored else audit.SERIOUS_FAILURE)
+        description = f"{failed} of {len(outcomes)} instances refused" if failed else None
+        # A.5.3.5: the requestor sent (source), this archive received (destination).
+        self._transferred("C", outcome, description, stored, [audit.STOW_RS],
+                          source=self._requester(requester, audit.SOURCE),
+                          destination=audit.Participant(self.server_id, False, audit.DESTINATION,
+                                                        self.server_host),
+                          requester=requester)
+
+    def retrieved(self, requester: Requester, found: Sequence[StoredInstance], transaction: Transaction) -> None:
+        """A retrieve of any protocol: the instances sent (action R) to the requestor."""
+        if self.trail is None:
+            return
+        sent = [(i.study_uid, i.sop_class_uid, i.sop_instance_uid) for i in found]
+        self._transferred("R", audit.SUCCESS, None, sent, [TRANSACTIONS[transaction]],
+                          source=audit.Participant(self.server_id, False, audit.SOURCE, self.server_host),
+                          destination=self._requester(requester, audit.DESTINATION), requester=requester)
+
+    def _transferred(self, action: str, outcome: str, description: str | None,
+                     instances: Iterable[tuple[str | None, str | None, str | None]], event_types: list[audit.Code],
+                     *, source: audit.Participant, destination: audit.Participant, requester: Requester) -> None:
+        by_study: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for study_uid, sop_class, sop_uid in instances:
+            if study_uid and sop_class and sop_uid:
+                by_study[study_uid][sop_class].append(sop_uid)
+        studies = [audit.Study(uid, dict(classes)) for uid, classes in sorted(by_study.items())]
+        self._record(audit.Event(
+            audit.INSTANCES_TRANSFERRED, action, outcome, event_types=event_types, outcome_description=description,
+            participants=[source, destination], studies=studies, patients=self._patients(by_study),
+        ))
+
+    # --- A.5.3.10 Query -----------------------------------------------------------------------------------------
+
+    def queried(self, requester: Requester, query: bytes) -> None:
+        """QIDO-RS: the query as sent (path and query string), with the requestor and this archive."""
+        if self.trail is None:
+            return
+        self._record(audit.Event(
+            audit.QUERY, "E", audit.SUCCESS, event_types=[audit.QIDO_RS],
+            participants=[self._requester(requester, audit.SOURCE),
+                          audit.Participant(self.server_id, False, audit.DESTINATION, self.server_host)],
+            query=query,
+        ))
+
+    # --- A.5.3.11 Security Alert, A.5.3.12 User Authentication --------------------------------------------------
+
+    def refused_login(self, address: str | None, user: str | None, reason: str) -> None:
+        """Credentials presented and refused: a failed Login (outcome 4)."""
+        self._record(audit.Event(
+            audit.USER_AUTHENTICATION, "E", audit.MINOR_FAILURE, event_types=[audit.LOGIN],
+            outcome_description=reason,
+            participants=[audit.Participant(user or "unknown", True, address=address),
+                          audit.Participant(self.server_id, False, address=self.server_host)],
+        ))
+
+    def refused_access(self, requester: Requester, target: str, reason: str) -> None:
+        """A known caller asked for what its roles do not allow: Use of Restricted Function."""
+        self._record(audit.Event(
+            audit.SECURITY_ALERT, "E", audit.MINOR_FAILURE, event_types=[audit.USE_OF_RESTRICTED_FUNCTION],
+            outcome_description=reason,
+            participants=[self._requester(requester, None),
+                          audit.Participant(self.server_id, False, address=self.server_host)],
+            alert_subject=target,
+        ))
+
+    # ---------------------------------------------------------------------------------------------------------------
+
+    def _record(self, event: audit.Event) -> None:
+        if self.trail is not None:
+            self.trail.record(event)
+
+    def _requester(self, requester: Requester, role: audit.Code | None) -> audit.Participant:
+        identity = requester.identity
+        return audit.Participant(identity.name, True, role, requester.address,
+                                 user_name=f"{identity.name} ({identity.mechanism})")
+
+    def _patients(self, by_study: dict[str, dict[str, list[str]]]) -> list[audit.Patient]:
+        if not by_study:
+            return []
+        try:
+            with self.sessions() as session:
+                found = study_patients(session, list(by_study))
+        except Exception:  # an audit message without the patient beats none at all
+            log.exception("the patients of an audit message could not be read")
+            return []
+        unique = {(patient_id, issuer) for patient_id, issuer in found.values() if patient_id}
+        return [audit.Patient(patient_id, issuer or None) for patient_id, issuer in sorted(unique)]
