@@ -28,7 +28,7 @@ from xdsi.dicom.parsing import Limits, open_instance
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
 from xdsi.repository.blobs import BlobReader, BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services.retrieve import CHUNK, Body
+from xdsi.services.retrieve import Body, read_range
 
 _EXPLICIT_LONG_HEADER = 12  # PS3.5 7.1.2: tag, VR, two reserved bytes, 32-bit length (OB, OW, OF...)
 _IMPLICIT_HEADER = 8  # PS3.5 7.1.3: tag, 32-bit length
@@ -108,13 +108,6 @@ class Anonymizer:
 def _joined(blobs: BlobReader, key: str, header: bytes, start: int, end: int, trailer: bytes) -> Iterator[bytes]:
     yield header
     with blobs.open(key) as handle:
-        handle.seek(start)
-        remaining = end - start
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK, remaining))
-            if not chunk:
-                raise MalformedDicom(f"stored file {key} is shorter than its index says")
-            remaining -= len(chunk)
-            yield chunk
+        yield from read_range(handle, start, end - start, key)
     if trailer:
         yield trailer

@@ -13,18 +13,17 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from xdsi.dicom.frames import fragment_ranges
 from xdsi.dicom.parsing import Limits, open_instance
-from xdsi.errors import MalformedDicom, NotAcceptable, NotFound
+from xdsi.errors import NotAcceptable, NotFound
 from xdsi.repository.blobs import BlobReader, BlobStore
 from xdsi.repository.index import StoredInstance
 from xdsi.services import charset, plans
-from xdsi.services.retrieve import CHUNK, bulk_value
+from xdsi.services.retrieve import bulk_value, read_range
 
 TEXT_HTML = "text/html"
 TEXT_PLAIN = "text/plain"
@@ -74,20 +73,10 @@ class Payload:
             for offset, length in self.pieces:
                 lo, hi = max(start, at), min(end, at + length)
                 if lo < hi:
-                    yield from _read(handle, offset + lo - at, hi - lo, self.key)
+                    yield from read_range(handle, offset + lo - at, hi - lo, self.key)
                 at += length
                 if at >= end:
                     return
-
-
-def _read(handle: BinaryIO, offset: int, length: int, key: str) -> Iterator[bytes]:
-    handle.seek(offset)
-    while length > 0:
-        chunk = handle.read(min(CHUNK, length))
-        if not chunk:
-            raise MalformedDicom(f"stored file {key} is shorter than its index says")
-        length -= len(chunk)
-        yield chunk
 
 
 def _encapsulated(blobs: BlobStore, instance: StoredInstance, media_type: str, limits: Limits,

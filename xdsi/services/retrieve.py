@@ -227,14 +227,19 @@ class BulkValue:
             yield self.data[start:end]
             return
         with blobs.open(self.key) as handle:
-            handle.seek(self.offset + start)
-            remaining = end - start
-            while remaining > 0:
-                chunk = handle.read(min(CHUNK, remaining))
-                if not chunk:
-                    raise MalformedDicom(f"stored file {self.key} is shorter than its index says")
-                remaining -= len(chunk)
-                yield chunk
+            yield from read_range(handle, self.offset + start, end - start, self.key)
+
+
+def read_range(handle: BinaryIO, offset: int, length: int, key: str) -> Iterator[bytes]:
+    """``length`` bytes of an open stored file from ``offset``, in large chunks; a file shorter
+    than the index says is MalformedDicom, not a silently short answer."""
+    handle.seek(offset)
+    while length > 0:
+        chunk = handle.read(min(CHUNK, length))
+        if not chunk:
+            raise MalformedDicom(f"stored file {key} is shorter than its index says")
+        length -= len(chunk)
+        yield chunk
 
 
 def bulk_value(blobs: BlobStore, instance: StoredInstance, path: tuple[int, ...], limits: Limits) -> BulkValue:
