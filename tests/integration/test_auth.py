@@ -218,14 +218,17 @@ def test_the_soap_endpoint_is_refused_with_a_soap_fault(server: LiveServer) -> N
     assert "requires authentication" in fault.xpath("string(//env:Reason/env:Text)", namespaces=ns)
 
 
-def test_a_user_added_while_the_server_runs_may_log_in(server: LiveServer, users_file: Path) -> None:
-    added = subprocess.run([sys.executable, "-m", "xdsi", "user", "add", "late", "--role", "read"],
+def test_a_user_added_while_the_server_runs_may_log_in(server: LiveServer, users_file: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    # The users file is shared by the server of each database: a name of its own per server.
+    name = f"late-{request.node.callspec.params['server']}"
+    added = subprocess.run([sys.executable, "-m", "xdsi", "user", "add", name, "--role", "read"],
                            input="arrived late\n", capture_output=True, text=True, timeout=60,
                            env={**clean_env(), "XDSI_USERS_FILE": str(users_file)})
     assert added.returncode == 0, added.stderr
-    assert "added late (read)" in added.stdout
-    assert server.request("GET", "/dicom-web/studies", headers=basic("late", "arrived late")).status == 200
-    assert server.request("GET", "/dicom-web/studies", headers=basic("late", "arrived late\n")).status == 401
+    assert f"added {name} (read)" in added.stdout
+    assert server.request("GET", "/dicom-web/studies", headers=basic(name, "arrived late")).status == 200
+    assert server.request("GET", "/dicom-web/studies", headers=basic(name, "arrived late\n")).status == 401
 
 
 # --- xdsi serve's bind rule --------------------------------------------------------------------------------------
