@@ -273,10 +273,18 @@ def _deflate_bomb() -> bytes:
     return head[: 144 + meta_length] + body + compressor.flush()
 
 
+def _cut_inside_study_uid() -> bytes:
+    """A file ending two bytes into the Study Instance UID's value: a cut at a fixed offset could
+    fall between two elements, which leaves a well-formed data set without the attributes after it."""
+    data = make_instance()
+    at = data.index(b"\x20\x00\x0d\x00UI")  # (0020,000D) in Explicit VR Little Endian
+    return data[: at + 8 + 2]
+
+
 BAD_INPUT = {
     "empty": (lambda: b"", NotDicom, "DICM"),
     "non-dicom": (lambda: b"GIF89a" + bytes(500), NotDicom, "DICM"),
-    "truncated-header": (lambda: make_instance()[:400], MalformedDicom, "truncated|declares|ends"),
+    "truncated-header": (lambda: _cut_inside_study_uid(), MalformedDicom, "truncated|declares|ends"),
     "truncated-pixels": (lambda: make_instance(rows=64, columns=64)[:-100], MalformedDicom, "declares"),
     "missing-sop-instance-uid": (lambda: without("SOPInstanceUID"), MissingAttribute, "SOPInstanceUID"),
     "missing-study-uid": (lambda: without("StudyInstanceUID"), MissingAttribute, "StudyInstanceUID"),
