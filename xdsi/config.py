@@ -153,6 +153,12 @@ class Settings:
     max_metadata_bytes: int = field(
         default=64 * MIB, metadata=_doc("largest DICOM JSON/XML metadata part of a STOW-RS request")
     )
+    stow_metadata_budget_bytes: int = field(
+        default=0,
+        metadata=_doc("bytes of STOW-RS metadata parts the requests of one worker process may hold at once "
+                      "(each worker has its own; 503 with Retry-After beyond); 0: 1/64 of the machine's memory, "
+                      "at least max_metadata_bytes"),
+    )
     max_transcode_bytes: int = field(
         default=1024 * MIB, metadata=_doc("largest instance (and decoded pixel data) transcoded on retrieval")
     )
@@ -290,6 +296,17 @@ class Settings:
         return make_url(self.database_url).set(password=self.database_password).render_as_string(
             hide_password=False
         )
+
+    @property
+    def effective_stow_metadata_budget(self) -> int:
+        """``stow_metadata_budget_bytes``, or its default: 1/64 of physical memory, at least one largest part."""
+        if self.stow_metadata_budget_bytes:
+            return self.stow_metadata_budget_bytes
+        try:
+            memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            memory = 0  # not a POSIX system that tells: one largest part at a time
+        return max(self.max_metadata_bytes, memory // 64)
 
     @property
     def display_database_url(self) -> str:
@@ -479,9 +496,13 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
-                 "sweep_interval", "min_free_bytes", "render_cache_bytes"):
+                 "sweep_interval", "min_free_bytes", "render_cache_bytes", "stow_metadata_budget_bytes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
+    if 0 < values["stow_metadata_budget_bytes"] < values["max_metadata_bytes"]:
+        # A part the budget can never hold would be refused as "busy" forever.
+        problems.append(f"stow_metadata_budget_bytes: must be 0 or at least max_metadata_bytes "
+                        f"({values['max_metadata_bytes']}), not {values['stow_metadata_budget_bytes']}")
     base_url = values["base_url"]
     if base_url is not None:
         parts = urlsplit(base_url)
