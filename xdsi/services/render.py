@@ -284,7 +284,8 @@ class _Steps:
             raise InvalidRequest("a window cannot be combined with a presentation state: the state sets the window")
         rows, columns = int(ds.Rows), int(ds.Columns)
         self.grayscale = state.grayscale
-        self.presentation.append(lambda image, _context: Image.fromarray(state.spatial(np.asarray(image))))
+        self.presentation.append(
+            lambda image, _context: Image.fromarray(state.spatial(state.shuttered(np.asarray(image)))))
         self.annotation.append(lambda image, _context: state.draw(image, rows, columns))
         width, height = state.output_size(rows, columns, (size.width, size.height) if size else None)
         return Size(width, height)
