@@ -273,7 +273,7 @@ def retrieve_object() -> Response:
     media_type = _choose(asked, item, negotiation.parse_accept(request.headers.get("Accept")))
     _check_for(asked, item, media_type)
     if media_type != DICOM and item.kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
-        return _image(asked, media_type)
+        return _image(asked, media_type, plan)
     files = retrieve.opened_files(current.blobs, plan.instances)
     current.auditor.retrieved(requester(), plan.instances, "WADO-URI")
     try:
@@ -288,7 +288,7 @@ def retrieve_object() -> Response:
     return response
 
 
-def _image(asked: UriRequest, media_type: str) -> Response:
+def _image(asked: UriRequest, media_type: str, plan: plans.RetrievePlan) -> Response:
     """A rendered image (PS3.18 9.1.2.2): every image parameter handed to the rendering service."""
     renderer = archive().renderer
     frames = None if asked.frame_number is None else (asked.frame_number,)
@@ -303,7 +303,7 @@ def _image(asked: UriRequest, media_type: str) -> Response:
         region=None if asked.region is None else render.Region(*asked.region), quality=asked.image_quality,
         annotation=asked.annotation, charset=asked.charsets, presentation=presentation,
     )
-    prepared = renderer.prepare(session(), asked.target, frames=frames, presentation=presentation)
+    prepared = renderer.prepare(session(), asked.target, frames=frames, presentation=presentation, plan=plan)
     rendered = renderer.render(prepared, wanted)
     response = Response(rendered.data, status=200, mimetype=rendered.media_type)
     response.set_etag(rendered.etag)
