@@ -154,12 +154,15 @@ class Renderer:
     def prepare(self, session: Session, target: Target, *, frames: tuple[int, ...] | None = None,
                 purpose: Purpose = "rendered", presentation: PresentationRef | None = None,
                 plan: plans.RetrievePlan | None = None) -> Prepared:
-        """The instance to render for ``target``, from its retrieve plan: itself, or for a study or
-        series the middle image of its first series that has images (PS3.18 8.3.5.1: a
-        representative image); and the presentation state named, read from the image's study
-        (404 if absent, 400 if it is no GSPS or does not reference the image). ``plan``: the
-        target's, when the caller has already read it."""
-        plan = plans.plan(session, target) if plan is None else plan
+        """The instance to render for ``target``, from its retrieve plan (``plan``, when the caller
+        has made it already): itself, or for a study or series the middle image of its first
+        series that has images (PS3.18 8.3.5.1: a representative image); and the presentation
+        state named, read from the image's study (404 if absent, 400 if it is no GSPS or does not
+        reference the image)."""
+        if plan is None:
+            plan = plans.plan(session, target)
+        elif plan.target != target:
+            raise ValueError(f"the plan given is for {plan.target.describe()}, not {target.describe()}")
         if target.sop_instance_uid is None:
             images = _first_series_images(plan.objects)
             if not images:
