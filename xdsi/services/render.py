@@ -310,7 +310,7 @@ class _Steps:
         self.grayscale = state.grayscale
         self.presentation.append(
             lambda image, _context: Image.fromarray(state.spatial(state.shuttered(np.asarray(image)))))
-        self.annotation.append(lambda image, _context: state.draw(image, rows, columns))
+        self.annotation.append(lambda image, context: state.draw(image, rows, columns, context.dataset, context.number))
         width, height = state.output_size(rows, columns, (size.width, size.height) if size else None)
         return Size(width, height)
 
