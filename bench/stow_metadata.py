@@ -156,6 +156,12 @@ def post_file(port: int, path: Path, content_type: str, timeout: float = 600) ->
         connection.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (its parser processes not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def workers_of(master: int) -> list[int]:
     return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
 
@@ -194,9 +200,9 @@ def measure(kind: str, megabytes: float, instances: int) -> dict[str, Any]:
             [worker] = workers_of(server.pid)
             content_type, size, _ = write_body(folder / "body", kind, megabytes, instances)
             before = memory_kib(worker)
-            started = time.monotonic()
+            started, cpu = time.monotonic(), cpu_seconds(worker)
             status, _, answer = post_file(port, folder / "body", content_type)
-            seconds = time.monotonic() - started
+            seconds, cpu = time.monotonic() - started, cpu_seconds(worker) - cpu
             time.sleep(1)
             after = memory_kib(worker)
         finally:
@@ -206,9 +212,12 @@ def measure(kind: str, megabytes: float, instances: int) -> dict[str, Any]:
     peak = after["VmHWM"] - before["VmRSS"]
     return {
         "kind": kind, "part_bytes": size, "status": status, "instances_stored": stored, "seconds": round(seconds, 2),
+        "worker_cpu_seconds": round(cpu, 2),
         "rss_before_kib": before["VmRSS"], "hwm_after_kib": after["VmHWM"], "rss_after_kib": after["VmRSS"],
         "peak_growth_kib": peak, "kept_kib": after["VmRSS"] - before["VmRSS"],
         "ratio": round(peak * 1024 / size, 2),
+        # Memory does not depend on the machine's load, the time does: the load average says how busy it was.
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 

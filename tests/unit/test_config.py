@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,19 @@ def test_timeouts_and_connection_limits_must_be_positive() -> None:
                                "XDSI_MAX_CLIENT_CONNECTIONS": "0"})
     assert {p.split(":")[0] for p in caught.value.problems} == {"header_timeout", "body_min_rate",
                                                                 "max_client_connections"}
+
+
+def test_the_stow_metadata_budget_defaults_to_a_share_of_memory_and_holds_one_largest_part() -> None:
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    settings = Settings.load(environ={})
+    assert settings.effective_stow_metadata_budget == max(settings.max_metadata_bytes, memory // 64)
+    small = Settings.load(environ={"XDSI_MAX_METADATA_BYTES": str(memory)})
+    assert small.effective_stow_metadata_budget == memory
+    assert Settings.load(environ={"XDSI_STOW_METADATA_BUDGET_BYTES": str(1 << 30)}).effective_stow_metadata_budget \
+        == 1 << 30
+
+
+@pytest.mark.parametrize("budget", ["-1", str(1 << 20)])
+def test_a_stow_metadata_budget_below_one_part_is_refused(budget: str) -> None:
+    with pytest.raises(ConfigError, match="stow_metadata_budget_bytes"):
+        Settings.load(environ={"XDSI_STOW_METADATA_BUDGET_BYTES": budget, "XDSI_MAX_METADATA_BYTES": str(2 << 20)})

@@ -86,7 +86,7 @@ def _build(
             tag = attr.tag if attr.creator is None else _place_private(ds, attr)
         if tag in target:
             raise invalid(attr.where, f"duplicate attribute {tag_text(tag)}")
-        target.add(_element(attr, tag, loader, charset))
+        target[tag] = _element(attr, tag, loader, charset)
     if charset is not inherited and charset.unfit:
         ds.add(DataElement(SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192"))
     # The raw DS and IS values are explicit VR little endian in this character set (ASCII in any):
