@@ -23,7 +23,9 @@ from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Request, Response
 
 from xdsi.errors import XdsiError
+from xdsi.security.identity import of_environ
 from xdsi.services.archive import Archive
+from xdsi.services.auditor import Requester
 from xdsi.soap import envelope, mtom, service, wsdl
 from xdsi.soap import namespaces as ns
 from xdsi.soap.envelope import SOAP11, SOAP12, SoapVersion
@@ -152,6 +154,12 @@ class WadoWsApplication:
             root = envelope.serialize(reply)
             boundary = mtom.new_boundary()
             body = mtom.iter_message(request.version, boundary, root, answer.attachments)
+            if answer.sent:
+                # RAD-69: Begin Transferring as the documents start, Instances Transferred once the message is closed.
+                requester = Requester(of_environ(http.environ), http.remote_addr)
+                transfer = self.archive.auditor.begin_transfer(requester, answer.sent, "RAD-69")
+                body = transfer.watch(body)
+                answer.close = _then(answer.close, transfer.end)
             response = Response(body, status=200,
                                 content_type=mtom.content_type(request.version, boundary, response_action))
             length = mtom.message_length(request.version, boundary, root, answer.attachments)
@@ -168,6 +176,15 @@ class WadoWsApplication:
         # WS-I Basic Profile 1.1 R1126: a SOAP 1.1 fault is HTTP 500 whatever its code.
         status = fault.status if version is SOAP12 or fault.status == 415 else 500
         return Response(envelope.serialize(reply), status=status, content_type=f"{version.content_type}; charset=utf-8")
+
+
+def _then(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        try:
+            first()
+        finally:
+            second()
+    return both
 
 
 def _dispatch(request: envelope.Request, http_action: str | None) -> tuple[Operation, str]:

@@ -2,9 +2,10 @@
 
 It wraps the whole WSGI application (``create_app`` installs it last), so a route added by any
 blueprint, and an application mounted beside Flask's routes (the SOAP endpoint), are covered
-without a line of their own. It authenticates the Authorization header, checks the role the
-request needs (``security.access``), and leaves the caller's ``Identity`` in the WSGI environ for
-the handlers (``context.identity``). A refusal is 401 with one challenge per configured mechanism
+without a line of their own. It authenticates the Authorization header (or the client certificate
+the TLS handshake verified, ``security.tls``), checks the role the request needs
+(``security.access``), and leaves the caller's ``Identity`` in the WSGI environ for the handlers
+(``context.identity``, ``soap.application``). A refusal is 401 with one challenge per configured mechanism
 (RFC 9110 11.6.1; RFC 7617 2; RFC 6750 3) or 403, as a SOAP 1.2 fault on the SOAP endpoint.
 """
 
@@ -22,7 +23,9 @@ from xdsi.config import Settings
 from xdsi.errors import Forbidden, Unauthenticated
 from xdsi.security import access
 from xdsi.security.authentication import Authenticator
-from xdsi.security.identity import Identity
+from xdsi.security.identity import ANONYMOUS, ENVIRON_KEY
+from xdsi.security.logins import RecentLogins
+from xdsi.security.tls import CLIENT_SUBJECT
 from xdsi.services.auditor import Auditor, Requester
 from xdsi.web import cors
 from xdsi.web.errors import text_response
@@ -30,8 +33,6 @@ from xdsi.web.errors import text_response
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-# Where the gate leaves the caller's Identity in the WSGI environ.
-IDENTITY = "xdsi.identity"
 SOAP_ENVELOPE = "http://www.w3.org/2003/05/soap-envelope"
 # WS-Security 1.1 SOAP Message Security 12: the fault subcode of refused credentials.
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -48,6 +49,7 @@ class Gate:
         self.realm = settings.auth_realm.replace("\\", "\\\\").replace('"', '\\"')
         self.origins = settings.cors_origin_list
         self.role_scopes = {role: scope for scope, role in settings.scope_roles.items()}
+        self.logins = RecentLogins()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -57,19 +59,24 @@ class Gate:
         if role is None or (method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ):
             return self.inner(environ, start_response)
         address = environ.get("REMOTE_ADDR")
+        authorization, subject = environ.get("HTTP_AUTHORIZATION"), environ.get(CLIENT_SUBJECT)
         try:
-            identity = self.authenticator.authenticate(environ.get("HTTP_AUTHORIZATION"))
+            identity = self.authenticator.authenticate(authorization, subject)
         except Unauthenticated as refused:
             # A request without credentials is the first step of every login; refused ones are an event.
             if refused.mechanism is not None:
                 self.auditor.refused_login(address, refused.claimed_user, str(refused))
             return self._refusal(refused, environ, path, method)(environ, start_response)
+        credential = subject if identity.mechanism == "mtls" else authorization
+        # PS3.15 A.5.3.12: a user's login, once per credential for a while (``security.logins``).
+        if identity is not ANONYMOUS and credential and self.logins.first(identity.mechanism, credential):
+            self.auditor.logged_in(Requester(identity, address))
         try:
             access.authorize(identity, role)
         except Forbidden as refused:
             self.auditor.refused_access(Requester(identity, address), f"{method} {path}", str(refused))
             return self._refusal(refused, environ, path, method)(environ, start_response)
-        environ[IDENTITY] = identity
+        environ[ENVIRON_KEY] = identity
         return self.inner(environ, start_response)
 
     def _refusal(self, error: Unauthenticated | Forbidden, environ: WSGIEnvironment, path: str,
@@ -99,13 +106,9 @@ class Gate:
             # RFC 6750 3.1: no error code when the request carried no token at all.
             error_code = f', error="{error.token_error}"' if error.token_error else ""
             challenges.append(f'Bearer realm="{self.realm}"{error_code}')
+        # A TLS client certificate has no HTTP authentication scheme (RFC 9110 16.4 registers none): with
+        # mtls alone there is no challenge to send, and the reason says a certificate is wanted.
         return challenges
-
-
-def identity_of(environ: WSGIEnvironment) -> Identity:
-    """The caller the gate let through; a KeyError for a request it did not see is a wiring defect."""
-    identity: Identity = environ[IDENTITY]
-    return identity
 
 
 def _soap_fault(reason: str, *, failed_authentication: bool) -> bytes:

@@ -8,10 +8,10 @@ from typing import NamedTuple
 from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
-from xdsi.security.identity import Identity
+from xdsi.security.identity import Identity, of_environ
 from xdsi.services.archive import Archive
 from xdsi.services.auditor import Requester
-from xdsi.web import auth, negotiation
+from xdsi.web import negotiation
 
 # PS3.18 8.3.3.1: query parameters that negotiate the answer rather than select data.
 NEGOTIATION_PARAMETERS = frozenset({"accept"})
@@ -48,7 +48,7 @@ def _close_session(error: BaseException | None) -> None:
 
 def identity() -> Identity:
     """The caller of this request, as the access gate established it."""
-    return auth.identity_of(request.environ)
+    return of_environ(request.environ)
 
 
 def requester() -> Requester:
