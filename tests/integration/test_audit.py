@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from tests import wadows
 from tests.certificates import TestCA
 from tests.conftest import SHARED
 from tests.dicomfiles import make_instance
@@ -96,13 +98,27 @@ def find(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool]) -> etree._E
     return found[0]
 
 
-def of_event(code: str, *, action: str | None = None, event_type: str | None = None) -> Callable[[etree._Element], bool]:
+def of_event(code: str, *, action: str | None = None, event_type: str | None = None,
+             outcome: str | None = None) -> Callable[[etree._Element], bool]:
     def wanted(document: etree._Element) -> bool:
         ident = document.find("EventIdentification")
         types = [t.get("csd-code") for t in ident.findall("EventTypeCode")]
         return (event_id(document) == code and (action is None or ident.get("EventActionCode") == action)
-                and (event_type is None or event_type in types))
+                and (event_type is None or event_type in types)
+                and (outcome is None or ident.get("EventOutcomeIndicator") == outcome))
     return wanted
+
+
+def all_of(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool]) -> list[etree._Element]:
+    return [document for document in (parsed(m) for m in rsyslog.received()) if wanted(document)]
+
+
+def find_new(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool], before: int) -> etree._Element:
+    """The one message ``wanted`` picks beyond the ``before`` such messages received earlier."""
+    messages = rsyslog.wait_for(lambda _: len(all_of(rsyslog, wanted)) > before)
+    found = all_of(rsyslog, wanted)
+    assert len(found) == before + 1, f"{len(found) - before} new messages among {len(messages)}"
+    return found[-1]
 
 
 def participants(document: etree._Element) -> dict[str, etree._Element]:
@@ -170,16 +186,76 @@ def test_a_qido_is_audited_with_its_query(server: LiveServer, rsyslog: Rsyslog) 
     assert sent == b"/dicom-web/studies?PatientID=P-77&includefield=StudyDescription"
 
 
+def test_a_login_is_audited_once_per_credential(server: LiveServer, rsyslog: Rsyslog) -> None:
+    for _ in range(3):
+        assert server.request("GET", "/dicom-web/studies", headers=READER).status == 200
+    login = of_event("110114", event_type="110122", outcome="0")
+    message = find(rsyslog, lambda d: login(d) and "radiologist" in participants(d))
+    radiologist = participants(message)["radiologist"]
+    assert radiologist.get("UserIsRequestor") == "true"
+    assert radiologist.get("UserName") == "radiologist (basic)"
+    assert radiologist.get("NetworkAccessPointID") == "127.0.0.1"
+    assert participants(message)[server.base].get("UserIsRequestor") == "false"
+    # PS3.15 A.5.3.12 audits a login, not each request: the same credentials again are no new login.
+    assert len(all_of(rsyslog, lambda d: login(d) and "radiologist" in participants(d))) == 1
+
+
 def test_a_wado_rs_retrieve_is_audited_as_instances_transferred_read(server: LiveServer, rsyslog: Rsyslog) -> None:
+    began = len(all_of(rsyslog, of_event("110102", event_type="RAD-107")))
     answer = server.request("GET", f"/dicom-web/studies/{STUDY}", headers=READER)
     assert answer.status == 200
+    # PS3.15 A.5.3.4: the transfer's start, from this archive (source) to the radiologist's client.
+    begin = find_new(rsyslog, of_event("110102", event_type="RAD-107"), began)
+    assert begin.find("EventIdentification").get("EventActionCode") == "E"
+    assert participants(begin)["Source Role ID"].get("UserIsRequestor") == "false"
+    assert participants(begin)["Destination Role ID"].get("UserID") == "radiologist"
+    assert [s.get("ParticipantObjectID") for s in objects(begin, "110180")] == [STUDY]
+    assert [p.get("ParticipantObjectID") for p in objects(begin, "2")] == ["P-77^^^HOSP-A"]
     message = find(rsyslog, of_event("110104", action="R", event_type="RAD-107"))
+    assert message.find("EventIdentification").get("EventOutcomeIndicator") == "0"
     roles = participants(message)
     # The archive sent (source), the radiologist's client received (destination, requestor).
     assert roles["Source Role ID"].get("UserIsRequestor") == "false"
     assert roles["Destination Role ID"].get("UserID") == "radiologist"
     assert roles["Destination Role ID"].get("UserIsRequestor") == "true"
     assert [s.get("ParticipantObjectID") for s in objects(message, "110180")] == [STUDY]
+    assert [p.get("ParticipantObjectID") for p in objects(message, "2")] == ["P-77^^^HOSP-A"]
+
+
+@pytest.mark.parametrize("path", [f"/dicom-web/studies/{STUDY}/metadata",
+                                  f"/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{SOP}/rendered"])
+def test_metadata_and_rendered_reads_are_audited(server: LiveServer, rsyslog: Rsyslog, path: str) -> None:
+    wanted = of_event("110104", action="R", event_type="RAD-107")
+    before = len(all_of(rsyslog, wanted))
+    answer = server.request("GET", path, headers=READER)
+    assert answer.status == 200
+    message = find_new(rsyslog, wanted, before)
+    assert participants(message)["Destination Role ID"].get("UserID") == "radiologist"
+    [study] = objects(message, "110180")
+    assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
+    # Revalidated, nothing is sent again: no new message.
+    etag = answer.header("ETag")
+    assert server.request("GET", path, headers={**READER, "If-None-Match": etag}).status == 304
+    time.sleep(1)
+    assert len(all_of(rsyslog, wanted)) == before + 1
+
+
+def test_a_rad69_retrieve_is_audited_with_its_requester(server: LiveServer, rsyslog: Rsyslog) -> None:
+    body = wadows.envelope(wadows.rad69_body({(STUDY, SERIES): [SOP, "1.2.3.404"]},
+                                             server.settings.repository_unique_id))
+    answer = wadows.post(server, body, **READER)
+    assert answer.status == 200
+    begin = find(rsyslog, of_event("110102", event_type="RAD-69"))
+    assert participants(begin)["Destination Role ID"].get("UserID") == "radiologist"
+    message = find(rsyslog, of_event("110104", action="R", event_type="RAD-69"))
+    assert message.find("EventIdentification").get("EventOutcomeIndicator") == "0"
+    roles = participants(message)
+    assert roles["Source Role ID"].get("UserID") == server.base
+    assert roles["Destination Role ID"].get("UserID") == "radiologist"
+    assert roles["Destination Role ID"].get("NetworkAccessPointID") == "127.0.0.1"
+    # Only the document sent: the unknown one is a RegistryError in the answer, not a transfer.
+    [study] = objects(message, "110180")
+    assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
     assert [p.get("ParticipantObjectID") for p in objects(message, "2")] == ["P-77^^^HOSP-A"]
 
 
@@ -195,8 +271,7 @@ def test_a_wado_uri_retrieve_is_audited_as_instances_transferred_read(server: Li
 
 def test_a_refused_login_and_a_refused_access_are_audited(server: LiveServer, rsyslog: Rsyslog) -> None:
     assert server.request("GET", "/dicom-web/studies", headers=basic("radiologist", "guess")).status == 401
-    login = find(rsyslog, of_event("110114", event_type="110122"))
-    assert login.find("EventIdentification").get("EventOutcomeIndicator") == "4"
+    login = find(rsyslog, of_event("110114", event_type="110122", outcome="4"))
     assert participants(login)["radiologist"].get("UserIsRequestor") == "true"
     # A request without credentials is the first step of every login, not an incident: not audited.
     before = len(rsyslog.received())
@@ -206,7 +281,8 @@ def test_a_refused_login_and_a_refused_access_are_audited(server: LiveServer, rs
     assert participants(alert)["radiologist"].get("UserIsRequestor") == "true"
     [subject] = objects(alert, "12")
     assert subject.get("ParticipantObjectID") == f"DELETE /dicom-web/studies/{STUDY}"
-    logins = [m for m in rsyslog.received()[before:] if event_id(parsed(m)) == "110114"]
+    logins = [m for m in rsyslog.received()[before:] if event_id(parsed(m)) == "110114"
+              and parsed(m).find("EventIdentification").get("EventOutcomeIndicator") != "0"]
     assert logins == []
 
 
