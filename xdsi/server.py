@@ -59,6 +59,8 @@ class Server(BaseApplication):
         from xdsi.web.context import EXTENSION
 
         app = create_app(self.settings)
+        # The worker reports clients refused at the TLS handshake, before the application sees them.
+        self.auditor = app.extensions[EXTENSION].auditor
         if self.settings.sweep_interval:
             Sweeper(app.extensions[EXTENSION].store, self.settings.sweep_interval).start()
         return app

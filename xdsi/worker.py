@@ -61,6 +61,8 @@ MEMORY_BUDGET = 64 << 20
 # Heads of DICOMweb requests are a few hundred bytes; gunicorn's own limit is near 800 KB.
 MAX_HEAD = 64 << 10
 _RECV = 256 << 10
+# OpenSSL's reasons for a handshake refused because a required client certificate was not sent.
+_NO_CERTIFICATE = frozenset({"PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_REQUIRED"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -123,6 +125,15 @@ class ClientSocket:
             self.sock.settimeout(self.io_timeout)
         else:
             self.sock.setblocking(False)
+
+    def shutdown(self, how: int) -> None:
+        """gunicorn ends a connection gracefully with a half close; over TLS a close_notify goes first
+        (RFC 8446 6.1), so that a client reading an answer to its end knows it was not cut short."""
+        if isinstance(self.sock, ssl.SSLSocket):
+            self.sock.setblocking(False)
+            with contextlib.suppress(OSError, ValueError):  # sent; the client's own close_notify is not awaited
+                self.sock.unwrap()
+        socket.socket.shutdown(self.sock, how)
 
     def close(self) -> None:
         while self.held:
@@ -190,8 +201,11 @@ class BufferingWorker(ThreadWorker):
         if crowded:
             log.warning("refused a connection from %s: it already holds %d", address,
                         self.settings.max_client_connections)
-            _answer_and_close(sock, 429, "this client holds too many connections to the server; retry later",
-                              retry_after=5)
+            if self.tls is None:
+                _answer_and_close(sock, 429, "this client holds too many connections to the server; retry later",
+                                  retry_after=5)
+            else:  # an answer would need a handshake first, which is what the limit spares the worker
+                sock.close()
             return
         self.nr_conns += 1
         wrapped = ClientSocket(sock, float(self.settings.send_timeout), partial(self._released, address))
@@ -257,7 +271,10 @@ class BufferingWorker(ThreadWorker):
             return
         except OSError as exc:
             # A client of another CA, without a required certificate, offering TLS 1.1, or not speaking TLS.
-            log.warning("TLS handshake with %s failed: %s", _address(conn), getattr(exc, "reason", None) or exc)
+            reason = getattr(exc, "reason", None) or str(exc)
+            log.warning("TLS handshake with %s failed: %s", _address(conn), reason)
+            if isinstance(exc, ssl.SSLCertVerificationError) or reason in _NO_CERTIFICATE:
+                self.app.auditor.refused_node(_address(conn), f"TLS client certificate refused: {reason}")
             _linger(tls_sock)
             self._drop(intake)
             return

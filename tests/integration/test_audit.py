@@ -8,24 +8,21 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lxml import etree
 
 from tests import wadows
 from tests.certificates import TestCA
-from tests.conftest import SHARED
 from tests.dicomfiles import make_instance
 from tests.live import LiveServer, free_port
-from tests.rsyslog import Received, Rsyslog
+from tests.rsyslog import Rsyslog, all_of, event_id, find, find_new, objects, of_event, parsed, participants
 from xdsi.audit import messages as audit
 from xdsi.audit.syslog import transport_for
 from xdsi.audit.trail import AuditTrail
 from xdsi.security.basic import add_user
 
-SCHEMA = etree.RelaxNG(etree.parse(str(SHARED / "schemas-ref" / "dicom-audit" / "audit-message.rng")))
 BOUNDARY = "xdsi-audit-boundary"
 STUDY = "1.2.826.0.1.3680043.10.1400.77"
 SERIES = "1.2.826.0.1.3680043.10.1400.77.1"
@@ -75,64 +72,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, ca: TestCA, users_file: Pat
                           workers="1")
     yield live
     live.stop()
-
-
-def parsed(received: Received) -> etree._Element:
-    document = etree.fromstring(received.xml, etree.XMLParser(resolve_entities=False, no_network=True))
-    assert SCHEMA.validate(document), SCHEMA.error_log
-    return document
-
-
-def event_id(document: etree._Element) -> str:
-    return document.find("EventIdentification/EventID").get("csd-code")
-
-
-def find(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool]) -> etree._Element:
-    """The first received audit message ``wanted`` picks, waiting for it to arrive."""
-    def pick(messages: list[Received]) -> list[etree._Element]:
-        return [document for document in (parsed(m) for m in messages) if wanted(document)]
-
-    messages = rsyslog.wait_for(lambda received: bool(pick(received)))
-    found = pick(messages)
-    assert found, f"no such audit message among {len(messages)}: {[m.xml[:200] for m in messages]}"
-    return found[0]
-
-
-def of_event(code: str, *, action: str | None = None, event_type: str | None = None,
-             outcome: str | None = None) -> Callable[[etree._Element], bool]:
-    def wanted(document: etree._Element) -> bool:
-        ident = document.find("EventIdentification")
-        types = [t.get("csd-code") for t in ident.findall("EventTypeCode")]
-        return (event_id(document) == code and (action is None or ident.get("EventActionCode") == action)
-                and (event_type is None or event_type in types)
-                and (outcome is None or ident.get("EventOutcomeIndicator") == outcome))
-    return wanted
-
-
-def all_of(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool]) -> list[etree._Element]:
-    return [document for document in (parsed(m) for m in rsyslog.received()) if wanted(document)]
-
-
-def find_new(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool], before: int) -> etree._Element:
-    """The one message ``wanted`` picks beyond the ``before`` such messages received earlier."""
-    messages = rsyslog.wait_for(lambda _: len(all_of(rsyslog, wanted)) > before)
-    found = all_of(rsyslog, wanted)
-    assert len(found) == before + 1, f"{len(found) - before} new messages among {len(messages)}"
-    return found[-1]
-
-
-def participants(document: etree._Element) -> dict[str, etree._Element]:
-    """ActiveParticipant by the meaning of its role (or by UserID when it has none)."""
-    found = {}
-    for element in document.findall("ActiveParticipant"):
-        role = element.find("RoleIDCode")
-        found[role.get("originalText") if role is not None else element.get("UserID")] = element
-    return found
-
-
-def objects(document: etree._Element, id_type: str) -> list[etree._Element]:
-    return [element for element in document.findall("ParticipantObjectIdentification")
-            if element.find("ParticipantObjectIDTypeCode").get("csd-code") == id_type]
 
 
 def test_every_message_is_rfc5424_for_atna(server: LiveServer, rsyslog: Rsyslog) -> None:

@@ -26,6 +26,7 @@ from pydicom.uid import generate_uid
 from tests.certificates import TestCA
 from tests.dicomfiles import make_dataset, make_instance, to_bytes
 from tests.live import LiveServer, clean_env, free_port
+from tests.rsyslog import Rsyslog, all_of, find, find_new, of_event, participants
 from xdsi.security.basic import add_user
 from xdsi.services.archive import Archive
 
@@ -90,11 +91,21 @@ def tls_settings(certs: Certificates, client_cert: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def required(tmp_path_factory: pytest.TempPathFactory, certs: Certificates) -> Iterator[LiveServer]:
-    """Client certificates required; roles from their subjects."""
+def rsyslog(tmp_path_factory: pytest.TempPathFactory, certs: Certificates) -> Iterator[Rsyslog]:
+    server = Rsyslog(tmp_path_factory.mktemp("rsyslog"), certs.ca)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def required(tmp_path_factory: pytest.TempPathFactory, certs: Certificates, rsyslog: Rsyslog) -> Iterator[LiveServer]:
+    """Client certificates required; roles from their subjects; audit to a real rsyslog."""
     folder = tmp_path_factory.mktemp("required")
+    audit_cert, audit_key = certs.ca.issue("xdsi.example.org", folder / "audit-client")
     live = LiveServer(f"sqlite:///{folder / 'xdsi.db'}", folder / "store", workers=1,
                       client_context=certs.client(certs.modality), auth="mtls", tls_client_roles=ROLES,
+                      audit_syslog=f"tls://127.0.0.1:{rsyslog.tls_port}", audit_tls_ca=str(certs.ca.cert_file),
+                      audit_tls_cert=str(audit_cert), audit_tls_key=str(audit_key),
                       **tls_settings(certs, "required"))
     yield live
     live.stop()
@@ -218,6 +229,18 @@ def test_a_handshake_that_never_finishes_is_cut(required: LiveServer, certs: Cer
     assert status(required.port, certs.client(certs.modality)) == 200
 
 
+def test_a_connection_ends_with_close_notify(required: LiveServer, certs: Certificates) -> None:
+    # HTTP/1.0 without keep-alive: the server closes after its answer, and says so in TLS before the FIN.
+    context = certs.client(certs.modality)
+    with socket.create_connection(("127.0.0.1", required.port), timeout=30) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False) as tls:
+        tls.sendall(b"GET /dicom-web/studies HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while chunk := tls.recv(65536):  # an EOF without close_notify raises SSLEOFError here
+            received += chunk
+    assert received.startswith(b"HTTP/1.0 200 ") and received.endswith(b"[]")
+
+
 # --- identity and roles ----------------------------------------------------------------------------------------------
 
 def test_the_certificate_subject_is_the_caller_and_its_roles_come_from_the_mapping(
@@ -237,6 +260,33 @@ def test_the_certificate_subject_is_the_caller_and_its_roles_come_from_the_mappi
     assert status(required.port, viewer, "POST", body=body, headers={"Content-Type": STOW_TYPE}) == 403
     # A certificate of the trusted CA whose subject the mapping does not list: known, but holds no role.
     assert status(required.port, stranger) == 403
+
+
+def test_a_certificate_login_and_a_refused_certificate_are_audited(required: LiveServer, certs: Certificates,
+                                                                   rsyslog: Rsyslog) -> None:
+    assert status(required.port, certs.client(certs.viewer)) == 200
+    login = of_event("110114", event_type="110122", outcome="0")
+    message = find(rsyslog, lambda d: login(d) and "CN=viewer,O=Radiology" in participants(d))
+    viewer = participants(message)["CN=viewer,O=Radiology"]
+    assert viewer.get("UserName") == "CN=viewer,O=Radiology (mtls)"
+    assert viewer.get("NetworkAccessPointID") == "127.0.0.1"
+    # ITI-20: a node whose certificate is refused at the handshake is a Security Alert, Node Authentication.
+    alert = of_event("110113", event_type="110126", outcome="4")
+    before = len(all_of(rsyslog, alert))
+    with pytest.raises(ssl.SSLError):
+        status(required.port, certs.client(certs.forged))
+    refused = find_new(rsyslog, alert, before)
+    assert participants(refused)["127.0.0.1"].get("UserIsRequestor") == "true"
+    assert "certificate" in refused.findtext("EventIdentification/EventOutcomeDescription")
+    with pytest.raises(ssl.SSLError):
+        status(required.port, certs.client())
+    find_new(rsyslog, alert, before + 1)
+    # A client that does not speak TLS at all is no node failing to authenticate: logged, not audited.
+    with socket.create_connection(("127.0.0.1", required.port), timeout=10) as plain:
+        plain.sendall(b"GET /dicom-web/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        plain.recv(100)
+    time.sleep(1)
+    assert len(all_of(rsyslog, alert)) == before + 2
 
 
 def test_a_forged_subject_header_is_no_certificate(optional: LiveServer, certs: Certificates) -> None:

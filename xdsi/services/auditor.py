@@ -181,6 +181,15 @@ class Auditor:
             alert_subject=target,
         ))
 
+    def refused_node(self, address: str | None, reason: str) -> None:
+        """A client whose TLS certificate was missing or not trusted: a Node Authentication failure (ITI-20)."""
+        self._record(audit.Event(
+            audit.SECURITY_ALERT, "E", audit.MINOR_FAILURE, event_types=[audit.NODE_AUTHENTICATION],
+            outcome_description=reason,
+            participants=[audit.Participant(address or "unknown", True, address=address),
+                          audit.Participant(self.server_id, False, address=self.server_host)],
+        ))
+
     # ---------------------------------------------------------------------------------------------------------------
 
     def _record(self, event: audit.Event) -> None:
