@@ -6,22 +6,27 @@ still succeed and the drop count rises."""
 from __future__ import annotations
 
 import base64
+import http.client
+import io
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from pydicom.uid import generate_uid
 
 from tests import wadows
 from tests.certificates import TestCA
-from tests.dicomfiles import make_instance
+from tests.dicomfiles import make_dataset, make_instance, to_bytes
 from tests.live import LiveServer, free_port
 from tests.rsyslog import Rsyslog, all_of, event_id, find, find_new, objects, of_event, parsed, participants
 from xdsi.audit import messages as audit
 from xdsi.audit.syslog import transport_for
 from xdsi.audit.trail import AuditTrail
 from xdsi.security.basic import add_user
+from xdsi.services.archive import Archive
 
 BOUNDARY = "xdsi-audit-boundary"
 STUDY = "1.2.826.0.1.3680043.10.1400.77"
@@ -159,6 +164,30 @@ def test_a_wado_rs_retrieve_is_audited_as_instances_transferred_read(server: Liv
     assert roles["Destination Role ID"].get("UserIsRequestor") == "true"
     assert [s.get("ParticipantObjectID") for s in objects(message, "110180")] == [STUDY]
     assert [p.get("ParticipantObjectID") for p in objects(message, "2")] == ["P-77^^^HOSP-A"]
+
+
+def test_a_retrieve_the_client_cuts_short_is_a_failed_transfer(server: LiveServer, rsyslog: Rsyslog) -> None:
+    study = generate_uid()
+    archive = Archive.open(server.settings)
+    try:
+        for number in range(4):  # 4 x 8 MiB: more than the sockets' buffers hold
+            ds = make_dataset(study_uid=study, patient_id="P-CUT", rows=1, columns=1)
+            ds.Rows = ds.Columns = 2048
+            ds.PixelData = np.full((2048, 2048), number, dtype=np.uint16).tobytes()
+            [outcome] = archive.store.store([io.BytesIO(to_bytes(ds))])
+            assert outcome.status.succeeded, outcome.reason
+    finally:
+        archive.close()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", f"/dicom-web/studies/{study}", headers=READER)
+    response = connection.getresponse()
+    assert response.status == 200
+    response.read(1 << 20)
+    connection.close()  # the rest is never taken
+    cut = find(rsyslog, lambda d: of_event("110104", action="R", event_type="RAD-107", outcome="4")(d)
+               and [s.get("ParticipantObjectID") for s in objects(d, "110180")] == [study])
+    assert cut.findtext("EventIdentification/EventOutcomeDescription") == "the answer was cut off before its end"
+    assert participants(cut)["Destination Role ID"].get("UserID") == "radiologist"
 
 
 @pytest.mark.parametrize("path", [f"/dicom-web/studies/{STUDY}/metadata",
