@@ -3,16 +3,18 @@
 A state is read once into a ``PresentationState`` for the image (and frame) it is applied to; the
 rendering pipeline then calls its steps in the order of PS3.4 N.2 (the grayscale transformation
 model): ``grayscale`` (Modality LUT C.11.1, Softcopy VOI LUT C.11.8, Presentation LUT C.11.6) on the
-stored values, ``spatial`` (Displayed Area C.10.4, then Spatial Transformation C.10.6) on the 8-bit
-image, ``output_size`` (Presentation Size Mode) for the raster, and ``draw`` (Graphic Annotation
-C.10.5 with Graphic Layers C.10.7) on the final image. Everything here is pure: no I/O.
+stored values, ``shuttered`` (Display Shutter C.7.6.11, Bitmap Display Shutter C.7.6.15) on the
+P-values, ``spatial`` (Displayed Area C.10.4, then Spatial Transformation C.10.6) on the 8-bit
+image, ``output_size`` (Presentation Size Mode) for the raster, and ``draw`` (overlays the state
+activates, C.11.7, and Graphic Annotation C.10.5, by Graphic Layer C.10.7) on the final image.
+Everything here is pure: no I/O.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -20,7 +22,7 @@ from pydicom.dataset import Dataset
 
 from xdsi.dicom import annotation
 from xdsi.dicom.luts import VOI_FUNCTIONS, Grayscale, Window
-from xdsi.errors import InvalidRequest
+from xdsi.errors import InvalidRequest, MalformedDicom
 
 GRAYSCALE_SOFTCOPY_PRESENTATION_STATE = "1.2.840.10008.5.1.4.1.1.11.1"
 _ROTATIONS = (0, 90, 180, 270)
@@ -32,6 +34,11 @@ _GRAPHIC_TYPES = tuple(_MIN_POINTS)
 _MAX_OUTPUT_SIDE = 4096  # a raster side beyond this is shrunk, aspect kept (MAGNIFY, TRUE SIZE)
 _CURVE_STEPS = 12  # points per segment of an INTERPOLATED curve
 _CONIC_STEPS = 72  # points around a CIRCLE or ELLIPSE
+# PS3.3 C.7.6.11.1.1 and C.7.6.15: the shutter shapes (BITMAP alone names an overlay plane).
+_SHUTTER_SHAPES = ("RECTANGULAR", "CIRCULAR", "POLYGONAL", "BITMAP")
+_MAX_SHUTTER_VERTICES = 1024  # each vertex costs a pass over the frame
+_OVERLAY_GROUPS = range(0x6000, 0x6020, 2)  # PS3.3 C.9.2: the repeating groups 6000-601E
+_MAX_OVERLAY_BITS = 1 << 26  # an overlay plane beyond 8192 x 8192 bits is refused, not unpacked
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,30 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Overlay:
+    """An overlay plane (PS3.3 C.9.2) shown in a graphic layer (C.11.7): its bits (1 = shown) and
+    the image row and column (1-based) its first bit lies on."""
+
+    layer: str
+    bits: np.ndarray = field(compare=False)
+    origin: tuple[int, int] = (1, 1)
+
+    def placed(self, rows: int, columns: int) -> np.ndarray:
+        """The plane on a ``rows`` x ``columns`` frame (bool); bits off the frame are dropped."""
+        return _placed(self.bits, self.origin, rows, columns)
+
+
+def _placed(bits: np.ndarray, origin: tuple[int, int], rows: int, columns: int) -> np.ndarray:
+    out = np.zeros((rows, columns), dtype=bool)
+    top, left = origin[0] - 1, origin[1] - 1
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + bits.shape[0], rows), min(left + bits.shape[1], columns)
+    if y0 < y1 and x0 < x1:
+        out[y0:y1, x0:x1] = bits[y0 - top:y1 - top, x0 - left:x1 - left] != 0
+    return out
+
+
+@dataclass(frozen=True)
 class Layer:
     """A graphic layer (PS3.3 C.10.7): drawn in ascending ``order``, in its recommended gray."""
 
@@ -85,6 +116,57 @@ class Layer:
     gray: int = 255
     graphics: tuple[Graphic, ...] = ()
     texts: tuple[Text, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shutter:
+    """PS3.3 C.7.6.11 and C.7.6.15: the openings of a display shutter, in the image's pixel
+    positions (row, column; 1-based), and the P-value (0-65535) shown where they do not reach.
+
+    A pixel is shown when it lies inside every shape present (the shapes are combined, PS3.3
+    C.7.6.11.1.1), a pixel on an edge counting as inside, and is not set in the bitmap.
+    """
+
+    rectangle: tuple[int, int, int, int] | None = None  # left and right columns, upper and lower rows
+    circle: tuple[int, int, int] | None = None  # centre row and column, radius
+    polygon: tuple[tuple[int, int], ...] = ()  # vertices (row, column), closed back to the first
+    bitmap: np.ndarray | None = field(default=None, compare=False)  # overlay bits, 1 = occluded
+    bitmap_origin: tuple[int, int] = (1, 1)  # the image row and column of the bitmap's first bit
+    value: int = 0
+
+    def shown(self, rows: int, columns: int) -> np.ndarray:
+        """Which pixels of a ``rows`` x ``columns`` frame the shutter leaves visible (bool)."""
+        row = np.arange(1, rows + 1, dtype=np.float64)[:, None]
+        column = np.arange(1, columns + 1, dtype=np.float64)[None, :]
+        visible = np.ones((rows, columns), dtype=bool)
+        if self.rectangle is not None:
+            left, right, upper, lower = self.rectangle
+            visible &= (column >= left) & (column <= right) & (row >= upper) & (row <= lower)
+        if self.circle is not None:
+            centre_row, centre_column, radius = self.circle
+            visible &= (row - centre_row) ** 2 + (column - centre_column) ** 2 <= radius * radius
+        if self.polygon:
+            visible &= _inside_polygon(row, column, self.polygon)
+        if self.bitmap is not None:
+            visible &= ~_placed(self.bitmap, self.bitmap_origin, rows, columns)
+        return visible
+
+
+def _inside_polygon(row: np.ndarray, column: np.ndarray, vertices: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Pixel centres inside the closed polygon (even-odd rule: shutters do not self-intersect,
+    PS3.3 C.7.6.11.1.3) or on one of its edges."""
+    inside = np.zeros((row.shape[0], column.shape[1]), dtype=bool)
+    on_edge = np.zeros_like(inside)
+    for index, (r1, c1) in enumerate(vertices):
+        r2, c2 = vertices[(index + 1) % len(vertices)]
+        straddles = (row >= r1) != (row >= r2)  # rows (rows, 1) whose centre line the edge crosses
+        if r1 != r2:
+            crossing = c1 + (row - r1) * (c2 - c1) / (r2 - r1)
+            inside ^= straddles & (column < crossing)
+        collinear = (c2 - c1) * (row - r1) - (r2 - r1) * (column - c1) == 0
+        on_edge |= collinear & (row >= min(r1, r2)) & (row <= max(r1, r2)) & \
+            (column >= min(c1, c2)) & (column <= max(c1, c2))
+    return inside | on_edge
 
 
 @dataclass(frozen=True)
@@ -105,6 +187,9 @@ class PresentationState:
     flip: bool = False
     area: DisplayedArea | None = None
     layers: tuple[Layer, ...] = field(default=())
+    shutter: Shutter | None = None
+    overlays: tuple[Overlay, ...] = ()  # the state's own planes it activates
+    image_overlays: tuple[tuple[int, str], ...] = ()  # (group, layer): the image's planes it activates
 
     # --- PS3.4 N.2: the grayscale pipeline -------------------------------------------------------
 
@@ -113,6 +198,19 @@ class PresentationState:
         """Stored values to 8-bit P-values: the state's Modality LUT, its VOI, then its Presentation
         LUT, through the rendering pipeline's own transformation (``luts``)."""
         return Grayscale(self.modality, self.window, self.voi_lut, self.inverse)
+
+    # --- PS3.3 C.7.6.11 and C.7.6.15: display shutters ----------------------------------------
+
+    def shuttered(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (the frame's 8-bit P-values, rows x columns[, samples]) with what the shutter
+        covers in its presentation value. PS3.4 N.2: the shutter applies to P-values, in the
+        image's own pixel positions, before the spatial transformation moves them."""
+        if self.shutter is None:
+            return image
+        hidden = ~self.shutter.shown(image.shape[0], image.shape[1])
+        out = image.copy()
+        out[hidden] = self.shutter.value >> 8  # a 16-bit P-value, shown in 8 bits
+        return out
 
     # --- PS3.3 C.10.4 and C.10.6: displayed area, flip, rotation ---------------------------------
 
@@ -162,16 +260,28 @@ class PresentationState:
 
     # --- PS3.3 C.10.5: graphic and text annotation ---------------------------------------------
 
-    def draw(self, image: Image.Image, rows: int, columns: int) -> Image.Image:
+    def draw(self, image: Image.Image, rows: int, columns: int, source: Dataset | None = None,
+             frame: int = 1) -> Image.Image:
         """``image`` (the displayed area of a ``rows`` x ``columns`` frame at its output size) with
-        the annotation layers drawn on it, lowest Graphic Layer Order first."""
+        the annotation layers drawn on it, lowest Graphic Layer Order first: in each, its overlay
+        planes (the state's, and those of ``source``, the image's header, that the state
+        activates), then its graphics and text.
+
+        MalformedDicom when an overlay plane of the image that the state activates is unreadable.
+        """
         if not self.layers:
             return image
+        overlays = [*self.overlays, *(_image_overlays(source, self.image_overlays, frame) if source else ())]
         mapping = _Mapping(self, rows, columns, image.width, image.height)
         pen = ImageDraw.Draw(image)
         line = max(1, round(min(image.width, image.height) / 256))
         for layer in sorted(self.layers, key=lambda item: item.order):
             colour: int | tuple[int, int, int] = layer.gray if image.mode == "L" else (layer.gray,) * 3
+            for overlay in overlays:
+                if overlay.layer == layer.name:
+                    # Image-relative (PS3.4 N.2): the plane follows the area, flip, rotation and scale.
+                    shown = self.spatial(overlay.placed(rows, columns)).astype(np.uint8) * 255
+                    image.paste(colour, mask=Image.fromarray(shown).resize(image.size, Image.Resampling.NEAREST))
             for graphic in layer.graphics:
                 _draw_graphic(pen, graphic, mapping, colour, line)
             for text in layer.texts:
@@ -202,6 +312,8 @@ def presentation_for(gsps: Dataset, image_uid: str, frame: int = 1) -> Presentat
                              f"image {image_uid}" + (f" frame {frame}" if named else ""))
     try:
         voi = _voi(gsps, image_uid, frame)
+        shutter = _shutter(gsps)
+        activated = _activated(gsps, shutter)
         return PresentationState(
             sop_instance_uid=str(gsps.get("SOPInstanceUID", "")),
             modality=_modality(gsps),
@@ -211,7 +323,11 @@ def presentation_for(gsps: Dataset, image_uid: str, frame: int = 1) -> Presentat
             rotation=_rotation(gsps),
             flip=str(gsps.get("ImageHorizontalFlip", "N")).upper() == "Y",
             area=_displayed_area(gsps, image_uid, frame),
-            layers=_layers(gsps, image_uid, frame),
+            layers=_layers(gsps, image_uid, frame, activated),
+            shutter=shutter,
+            overlays=tuple(Overlay(layer, *_overlay_plane(gsps, group, frame)) for group, layer in activated
+                           if _has_plane(gsps, group)),
+            image_overlays=tuple((group, layer) for group, layer in activated if not _has_plane(gsps, group)),
         )
     except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise InvalidRequest(f"presentation state {gsps.get('SOPInstanceUID', '')} cannot be applied: "
@@ -319,6 +435,117 @@ def _displayed_area(gsps: Dataset, image_uid: str, frame: int) -> DisplayedArea 
     return DisplayedArea((tlhc[0], tlhc[1]), (brhc[0], brhc[1]), mode, aspect, magnification)
 
 
+def _shutter(gsps: Dataset) -> Shutter | None:
+    """PS3.3 C.7.6.11 (Display Shutter) and C.7.6.15 (Bitmap Display Shutter) of the state."""
+    shapes = gsps.get("ShutterShape")
+    if not shapes:
+        return None
+    names = [str(v).upper() for v in (shapes if isinstance(shapes, Sequence) and not isinstance(shapes, str)
+                                      else [shapes])]
+    for name in names:
+        if name not in _SHUTTER_SHAPES:
+            raise ValueError(f"Shutter Shape {name!r} is not one of {', '.join(_SHUTTER_SHAPES)}")
+    if "BITMAP" in names and len(names) > 1:
+        raise ValueError("Shutter Shape BITMAP cannot be combined with other shapes")
+    shutter = Shutter(value=_shutter_value(gsps))
+    if "RECTANGULAR" in names:
+        left, right = int(gsps.ShutterLeftVerticalEdge), int(gsps.ShutterRightVerticalEdge)
+        upper, lower = int(gsps.ShutterUpperHorizontalEdge), int(gsps.ShutterLowerHorizontalEdge)
+        if left > right or upper > lower:
+            raise ValueError("the rectangular shutter's edges are crossed")
+        shutter = replace(shutter, rectangle=(left, right, upper, lower))
+    if "CIRCULAR" in names:
+        centre = _integers(gsps.CenterOfCircularShutter)
+        radius = int(gsps.RadiusOfCircularShutter)
+        if len(centre) != 2 or radius < 0:
+            raise ValueError("the circular shutter needs a centre (row, column) and a radius of 0 or more")
+        shutter = replace(shutter, circle=(centre[0], centre[1], radius))
+    if "POLYGONAL" in names:
+        values = _integers(gsps.VerticesOfThePolygonalShutter)
+        if len(values) % 2 or not 3 <= len(values) // 2 <= _MAX_SHUTTER_VERTICES:
+            raise ValueError(f"the polygonal shutter needs 3 to {_MAX_SHUTTER_VERTICES} vertices (row, column)")
+        shutter = replace(shutter, polygon=tuple(zip(values[0::2], values[1::2], strict=True)))
+    if "BITMAP" in names:
+        bits, origin = _bitmap(gsps)
+        shutter = replace(shutter, bitmap=bits, bitmap_origin=origin)
+    return shutter
+
+
+def _shutter_value(gsps: Dataset) -> int:
+    """The shutter's P-value: Shutter Presentation Value, else the L* of Shutter Presentation Color
+    CIELab Value (a grayscale display shows lightness; PS3.3 C.10.7.1.1 scales L* 0-100 to 0-FFFFH),
+    else black."""
+    if gsps.get("ShutterPresentationValue") is not None:
+        return int(gsps.ShutterPresentationValue) & 0xFFFF
+    if gsps.get("ShutterPresentationColorCIELabValue") is not None:
+        return int(gsps.ShutterPresentationColorCIELabValue[0]) & 0xFFFF
+    return 0
+
+
+def _bitmap(gsps: Dataset) -> tuple[np.ndarray, tuple[int, int]]:
+    """PS3.3 C.7.6.15: the overlay plane of the state that Shutter Overlay Group names (C.9.2)."""
+    group = int(gsps.ShutterOverlayGroup)
+    if group not in _OVERLAY_GROUPS:
+        raise ValueError(f"Shutter Overlay Group {group:04X} is not an overlay group (6000-601E, even)")
+    if not _has_plane(gsps, group):
+        raise ValueError(f"the state holds no Overlay Data in group {group:04X} for its bitmap shutter")
+    return _overlay_plane(gsps, group, 1)
+
+
+def _integers(value: object) -> list[int]:
+    """A multi-valued integer attribute as a list (pydicom gives a single value bare)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [int(v) for v in value]
+    return [] if value is None or value == "" else [int(value)]  # type: ignore[call-overload]
+
+
+def _has_plane(ds: Dataset, group: int) -> bool:
+    return (group << 16 | 0x3000) in ds
+
+
+def _overlay_plane(ds: Dataset, group: int, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """PS3.3 C.9.2: the bits of overlay group ``group`` for frame ``frame`` (a multi-frame plane
+    starts at Image Frame Origin), and its Overlay Origin. ValueError when they are malformed."""
+    rows, columns = int(ds[group << 16 | 0x0010].value), int(ds[group << 16 | 0x0011].value)
+    if rows * columns > _MAX_OVERLAY_BITS:
+        raise ValueError(f"overlay group {group:04X} of {rows} x {columns} bits is larger than this server draws")
+    origin = _integers(ds[group << 16 | 0x0050].value)
+    if len(origin) != 2:
+        raise ValueError(f"Overlay Origin of group {group:04X} needs a row and a column")
+    bits = np.asarray(ds.overlay_array(group))
+    if bits.ndim == 3:
+        first = ds.get(group << 16 | 0x0051)
+        index = frame - (int(first.value) if first is not None and first.value not in (None, "") else 1)
+        bits = bits[index] if 0 <= index < bits.shape[0] else np.zeros(bits.shape[1:], dtype=bits.dtype)
+    return bits, (origin[0], origin[1])
+
+
+def _activated(gsps: Dataset, shutter: Shutter | None) -> tuple[tuple[int, str], ...]:
+    """PS3.3 C.11.7: the overlay groups the state shows, each with its Overlay Activation Layer (an
+    empty one shows nothing); the plane a bitmap shutter uses is a shutter, not an overlay."""
+    shutter_group = int(gsps.ShutterOverlayGroup) if shutter is not None and shutter.bitmap is not None else None
+    activated = []
+    for group in _OVERLAY_GROUPS:
+        element = gsps.get(group << 16 | 0x1001)
+        layer = str(element.value or "").strip() if element is not None else ""
+        if layer and group != shutter_group:
+            activated.append((group, layer))
+    return tuple(activated)
+
+
+def _image_overlays(image: Dataset, activated: Sequence[tuple[int, str]], frame: int) -> list[Overlay]:
+    """The image's own overlay planes the state activates (absent ones are skipped: the state may
+    name groups other images of its set hold)."""
+    planes = []
+    for group, layer in activated:
+        if _has_plane(image, group):
+            try:
+                planes.append(Overlay(layer, *_overlay_plane(image, group, frame)))
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                raise MalformedDicom(f"overlay group {group:04X} of the image cannot be drawn") from exc
+    return planes
+
+
 def _points(values: Sequence[float]) -> tuple[tuple[float, float], ...]:
     numbers = [float(v) for v in values]
     if len(numbers) % 2:
@@ -333,8 +560,9 @@ def _point(values: object) -> tuple[float, float]:
     return points[0]
 
 
-def _layers(gsps: Dataset, image_uid: str, frame: int) -> tuple[Layer, ...]:
-    """The graphic layers with the annotations that apply to the image (PS3.3 C.10.5, C.10.7)."""
+def _layers(gsps: Dataset, image_uid: str, frame: int, activated: Sequence[tuple[int, str]]) -> tuple[Layer, ...]:
+    """The graphic layers with the annotations that apply to the image (PS3.3 C.10.5, C.10.7), and
+    those the activated overlays are shown in (C.11.7)."""
     declared = {str(item.GraphicLayer): item for item in gsps.get("GraphicLayerSequence", ())}
     graphics: dict[str, list[Graphic]] = {}
     texts: dict[str, list[Text]] = {}
@@ -367,7 +595,7 @@ def _layers(gsps: Dataset, image_uid: str, frame: int) -> tuple[Layer, ...]:
                 anchor, str(obj.get("AnchorPointAnnotationUnits", "PIXEL")).upper(),
                 str(obj.get("AnchorPointVisibility", "N")).upper() == "Y"))
     layers = []
-    for name in dict.fromkeys([*graphics, *texts]):
+    for name in dict.fromkeys([*graphics, *texts, *(layer for _group, layer in activated)]):
         item = declared.get(name)
         order = int(item.GraphicLayerOrder) if item is not None and "GraphicLayerOrder" in item else len(declared)
         layers.append(Layer(name, order, _layer_gray(item), tuple(graphics.get(name, ())), tuple(texts.get(name, ()))))

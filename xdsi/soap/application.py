@@ -23,7 +23,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Request, Response
 
 from xdsi.errors import XdsiError
-from xdsi.security.identity import of_environ
+from xdsi.security import identity
 from xdsi.services.archive import Archive
 from xdsi.services.auditor import Requester
 from xdsi.soap import envelope, mtom, service, wsdl
@@ -146,7 +146,8 @@ class WadoWsApplication:
     def _respond(self, http: Request, request: envelope.Request, operation: Operation,
                  response_action: str) -> Response:
         dicomweb_root = self.public_urls(http.environ).dicomweb_root
-        with self.archive.sessions() as session:
+        caller = identity.in_environ(http.environ)
+        with self.archive.session_for(caller.issuers if caller is not None else None) as session:
             answer = operation(service.Call(self.archive, session, request.body, dicomweb_root))
         try:
             reply = self.hook.secure(envelope.response(request.version, response_action, request.message_id,
@@ -156,7 +157,7 @@ class WadoWsApplication:
             body = mtom.iter_message(request.version, boundary, root, answer.attachments)
             if answer.sent:
                 # RAD-69: Begin Transferring as the documents start, Instances Transferred once the message is closed.
-                requester = Requester(of_environ(http.environ), http.remote_addr)
+                requester = Requester(caller or identity.ANONYMOUS, http.remote_addr)
                 transfer = self.archive.auditor.begin_transfer(requester, answer.sent, "RAD-69")
                 body = transfer.watch(body)
                 answer.close = _then(answer.close, transfer.end)

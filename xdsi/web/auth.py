@@ -22,8 +22,9 @@ from xdsi import errormap
 from xdsi.config import Settings
 from xdsi.errors import Forbidden, Unauthenticated
 from xdsi.security import access
+from xdsi.security import identity as identity_module
 from xdsi.security.authentication import Authenticator
-from xdsi.security.identity import ANONYMOUS, ENVIRON_KEY
+from xdsi.security.identity import ANONYMOUS, Identity
 from xdsi.security.logins import RecentLogins
 from xdsi.security.tls import CLIENT_SUBJECT
 from xdsi.services.auditor import Auditor, Requester
@@ -33,6 +34,8 @@ from xdsi.web.errors import text_response
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+# Where the gate leaves the caller's Identity in the WSGI environ.
+IDENTITY = identity_module.ENVIRON_KEY
 SOAP_ENVELOPE = "http://www.w3.org/2003/05/soap-envelope"
 # WS-Security 1.1 SOAP Message Security 12: the fault subcode of refused credentials.
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -76,7 +79,7 @@ class Gate:
         except Forbidden as refused:
             self.auditor.refused_access(Requester(identity, address), f"{method} {path}", str(refused))
             return self._refusal(refused, environ, path, method)(environ, start_response)
-        environ[ENVIRON_KEY] = identity
+        environ[IDENTITY] = identity
         return self.inner(environ, start_response)
 
     def _refusal(self, error: Unauthenticated | Forbidden, environ: WSGIEnvironment, path: str,
@@ -109,6 +112,17 @@ class Gate:
         # A TLS client certificate has no HTTP authentication scheme (RFC 9110 16.4 registers none): with
         # mtls alone there is no challenge to send, and the reason says a certificate is wanted.
         return challenges
+
+
+def identity_of(environ: WSGIEnvironment) -> Identity:
+    """The caller the gate let through; a KeyError for a request it did not see is a wiring defect."""
+    identity: Identity = environ[IDENTITY]
+    return identity
+
+
+def identity_or_none(environ: WSGIEnvironment) -> Identity | None:
+    """The caller, or None on a route the gate leaves public (no credentials asked)."""
+    return identity_module.in_environ(environ)
 
 
 def _soap_fault(reason: str, *, failed_authentication: bool) -> bytes:

@@ -8,10 +8,10 @@ from typing import NamedTuple
 from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
-from xdsi.security.identity import Identity, of_environ
+from xdsi.security.identity import Identity
 from xdsi.services.archive import Archive
 from xdsi.services.auditor import Requester
-from xdsi.web import negotiation
+from xdsi.web import auth, negotiation
 
 # PS3.18 8.3.3.1: query parameters that negotiate the answer rather than select data.
 NEGOTIATION_PARAMETERS = frozenset({"accept"})
@@ -31,12 +31,14 @@ def archive() -> Archive:
 
 
 def session() -> Session:
-    """The request's database session, opened on first use and closed when the request ends.
+    """The request's database session, opened on first use and closed when the request ends; it sees
+    the patients the caller may see (a route the gate leaves public shows no patient's data).
 
     A request that never touches the index (a bad UID, a landing page) opens none.
     """
     if "xdsi_session" not in g:
-        g.xdsi_session = archive().sessions()
+        caller = auth.identity_or_none(request.environ)
+        g.xdsi_session = archive().session_for(caller.issuers if caller is not None else None)
     return g.xdsi_session
 
 
@@ -48,7 +50,7 @@ def _close_session(error: BaseException | None) -> None:
 
 def identity() -> Identity:
     """The caller of this request, as the access gate established it."""
-    return of_environ(request.environ)
+    return auth.identity_of(request.environ)
 
 
 def requester() -> Requester:

@@ -8,12 +8,13 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
+from pydicom.pixels import pack_bits
 from pydicom.sequence import Sequence
 
 from tests.dicomfiles import dataset_of, make_presentation_state
 from xdsi.dicom import presentation
 from xdsi.dicom.presentation import presentation_for
-from xdsi.errors import InvalidRequest
+from xdsi.errors import InvalidRequest, MalformedDicom
 
 
 def _ct() -> Dataset:
@@ -155,3 +156,206 @@ def test_frame_references_limit_the_state_to_those_frames() -> None:
     assert presentation.presentation_for(gsps, image.SOPInstanceUID, 3).rotation == 90
     with pytest.raises(InvalidRequest, match="frame 1"):
         presentation.presentation_for(gsps, image.SOPInstanceUID, 1)
+
+
+# --- display shutters (PS3.3 C.7.6.11, C.7.6.15), applied to P-values before the spatial step -------
+
+def _indices(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """1-based row and column of every pixel."""
+    rows, columns = np.indices(shape[:2])
+    return rows + 1, columns + 1
+
+
+def _shown_through(image: Dataset, visible: np.ndarray, value: int) -> np.ndarray:
+    """The window by hand, the shutter's value where ``visible`` is False, then area, flip, rotation."""
+    hu = image.pixel_array.astype(np.float64) - 1024
+    c, w = 40 - 0.5, 400 - 1
+    gray = np.clip(np.rint(np.where(hu <= c - w / 2, 0.0, np.where(hu > c + w / 2, 255.0,
+                                                                   ((hu - c) / w + 0.5) * 255))), 0, 255)
+    gray = np.where(visible, gray, value).astype(np.uint8)
+    return np.rot90(gray[20:100, 10:110][:, ::-1], k=-1)
+
+
+def test_rectangular_and_circular_shutters_match_numpy_through_flip_and_rotation() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image, ShutterShape=["RECTANGULAR", "CIRCULAR"], ShutterLeftVerticalEdge=21,
+                                   ShutterRightVerticalEdge=100, ShutterUpperHorizontalEdge=31,
+                                   ShutterLowerHorizontalEdge=90, CenterOfCircularShutter=[64, 60],
+                                   RadiusOfCircularShutter=40, ShutterPresentationValue=0xC000)
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    row, column = _indices(image.pixel_array.shape)
+    visible = (column >= 21) & (column <= 100) & (row >= 31) & (row <= 90) & \
+        ((row - 64) ** 2 + (column - 60) ** 2 <= 40 ** 2)
+    shown = state.spatial(state.shuttered(state.grayscale.to_display(image.pixel_array)))
+    np.testing.assert_array_equal(shown, _shown_through(image, visible, 0xC0))
+    assert 0 < visible.sum() < visible.size  # both shapes cut something
+
+
+def test_polygonal_shutter_includes_its_edges_and_follows_concave_outlines() -> None:
+    image = _ct()
+    diamond = [20, 64, 64, 108, 108, 64, 64, 20]  # (row, column) pairs: |row - 64| + |column - 64| <= 44
+    state = presentation_for(make_presentation_state(image, ShutterShape="POLYGONAL",
+                                                     VerticesOfThePolygonalShutter=diamond),
+                             image.SOPInstanceUID)
+    row, column = _indices(image.pixel_array.shape)
+    gray = state.grayscale.to_display(image.pixel_array)
+    np.testing.assert_array_equal(state.shuttered(gray), np.where(np.abs(row - 64) + np.abs(column - 64) <= 44,
+                                                                  gray, 0))
+    ell = [10, 10, 10, 50, 30, 50, 30, 30, 50, 30, 50, 10]  # an L: two rectangles sharing an edge
+    state = presentation_for(make_presentation_state(image, ShutterShape="POLYGONAL",
+                                                     VerticesOfThePolygonalShutter=ell,
+                                                     ShutterPresentationValue=0xFFFF), image.SOPInstanceUID)
+    inside = ((row >= 10) & (row <= 30) & (column >= 10) & (column <= 50)) | \
+        ((row >= 30) & (row <= 50) & (column >= 10) & (column <= 30))
+    np.testing.assert_array_equal(state.shuttered(gray), np.where(inside, gray, 255))
+
+
+def test_bitmap_shutter_hides_the_set_bits_of_its_overlay_plane() -> None:
+    image = _ct()
+    bits = np.zeros((20, 30), dtype=np.uint8)
+    bits[5:15, 10:25] = 1
+    gsps = make_presentation_state(image, ShutterShape="BITMAP", ShutterOverlayGroup=0x6002,
+                                   ShutterPresentationColorCIELabValue=[0x8000, 0x8080, 0x8080])
+    gsps.add_new(0x60020010, "US", 20)  # Overlay Rows
+    gsps.add_new(0x60020011, "US", 30)  # Overlay Columns
+    gsps.add_new(0x60020040, "CS", "G")  # Overlay Type
+    gsps.add_new(0x60020050, "SS", [101, 111])  # Overlay Origin: row 101, column 111 (runs off the image)
+    gsps.add_new(0x60020100, "US", 1)  # Overlay Bits Allocated
+    gsps.add_new(0x60020102, "US", 0)  # Overlay Bit Position
+    gsps.add_new(0x60023000, "OW", pack_bits(bits))
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    gray = state.grayscale.to_display(image.pixel_array)
+    hidden = np.zeros(gray.shape, dtype=bool)
+    hidden[100 + 5:100 + 15, 110 + 10:128] = True  # the set bits that fall on the 128 x 128 image
+    np.testing.assert_array_equal(state.shuttered(gray), np.where(hidden, 0x80, gray))  # L* 50: mid gray
+
+
+def test_no_shutter_leaves_the_image_and_the_value_defaults_to_black() -> None:
+    image = _ct()
+    gray = presentation_for(make_presentation_state(image), image.SOPInstanceUID).grayscale.to_display(
+        image.pixel_array)
+    plain = presentation_for(make_presentation_state(image), image.SOPInstanceUID)
+    assert plain.shutter is None and plain.shuttered(gray) is gray
+    state = presentation_for(make_presentation_state(image, ShutterShape="CIRCULAR", CenterOfCircularShutter=[1, 1],
+                                                     RadiusOfCircularShutter=0), image.SOPInstanceUID)
+    expected = np.zeros_like(gray)
+    expected[0, 0] = gray[0, 0]
+    np.testing.assert_array_equal(state.shuttered(gray), expected)
+
+
+@pytest.mark.parametrize(("attributes", "named"), [
+    ({"ShutterShape": "HEXAGONAL"}, "HEXAGONAL"),
+    ({"ShutterShape": "POLYGONAL", "VerticesOfThePolygonalShutter": [1, 1, 5, 5]}, "3 to"),
+    ({"ShutterShape": "RECTANGULAR", "ShutterLeftVerticalEdge": 10}, "missing"),
+    ({"ShutterShape": "RECTANGULAR", "ShutterLeftVerticalEdge": 50, "ShutterRightVerticalEdge": 10,
+      "ShutterUpperHorizontalEdge": 1, "ShutterLowerHorizontalEdge": 5}, "crossed"),
+    ({"ShutterShape": ["BITMAP", "CIRCULAR"], "ShutterOverlayGroup": 0x6000}, "BITMAP"),
+    ({"ShutterShape": "BITMAP", "ShutterOverlayGroup": 0x6000}, "Overlay Data"),
+    ({"ShutterShape": "BITMAP", "ShutterOverlayGroup": 0x5000}, "overlay group"),
+])
+def test_a_malformed_shutter_is_a_client_error_naming_it(attributes: dict[str, object], named: str) -> None:
+    image = _ct()
+    with pytest.raises(InvalidRequest, match=named):
+        presentation_for(make_presentation_state(image, **attributes), image.SOPInstanceUID)
+
+
+# --- overlays the state activates (PS3.3 C.9.2, C.11.7), drawn in their graphic layer -----------------
+
+def _add_plane(ds: Dataset, group: int, bits: np.ndarray, origin: tuple[int, int]) -> None:
+    ds.add_new(group << 16 | 0x0010, "US", bits.shape[0])  # Overlay Rows
+    ds.add_new(group << 16 | 0x0011, "US", bits.shape[1])  # Overlay Columns
+    ds.add_new(group << 16 | 0x0040, "CS", "G")  # Overlay Type
+    ds.add_new(group << 16 | 0x0050, "SS", list(origin))  # Overlay Origin (row, column)
+    ds.add_new(group << 16 | 0x0100, "US", 1)  # Overlay Bits Allocated
+    ds.add_new(group << 16 | 0x0102, "US", 0)  # Overlay Bit Position
+    ds.add_new(group << 16 | 0x3000, "OW", pack_bits(bits))
+
+
+def _drawn(state: presentation.PresentationState, image: Dataset | None = None) -> np.ndarray:
+    canvas = Image.new("L", state.output_size(128, 128))  # black: only what is drawn shows
+    return np.asarray(state.draw(canvas, 128, 128, image))
+
+
+def test_an_activated_overlay_of_the_state_follows_area_flip_and_rotation() -> None:
+    image = _ct()
+    bits = np.zeros((40, 50), dtype=np.uint8)
+    bits[3:30, 5:12] = 1
+    bits[20:25, :] = 1
+    gsps = make_presentation_state(image)
+    del gsps.GraphicAnnotationSequence  # the overlay alone
+    _add_plane(gsps, 0x6000, bits, (31, 41))
+    gsps.add_new(0x60001001, "CS", "MARKS")  # Overlay Activation Layer
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    frame = np.zeros((128, 128), dtype=bool)
+    frame[30:70, 40:90] = bits.astype(bool)
+    expected = np.rot90(frame[20:100, 10:110][:, ::-1], k=-1)  # the state's area, flip, rotation
+    np.testing.assert_array_equal(_drawn(state) == 255, expected)
+
+
+def test_an_image_overlay_is_shown_only_when_the_state_activates_it() -> None:
+    image = _ct()
+    bits = np.zeros((10, 10), dtype=np.uint8)
+    bits[2:8, 2:8] = 1
+    _add_plane(image, 0x6002, bits, (51, 51))
+    gsps = make_presentation_state(image, ImageRotation=0, ImageHorizontalFlip="N")
+    del gsps.GraphicAnnotationSequence, gsps.DisplayedAreaSelectionSequence
+    assert presentation_for(gsps, image.SOPInstanceUID).draw(Image.new("L", (128, 128)), 128, 128, image) \
+        .getextrema() == (0, 0)  # not activated: not shown
+    gsps.add_new(0x60021001, "CS", "MARKS")
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    expected = np.zeros((128, 128), dtype=bool)
+    expected[52:58, 52:58] = True
+    np.testing.assert_array_equal(_drawn(state, image) == 255, expected)
+    gsps.add_new(0x60021001, "CS", "")  # an empty activation layer shows nothing
+    assert presentation_for(gsps, image.SOPInstanceUID).overlays == ()
+    assert presentation_for(gsps, image.SOPInstanceUID).image_overlays == ()
+
+
+def test_overlays_and_graphics_are_drawn_by_graphic_layer_order() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image, ImageRotation=0, ImageHorizontalFlip="N")
+    del gsps.DisplayedAreaSelectionSequence
+    square = gsps.GraphicAnnotationSequence[0].GraphicObjectSequence[0]
+    square.GraphicType, square.GraphicFilled = "POLYLINE", "Y"
+    square.GraphicData, square.NumberOfGraphicPoints = [10.0, 10.0, 60.0, 10.0, 60.0, 60.0, 10.0, 60.0, 10.0, 10.0], 5
+    gsps.GraphicLayerSequence.append(dataset_of(GraphicLayer="PLANE", GraphicLayerOrder=2,
+                                                GraphicLayerRecommendedDisplayGrayscaleValue=0x8000))
+    _add_plane(gsps, 0x6000, np.ones((20, 20), dtype=np.uint8), (31, 31))
+    gsps.add_new(0x60001001, "CS", "PLANE")
+    drawn = _drawn(presentation_for(gsps, image.SOPInstanceUID))
+    assert drawn[40, 40] == 128 and drawn[20, 20] == 255  # the plane (order 2) over the square (order 1)
+    gsps.GraphicLayerSequence[1].GraphicLayerOrder = 0
+    drawn = _drawn(presentation_for(gsps, image.SOPInstanceUID))
+    assert drawn[40, 40] == 255 and drawn[55, 55] == 255 and drawn[12, 12] == 255
+    assert drawn[62, 62] == 0 and drawn[40, 70] == 0  # outside both
+
+
+def test_a_bitmap_shutter_plane_is_not_also_an_overlay() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image, ShutterShape="BITMAP", ShutterOverlayGroup=0x6000)
+    _add_plane(gsps, 0x6000, np.ones((4, 4), dtype=np.uint8), (1, 1))
+    gsps.add_new(0x60001001, "CS", "MARKS")
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    assert state.overlays == () and state.shutter is not None and state.shutter.bitmap is not None
+
+
+def test_a_malformed_overlay_is_refused() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image)
+    _add_plane(gsps, 0x6000, np.ones((4, 4), dtype=np.uint8), (1, 1))
+    gsps.add_new(0x60001001, "CS", "MARKS")
+    gsps[0x60000050].value = [1]
+    with pytest.raises(InvalidRequest, match="Overlay Origin"):
+        presentation_for(gsps, image.SOPInstanceUID)
+    gsps[0x60000050].value = [1, 1]
+    gsps[0x60000010].value = 65535
+    gsps[0x60000011].value = 65535
+    with pytest.raises(InvalidRequest, match="larger than"):
+        presentation_for(gsps, image.SOPInstanceUID)
+    # The image's own plane, broken, is the stored object's fault: MalformedDicom, not the client's.
+    plain = make_presentation_state(image)
+    plain.add_new(0x60021001, "CS", "MARKS")
+    _add_plane(image, 0x6002, np.ones((4, 4), dtype=np.uint8), (1, 1))
+    del image[0x60020050]
+    with pytest.raises(MalformedDicom):
+        presentation_for(plain, image.SOPInstanceUID).draw(Image.new("L", (80, 100)), 128, 128, image)
