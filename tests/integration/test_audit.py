@@ -166,6 +166,14 @@ def test_a_wado_rs_retrieve_is_audited_as_instances_transferred_read(server: Liv
     assert [p.get("ParticipantObjectID") for p in objects(message, "2")] == ["P-77^^^HOSP-A"]
 
 
+def test_a_head_request_transfers_nothing_and_is_not_audited(server: LiveServer, rsyslog: Rsyslog) -> None:
+    began, sent = of_event("110102", event_type="RAD-107"), of_event("110104", action="R", event_type="RAD-107")
+    before = (len(all_of(rsyslog, began)), len(all_of(rsyslog, sent)))
+    assert server.request("HEAD", f"/dicom-web/studies/{STUDY}", headers=READER).status == 200
+    time.sleep(1)
+    assert (len(all_of(rsyslog, began)), len(all_of(rsyslog, sent))) == before
+
+
 def test_a_retrieve_the_client_cuts_short_is_a_failed_transfer(server: LiveServer, rsyslog: Rsyslog) -> None:
     study = generate_uid()
     archive = Archive.open(server.settings)

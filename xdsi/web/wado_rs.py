@@ -155,6 +155,8 @@ def _retrieve(target: Target) -> Response:
         files.close()
         raise
     response.call_on_close(files.close)
+    if request.method == "HEAD":  # the headers alone: nothing of the instances is sent
+        return response
     if response.direct_passthrough:  # one stored file, handed whole to the server's file wrapper (sendfile)
         current.auditor.retrieved(requester(), plan.instances, "WADO-RS")
         return response
