@@ -278,6 +278,12 @@ class Settings:
         default="xdsi.read=read,xdsi.store=store,xdsi.delete=delete,xdsi.admin=admin",
         metadata=_doc("token scopes that grant each role, comma-separated SCOPE=ROLE pairs"),
     )
+    jwt_issuers_claim: str | None = field(
+        default=None,
+        metadata=_doc("token claim listing the Issuers of Patient ID the caller may see ('*': all; '' for "
+                      "patients without one); when set, a token without the claim sees no patient "
+                      "(default: tokens are not limited by patient domain)"),
+    )
 
     def __post_init__(self) -> None:
         problems = _check_values(dataclasses.asdict(self))

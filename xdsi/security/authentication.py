@@ -37,7 +37,7 @@ class Authenticator:
                 bearer = BearerAuthenticator(
                     settings.jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                     algorithms=settings.jwt_algorithm_list, scope_roles=settings.scope_roles,
-                    leeway=settings.jwt_leeway, ssl_context=ssl_context,
+                    leeway=settings.jwt_leeway, ssl_context=ssl_context, issuers_claim=settings.jwt_issuers_claim,
                 )
             except (OSError, ValueError) as exc:
                 raise ConfigError([f"jwks: {settings.jwks} cannot be used: {exc}"]) from None

@@ -23,6 +23,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Request, Response
 
 from xdsi.errors import XdsiError
+from xdsi.security import identity
 from xdsi.services.archive import Archive
 from xdsi.soap import envelope, mtom, service, wsdl
 from xdsi.soap import namespaces as ns
@@ -144,7 +145,8 @@ class WadoWsApplication:
     def _respond(self, http: Request, request: envelope.Request, operation: Operation,
                  response_action: str) -> Response:
         dicomweb_root = self.public_urls(http.environ).dicomweb_root
-        with self.archive.sessions() as session:
+        caller = identity.in_environ(http.environ)
+        with self.archive.session_for(caller.issuers if caller is not None else None) as session:
             answer = operation(service.Call(self.archive, session, request.body, dicomweb_root))
         try:
             reply = self.hook.secure(envelope.response(request.version, response_action, request.message_id,
