@@ -38,7 +38,7 @@ SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 ClientCertificates = Literal["none", "optional", "required"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-AUTH_MECHANISMS = ("basic", "bearer", "mtls")
+AUTH_MECHANISMS = ("basic", "bearer", "mtls", "saml")
 ROLES = ("read", "store", "delete", "admin")
 # RFC 8725 3.1: only public-key algorithms, so that no token can be signed with what the server
 # publishes (HS256 keyed with the public key) and 'none' is never among them.
@@ -253,7 +253,7 @@ class Settings:
     )
     auth: str = field(
         default="",
-        metadata=_doc("authentication mechanisms, comma-separated: basic, bearer, mtls (empty: none, which "
+        metadata=_doc("authentication mechanisms, comma-separated: basic, bearer, mtls, saml (empty: none, which "
                       "xdsi serve allows only on a loopback address unless insecure is set)"),
     )
     insecure: bool = field(
@@ -302,6 +302,18 @@ class Settings:
         default="xdsi.read=read,xdsi.store=store,xdsi.delete=delete,xdsi.admin=admin",
         metadata=_doc("token scopes that grant each role, comma-separated SCOPE=ROLE pairs"),
     )
+    saml_trust_store: Path | None = field(
+        default=None,
+        metadata=_doc("PEM file of the certificates (identity providers, or their CAs) whose signed SAML 2.0 "
+                      "assertions name WADO-WS callers when auth includes saml (IHE XUA)"),
+    )
+    saml_audience: str | None = field(
+        default=None,
+        metadata=_doc("the Audience a SAML assertion must be restricted to (default: not checked)"),
+    )
+    saml_roles: str = field(
+        default="read", metadata=_doc("roles of a caller named by a SAML assertion, comma-separated"),
+    )
     jwt_issuers_claim: str | None = field(
         default=None,
         metadata=_doc("token claim listing the Issuers of Patient ID the caller may see ('*': all; '' for "
@@ -341,6 +353,10 @@ class Settings:
     @property
     def tls_enabled(self) -> bool:
         return self.tls_cert is not None
+
+    @property
+    def saml_role_list(self) -> tuple[str, ...]:
+        return _comma_list(self.saml_roles)
 
     @property
     def jwt_algorithm_list(self) -> tuple[str, ...]:
@@ -551,6 +567,11 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
         problems.append("users_file: required when auth includes basic")
     if "mtls" in mechanisms and values["tls_client_cert"] == "none":
         problems.append("tls_client_cert: optional or required when auth includes mtls")
+    if "saml" in mechanisms and not values["saml_trust_store"]:
+        problems.append("saml_trust_store: required when auth includes saml")
+    unknown_roles = [role for role in _comma_list(values["saml_roles"]) if role not in ROLES]
+    if unknown_roles:
+        problems.append(f"saml_roles: {', '.join(unknown_roles)} not a role ({', '.join(ROLES)})")
     if "bearer" in mechanisms:
         problems += [f"{name}: required when auth includes bearer"
                      for name in ("jwks", "jwt_issuer", "jwt_audience") if not values[name]]

@@ -4,7 +4,6 @@ WADO-WS metadata, DELETE), over real HTTP to the real server, for users of the u
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pydicom.uid import generate_uid
 
 from tests.conftest import DATABASES
 from tests.dicomfiles import make_instance
+from tests.integration import test_auth as auth_test
 from tests.live import LiveServer, clean_env
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
 from tests.wadows import FAILURE, SUCCESS, answer, envelope, post, rad69_body
@@ -34,12 +34,7 @@ DOMAINS = {"A": "HOSP-A", "B": "HOSP-B", "none": ""}
 
 
 def basic(name: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{name} pass".encode()).decode()}
-
-
-@pytest.fixture(scope="module")
-def idp(tmp_path_factory: pytest.TempPathFactory) -> TokenIssuer:
-    return TokenIssuer(tmp_path_factory.mktemp("idp"))
+    return auth_test.basic(name, f"{name} pass")
 
 
 @pytest.fixture(scope="module")

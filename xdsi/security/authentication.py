@@ -22,9 +22,13 @@ from xdsi.security.mtls import CertificateAuthenticator
 
 @dataclass(frozen=True)
 class Authenticator:
+    """``saml``: WADO-WS callers may instead be named by a SAML assertion in the message (IHE XUA),
+    which the SOAP layer reads (``soap.xua``); HTTP credentials are checked here."""
+
     basic: BasicAuthenticator | None = None
     bearer: BearerAuthenticator | None = None
     mtls: CertificateAuthenticator | None = None
+    saml: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> Authenticator:
@@ -51,11 +55,11 @@ class Authenticator:
                 mtls = CertificateAuthenticator(subject_roles(settings.tls_client_roles))
             except ValueError as exc:
                 raise ConfigError([f"tls_client_roles: {exc}"]) from None
-        return cls(basic, bearer, mtls)
+        return cls(basic, bearer, mtls, "saml" in mechanisms)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.mechanisms)
+        return bool(self.mechanisms) or self.saml
 
     @property
     def mechanisms(self) -> tuple[str, ...]:
@@ -79,5 +83,8 @@ class Authenticator:
         if not scheme:
             raise Unauthenticated("this server requires authentication"
                                   + (" (a TLS client certificate)" if self.mechanisms == ("mtls",) else ""))
+        if not self.mechanisms:
+            raise Unauthenticated("this server accepts no HTTP credentials: WADO-WS callers are named by a SAML "
+                                  "assertion in the message")
         raise Unauthenticated(f"this server accepts {' or '.join(self.mechanisms)} credentials, "
                               f"not the scheme of the Authorization header")
