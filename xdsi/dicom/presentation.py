@@ -218,6 +218,15 @@ class PresentationState:
         """The displayed area of a ``rows`` x ``columns`` image (1-based, inclusive corners)."""
         return self.area.box if self.area else (1, 1, columns, rows)
 
+    def showing(self, box: tuple[int, int, int, int]) -> PresentationState:
+        """This state with ``box`` (left, top, right, bottom of the image in pixels; 0-based, right
+        and bottom exclusive) as its displayed area, its size mode, aspect and magnification kept:
+        a client's region (WADO-URI ``region``) is its choice of what to see, as a viewer's zoom
+        replaces the displayed area."""
+        left, top, right, bottom = box
+        area = self.area or DisplayedArea((1, 1), (1, 1))
+        return replace(self, area=replace(area, tlhc=(left + 1, top + 1), brhc=(right, bottom)))
+
     def spatial(self, image: np.ndarray) -> np.ndarray:
         """The displayed area of ``image`` (rows, columns[, samples]), flipped, then rotated.
 

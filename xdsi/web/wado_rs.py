@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gzip
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import cast
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.wsgi import wrap_file
@@ -148,13 +149,20 @@ def _retrieve(target: Target) -> Response:
     offers.append(negotiation.Offer(ZIP, multipart=False))
     choice = negotiation.negotiate(accepted(), offers, default_syntax=EXPLICIT_VR_LITTLE_ENDIAN)
     files = retrieve.opened_files(current.blobs, plan.instances)
-    current.auditor.retrieved(requester(), plan.instances, "WADO-RS")
     try:
         response = _answer(current, files, plan, choice)
     except BaseException:
         files.close()
         raise
     response.call_on_close(files.close)
+    if request.method == "HEAD":  # the headers alone: nothing of the instances is sent
+        return response
+    if response.direct_passthrough:  # one stored file, handed whole to the server's file wrapper (sendfile)
+        current.auditor.retrieved(requester(), plan.instances, "WADO-RS")
+        return response
+    transfer = current.auditor.begin_transfer(requester(), plan.instances, "WADO-RS")
+    response.response = transfer.watch(cast(Iterable[bytes], response.response))  # the answers above are bytes
+    response.call_on_close(transfer.end)
     return response
 
 
@@ -228,6 +236,7 @@ def _metadata(target: Target) -> Response:
                             content_type=multipart.content_type(DICOM_XML, boundary))
         response.content_length = multipart.body_length(
             [(headers, len(document)) for headers, document in parts], boundary)
+        _audit_read(target)
         return response
     found = retrieve.metadata_json(session(), target, root)
     response = Response(found.body, status=200, mimetype=choice.offer.media_type)
@@ -244,7 +253,15 @@ def _metadata(target: Target) -> Response:
     if "gzip" in request.accept_encodings and len(found.body) >= GZIP_MINIMUM:
         response.set_data(gzip.compress(found.body, compresslevel=1))
         response.content_encoding = "gzip"
+    _audit_read(target)
     return response
+
+
+def _audit_read(target: Target) -> None:
+    """Metadata sent is a read of the target's instances (RAD-107); a 304 sends none and is not audited."""
+    current = archive()
+    if current.auditor.enabled:
+        current.auditor.retrieved(requester(), retrieve.instances(session(), target), "WADO-RS")
 
 
 def _not_modified(response: Response) -> Response:

@@ -359,3 +359,20 @@ def test_a_malformed_overlay_is_refused() -> None:
     del image[0x60020050]
     with pytest.raises(MalformedDicom):
         presentation_for(plain, image.SOPInstanceUID).draw(Image.new("L", (80, 100)), 128, 128, image)
+
+
+def test_a_region_replaces_the_displayed_area_and_keeps_the_rest_of_the_state() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image)
+    gsps.DisplayedAreaSelectionSequence[0].PresentationSizeMode = "MAGNIFY"
+    gsps.DisplayedAreaSelectionSequence[0].PresentationPixelMagnificationRatio = 2.0
+    state = presentation_for(gsps, image.SOPInstanceUID).showing((16, 32, 80, 96))
+    assert state.area_box(128, 128) == (17, 33, 80, 96)
+    assert state.area is not None and state.area.size_mode == "MAGNIFY" and state.area.magnification == 2.0
+    gray = state.grayscale.to_display(image.pixel_array)
+    np.testing.assert_array_equal(state.spatial(gray), np.rot90(gray[32:96, 16:80][:, ::-1], k=-1))
+    assert state.output_size(128, 128) == (128, 128)  # 64 x 64, magnified twice
+    del gsps.DisplayedAreaSelectionSequence  # no area: the region becomes one, scaled to fit
+    state = presentation_for(gsps, image.SOPInstanceUID).showing((0, 0, 10, 20))
+    # 10 columns x 20 rows, rotated: 20 wide, 10 high; fitted to 40 rows.
+    assert state.area_box(128, 128) == (1, 1, 10, 20) and state.output_size(128, 128, (None, 40)) == (80, 40)
