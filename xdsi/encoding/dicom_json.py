@@ -193,6 +193,8 @@ class DatasetTexts:
         """Check the value at ``start`` as ``loads`` would and record it; where it ends."""
         try:
             value, end = _BOUNDS.raw_decode(self.text, start)
+            is_dataset = isinstance(value, dict)
+            del value  # one parsed copy at a time: a single data set may be most of the part
             orjson.loads(self.text[start:end])  # RFC 8259's rules, which the standard library bends
         except json.JSONDecodeError as exc:
             raise InvalidRequest(f"malformed JSON: {exc.msg} at character {exc.pos}") from exc
@@ -200,7 +202,7 @@ class DatasetTexts:
             raise InvalidRequest(f"malformed JSON: {exc}") from exc
         except RecursionError as exc:
             raise InvalidRequest("malformed JSON: nested too deeply") from exc
-        if not isinstance(value, dict):
+        if not is_dataset:
             raise InvalidRequest("a DICOM JSON metadata part holds data set objects (an array of them)")
         self.bounds.extend((start, end))
         return end
