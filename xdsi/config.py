@@ -38,7 +38,7 @@ SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 ClientCertificates = Literal["none", "optional", "required"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-AUTH_MECHANISMS = ("basic", "bearer", "mtls", "saml")
+AUTH_MECHANISMS = ("basic", "bearer", "mtls", "saml", "proxy")
 ROLES = ("read", "store", "delete", "admin")
 # RFC 8725 3.1: only public-key algorithms, so that no token can be signed with what the server
 # publishes (HS256 keyed with the public key) and 'none' is never among them.
@@ -308,6 +308,16 @@ class Settings:
         default="xdsi.read=read,xdsi.store=store,xdsi.delete=delete,xdsi.admin=admin",
         metadata=_doc("token scopes that grant each role, comma-separated SCOPE=ROLE pairs"),
     )
+    proxy_user_header: str = field(
+        default="X-Remote-User",
+        metadata=_doc("request header in which a trusted proxy (trusted_proxies) names the user it authenticated "
+                      "(Kerberos, NTLM, Digest…) when auth includes proxy; from any other address it is ignored"),
+    )
+    proxy_roles: str = field(
+        default="read",
+        metadata=_doc("roles of a user named by the proxy, comma-separated, unless users_file lists the user "
+                      "(then its roles and patient domains)"),
+    )
     saml_trust_store: Path | None = field(
         default=None,
         metadata=_doc("PEM file of the certificates (identity providers, or their CAs) whose signed SAML 2.0 "
@@ -370,6 +380,10 @@ class Settings:
     @property
     def tls_enabled(self) -> bool:
         return self.tls_cert is not None
+
+    @property
+    def proxy_role_list(self) -> tuple[str, ...]:
+        return _comma_list(self.proxy_roles)
 
     @property
     def saml_role_list(self) -> tuple[str, ...]:
@@ -588,6 +602,13 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
         problems.append("users_file: required when auth includes basic")
     if "mtls" in mechanisms and values["tls_client_cert"] == "none":
         problems.append("tls_client_cert: optional or required when auth includes mtls")
+    if "proxy" in mechanisms and not values["trusted_proxies"].strip():
+        problems.append("trusted_proxies: required when auth includes proxy (whose user header is believed)")
+    if not re.fullmatch(r"[A-Za-z0-9-]+", values["proxy_user_header"]):
+        problems.append(f"proxy_user_header: {values['proxy_user_header']!r} is not an HTTP header name")
+    unknown_proxy_roles = [role for role in _comma_list(values["proxy_roles"]) if role not in ROLES]
+    if unknown_proxy_roles:
+        problems.append(f"proxy_roles: {', '.join(unknown_proxy_roles)} not a role ({', '.join(ROLES)})")
     if "saml" in mechanisms and not values["saml_trust_store"]:
         problems.append("saml_trust_store: required when auth includes saml")
     unknown_roles = [role for role in _comma_list(values["saml_roles"]) if role not in ROLES]

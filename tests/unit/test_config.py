@@ -110,7 +110,7 @@ def test_authentication_settings_name_what_each_mechanism_lacks() -> None:
                                "XDSI_JWT_ALGORITHMS": "RS256,HS256,none", "XDSI_JWT_SCOPE_ROLES": "a=read,b",
                                "XDSI_SAML_ROLES": "read,reader"})
     assert refused.value.problems == [
-        "auth: kerberos not supported (choose among basic, bearer, mtls, saml)",
+        "auth: kerberos not supported (choose among basic, bearer, mtls, saml, proxy)",
         "users_file: required when auth includes basic",
         "saml_trust_store: required when auth includes saml",
         "saml_roles: reader not a role (read, store, delete, admin)",
