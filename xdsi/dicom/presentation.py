@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -105,6 +105,12 @@ class PresentationState:
     flip: bool = False
     area: DisplayedArea | None = None
     layers: tuple[Layer, ...] = field(default=())
+
+    def without_text(self) -> PresentationState:
+        """The state with its text objects left out, for a de-identified rendering: free text may name
+        the patient, and the Basic Profile replaces the Graphic Annotation Sequence that holds it
+        (PS3.15 Table E.1-1, (0070,0001) D). Graphic objects (lines, shapes) stay."""
+        return replace(self, layers=tuple(replace(layer, texts=()) for layer in self.layers))
 
     # --- PS3.4 N.2: the grayscale pipeline -------------------------------------------------------
 

@@ -45,7 +45,7 @@ from xdsi.dicom.transcode import PixelDescription
 from xdsi.errors import InvalidRequest, MalformedDicom, NotAcceptable
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services import charset, plans, retrieve
+from xdsi.services import anonymize, charset, plans, retrieve
 from xdsi.services import presentation as presentation_states
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.render_cache import RenderCache
@@ -115,6 +115,7 @@ class RenderRequest:
     charset: tuple[str, ...] = ()
     presentation: PresentationRef | None = None
     icc_profile: bool = True
+    anonymize: bool = False  # WADO-WS Anonymize: see ``_deidentified``
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,8 @@ class Renderer:
     def _render(self, prepared: Prepared, request: RenderRequest) -> bytes:
         instance = prepared.instance
         ds = self._header(instance)
+        if request.anonymize:
+            _deidentified(ds, instance, request)
         try:
             pixel = PixelDescription.from_dataset(ds)
         except MalformedDicom as exc:
@@ -281,6 +284,8 @@ class _Steps:
         if request.window is not None:
             raise InvalidRequest("a window cannot be combined with a presentation state: the state sets the window")
         rows, columns = int(ds.Rows), int(ds.Columns)
+        if request.anonymize:
+            state = state.without_text()
         self.grayscale = state.grayscale
         self.presentation.append(lambda image, _context: Image.fromarray(state.spatial(np.asarray(image))))
         self.annotation.append(lambda image, _context: state.draw(image, rows, columns))
@@ -301,6 +306,18 @@ class _Steps:
             return annotation.burn(image, text)
 
         self.annotation.append(step)
+
+
+def _deidentified(ds: Dataset, instance: StoredInstance, request: RenderRequest) -> None:
+    """``ds`` (the header the rendering reads, annotation included) de-identified by the Basic
+    Profile, so burned-in technique text shows no date or other Table E.1-1 attribute. Patient
+    annotation contradicts the request (InvalidRequest); pixels with burned-in text cannot be
+    de-identified by this profile (AnonymizationUnavailable)."""
+    if request.annotation and annotation.PATIENT in annotation.parse_kinds(",".join(request.annotation)):
+        raise InvalidRequest("annotation 'patient' cannot be burnt into a de-identified rendering: "
+                             "Anonymize removes the patient's name, ID and birth date")
+    anonymize.check_pixels(ds, instance)
+    anonymize.Anonymizer().dataset(ds)
 
 
 def _image_types(item: ObjectPlan) -> tuple[str, ...]:

@@ -67,7 +67,7 @@ def test_the_stored_syntax_is_kept_wherever_the_list_names_it(archive: Archive, 
 
 def test_transcoding_happens_before_the_answer_and_a_misfit_is_refused(archive: Archive, stored: dict) -> None:
     located = _locate(archive, stored[CT.name])
-    documents = DocumentSet(archive.blobs, located, archive.settings.max_transcode_bytes)
+    documents = DocumentSet(archive.blobs, located, archive.settings.max_transcode_bytes, archive.limits)
     try:
         # The plan allows JPEG baseline for the syntax; the CT's 16-bit pixels do not fit it.
         [refused] = documents.prepare(imaging_documents.resolve(located, (JPEG_BASELINE,)))
