@@ -155,3 +155,17 @@ def test_frame_references_limit_the_state_to_those_frames() -> None:
     assert presentation.presentation_for(gsps, image.SOPInstanceUID, 3).rotation == 90
     with pytest.raises(InvalidRequest, match="frame 1"):
         presentation.presentation_for(gsps, image.SOPInstanceUID, 1)
+
+
+def test_without_text_keeps_the_graphics_and_drops_the_text() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image)
+    gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([dataset_of(
+        BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="Doe^John", BoundingBoxTopLeftHandCorner=[0.5, 0.5],
+        BoundingBoxBottomRightHandCorner=[0.9, 0.9], BoundingBoxTextHorizontalJustification="LEFT")])
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    [layer] = state.layers
+    assert layer.texts and layer.graphics
+    [bare] = state.without_text().layers
+    assert not bare.texts and bare.graphics == layer.graphics
+    assert state.without_text().window == state.window
