@@ -142,7 +142,7 @@ def _service(ws: LiveServer, wsdl: str):
 def test_zeep_anonymize_and_frame_number_in_document_requests(ws: LiveServer, wsdl: str) -> None:
     """The 2017 extension of ihe:DocumentRequest, as zeep writes it from either WSDL: Anonymize gives
     the de-identified instance; FrameNumber refuses its document (a RAD-69 document is the whole file)."""
-    ct, ct_data = _documents("CT_small.dcm")
+    ct, _ = _documents("CT_small.dcm")
     mr, _ = _documents("MR_small.dcm")
     repository = ws.settings.repository_unique_id
     studies = [{"studyInstanceUID": ds.StudyInstanceUID, "SeriesRequest": [{
