@@ -160,6 +160,10 @@ class Settings:
         default=64 * MIB,
         metadata=_doc("bytes of rendered images and thumbnails each worker process keeps in memory (0: none)"),
     )
+    render_header_cache_bytes: int = field(
+        default=64 * MIB,
+        metadata=_doc("bytes of parsed DICOM headers each worker process keeps for rendering (0: none)"),
+    )
     render_max_output_pixels: int = field(
         default=40_000_000,
         metadata=_doc("most pixels a rendered answer may hold, all frames of an animated GIF together (413 beyond)"),
@@ -479,7 +483,8 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         if values[name] < 1:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
-                 "sweep_interval", "min_free_bytes", "render_cache_bytes"):
+                 "sweep_interval", "min_free_bytes", "render_cache_bytes",
+                 "render_header_cache_bytes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
     base_url = values["base_url"]

@@ -220,7 +220,8 @@ def test_study_and_series_render_a_representative_image(live: LiveServer) -> Non
     reply = get(live, f"/dicom-web/studies/{study}/series/{series[0]}/rendered")
     assert reply.status == 406
     reply = get(live, instance_path(sr) + "/rendered")
-    assert reply.status == 406 and b"(structured report) cannot be rendered as an image" in reply.body
+    # The report itself is rendered as text (tests/integration/test_rendered_documents.py), not as an image.
+    assert reply.status == 406 and b"[image/png] is available; offered: text/html; text/plain" in reply.body
 
 
 def test_thumbnail(live: LiveServer, stored: dict[str, tuple[str, str]]) -> None:

@@ -12,6 +12,8 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
+from tests.dicomfiles import SMALL_PDF, make_document, make_video, to_bytes
+from tests.integration.test_wado_uri_documents import MPEG4, VIDEO, _report
 from tests.interop.corpus import Corpus
 from tests.rendering import expected, psnr
 
@@ -56,3 +58,27 @@ def test_retrieve_series_rendered(client: DICOMwebClient, corpus: Corpus) -> Non
                                           params={"viewport": "50,50"})
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and max(image.size) == 50
+
+
+def test_retrieve_rendered_reports_documents_and_video(client: DICOMwebClient) -> None:
+    """The client's text, PDF and video branches of retrieve_instance_rendered (each sends its own
+    Accept), and retrieve_series_rendered of a report series, against objects it stored itself."""
+    report = _report()
+    pdf = make_document(SMALL_PDF, study_uid=report.StudyInstanceUID)
+    video = make_video(VIDEO, MPEG4, study_uid=report.StudyInstanceUID)
+    datasets = [pydicom.dcmread(io.BytesIO(to_bytes(ds))) for ds in (report, pdf, video)]
+    answer = client.store_instances(datasets)
+    assert len(answer.get("ReferencedSOPSequence", [])) == 3
+
+    def uids(ds: pydicom.Dataset) -> tuple[str, str, str]:
+        return ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+    html = client.retrieve_instance_rendered(*uids(report), media_types=("text/html",))
+    assert b"Finding (121071, DCM)" in html and html.lstrip().startswith(b"<!DOCTYPE html>")
+    text = client.retrieve_instance_rendered(*uids(report), media_types=("text/plain",), params={"charset": "utf-8"})
+    assert "所見 <none>" in text.decode("utf-8")
+    assert client.retrieve_instance_rendered(*uids(pdf), media_types=("application/pdf",)) == SMALL_PDF
+    assert client.retrieve_instance_rendered(*uids(video), media_types=("video/mp4",)) == b"".join(VIDEO)
+    series = client.retrieve_series_rendered(report.StudyInstanceUID, report.SeriesInstanceUID,
+                                             media_types=("text/plain",))
+    assert b"Finding (121071, DCM)" in series

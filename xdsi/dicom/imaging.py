@@ -4,7 +4,7 @@ stored (signed or not), or colour as 8-bit RGB (PS3.3 C.7.6.3.1.2 photometric in
 Only the frame asked for is decoded: the caller passes its bytes, read alone through the frame
 table (``frames.read_frame``). Compressed frames go through the decoders ``transcode`` uses,
 native ones through pydicom's native decoder, which knows 1-bit packing, planar configuration
-and subsampled YBR_FULL_422.
+and subsampled YBR_FULL_422; plain grayscale is read directly (``_native_gray``).
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def decode(frame: bytes, pixel: PixelDescription, transfer_syntax: str, ds: Data
             f"decodes to {pixel.decoded_bytes} bytes, over the limit of {max_pixel_bytes}")
     if uids.is_encapsulated(transfer_syntax):
         frame, pixel = transcode.decode_frame(frame, pixel, transfer_syntax, max_pixel_bytes=max_pixel_bytes)
+    if photometric in _GRAYSCALE and (gray := _native_gray(frame, pixel)) is not None:
+        return DecodedFrame(gray, photometric)
     options = pixel.pydicom_options()
     options.update(transfer_syntax_uid=UID(uids.EXPLICIT_VR_LITTLE_ENDIAN), pixel_keyword="PixelData", as_rgb=False)
     with _decoding():
@@ -76,6 +78,27 @@ def decode(frame: bytes, pixel: PixelDescription, transfer_syntax: str, ds: Data
         with _decoding():
             arr = convert_color_space(arr, "YBR_FULL", "RGB")
     return DecodedFrame(_to_8_bits(arr, pixel.bits_stored), photometric)
+
+
+def _native_gray(frame: bytes, pixel: PixelDescription) -> np.ndarray | None:
+    """The common grayscale frame (one sample of 8, 16 or 32 bits) read straight from its bytes, as
+    pydicom's native decoder would give it, without that decoder's set-up, which costs more than
+    the read for a small image. None for any other layout, and for a short frame (pydicom then
+    names the fault)."""
+    allocated = pixel.bits_allocated
+    if pixel.samples_per_pixel != 1 or allocated not in (8, 16, 32):
+        return None
+    dtype = np.dtype(f"<{'i' if pixel.pixel_representation else 'u'}{allocated // 8}")
+    count = pixel.rows * pixel.columns
+    if len(frame) < count * dtype.itemsize:
+        return None
+    arr = np.frombuffer(frame, dtype, count).reshape(pixel.rows, pixel.columns)
+    unused = allocated - pixel.bits_stored
+    if unused:
+        # PS3.5 8.1.1: the bits above Bits Stored carry nothing; shifting them out and back in the
+        # sample's own type masks them (unsigned) or extends the sign (signed), as pydicom does.
+        arr = np.right_shift(np.left_shift(arr, unused), unused)
+    return arr
 
 
 def _to_8_bits(arr: np.ndarray, bits: int) -> np.ndarray:

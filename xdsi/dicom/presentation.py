@@ -3,7 +3,8 @@
 A state is read once into a ``PresentationState`` for the image (and frame) it is applied to; the
 rendering pipeline then calls its steps in the order of PS3.4 N.2 (the grayscale transformation
 model): ``grayscale`` (Modality LUT C.11.1, Softcopy VOI LUT C.11.8, Presentation LUT C.11.6) on the
-stored values, ``spatial`` (Displayed Area C.10.4, then Spatial Transformation C.10.6) on the 8-bit
+stored values, ``shuttered`` (Display Shutter C.7.6.11, Bitmap Display Shutter C.7.6.15) on the
+P-values, ``spatial`` (Displayed Area C.10.4, then Spatial Transformation C.10.6) on the 8-bit
 image, ``output_size`` (Presentation Size Mode) for the raster, and ``draw`` (Graphic Annotation
 C.10.5 with Graphic Layers C.10.7) on the final image. Everything here is pure: no I/O.
 """
@@ -32,6 +33,9 @@ _GRAPHIC_TYPES = tuple(_MIN_POINTS)
 _MAX_OUTPUT_SIDE = 4096  # a raster side beyond this is shrunk, aspect kept (MAGNIFY, TRUE SIZE)
 _CURVE_STEPS = 12  # points per segment of an INTERPOLATED curve
 _CONIC_STEPS = 72  # points around a CIRCLE or ELLIPSE
+# PS3.3 C.7.6.11.1.1 and C.7.6.15: the shutter shapes (BITMAP alone names an overlay plane).
+_SHUTTER_SHAPES = ("RECTANGULAR", "CIRCULAR", "POLYGONAL", "BITMAP")
+_MAX_SHUTTER_VERTICES = 1024  # each vertex costs a pass over the frame
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,61 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Shutter:
+    """PS3.3 C.7.6.11 and C.7.6.15: the openings of a display shutter, in the image's pixel
+    positions (row, column; 1-based), and the P-value (0-65535) shown where they do not reach.
+
+    A pixel is shown when it lies inside every shape present (the shapes are combined, PS3.3
+    C.7.6.11.1.1), a pixel on an edge counting as inside, and is not set in the bitmap.
+    """
+
+    rectangle: tuple[int, int, int, int] | None = None  # left and right columns, upper and lower rows
+    circle: tuple[int, int, int] | None = None  # centre row and column, radius
+    polygon: tuple[tuple[int, int], ...] = ()  # vertices (row, column), closed back to the first
+    bitmap: np.ndarray | None = field(default=None, compare=False)  # overlay bits, 1 = occluded
+    bitmap_origin: tuple[int, int] = (1, 1)  # the image row and column of the bitmap's first bit
+    value: int = 0
+
+    def shown(self, rows: int, columns: int) -> np.ndarray:
+        """Which pixels of a ``rows`` x ``columns`` frame the shutter leaves visible (bool)."""
+        row = np.arange(1, rows + 1, dtype=np.float64)[:, None]
+        column = np.arange(1, columns + 1, dtype=np.float64)[None, :]
+        visible = np.ones((rows, columns), dtype=bool)
+        if self.rectangle is not None:
+            left, right, upper, lower = self.rectangle
+            visible &= (column >= left) & (column <= right) & (row >= upper) & (row <= lower)
+        if self.circle is not None:
+            centre_row, centre_column, radius = self.circle
+            visible &= (row - centre_row) ** 2 + (column - centre_column) ** 2 <= radius * radius
+        if self.polygon:
+            visible &= _inside_polygon(row, column, self.polygon)
+        if self.bitmap is not None:
+            top, left = self.bitmap_origin[0] - 1, self.bitmap_origin[1] - 1
+            y0, x0 = max(top, 0), max(left, 0)
+            y1, x1 = min(top + self.bitmap.shape[0], rows), min(left + self.bitmap.shape[1], columns)
+            if y0 < y1 and x0 < x1:
+                visible[y0:y1, x0:x1] &= self.bitmap[y0 - top:y1 - top, x0 - left:x1 - left] == 0
+        return visible
+
+
+def _inside_polygon(row: np.ndarray, column: np.ndarray, vertices: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Pixel centres inside the closed polygon (even-odd rule: shutters do not self-intersect,
+    PS3.3 C.7.6.11.1.3) or on one of its edges."""
+    inside = np.zeros((row.shape[0], column.shape[1]), dtype=bool)
+    on_edge = np.zeros_like(inside)
+    for index, (r1, c1) in enumerate(vertices):
+        r2, c2 = vertices[(index + 1) % len(vertices)]
+        straddles = (row >= r1) != (row >= r2)  # rows (rows, 1) whose centre line the edge crosses
+        if r1 != r2:
+            crossing = c1 + (row - r1) * (c2 - c1) / (r2 - r1)
+            inside ^= straddles & (column < crossing)
+        collinear = (c2 - c1) * (row - r1) - (r2 - r1) * (column - c1) == 0
+        on_edge |= collinear & (row >= min(r1, r2)) & (row <= max(r1, r2)) & \
+            (column >= min(c1, c2)) & (column <= max(c1, c2))
+    return inside | on_edge
+
+
+@dataclass(frozen=True)
 class PresentationState:
     """What one GSPS says about one image frame.
 
@@ -105,6 +164,7 @@ class PresentationState:
     flip: bool = False
     area: DisplayedArea | None = None
     layers: tuple[Layer, ...] = field(default=())
+    shutter: Shutter | None = None
 
     def without_text(self) -> PresentationState:
         """The state with its text objects left out, for a de-identified rendering: free text may name
@@ -119,6 +179,19 @@ class PresentationState:
         """Stored values to 8-bit P-values: the state's Modality LUT, its VOI, then its Presentation
         LUT, through the rendering pipeline's own transformation (``luts``)."""
         return Grayscale(self.modality, self.window, self.voi_lut, self.inverse)
+
+    # --- PS3.3 C.7.6.11 and C.7.6.15: display shutters ----------------------------------------
+
+    def shuttered(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (the frame's 8-bit P-values, rows x columns[, samples]) with what the shutter
+        covers in its presentation value. PS3.4 N.2: the shutter applies to P-values, in the
+        image's own pixel positions, before the spatial transformation moves them."""
+        if self.shutter is None:
+            return image
+        hidden = ~self.shutter.shown(image.shape[0], image.shape[1])
+        out = image.copy()
+        out[hidden] = self.shutter.value >> 8  # a 16-bit P-value, shown in 8 bits
+        return out
 
     # --- PS3.3 C.10.4 and C.10.6: displayed area, flip, rotation ---------------------------------
 
@@ -218,6 +291,7 @@ def presentation_for(gsps: Dataset, image_uid: str, frame: int = 1) -> Presentat
             flip=str(gsps.get("ImageHorizontalFlip", "N")).upper() == "Y",
             area=_displayed_area(gsps, image_uid, frame),
             layers=_layers(gsps, image_uid, frame),
+            shutter=_shutter(gsps),
         )
     except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise InvalidRequest(f"presentation state {gsps.get('SOPInstanceUID', '')} cannot be applied: "
@@ -323,6 +397,67 @@ def _displayed_area(gsps: Dataset, image_uid: str, frame: int) -> DisplayedArea 
     if not (0.01 <= aspect <= 100 and 0 < magnification <= 64):
         raise ValueError("the presentation pixel aspect or magnification is out of range")
     return DisplayedArea((tlhc[0], tlhc[1]), (brhc[0], brhc[1]), mode, aspect, magnification)
+
+
+def _shutter(gsps: Dataset) -> Shutter | None:
+    """PS3.3 C.7.6.11 (Display Shutter) and C.7.6.15 (Bitmap Display Shutter) of the state."""
+    shapes = gsps.get("ShutterShape")
+    if not shapes:
+        return None
+    names = [str(v).upper() for v in (shapes if isinstance(shapes, Sequence) and not isinstance(shapes, str)
+                                      else [shapes])]
+    for name in names:
+        if name not in _SHUTTER_SHAPES:
+            raise ValueError(f"Shutter Shape {name!r} is not one of {', '.join(_SHUTTER_SHAPES)}")
+    if "BITMAP" in names and len(names) > 1:
+        raise ValueError("Shutter Shape BITMAP cannot be combined with other shapes")
+    shutter = Shutter(value=_shutter_value(gsps))
+    if "RECTANGULAR" in names:
+        left, right = int(gsps.ShutterLeftVerticalEdge), int(gsps.ShutterRightVerticalEdge)
+        upper, lower = int(gsps.ShutterUpperHorizontalEdge), int(gsps.ShutterLowerHorizontalEdge)
+        if left > right or upper > lower:
+            raise ValueError("the rectangular shutter's edges are crossed")
+        shutter = replace(shutter, rectangle=(left, right, upper, lower))
+    if "CIRCULAR" in names:
+        centre = [int(v) for v in gsps.CenterOfCircularShutter]
+        radius = int(gsps.RadiusOfCircularShutter)
+        if len(centre) != 2 or radius < 0:
+            raise ValueError("the circular shutter needs a centre (row, column) and a radius of 0 or more")
+        shutter = replace(shutter, circle=(centre[0], centre[1], radius))
+    if "POLYGONAL" in names:
+        values = [int(v) for v in gsps.VerticesOfThePolygonalShutter]
+        if len(values) % 2 or not 3 <= len(values) // 2 <= _MAX_SHUTTER_VERTICES:
+            raise ValueError(f"the polygonal shutter needs 3 to {_MAX_SHUTTER_VERTICES} vertices (row, column)")
+        shutter = replace(shutter, polygon=tuple(zip(values[0::2], values[1::2], strict=True)))
+    if "BITMAP" in names:
+        bits, origin = _bitmap(gsps)
+        shutter = replace(shutter, bitmap=bits, bitmap_origin=origin)
+    return shutter
+
+
+def _shutter_value(gsps: Dataset) -> int:
+    """The shutter's P-value: Shutter Presentation Value, else the L* of Shutter Presentation Color
+    CIELab Value (a grayscale display shows lightness; PS3.3 C.10.7.1.1 scales L* 0-100 to 0-FFFFH),
+    else black."""
+    if gsps.get("ShutterPresentationValue") is not None:
+        return int(gsps.ShutterPresentationValue) & 0xFFFF
+    if gsps.get("ShutterPresentationColorCIELabValue") is not None:
+        return int(gsps.ShutterPresentationColorCIELabValue[0]) & 0xFFFF
+    return 0
+
+
+def _bitmap(gsps: Dataset) -> tuple[np.ndarray, tuple[int, int]]:
+    """PS3.3 C.7.6.15: the overlay plane of the state that Shutter Overlay Group names (C.9.2)."""
+    group = int(gsps.ShutterOverlayGroup)
+    if not (0x6000 <= group <= 0x601E and group % 2 == 0):
+        raise ValueError(f"Shutter Overlay Group {group:04X} is not an overlay group (6000-601E, even)")
+    if (group << 16 | 0x3000) not in gsps:
+        raise ValueError(f"the state holds no Overlay Data in group {group:04X} for its bitmap shutter")
+    origin = [int(v) for v in gsps[group << 16 | 0x0050].value]
+    if len(origin) != 2:
+        raise ValueError("Overlay Origin needs a row and a column")
+    bits = np.asarray(gsps.overlay_array(group))
+    return (bits if bits.ndim == 2 else bits[0]), (origin[0], origin[1])
 
 
 def _points(values: Sequence[float]) -> tuple[tuple[float, float], ...]:

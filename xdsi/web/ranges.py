@@ -19,7 +19,12 @@ def ranged(chunks: Callable[[int, int], Iterator[bytes]], length: int, content_t
     start, end, status = 0, length, 200
     ranges = request.range
     if ranges is not None and len(ranges.ranges) == 1:
-        bounds = ranges.range_for_length(length)
+        first, last = ranges.ranges[0]
+        if first < 0 and last is None and length > 0:
+            # RFC 9110 14.1.3: a suffix longer than the value selects all of it (werkzeug refuses it).
+            bounds: tuple[int, int] | None = (max(0, length + first), length)
+        else:
+            bounds = ranges.range_for_length(length)
         if bounds is None:
             response = text_response(416, f"the range {request.headers.get('Range')} is outside the "
                                           f"{length} bytes of this {what}")

@@ -1,5 +1,7 @@
 """WADO-RS rendered and thumbnail resources (PS3.18 10.4.1.1.3, 8.3.5): study, series, instance and
-frames rendered as image/jpeg, image/png or image/gif."""
+frames rendered as image/jpeg, image/png or image/gif; Structured Reports as text/html or text/plain,
+Encapsulated PDF and CDA documents as application/pdf and text/xml, and video as its stream
+(video/mpeg, video/mp4, video/h265) with byte ranges (PS3.18 Table 8.7.4-1)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from dataclasses import replace
 from flask import Blueprint, Flask, Response, request
 
 from xdsi.errors import InvalidRequest
-from xdsi.services import retrieve
+from xdsi.services import charset, plans, representative, retrieve
 from xdsi.services.render import (
     ANNOTATIONS,
     Prepared,
@@ -20,7 +22,7 @@ from xdsi.services.render import (
     Window,
 )
 from xdsi.services.retrieve import Target
-from xdsi.web import negotiation
+from xdsi.web import document_answer, negotiation
 from xdsi.web.context import accepted, announce, archive, session
 from xdsi.web.urls import DICOMWEB
 
@@ -32,7 +34,9 @@ _FUNCTIONS: dict[str, VoiFunction] = {"linear": "LINEAR", "linear-exact": "LINEA
 # PS3.18 8.3.5.1 (rendered) and 8.3.5.1.3 (thumbnail: viewport without a source rectangle).
 _RENDERED_PARAMETERS = frozenset({"accept", "annotation", "charset", "quality", "viewport", "window", "iccprofile"})
 _THUMBNAIL_PARAMETERS = frozenset({"accept", "charset", "viewport"})
-_CHARSET = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\s*;\s*q=[0-9.]{1,5})?\Z", re.ASCII)
+# PS3.18 8.3.5.1: the parameters that transform images and video. Reports and documents are sent as
+# stored or as text, and video as its stored stream: none of them applies there.
+_IMAGE_PARAMETERS = ("annotation", "quality", "viewport", "window", "iccprofile")
 _INTEGER = re.compile(r"[+-]?[0-9]{1,9}\Z", re.ASCII)
 _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})(?:[eE][+-]?[0-9]{1,3})?\Z", re.ASCII)
 
@@ -77,11 +81,18 @@ def _target(study: str, series: str | None, instance: str | None) -> Target:
 def _answer(target: Target, frames: tuple[int, ...] | None, purpose: str) -> Response:
     thumbnail = purpose == "thumbnail"
     wanted = _parameters(thumbnail)  # a malformed parameter is answered before the index is read
+    accept = accepted()
+    plan = plans.plan(session(), target)
+    if frames is None and not thumbnail:
+        acceptable = plans.MediaTypes(tuple(media.full for media in accept if media.q > 0))
+        document = representative.document_for(plan, acceptable)
+        if document is not None:
+            return _document(document, accept)
     renderer = archive().renderer
     prepared: Prepared = renderer.prepare(session(), target, frames=frames,
-                                          purpose="thumbnail" if thumbnail else "rendered")
+                                          purpose="thumbnail" if thumbnail else "rendered", plan=plan)
     offers = [negotiation.Offer(media_type, multipart=False) for media_type in prepared.media_types]
-    choice = negotiation.negotiate(accepted(), offers)
+    choice = negotiation.negotiate(accept, offers)
     rendered = renderer.render(prepared, replace(wanted, media_type=choice.offer.media_type))
     response = Response(rendered.data, status=200, mimetype=rendered.media_type)
     response.set_etag(rendered.etag)
@@ -92,6 +103,30 @@ def _answer(target: Target, frames: tuple[int, ...] | None, purpose: str) -> Res
         response.set_data(b"")
         response.headers.pop("Content-Length", None)
     return response
+
+
+def _document(item: plans.ObjectPlan, accept: list[negotiation.MediaRange]) -> Response:
+    """A report, document or video in the rendered media type negotiated from its category's
+    (PS3.18 8.7.8.1; ``*/*`` selects the category's default, the first offered)."""
+    offers = [negotiation.Offer(media_type, multipart=False) for media_type in item.rendered]
+    choice = negotiation.negotiate(accept, offers)
+    media_type = choice.offer.media_type
+    given = [name for name in _IMAGE_PARAMETERS if name in request.args]
+    if given:
+        raise InvalidRequest(f"{', '.join(given)} apply only to rendered images, not to {media_type} "
+                             f"({item.kind.value})")
+    response = document_answer.answer(item, media_type, _charsets(choice), "WADO-RS")
+    response.vary.add("Accept")
+    response.vary.add("Accept-Charset")
+    return response
+
+
+def _charsets(choice: negotiation.Choice) -> tuple[str, ...]:
+    """PS3.18 8.8.5: the charset parameter of the selected media type, then the charset query
+    parameter, then Accept-Charset; each list best first. None named: UTF-8."""
+    named = choice.media_range.params.get("charset")
+    return (*charset.parse(named), *charset.parse(request.args.get("charset")),
+            *charset.parse(request.headers.get("Accept-Charset")))
 
 
 def _parameters(thumbnail: bool) -> RenderRequest:
@@ -106,7 +141,7 @@ def _parameters(thumbnail: bool) -> RenderRequest:
         if len(request.args.getlist(name)) > 1:
             raise InvalidRequest(f"query parameter {name!r} is given more than once")
     args = request.args
-    quality = annotation = charset = None
+    quality = annotation = None
     if "quality" in args:
         text = args["quality"].strip()
         if not _INTEGER.match(text) or not 1 <= int(text) <= 100:
@@ -117,11 +152,6 @@ def _parameters(thumbnail: bool) -> RenderRequest:
         for name in annotation:
             if name not in ANNOTATIONS:
                 raise InvalidRequest(f"annotation {name[:20]!r} is not one of {', '.join(ANNOTATIONS)}")
-    if "charset" in args:
-        charset = tuple(part.strip() for part in args["charset"].split(","))
-        for name in charset:
-            if not _CHARSET.match(name):
-                raise InvalidRequest(f"charset {name[:30]!r} is not a character set name (with an optional q)")
     icc = args.get("iccprofile", "yes").strip().lower()
     if icc not in ("yes", "no"):
         # PS3.18 8.3.5.1.5 also names srgb, adobergb and rommrgb: colour conversion is not offered.
@@ -129,7 +159,8 @@ def _parameters(thumbnail: bool) -> RenderRequest:
     return RenderRequest(
         window=_window(args["window"]) if "window" in args else None,
         viewport=_viewport(args["viewport"], thumbnail) if "viewport" in args else None,
-        quality=quality, annotation=annotation or (), charset=charset or (), icc_profile=icc == "yes",
+        quality=quality, annotation=annotation or (), charset=charset.parse(args.get("charset")),
+        icc_profile=icc == "yes",
     )
 
 

@@ -18,15 +18,14 @@ from werkzeug.wsgi import wrap_file
 
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN, validate_uid
 from xdsi.errors import InvalidRequest, NotAcceptable
-from xdsi.services import charset, documents, plans, render, retrieve
+from xdsi.services import charset, plans, render, retrieve
 from xdsi.services.anonymize import Anonymizer
 from xdsi.services.archive import Archive
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.retrieve import BlobReader, Target
-from xdsi.web import negotiation
+from xdsi.web import document_answer, negotiation
 from xdsi.web.context import announce, archive, requester, session
 from xdsi.web.negotiation import DICOM, MediaRange
-from xdsi.web.ranges import ranged
 
 PATH = "/wado"
 blueprint = Blueprint("wado_uri", __name__)
@@ -273,14 +272,16 @@ def retrieve_object() -> Response:
     media_type = _choose(asked, item, negotiation.parse_accept(request.headers.get("Accept")))
     _check_for(asked, item, media_type)
     if media_type != DICOM and item.kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
-        return _image(asked, media_type)
+        return _image(asked, media_type, plan)
+    if media_type != DICOM:
+        image_only = asked.given(RENDERED_ONLY)
+        if image_only:
+            raise InvalidRequest(f"{', '.join(image_only)} apply only to rendered images, not to {media_type}")
+        return document_answer.answer(item, media_type, asked.charsets, "WADO-URI")
     files = retrieve.opened_files(current.blobs, plan.instances)
     current.auditor.retrieved(requester(), plan.instances, "WADO-URI")
     try:
-        if media_type != DICOM:
-            response = _document(current, files, asked, item, media_type)
-        else:
-            response = _dicom(current, files, item, asked)
+        response = _dicom(current, files, item, asked)
     except BaseException:
         files.close()
         raise
@@ -288,7 +289,7 @@ def retrieve_object() -> Response:
     return response
 
 
-def _image(asked: UriRequest, media_type: str) -> Response:
+def _image(asked: UriRequest, media_type: str, plan: plans.RetrievePlan) -> Response:
     """A rendered image (PS3.18 9.1.2.2): every image parameter handed to the rendering service."""
     renderer = archive().renderer
     frames = None if asked.frame_number is None else (asked.frame_number,)
@@ -303,7 +304,7 @@ def _image(asked: UriRequest, media_type: str) -> Response:
         region=None if asked.region is None else render.Region(*asked.region), quality=asked.image_quality,
         annotation=asked.annotation, charset=asked.charsets, presentation=presentation,
     )
-    prepared = renderer.prepare(session(), asked.target, frames=frames, presentation=presentation)
+    prepared = renderer.prepare(session(), asked.target, frames=frames, presentation=presentation, plan=plan)
     rendered = renderer.render(prepared, wanted)
     response = Response(rendered.data, status=200, mimetype=rendered.media_type)
     response.set_etag(rendered.etag)
@@ -313,16 +314,6 @@ def _image(asked: UriRequest, media_type: str) -> Response:
         response.set_data(b"")
         response.headers.pop("Content-Length", None)
     return response
-
-
-def _document(current: Archive, files: BlobReader, asked: UriRequest, item: ObjectPlan, media_type: str) -> Response:
-    """A report, document or video in its own media type (byte ranges served as asked)."""
-    image_only = asked.given(RENDERED_ONLY)
-    if image_only:
-        raise InvalidRequest(f"{', '.join(image_only)} apply only to rendered images, not to {media_type}")
-    payload = documents.document(current.blobs, item.instance, media_type, current.limits, asked.charsets)
-    return ranged(lambda start, end: payload.chunks(files, start, end), payload.length, payload.content_type,
-                  item.kind.value)
 
 
 def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, asked: UriRequest) -> Response:

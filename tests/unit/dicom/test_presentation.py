@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
+from pydicom.pixels import pack_bits
 from pydicom.sequence import Sequence
 
 from tests.dicomfiles import dataset_of, make_presentation_state
@@ -155,6 +156,107 @@ def test_frame_references_limit_the_state_to_those_frames() -> None:
     assert presentation.presentation_for(gsps, image.SOPInstanceUID, 3).rotation == 90
     with pytest.raises(InvalidRequest, match="frame 1"):
         presentation.presentation_for(gsps, image.SOPInstanceUID, 1)
+
+
+# --- display shutters (PS3.3 C.7.6.11, C.7.6.15), applied to P-values before the spatial step -------
+
+def _indices(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """1-based row and column of every pixel."""
+    rows, columns = np.indices(shape[:2])
+    return rows + 1, columns + 1
+
+
+def _shown_through(image: Dataset, visible: np.ndarray, value: int) -> np.ndarray:
+    """The window by hand, the shutter's value where ``visible`` is False, then area, flip, rotation."""
+    hu = image.pixel_array.astype(np.float64) - 1024
+    c, w = 40 - 0.5, 400 - 1
+    gray = np.clip(np.rint(np.where(hu <= c - w / 2, 0.0, np.where(hu > c + w / 2, 255.0,
+                                                                   ((hu - c) / w + 0.5) * 255))), 0, 255)
+    gray = np.where(visible, gray, value).astype(np.uint8)
+    return np.rot90(gray[20:100, 10:110][:, ::-1], k=-1)
+
+
+def test_rectangular_and_circular_shutters_match_numpy_through_flip_and_rotation() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image, ShutterShape=["RECTANGULAR", "CIRCULAR"], ShutterLeftVerticalEdge=21,
+                                   ShutterRightVerticalEdge=100, ShutterUpperHorizontalEdge=31,
+                                   ShutterLowerHorizontalEdge=90, CenterOfCircularShutter=[64, 60],
+                                   RadiusOfCircularShutter=40, ShutterPresentationValue=0xC000)
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    row, column = _indices(image.pixel_array.shape)
+    visible = (column >= 21) & (column <= 100) & (row >= 31) & (row <= 90) & \
+        ((row - 64) ** 2 + (column - 60) ** 2 <= 40 ** 2)
+    shown = state.spatial(state.shuttered(state.grayscale.to_display(image.pixel_array)))
+    np.testing.assert_array_equal(shown, _shown_through(image, visible, 0xC0))
+    assert 0 < visible.sum() < visible.size  # both shapes cut something
+
+
+def test_polygonal_shutter_includes_its_edges_and_follows_concave_outlines() -> None:
+    image = _ct()
+    diamond = [20, 64, 64, 108, 108, 64, 64, 20]  # (row, column) pairs: |row - 64| + |column - 64| <= 44
+    state = presentation_for(make_presentation_state(image, ShutterShape="POLYGONAL",
+                                                     VerticesOfThePolygonalShutter=diamond),
+                             image.SOPInstanceUID)
+    row, column = _indices(image.pixel_array.shape)
+    gray = state.grayscale.to_display(image.pixel_array)
+    np.testing.assert_array_equal(state.shuttered(gray), np.where(np.abs(row - 64) + np.abs(column - 64) <= 44,
+                                                                  gray, 0))
+    ell = [10, 10, 10, 50, 30, 50, 30, 30, 50, 30, 50, 10]  # an L: two rectangles sharing an edge
+    state = presentation_for(make_presentation_state(image, ShutterShape="POLYGONAL",
+                                                     VerticesOfThePolygonalShutter=ell,
+                                                     ShutterPresentationValue=0xFFFF), image.SOPInstanceUID)
+    inside = ((row >= 10) & (row <= 30) & (column >= 10) & (column <= 50)) | \
+        ((row >= 30) & (row <= 50) & (column >= 10) & (column <= 30))
+    np.testing.assert_array_equal(state.shuttered(gray), np.where(inside, gray, 255))
+
+
+def test_bitmap_shutter_hides_the_set_bits_of_its_overlay_plane() -> None:
+    image = _ct()
+    bits = np.zeros((20, 30), dtype=np.uint8)
+    bits[5:15, 10:25] = 1
+    gsps = make_presentation_state(image, ShutterShape="BITMAP", ShutterOverlayGroup=0x6002,
+                                   ShutterPresentationColorCIELabValue=[0x8000, 0x8080, 0x8080])
+    gsps.add_new(0x60020010, "US", 20)  # Overlay Rows
+    gsps.add_new(0x60020011, "US", 30)  # Overlay Columns
+    gsps.add_new(0x60020040, "CS", "G")  # Overlay Type
+    gsps.add_new(0x60020050, "SS", [101, 111])  # Overlay Origin: row 101, column 111 (runs off the image)
+    gsps.add_new(0x60020100, "US", 1)  # Overlay Bits Allocated
+    gsps.add_new(0x60020102, "US", 0)  # Overlay Bit Position
+    gsps.add_new(0x60023000, "OW", pack_bits(bits))
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    gray = state.grayscale.to_display(image.pixel_array)
+    hidden = np.zeros(gray.shape, dtype=bool)
+    hidden[100 + 5:100 + 15, 110 + 10:128] = True  # the set bits that fall on the 128 x 128 image
+    np.testing.assert_array_equal(state.shuttered(gray), np.where(hidden, 0x80, gray))  # L* 50: mid gray
+
+
+def test_no_shutter_leaves_the_image_and_the_value_defaults_to_black() -> None:
+    image = _ct()
+    gray = presentation_for(make_presentation_state(image), image.SOPInstanceUID).grayscale.to_display(
+        image.pixel_array)
+    plain = presentation_for(make_presentation_state(image), image.SOPInstanceUID)
+    assert plain.shutter is None and plain.shuttered(gray) is gray
+    state = presentation_for(make_presentation_state(image, ShutterShape="CIRCULAR", CenterOfCircularShutter=[1, 1],
+                                                     RadiusOfCircularShutter=0), image.SOPInstanceUID)
+    expected = np.zeros_like(gray)
+    expected[0, 0] = gray[0, 0]
+    np.testing.assert_array_equal(state.shuttered(gray), expected)
+
+
+@pytest.mark.parametrize(("attributes", "named"), [
+    ({"ShutterShape": "HEXAGONAL"}, "HEXAGONAL"),
+    ({"ShutterShape": "POLYGONAL", "VerticesOfThePolygonalShutter": [1, 1, 5, 5]}, "3 to"),
+    ({"ShutterShape": "RECTANGULAR", "ShutterLeftVerticalEdge": 10}, "missing"),
+    ({"ShutterShape": "RECTANGULAR", "ShutterLeftVerticalEdge": 50, "ShutterRightVerticalEdge": 10,
+      "ShutterUpperHorizontalEdge": 1, "ShutterLowerHorizontalEdge": 5}, "crossed"),
+    ({"ShutterShape": ["BITMAP", "CIRCULAR"], "ShutterOverlayGroup": 0x6000}, "BITMAP"),
+    ({"ShutterShape": "BITMAP", "ShutterOverlayGroup": 0x6000}, "Overlay Data"),
+    ({"ShutterShape": "BITMAP", "ShutterOverlayGroup": 0x5000}, "overlay group"),
+])
+def test_a_malformed_shutter_is_a_client_error_naming_it(attributes: dict[str, object], named: str) -> None:
+    image = _ct()
+    with pytest.raises(InvalidRequest, match=named):
+        presentation_for(make_presentation_state(image, **attributes), image.SOPInstanceUID)
 
 
 def test_without_text_keeps_the_graphics_and_drops_the_text() -> None:

@@ -64,6 +64,39 @@ def test_overwrite_never_serves_the_old_rendering(overwriting: Archive) -> None:
     assert _pixel(first) == round(200 / 1000 * 255) and _pixel(second) == round(800 / 1000 * 255)
 
 
+def test_overwrite_never_renders_from_the_old_header(database_url: str, tmp_path: Path) -> None:
+    """Rendered images not cached, parsed headers cached: a new window in the new file is used."""
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", duplicate_policy="overwrite",
+                                         render_cache_bytes=0))
+    archive.prepare()
+    try:
+        ds = make_dataset()
+        uids = {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID, "sop_uid": ds.SOPInstanceUID}
+        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        _store(archive, _image(300, **uids))
+        assert _pixel(_render(archive, target)) == round(300 / 1000 * 255)
+        assert _pixel(_render(archive, target)) == round(300 / 1000 * 255) and len(archive.renderer.headers) == 1
+        _store(archive, _image(300, WindowCenter=100, WindowWidth=200, **uids))
+        assert _pixel(_render(archive, target)) == 255  # 300 is above the new window
+        assert len(archive.renderer.headers) == 2
+    finally:
+        archive.close()
+
+
+def test_header_cache_can_be_turned_off(database_url: str, tmp_path: Path) -> None:
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", render_cache_bytes=0,
+                                         render_header_cache_bytes=0))
+    archive.prepare()
+    try:
+        ds = make_dataset()
+        _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
+                               sop_uid=ds.SOPInstanceUID))
+        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        assert _render(archive, target) == _render(archive, target) and len(archive.renderer.headers) == 0
+    finally:
+        archive.close()
+
+
 def test_delete_never_serves_a_cached_rendering(database_url: str, tmp_path: Path) -> None:
     archive = Archive.open(make_settings(database_url, tmp_path / "store", delete_enabled=True))
     archive.prepare()
@@ -132,16 +165,16 @@ def test_frames_beyond_the_last_are_refused_by_name(archive: Archive) -> None:
 
 
 def test_cache_is_bounded_by_bytes() -> None:
-    cache = RenderCache(1000)
+    cache: RenderCache[bytes] = RenderCache(1000)
     for n in range(10):
-        cache.put(n, bytes(200))
+        cache.put(n, bytes(200), 200)
     assert cache.size <= 1000 and len(cache) == 5 and cache.get(0) is None and cache.get(9) is not None
     cache.get(5)
-    cache.put(10, bytes(200))
+    cache.put(10, bytes(200), 200)
     assert cache.get(5) is not None and cache.get(6) is None  # least recently used goes first
-    cache.put("big", bytes(300))  # over a quarter of the capacity: not kept
+    cache.put("big", bytes(300), 300)  # over a quarter of the capacity: not kept
     assert cache.get("big") is None
-    assert RenderCache(0).get(1) is None
+    assert RenderCache[bytes](0).get(1) is None
 
 
 def test_anonymized_rendering(archive: Archive) -> None:

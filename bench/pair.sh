@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# STOW-RS side by side: a fresh `xdsi serve` and a fresh Orthanc peer, measured one after the other by
-# ../shared/bench/dicomweb_bench.py (the STOW phase, 100 requests of 1 instance then 50 per request, then the
-# stow_instance workload at 1, 4 and 16 clients).
-#   bench/stow_pair.sh OUT_PREFIX [DATABASE_URL]      (default: SQLite in the scratch folder)
+# xdsi and the Orthanc peer side by side: a fresh `xdsi serve` and a fresh Orthanc, measured one after the other
+# by ../shared/bench/dicomweb_bench.py (the STOW phase, 100 requests of 1 instance then 50 per request, then the
+# concurrency workloads WORKLOADS at CONCURRENCY clients).
+#   bench/pair.sh OUT_PREFIX [DATABASE_URL]      (default: SQLite in the scratch folder)
+# WORKLOADS (default stow_instance) and CONCURRENCY (default 1,4,16) choose the concurrency phase, e.g.
+#   WORKLOADS=rendered_instance,wado_uri_jpeg CONCURRENCY=1,16 CORPUS=bench/corpus-render bench/pair.sh OUT
+# XDSI_* variables reach the xdsi server (XDSI_RENDER_CACHE_BYTES=0: every rendering cold).
 # ROUNDS=n repeats it with fresh stores, the two servers' order swapped each round, so a load that
 # changes on a shared machine falls on both; writes OUT_PREFIX-xdsi-R.json and OUT_PREFIX-orthanc-R.json.
 # Extra harness options: STOW_PAIR_ARGS. A PostgreSQL DATABASE_URL names a server where a database
@@ -23,9 +26,10 @@ stop_servers() {
   if [ -n "$SCRATCH" ]; then "$ORTHANC_SH" stop "$SCRATCH/orthanc" >/dev/null 2>&1 || true; rm -rf "$SCRATCH"; SCRATCH=""; fi
 }
 trap stop_servers EXIT
-run() {  # label base-url pid out
+run() {  # label base-url pid out wado-uri-url
   .venv/bin/python "$HARNESS" run --base-url "$2" --corpus "$CORPUS" --label "$1" --out "$4" --server-pid "$3" \
-    --phases stow,concurrency --conc-workloads stow_instance --concurrency 1,4,16 --stow-plan '1x100,50x*' \
+    --wado-uri-url "$5" --phases stow,concurrency --conc-workloads "${WORKLOADS:-stow_instance}" \
+    --concurrency "${CONCURRENCY:-1,4,16}" --stow-plan '1x100,50x*' \
     --note "shared 2-core machine: read 'other' CPU beside each figure" ${STOW_PAIR_ARGS:-}
 }
 for round in $(seq 1 "$ROUNDS"); do
@@ -41,8 +45,9 @@ for round in $(seq 1 "$ROUNDS"); do
   SERVER=$!
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$XPORT/healthz" >/dev/null && break; sleep 0.2; done
   "$ORTHANC_SH" start "$SCRATCH/orthanc" "$OPORT" >/dev/null
-  xdsi() { run xdsi "http://127.0.0.1:$XPORT/dicom-web" "$SERVER" "$OUT-xdsi-$round.json"; }
-  orthanc() { run orthanc "http://127.0.0.1:$OPORT/dicom-web" "$(cat "$SCRATCH/orthanc/orthanc.pid")" "$OUT-orthanc-$round.json"; }
+  xdsi() { run xdsi "http://127.0.0.1:$XPORT/dicom-web" "$SERVER" "$OUT-xdsi-$round.json" "http://127.0.0.1:$XPORT/wado"; }
+  orthanc() { run orthanc "http://127.0.0.1:$OPORT/dicom-web" "$(cat "$SCRATCH/orthanc/orthanc.pid")" "$OUT-orthanc-$round.json" \
+    "http://127.0.0.1:$OPORT/wado"; }
   if [ $((round % 2)) -eq 1 ]; then xdsi; orthanc; else orthanc; xdsi; fi
   stop_servers
   .venv/bin/python "$HARNESS" report "$OUT-xdsi-$round.json" "$OUT-orthanc-$round.json"
