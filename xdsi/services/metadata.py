@@ -85,15 +85,15 @@ def _is_bulk(ref: BulkDataRef, threshold: int) -> bool:
     return ref.path[-1] in PIXEL_DATA_TAGS or ref.length is None or ref.length > threshold
 
 
+_LEFT_OUT = "left out"  # the walk's placeholder URI for a value then dropped
+
+
 def without_bulk_data(ds: Dataset, threshold: int, transfer_syntax_uid: str) -> list[Encoded]:
     """The walk of ``ds`` with the values ``encode_parsed`` would make BulkDataURIs left out, the
     smaller ones inline: for a data set no URI may point into (a de-identified copy, whose stored
     original the URI would name by its real UIDs)."""
     walked = encode_tree(ds, lambda ref: _LEFT_OUT if _is_bulk(ref, threshold) else None)
     return _with_available_syntax(_without_uris(walked), transfer_syntax_uid)
-
-
-_LEFT_OUT = "left out"
 
 
 def _without_uris(elements: list[Encoded]) -> list[Encoded]:
