@@ -31,6 +31,7 @@ from xdsi.services.archive import Archive
 
 if TYPE_CHECKING:
     from tests.live import LiveServer
+    from tests.tokens import TokenIssuer
 
 PG_URL = os.environ.get("XDSI_TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -90,6 +91,14 @@ class PostgresDatabases:
             for name in reversed(self.created):
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self.admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> TokenIssuer:
+    """An identity provider of the tests: its JWKS file and the tokens it signs."""
+    from tests.tokens import TokenIssuer
+
+    return TokenIssuer(tmp_path_factory.mktemp("idp"))
 
 
 @pytest.fixture(scope="session")

@@ -182,3 +182,53 @@ def zeep_verify(message: bytes, certificate_pem: bytes, folder: Path, attachment
 
 def serialize(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+
+
+def saml_assertion(signer: Identity | None, name: str = "dr.who@hospital.example", *,
+                   audience: str | None = "https://xdsi.example/wado-ws",
+                   not_before: datetime | None = None, not_on_or_after: datetime | None = None) -> etree._Element:
+    """An X-User Assertion (SAML 2.0, as an IHE XUA X-Assertion Provider writes it) for ``name``,
+    signed enveloped by ``signer`` with its certificate in the KeyInfo (unsigned when None)."""
+    now = datetime.now(UTC)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    start, end = not_before or now - timedelta(minutes=1), not_on_or_after or now + timedelta(minutes=10)
+    restriction = (f"<saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction>"
+                   if audience else "")
+    assertion = etree.fromstring(
+        f'<saml:Assertion xmlns:saml="{SAML}" ID="_{uuid.uuid4().hex}" Version="2.0" IssueInstant="{now.strftime(fmt)}">'
+        f"<saml:Issuer>https://idp.hospital.example</saml:Issuer>"
+        f'<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">{name}'
+        f'</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"/></saml:Subject>'
+        f'<saml:Conditions NotBefore="{start.strftime(fmt)}" NotOnOrAfter="{end.strftime(fmt)}">{restriction}'
+        f"</saml:Conditions>"
+        f'<saml:AuthnStatement AuthnInstant="{now.strftime(fmt)}"><saml:AuthnContext><saml:AuthnContextClassRef>'
+        f"urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef>"
+        f"</saml:AuthnContext></saml:AuthnStatement></saml:Assertion>")
+    if signer is None:
+        return assertion
+    signature = xmlsec.template.create(assertion, xmlsec.constants.TransformExclC14N,
+                                       xmlsec.constants.TransformRsaSha256, ns="ds")
+    assertion.insert(1, signature)  # SAML 2.0 Core 2.3.3: after the Issuer
+    reference = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256,
+                                              uri=f"#{assertion.get('ID')}")
+    xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
+    xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+    xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
+    context = xmlsec.SignatureContext()
+    context.register_id(assertion, "ID")
+    key = xmlsec.Key.from_memory(signer.key_pem, xmlsec.constants.KeyDataFormatPem)
+    key.load_cert_from_memory(signer.cert_pem, xmlsec.constants.KeyDataFormatCertPem)
+    context.key = key
+    context.sign(signature)
+    return etree.fromstring(etree.tostring(assertion))
+
+
+def with_assertion(message: str, assertion: etree._Element | None, *, must_understand: bool = True) -> bytes:
+    """``message`` with a wsse:Security header holding ``assertion`` (and a Timestamp)."""
+    root = add_security(message, must_understand=must_understand)
+    if assertion is not None:
+        root.find("s:Header/wsse:Security", NS).append(assertion)
+    return serialize(root)

@@ -10,7 +10,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from xdsi.config import Settings
 from xdsi.services.archive import Archive
-from xdsi.soap import wssec
+from xdsi.soap import wssec, xua
 from xdsi.soap.application import PublicUrls, WadoWsApplication
 from xdsi.web import (
     auth,
@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     delete_rs.init_app(app)
     # WADO-WS shares the process, the archive and its services; its own WSGI application speaks SOAP.
     # WS-Security (verifying, requiring, signing) as the settings ask; a bad key or store stops here.
-    wado_ws = WadoWsApplication(archive, partial(_wado_ws_urls, settings=settings), wssec.from_settings(settings))
+    wado_ws = WadoWsApplication(archive, partial(_wado_ws_urls, settings=settings), wssec.from_settings(settings),
+                                xua.from_settings(settings))
     # The Host allow-list stands in front of every service, WADO-WS included.
     app.wsgi_app = hosts.HostCheck(  # type: ignore[method-assign]
         DispatcherMiddleware(app.wsgi_app, {WADO_WS: wado_ws}), settings)

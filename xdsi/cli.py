@@ -149,13 +149,17 @@ def _parser() -> argparse.ArgumentParser:
     user_commands = user.add_subparsers(title="user commands", metavar="COMMAND", required=True)
     user_add = _command(
         user_commands, "add", _user_add, "add a user, or set its password and roles anew",
-        "Add NAME to the users file (created if missing), or replace its password and roles. The "
-        "password is asked twice on a terminal; otherwise it is the first line of standard input. "
-        "It is stored as a salted scrypt hash. The server reads the file again when it changes.",
+        "Add NAME to the users file (created if missing), or replace its password, roles and patient "
+        "domains. The password is asked twice on a terminal; otherwise it is the first line of standard "
+        "input. It is stored as a salted scrypt hash. The server reads the file again when it changes.",
     )
     user_add.add_argument("name", metavar="NAME", help="user name (no colon)")
     user_add.add_argument("--role", action="append", choices=ROLES, metavar="ROLE",
                           help=f"a role of the user: {', '.join(ROLES)} (repeat for several; default read)")
+    user_add.add_argument("--issuer", action="append", metavar="ISSUER",
+                          help="an Issuer of Patient ID whose patients the user may see, in searches, metadata and "
+                               "retrievals of every protocol (repeat for several; '' for patients recorded without "
+                               "an issuer; default: every patient)")
     user_remove = _command(user_commands, "remove", _user_remove, "remove a user", "Remove NAME from the users file.")
     user_remove.add_argument("name", metavar="NAME", help="user name")
 
@@ -307,12 +311,13 @@ def _user_add(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     password = _read_password()
     try:
-        created = add_user(settings.users_file, args.name, password, args.role or ["read"])
+        created = add_user(settings.users_file, args.name, password, args.role or ["read"], args.issuer)
     except ValueError as exc:
         print(f"xdsi user add: {exc}", file=sys.stderr)
         return 1
-    print(f"{'added' if created else 'updated'} {args.name} ({', '.join(sorted(set(args.role or ['read'])))}) "
-          f"in {settings.users_file}")
+    domains = "" if args.issuer is None else f"; patients of {', '.join(repr(i) for i in sorted(set(args.issuer)))}"
+    print(f"{'added' if created else 'updated'} {args.name} ({', '.join(sorted(set(args.role or ['read'])))}"
+          f"{domains}) in {settings.users_file}")
     return 0
 
 

@@ -37,7 +37,7 @@ DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-AUTH_MECHANISMS = ("basic", "bearer")
+AUTH_MECHANISMS = ("basic", "bearer", "saml")
 ROLES = ("read", "store", "delete", "admin")
 # RFC 8725 3.1: only public-key algorithms, so that no token can be signed with what the server
 # publishes (HS256 keyed with the public key) and 'none' is never among them.
@@ -278,6 +278,24 @@ class Settings:
         default="xdsi.read=read,xdsi.store=store,xdsi.delete=delete,xdsi.admin=admin",
         metadata=_doc("token scopes that grant each role, comma-separated SCOPE=ROLE pairs"),
     )
+    saml_trust_store: Path | None = field(
+        default=None,
+        metadata=_doc("PEM file of the certificates (identity providers, or their CAs) whose signed SAML 2.0 "
+                      "assertions name WADO-WS callers when auth includes saml (IHE XUA)"),
+    )
+    saml_audience: str | None = field(
+        default=None,
+        metadata=_doc("the Audience a SAML assertion must be restricted to (default: not checked)"),
+    )
+    saml_roles: str = field(
+        default="read", metadata=_doc("roles of a caller named by a SAML assertion, comma-separated"),
+    )
+    jwt_issuers_claim: str | None = field(
+        default=None,
+        metadata=_doc("token claim listing the Issuers of Patient ID the caller may see ('*': all; '' for "
+                      "patients without one); when set, a token without the claim sees no patient "
+                      "(default: tokens are not limited by patient domain)"),
+    )
 
     def __post_init__(self) -> None:
         problems = _check_values(dataclasses.asdict(self))
@@ -307,6 +325,10 @@ class Settings:
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:
         return _comma_list(self.auth.lower())
+
+    @property
+    def saml_role_list(self) -> tuple[str, ...]:
+        return _comma_list(self.saml_roles)
 
     @property
     def jwt_algorithm_list(self) -> tuple[str, ...]:
@@ -515,6 +537,11 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
         problems.append(f"auth: {', '.join(unknown)} not supported (choose among {', '.join(AUTH_MECHANISMS)})")
     if "basic" in mechanisms and not values["users_file"]:
         problems.append("users_file: required when auth includes basic")
+    if "saml" in mechanisms and not values["saml_trust_store"]:
+        problems.append("saml_trust_store: required when auth includes saml")
+    unknown_roles = [role for role in _comma_list(values["saml_roles"]) if role not in ROLES]
+    if unknown_roles:
+        problems.append(f"saml_roles: {', '.join(unknown_roles)} not a role ({', '.join(ROLES)})")
     if "bearer" in mechanisms:
         problems += [f"{name}: required when auth includes bearer"
                      for name in ("jwks", "jwt_issuer", "jwt_audience") if not values[name]]

@@ -46,11 +46,6 @@ def stow_body(**attributes: object) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def idp(tmp_path_factory: pytest.TempPathFactory) -> TokenIssuer:
-    return TokenIssuer(tmp_path_factory.mktemp("idp"))
-
-
-@pytest.fixture(scope="module")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("users") / "users"
     add_user(path, "reader", "read-only pass", ["read"])

@@ -12,6 +12,7 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.pixels import pack_bits
 from pydicom.uid import generate_uid
 
 from tests.dicomfiles import make_dataset, make_presentation_state, make_two_halves, to_bytes
@@ -204,3 +205,56 @@ def test_presentation_state_shutters_are_applied_before_flip_and_rotation(live: 
     reply = live.request("GET", Stored(to_bytes(image)).url(contentType="image/png", presentationUID=bad.SOPInstanceUID,
                                                             presentationSeriesUID=bad.SeriesInstanceUID))
     assert reply.status == 400 and "HEXAGONAL" in reply.body.decode()
+
+
+def test_presentation_state_overlay_is_drawn_in_its_layer(live: LiveServer) -> None:
+    """An overlay plane of the state, activated in a graphic layer (PS3.3 C.11.7), drawn in the
+    layer's gray and moved with the image by the flip and rotation."""
+    image = make_dataset(study_uid=generate_uid(), rows=128, columns=128,
+                         PixelData=np.full((128, 128), 1064, dtype=np.uint16).tobytes())
+    state = make_presentation_state(image)
+    del state.DisplayedAreaSelectionSequence, state.GraphicAnnotationSequence
+    bits = np.zeros((16, 48), dtype=np.uint8)
+    bits[:, :8] = 1
+    for tag, vr, value in ((0x60000010, "US", 16), (0x60000011, "US", 48), (0x60000040, "CS", "G"),
+                           (0x60000050, "SS", [11, 21]), (0x60000100, "US", 1), (0x60000102, "US", 0),
+                           (0x60003000, "OW", pack_bits(bits)), (0x60001001, "CS", "MARKS")):
+        state.add_new(tag, vr, value)
+    assert post(live, dicom_parts(to_bytes(image), to_bytes(state))).status == 200
+    shown = _image(live.request("GET", Stored(to_bytes(image)).url(
+        contentType="image/png", presentationUID=state.SOPInstanceUID,
+        presentationSeriesUID=state.SeriesInstanceUID)), "image/png")
+    plane = np.zeros((128, 128), dtype=bool)
+    plane[10:26, 20:28] = True
+    mid = round(((40 - 39.5) / 399 + 0.5) * 255)
+    np.testing.assert_array_equal(shown, np.rot90(np.where(plane, 255, mid).astype(np.uint8)[:, ::-1], k=-1))
+
+
+def test_a_region_with_a_presentation_state_replaces_its_displayed_area(live: LiveServer) -> None:
+    """PS3.18 9.5.1.2.7 allows region with a presentation state: the region of the original image
+    is shown through the state's window, flip and rotation, then fitted to rows."""
+    pixels = (np.arange(128 * 128, dtype=np.uint16).reshape(128, 128) // 32 + 900).astype(np.uint16)
+    image = make_dataset(study_uid=generate_uid(), rows=128, columns=128, PixelData=pixels.tobytes())
+    state = make_presentation_state(image)  # window 40/400 on HU, rotation 90, flip, area 11..110 x 21..100
+    del state.GraphicAnnotationSequence
+    assert post(live, dicom_parts(to_bytes(image), to_bytes(state))).status == 200
+    hu = pixels.astype(np.float64) - 1024
+    c, w = 40 - 0.5, 400 - 1
+    gray = np.clip(np.rint(np.where(hu <= c - w / 2, 0.0, np.where(hu > c + w / 2, 255.0, ((hu - c) / w + 0.5) * 255))),
+                   0, 255).astype(np.uint8)
+    expected = np.rot90(gray[32:96, 16:80][:, ::-1], k=-1)  # region x 0.125-0.625, y 0.25-0.75
+    item = Stored(to_bytes(image))
+    shown = _image(live.request("GET", item.url(contentType="image/png", region="0.125,0.25,0.625,0.75",
+                                                 presentationUID=state.SOPInstanceUID,
+                                                 presentationSeriesUID=state.SeriesInstanceUID)), "image/png")
+    np.testing.assert_array_equal(shown, expected)
+    # With rows, the region is fitted (SCALE TO FIT) keeping its aspect.
+    fitted = _image(live.request("GET", item.url(contentType="image/png", region="0.125,0.25,0.625,0.75", rows="32",
+                                                  presentationUID=state.SOPInstanceUID,
+                                                  presentationSeriesUID=state.SeriesInstanceUID)), "image/png")
+    assert fitted.shape == (32, 32)
+    # A window still cannot be combined with the state (PS3.18 9.5.1.2.6).
+    reply = live.request("GET", item.url(contentType="image/png", region="0,0,1,1", windowCenter="1", windowWidth="2",
+                                         presentationUID=state.SOPInstanceUID,
+                                         presentationSeriesUID=state.SeriesInstanceUID))
+    assert reply.status == 400 and "windowCenter" in reply.body.decode()

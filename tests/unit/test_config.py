@@ -105,11 +105,14 @@ def test_delete_enabled_is_off_by_default_and_read_as_a_boolean(tmp_path: Path) 
 
 def test_authentication_settings_name_what_each_mechanism_lacks() -> None:
     with pytest.raises(ConfigError) as refused:
-        Settings.load(environ={"XDSI_AUTH": "basic, bearer, kerberos", "XDSI_JWKS": "http://idp/jwks",
-                               "XDSI_JWT_ALGORITHMS": "RS256,HS256,none", "XDSI_JWT_SCOPE_ROLES": "a=read,b"})
+        Settings.load(environ={"XDSI_AUTH": "basic, bearer, saml, kerberos", "XDSI_JWKS": "http://idp/jwks",
+                               "XDSI_JWT_ALGORITHMS": "RS256,HS256,none", "XDSI_JWT_SCOPE_ROLES": "a=read,b",
+                               "XDSI_SAML_ROLES": "read,reader"})
     assert refused.value.problems == [
-        "auth: kerberos not supported (choose among basic, bearer)",
+        "auth: kerberos not supported (choose among basic, bearer, saml)",
         "users_file: required when auth includes basic",
+        "saml_trust_store: required when auth includes saml",
+        "saml_roles: reader not a role (read, store, delete, admin)",
         "jwt_issuer: required when auth includes bearer",
         "jwt_audience: required when auth includes bearer",
         "jwks: 'http://idp/jwks' is neither a file nor an https URL",

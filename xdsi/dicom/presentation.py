@@ -5,8 +5,9 @@ rendering pipeline then calls its steps in the order of PS3.4 N.2 (the grayscale
 model): ``grayscale`` (Modality LUT C.11.1, Softcopy VOI LUT C.11.8, Presentation LUT C.11.6) on the
 stored values, ``shuttered`` (Display Shutter C.7.6.11, Bitmap Display Shutter C.7.6.15) on the
 P-values, ``spatial`` (Displayed Area C.10.4, then Spatial Transformation C.10.6) on the 8-bit
-image, ``output_size`` (Presentation Size Mode) for the raster, and ``draw`` (Graphic Annotation
-C.10.5 with Graphic Layers C.10.7) on the final image. Everything here is pure: no I/O.
+image, ``output_size`` (Presentation Size Mode) for the raster, and ``draw`` (overlays the state
+activates, C.11.7, and Graphic Annotation C.10.5, by Graphic Layer C.10.7) on the final image.
+Everything here is pure: no I/O.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydicom.dataset import Dataset
 
 from xdsi.dicom import annotation
 from xdsi.dicom.luts import VOI_FUNCTIONS, Grayscale, Window
-from xdsi.errors import InvalidRequest
+from xdsi.errors import InvalidRequest, MalformedDicom
 
 GRAYSCALE_SOFTCOPY_PRESENTATION_STATE = "1.2.840.10008.5.1.4.1.1.11.1"
 _ROTATIONS = (0, 90, 180, 270)
@@ -36,6 +37,8 @@ _CONIC_STEPS = 72  # points around a CIRCLE or ELLIPSE
 # PS3.3 C.7.6.11.1.1 and C.7.6.15: the shutter shapes (BITMAP alone names an overlay plane).
 _SHUTTER_SHAPES = ("RECTANGULAR", "CIRCULAR", "POLYGONAL", "BITMAP")
 _MAX_SHUTTER_VERTICES = 1024  # each vertex costs a pass over the frame
+_OVERLAY_GROUPS = range(0x6000, 0x6020, 2)  # PS3.3 C.9.2: the repeating groups 6000-601E
+_MAX_OVERLAY_BITS = 1 << 26  # an overlay plane beyond 8192 x 8192 bits is refused, not unpacked
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,30 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Overlay:
+    """An overlay plane (PS3.3 C.9.2) shown in a graphic layer (C.11.7): its bits (1 = shown) and
+    the image row and column (1-based) its first bit lies on."""
+
+    layer: str
+    bits: np.ndarray = field(compare=False)
+    origin: tuple[int, int] = (1, 1)
+
+    def placed(self, rows: int, columns: int) -> np.ndarray:
+        """The plane on a ``rows`` x ``columns`` frame (bool); bits off the frame are dropped."""
+        return _placed(self.bits, self.origin, rows, columns)
+
+
+def _placed(bits: np.ndarray, origin: tuple[int, int], rows: int, columns: int) -> np.ndarray:
+    out = np.zeros((rows, columns), dtype=bool)
+    top, left = origin[0] - 1, origin[1] - 1
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + bits.shape[0], rows), min(left + bits.shape[1], columns)
+    if y0 < y1 and x0 < x1:
+        out[y0:y1, x0:x1] = bits[y0 - top:y1 - top, x0 - left:x1 - left] != 0
+    return out
+
+
+@dataclass(frozen=True)
 class Layer:
     """A graphic layer (PS3.3 C.10.7): drawn in ascending ``order``, in its recommended gray."""
 
@@ -121,11 +148,7 @@ class Shutter:
         if self.polygon:
             visible &= _inside_polygon(row, column, self.polygon)
         if self.bitmap is not None:
-            top, left = self.bitmap_origin[0] - 1, self.bitmap_origin[1] - 1
-            y0, x0 = max(top, 0), max(left, 0)
-            y1, x1 = min(top + self.bitmap.shape[0], rows), min(left + self.bitmap.shape[1], columns)
-            if y0 < y1 and x0 < x1:
-                visible[y0:y1, x0:x1] &= self.bitmap[y0 - top:y1 - top, x0 - left:x1 - left] == 0
+            visible &= ~_placed(self.bitmap, self.bitmap_origin, rows, columns)
         return visible
 
 
@@ -165,12 +188,16 @@ class PresentationState:
     area: DisplayedArea | None = None
     layers: tuple[Layer, ...] = field(default=())
     shutter: Shutter | None = None
+    overlays: tuple[Overlay, ...] = ()  # the state's own planes it activates
+    image_overlays: tuple[tuple[int, str], ...] = ()  # (group, layer): the image's planes it activates
 
-    def without_text(self) -> PresentationState:
-        """The state with its text objects left out, for a de-identified rendering: free text may name
-        the patient, and the Basic Profile replaces the Graphic Annotation Sequence that holds it
-        (PS3.15 Table E.1-1, (0070,0001) D). Graphic objects (lines, shapes) stay."""
-        return replace(self, layers=tuple(replace(layer, texts=()) for layer in self.layers))
+    def deidentified(self) -> PresentationState:
+        """The state as a de-identified rendering may draw it: without its text objects (free text may
+        name the patient; the Basic Profile replaces the Graphic Annotation Sequence that holds it,
+        PS3.15 Table E.1-1 (0070,0001) D) and without overlays (the profile removes Overlay Data,
+        60xx,3000, of the state and of the image). Graphic objects (lines, shapes) stay."""
+        return replace(self, layers=tuple(replace(layer, texts=()) for layer in self.layers), overlays=(),
+                       image_overlays=())
 
     # --- PS3.4 N.2: the grayscale pipeline -------------------------------------------------------
 
@@ -198,6 +225,15 @@ class PresentationState:
     def area_box(self, rows: int, columns: int) -> tuple[int, int, int, int]:
         """The displayed area of a ``rows`` x ``columns`` image (1-based, inclusive corners)."""
         return self.area.box if self.area else (1, 1, columns, rows)
+
+    def showing(self, box: tuple[int, int, int, int]) -> PresentationState:
+        """This state with ``box`` (left, top, right, bottom of the image in pixels; 0-based, right
+        and bottom exclusive) as its displayed area, its size mode, aspect and magnification kept:
+        a client's region (WADO-URI ``region``) is its choice of what to see, as a viewer's zoom
+        replaces the displayed area."""
+        left, top, right, bottom = box
+        area = self.area or DisplayedArea((1, 1), (1, 1))
+        return replace(self, area=replace(area, tlhc=(left + 1, top + 1), brhc=(right, bottom)))
 
     def spatial(self, image: np.ndarray) -> np.ndarray:
         """The displayed area of ``image`` (rows, columns[, samples]), flipped, then rotated.
@@ -241,16 +277,28 @@ class PresentationState:
 
     # --- PS3.3 C.10.5: graphic and text annotation ---------------------------------------------
 
-    def draw(self, image: Image.Image, rows: int, columns: int) -> Image.Image:
+    def draw(self, image: Image.Image, rows: int, columns: int, source: Dataset | None = None,
+             frame: int = 1) -> Image.Image:
         """``image`` (the displayed area of a ``rows`` x ``columns`` frame at its output size) with
-        the annotation layers drawn on it, lowest Graphic Layer Order first."""
+        the annotation layers drawn on it, lowest Graphic Layer Order first: in each, its overlay
+        planes (the state's, and those of ``source``, the image's header, that the state
+        activates), then its graphics and text.
+
+        MalformedDicom when an overlay plane of the image that the state activates is unreadable.
+        """
         if not self.layers:
             return image
+        overlays = [*self.overlays, *(_image_overlays(source, self.image_overlays, frame) if source else ())]
         mapping = _Mapping(self, rows, columns, image.width, image.height)
         pen = ImageDraw.Draw(image)
         line = max(1, round(min(image.width, image.height) / 256))
         for layer in sorted(self.layers, key=lambda item: item.order):
             colour: int | tuple[int, int, int] = layer.gray if image.mode == "L" else (layer.gray,) * 3
+            for overlay in overlays:
+                if overlay.layer == layer.name:
+                    # Image-relative (PS3.4 N.2): the plane follows the area, flip, rotation and scale.
+                    shown = self.spatial(overlay.placed(rows, columns)).astype(np.uint8) * 255
+                    image.paste(colour, mask=Image.fromarray(shown).resize(image.size, Image.Resampling.NEAREST))
             for graphic in layer.graphics:
                 _draw_graphic(pen, graphic, mapping, colour, line)
             for text in layer.texts:
@@ -281,6 +329,8 @@ def presentation_for(gsps: Dataset, image_uid: str, frame: int = 1) -> Presentat
                              f"image {image_uid}" + (f" frame {frame}" if named else ""))
     try:
         voi = _voi(gsps, image_uid, frame)
+        shutter = _shutter(gsps)
+        activated = _activated(gsps, shutter)
         return PresentationState(
             sop_instance_uid=str(gsps.get("SOPInstanceUID", "")),
             modality=_modality(gsps),
@@ -290,8 +340,11 @@ def presentation_for(gsps: Dataset, image_uid: str, frame: int = 1) -> Presentat
             rotation=_rotation(gsps),
             flip=str(gsps.get("ImageHorizontalFlip", "N")).upper() == "Y",
             area=_displayed_area(gsps, image_uid, frame),
-            layers=_layers(gsps, image_uid, frame),
-            shutter=_shutter(gsps),
+            layers=_layers(gsps, image_uid, frame, activated),
+            shutter=shutter,
+            overlays=tuple(Overlay(layer, *_overlay_plane(gsps, group, frame)) for group, layer in activated
+                           if _has_plane(gsps, group)),
+            image_overlays=tuple((group, layer) for group, layer in activated if not _has_plane(gsps, group)),
         )
     except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise InvalidRequest(f"presentation state {gsps.get('SOPInstanceUID', '')} cannot be applied: "
@@ -419,13 +472,13 @@ def _shutter(gsps: Dataset) -> Shutter | None:
             raise ValueError("the rectangular shutter's edges are crossed")
         shutter = replace(shutter, rectangle=(left, right, upper, lower))
     if "CIRCULAR" in names:
-        centre = [int(v) for v in gsps.CenterOfCircularShutter]
+        centre = _integers(gsps.CenterOfCircularShutter)
         radius = int(gsps.RadiusOfCircularShutter)
         if len(centre) != 2 or radius < 0:
             raise ValueError("the circular shutter needs a centre (row, column) and a radius of 0 or more")
         shutter = replace(shutter, circle=(centre[0], centre[1], radius))
     if "POLYGONAL" in names:
-        values = [int(v) for v in gsps.VerticesOfThePolygonalShutter]
+        values = _integers(gsps.VerticesOfThePolygonalShutter)
         if len(values) % 2 or not 3 <= len(values) // 2 <= _MAX_SHUTTER_VERTICES:
             raise ValueError(f"the polygonal shutter needs 3 to {_MAX_SHUTTER_VERTICES} vertices (row, column)")
         shutter = replace(shutter, polygon=tuple(zip(values[0::2], values[1::2], strict=True)))
@@ -449,15 +502,65 @@ def _shutter_value(gsps: Dataset) -> int:
 def _bitmap(gsps: Dataset) -> tuple[np.ndarray, tuple[int, int]]:
     """PS3.3 C.7.6.15: the overlay plane of the state that Shutter Overlay Group names (C.9.2)."""
     group = int(gsps.ShutterOverlayGroup)
-    if not (0x6000 <= group <= 0x601E and group % 2 == 0):
+    if group not in _OVERLAY_GROUPS:
         raise ValueError(f"Shutter Overlay Group {group:04X} is not an overlay group (6000-601E, even)")
-    if (group << 16 | 0x3000) not in gsps:
+    if not _has_plane(gsps, group):
         raise ValueError(f"the state holds no Overlay Data in group {group:04X} for its bitmap shutter")
-    origin = [int(v) for v in gsps[group << 16 | 0x0050].value]
+    return _overlay_plane(gsps, group, 1)
+
+
+def _integers(value: object) -> list[int]:
+    """A multi-valued integer attribute as a list (pydicom gives a single value bare)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [int(v) for v in value]
+    return [] if value is None or value == "" else [int(value)]  # type: ignore[call-overload]
+
+
+def _has_plane(ds: Dataset, group: int) -> bool:
+    return (group << 16 | 0x3000) in ds
+
+
+def _overlay_plane(ds: Dataset, group: int, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """PS3.3 C.9.2: the bits of overlay group ``group`` for frame ``frame`` (a multi-frame plane
+    starts at Image Frame Origin), and its Overlay Origin. ValueError when they are malformed."""
+    rows, columns = int(ds[group << 16 | 0x0010].value), int(ds[group << 16 | 0x0011].value)
+    if rows * columns > _MAX_OVERLAY_BITS:
+        raise ValueError(f"overlay group {group:04X} of {rows} x {columns} bits is larger than this server draws")
+    origin = _integers(ds[group << 16 | 0x0050].value)
     if len(origin) != 2:
-        raise ValueError("Overlay Origin needs a row and a column")
-    bits = np.asarray(gsps.overlay_array(group))
-    return (bits if bits.ndim == 2 else bits[0]), (origin[0], origin[1])
+        raise ValueError(f"Overlay Origin of group {group:04X} needs a row and a column")
+    bits = np.asarray(ds.overlay_array(group))
+    if bits.ndim == 3:
+        first = ds.get(group << 16 | 0x0051)
+        index = frame - (int(first.value) if first is not None and first.value not in (None, "") else 1)
+        bits = bits[index] if 0 <= index < bits.shape[0] else np.zeros(bits.shape[1:], dtype=bits.dtype)
+    return bits, (origin[0], origin[1])
+
+
+def _activated(gsps: Dataset, shutter: Shutter | None) -> tuple[tuple[int, str], ...]:
+    """PS3.3 C.11.7: the overlay groups the state shows, each with its Overlay Activation Layer (an
+    empty one shows nothing); the plane a bitmap shutter uses is a shutter, not an overlay."""
+    shutter_group = int(gsps.ShutterOverlayGroup) if shutter is not None and shutter.bitmap is not None else None
+    activated = []
+    for group in _OVERLAY_GROUPS:
+        element = gsps.get(group << 16 | 0x1001)
+        layer = str(element.value or "").strip() if element is not None else ""
+        if layer and group != shutter_group:
+            activated.append((group, layer))
+    return tuple(activated)
+
+
+def _image_overlays(image: Dataset, activated: Sequence[tuple[int, str]], frame: int) -> list[Overlay]:
+    """The image's own overlay planes the state activates (absent ones are skipped: the state may
+    name groups other images of its set hold)."""
+    planes = []
+    for group, layer in activated:
+        if _has_plane(image, group):
+            try:
+                planes.append(Overlay(layer, *_overlay_plane(image, group, frame)))
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                raise MalformedDicom(f"overlay group {group:04X} of the image cannot be drawn") from exc
+    return planes
 
 
 def _points(values: Sequence[float]) -> tuple[tuple[float, float], ...]:
@@ -474,8 +577,9 @@ def _point(values: object) -> tuple[float, float]:
     return points[0]
 
 
-def _layers(gsps: Dataset, image_uid: str, frame: int) -> tuple[Layer, ...]:
-    """The graphic layers with the annotations that apply to the image (PS3.3 C.10.5, C.10.7)."""
+def _layers(gsps: Dataset, image_uid: str, frame: int, activated: Sequence[tuple[int, str]]) -> tuple[Layer, ...]:
+    """The graphic layers with the annotations that apply to the image (PS3.3 C.10.5, C.10.7), and
+    those the activated overlays are shown in (C.11.7)."""
     declared = {str(item.GraphicLayer): item for item in gsps.get("GraphicLayerSequence", ())}
     graphics: dict[str, list[Graphic]] = {}
     texts: dict[str, list[Text]] = {}
@@ -508,7 +612,7 @@ def _layers(gsps: Dataset, image_uid: str, frame: int) -> tuple[Layer, ...]:
                 anchor, str(obj.get("AnchorPointAnnotationUnits", "PIXEL")).upper(),
                 str(obj.get("AnchorPointVisibility", "N")).upper() == "Y"))
     layers = []
-    for name in dict.fromkeys([*graphics, *texts]):
+    for name in dict.fromkeys([*graphics, *texts, *(layer for _group, layer in activated)]):
         item = declared.get(name)
         order = int(item.GraphicLayerOrder) if item is not None and "GraphicLayerOrder" in item else len(declared)
         layers.append(Layer(name, order, _layer_gray(item), tuple(graphics.get(name, ())), tuple(texts.get(name, ()))))

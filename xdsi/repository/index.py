@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from xdsi.repository import visibility
 from xdsi.repository.models import Instance, InstanceMetadata, Patient, Series, Study, table_of
 
 _INSTANCE = table_of(Instance)
@@ -21,7 +22,12 @@ Statement = Select[*tuple[Any, ...]]
 
 
 def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
-    return session.scalar(select(Instance).where(Instance.sop_instance_uid == sop_instance_uid))
+    """The instance, wherever it is; None when absent or of a patient ``session`` may not see."""
+    statement = select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+    if visibility.issuers(session) is not None:
+        statement = (statement.join(Series, Instance.series_fk == Series.id).join(Study, Series.study_fk == Study.id)
+                     .join(Patient, Study.patient_fk == Patient.id).where(visibility.condition()))
+    return session.scalar(statement, visibility.parameters(session))
 
 
 def stored_digests(session: Session, sop_instance_uids: list[str]) -> dict[str, str]:
@@ -90,27 +96,32 @@ _STORED_COLUMNS = (
 def stored_instances(
     session: Session, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
 ) -> list[StoredInstance]:
-    """The instances of a study, series or single instance, in series then instance number order."""
-    statement = _stored_statement(series_uid is not None, sop_instance_uid is not None)
-    params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
+    """The instances of a study, series or single instance, in series then instance number order;
+    none of a patient ``session`` may not see."""
+    limited = visibility.parameters(session)
+    statement = _stored_statement(series_uid is not None, sop_instance_uid is not None, bool(limited))
+    params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid, **limited}
     # Plain rows through the connection: the ORM's execution path (identity map, loading
     # options) costs more than the query on this hot path and adds nothing to a column select.
     return [StoredInstance(*row) for row in session.connection().execute(statement, params)]
 
 
-@lru_cache(maxsize=4)
-def _stored_statement(by_series: bool, by_instance: bool) -> Statement:
+@lru_cache(maxsize=8)
+def _stored_statement(by_series: bool, by_instance: bool, limited: bool) -> Statement:
     """Built once: retrieval is the hot path, and composing a statement costs more than running it."""
-    return _in_target(select(*_STORED_COLUMNS).select_from(Instance), by_series, by_instance)
+    return _in_target(select(*_STORED_COLUMNS).select_from(Instance), by_series, by_instance, limited)
 
 
-def _in_target(statement: Statement, by_series: bool, by_instance: bool) -> Statement:
-    """``statement`` over Instance narrowed to the bound study (series, instance), in retrieval order."""
+def _in_target(statement: Statement, by_series: bool, by_instance: bool, limited: bool) -> Statement:
+    """``statement`` over Instance narrowed to the bound study (series, instance), in retrieval order;
+    ``limited``: and to a patient of the bound issuers."""
     statement = (
         statement.join(Series, Instance.series_fk == Series.id)
         .join(Study, Series.study_fk == Study.id)
         .where(Study.study_uid == bindparam("study"))
     )
+    if limited:
+        statement = statement.join(Patient, Study.patient_fk == Patient.id).where(visibility.condition())
     if by_series:
         statement = statement.where(Series.series_uid == bindparam("series"))
     if by_instance:
@@ -121,21 +132,23 @@ def _in_target(statement: Statement, by_series: bool, by_instance: bool) -> Stat
 def metadata_fragments(
     session: Session, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None,
 ) -> tuple[list[bytes], datetime | None]:
-    """The cached metadata of the instances (same order as ``stored_instances``), and when they last changed."""
-    statement = _fragments_statement(series_uid is not None, sop_instance_uid is not None)
-    params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid}
+    """The cached metadata of the instances (same order and visibility as ``stored_instances``), and
+    when they last changed."""
+    limited = visibility.parameters(session)
+    statement = _fragments_statement(series_uid is not None, sop_instance_uid is not None, bool(limited))
+    params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid, **limited}
     rows = session.connection().execute(statement, params).all()  # plain rows, as in stored_instances
     return [row[0] for row in rows], max((row[1] for row in rows), default=None)
 
 
 @lru_cache(maxsize=8)
-def _fragments_statement(by_series: bool, by_instance: bool) -> Statement:
+def _fragments_statement(by_series: bool, by_instance: bool, limited: bool) -> Statement:
     statement = (
         select(InstanceMetadata.json, Series.updated_at)
         .select_from(InstanceMetadata)
         .join(Instance, InstanceMetadata.instance_fk == Instance.id)
     )
-    return _in_target(statement, by_series, by_instance)
+    return _in_target(statement, by_series, by_instance, limited)
 
 
 def study_patients(session: Session, study_uids: list[str]) -> dict[str, tuple[str | None, str]]:

@@ -20,6 +20,7 @@ from xdsi.dicom.attributes import Key, Table, time_key_column
 from xdsi.dicom.attributes import Match as Kind
 from xdsi.dicom.matching import AnyOf, Match, NameQuery, Range, Single, Universal, Wildcard
 from xdsi.dicom.names import soundex
+from xdsi.repository import visibility
 from xdsi.repository.models import TABLES, Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
 
 Level = Literal["study", "series", "instance"]
@@ -95,8 +96,12 @@ class SearchResult:
 
 
 def run(session: Session, request: SearchRequest, attributes: Sequence[Attribute]) -> SearchResult:
-    """Rows (column values keyed by keyword, plus '_pk') for the page asked for."""
+    """Rows (column values keyed by keyword, plus '_pk') for the page asked for, of the patients
+    ``session`` may see."""
     base = _base(request)
+    limited = visibility.parameters(session)
+    if limited:
+        base = base.where(visibility.condition())
     wanted = [a for a in attributes if a.column is not None]
     statement = base.with_only_columns(
         _PRIMARY[request.level].label("_pk"), *(a.column.label(a.keyword) for a in wanted)
@@ -105,11 +110,11 @@ def run(session: Session, request: SearchRequest, attributes: Sequence[Attribute
         column = attribute.match_column if attribute.match_column is not None else attribute.column
         statement = statement.order_by(column.desc() if descending else column.asc())
     statement = statement.order_by(_PRIMARY[request.level]).offset(request.offset).limit(request.limit + 1)
-    rows = [dict(row._mapping) for row in session.execute(statement)]
+    rows = [dict(row._mapping) for row in session.execute(statement, limited)]
     total = None
     if len(rows) > request.limit:
         rows = rows[: request.limit]
-        total = session.scalar(base.with_only_columns(func.count()).order_by(None))
+        total = session.scalar(base.with_only_columns(func.count()).order_by(None), limited)
     return SearchResult(rows, total)
 
 

@@ -18,8 +18,12 @@ from xdsi.security.identity import ANONYMOUS, Identity
 
 @dataclass(frozen=True)
 class Authenticator:
+    """``saml``: WADO-WS callers may instead be named by a SAML assertion in the message (IHE XUA),
+    which the SOAP layer reads (``soap.xua``); HTTP credentials are checked here."""
+
     basic: BasicAuthenticator | None = None
     bearer: BearerAuthenticator | None = None
+    saml: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> Authenticator:
@@ -37,15 +41,15 @@ class Authenticator:
                 bearer = BearerAuthenticator(
                     settings.jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                     algorithms=settings.jwt_algorithm_list, scope_roles=settings.scope_roles,
-                    leeway=settings.jwt_leeway, ssl_context=ssl_context,
+                    leeway=settings.jwt_leeway, ssl_context=ssl_context, issuers_claim=settings.jwt_issuers_claim,
                 )
             except (OSError, ValueError) as exc:
                 raise ConfigError([f"jwks: {settings.jwks} cannot be used: {exc}"]) from None
-        return cls(basic, bearer)
+        return cls(basic, bearer, "saml" in mechanisms)
 
     @property
     def enabled(self) -> bool:
-        return self.basic is not None or self.bearer is not None
+        return self.basic is not None or self.bearer is not None or self.saml
 
     @property
     def mechanisms(self) -> tuple[str, ...]:
@@ -64,5 +68,8 @@ class Authenticator:
             return self.basic.authenticate(credentials.strip())
         if scheme == "bearer" and self.bearer is not None:
             return self.bearer.authenticate(credentials.strip())
+        if not self.mechanisms:
+            raise Unauthenticated("this server accepts no HTTP credentials: WADO-WS callers are named by a SAML "
+                                  "assertion in the message")
         raise Unauthenticated(f"this server accepts {' or '.join(self.mechanisms)} credentials, "
                               f"not the scheme of the Authorization header")

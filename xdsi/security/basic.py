@@ -1,7 +1,9 @@
 """HTTP Basic authentication (RFC 7617) against a users file of salted, slow hashes.
 
-The users file holds one user a line, ``NAME:ROLE[,ROLE…]:HASH`` (``passwords`` writes the hash);
-lines starting with '#' are comments. ``xdsi user add`` writes it. The server reads it again when
+The users file holds one user a line, ``NAME:ROLE[,ROLE…][;ISSUER,…]:HASH`` (``passwords`` writes
+the hash); the issuers after ``;`` (percent-encoded; an empty one stands for patients recorded
+without an issuer) limit the patients the user sees, and without ``;`` the user sees every
+patient. Lines starting with '#' are comments. ``xdsi user add`` writes it. The server reads it again when
 it changes, so adding a user or changing a password needs no restart.
 """
 
@@ -19,6 +21,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from xdsi.errors import Unauthenticated
 from xdsi.security.identity import ROLES, Identity, Role
@@ -37,9 +40,15 @@ class User:
     name: str
     roles: frozenset[Role]
     password_hash: str
+    issuers: frozenset[str] | None = None
 
     def line(self) -> str:
-        return f"{self.name}:{','.join(sorted(self.roles))}:{self.password_hash}\n"
+        issuers = "" if self.issuers is None else ";" + ",".join(quote(i, safe="") for i in sorted(self.issuers))
+        return f"{self.name}:{','.join(sorted(self.roles))}{issuers}:{self.password_hash}\n"
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.name, self.roles, "basic", issuers=self.issuers)
 
 
 def check_name(name: str) -> None:
@@ -64,17 +73,20 @@ def read_users(path: Path) -> dict[str, User]:
         if not text or text.startswith("#"):
             continue
         name, _, rest = text.partition(":")
-        roles, _, password_hash = rest.partition(":")
+        grants, _, password_hash = rest.partition(":")
+        roles, limited, issuers = grants.partition(";")
         try:
             check_name(name)
-            users[name] = User(name, check_roles(filter(None, roles.split(","))), password_hash)
+            users[name] = User(name, check_roles(filter(None, roles.split(","))), password_hash,
+                               frozenset(unquote(i) for i in issuers.split(",")) if limited else None)
         except ValueError as exc:
             log.error("%s line %d skipped: %s", path, number, exc)
     return users
 
 
-def add_user(path: Path, name: str, password: str, roles: Iterable[str]) -> bool:
-    """Add ``name`` to the users file, or replace its password and roles; True if it was new.
+def add_user(path: Path, name: str, password: str, roles: Iterable[str],
+             issuers: Iterable[str] | None = None) -> bool:
+    """Add ``name`` to the users file, or replace its password, roles and issuers; True if it was new.
 
     The file is rewritten whole into a temporary file beside it (mode 0600: it holds hashes)
     and renamed over the old one, so a reader sees either version, never half of one.
@@ -84,7 +96,7 @@ def add_user(path: Path, name: str, password: str, roles: Iterable[str]) -> bool
     if not password:
         raise ValueError("the password is empty")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
-    entry = User(name, chosen, hash_password(password)).line()
+    entry = User(name, chosen, hash_password(password), None if issuers is None else frozenset(issuers)).line()
     kept = [line for line in lines if line.partition(":")[0].strip() != name]
     _replace(path, [*kept, entry])
     return len(kept) == len(lines)
@@ -140,7 +152,7 @@ class BasicAuthenticator:
             remembered = self._remembered.get(key)
         if user is not None and remembered is not None and remembered[0] == user.password_hash \
                 and remembered[1] > time.monotonic():
-            return Identity(user.name, user.roles, "basic")
+            return user.identity
         # The decoy is checked for an unknown user too, so that a guesser cannot tell names by the time taken.
         if not verify_password(password, user.password_hash if user else self._decoy) or user is None:
             raise Unauthenticated("the user name or password is wrong", mechanism="basic", claimed_user=name)
@@ -148,7 +160,7 @@ class BasicAuthenticator:
             if len(self._remembered) >= REMEMBER_MAX:
                 self._remembered.pop(next(iter(self._remembered)))
             self._remembered[key] = (user.password_hash, time.monotonic() + REMEMBER_SECONDS)
-        return Identity(user.name, user.roles, "basic")
+        return user.identity
 
     def _refresh(self) -> dict[str, User]:
         """The users, read again if the file changed since last read (a stat per request)."""

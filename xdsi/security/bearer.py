@@ -56,8 +56,10 @@ class BearerAuthenticator:
         scope_roles: Mapping[str, Role],
         leeway: int = 30,
         ssl_context: ssl.SSLContext | None = None,
+        issuers_claim: str | None = None,
     ) -> None:
         self.issuer = issuer
+        self.issuers_claim = issuers_claim
         self.audience = audience
         self.algorithms = list(algorithms)
         self.scope_roles = dict(scope_roles)
@@ -85,7 +87,17 @@ class BearerAuthenticator:
             raise _refused(exc) from None
         scopes = _scopes(claims)
         roles = frozenset(self.scope_roles[scope] for scope in scopes if scope in self.scope_roles)
-        return Identity(str(claims["sub"]), roles, "bearer", scopes)
+        return Identity(str(claims["sub"]), roles, "bearer", scopes, self._patient_issuers(claims))
+
+    def _patient_issuers(self, claims: Mapping[str, Any]) -> frozenset[str] | None:
+        """The patient domains the token grants: every one without an issuers claim configured;
+        none when the claim is configured and absent or malformed (a token is limited by default)."""
+        if self.issuers_claim is None:
+            return None
+        value = claims.get(self.issuers_claim)
+        listed = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        issuers = frozenset(item for item in listed if isinstance(item, str))
+        return None if "*" in issuers else issuers
 
     def _key_for(self, token: str) -> jwt.PyJWK:
         """The key the token's header names (kid); a key set of one key serves a token without kid."""

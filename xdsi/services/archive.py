@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from xdsi.config import Settings
 from xdsi.dicom.parsing import Limits
-from xdsi.repository import db
+from xdsi.repository import db, visibility
 from xdsi.repository.blobs import BlobStore
 from xdsi.services.auditor import Auditor
 from xdsi.services.delete import InstanceDeleter
@@ -49,6 +49,12 @@ class Archive:
         return cls(settings, engine, sessions, blobs, store, InstanceDeleter(sessions, blobs),
                    StowAssembler(settings, blobs, store), Renderer(settings, blobs, store.limits),
                    Auditor(settings, sessions))
+
+    def session_for(self, issuers: frozenset[str] | None) -> Session:
+        """A session for a caller's request, seeing only the patients of ``issuers`` (Issuers of Patient
+        ID; None: every patient): searches, metadata and retrievals of every protocol through it
+        find nothing of other patients, as if it were not stored."""
+        return visibility.limit(self.sessions(), issuers)
 
     @property
     def limits(self) -> Limits:

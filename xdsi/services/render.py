@@ -277,7 +277,8 @@ class Renderer:
         if request.annotation:
             steps.burned_in(request)
         return RenderParams(
-            media_type=request.media_type, window=request.window, region=request.region,
+            media_type=request.media_type, window=request.window,
+            region=request.region if prepared.presentation is None else None,  # the state crops it
             source=viewport.source if viewport is not None else None, size=size,
             quality=request.quality if request.quality is not None else RenderParams.quality,
             icc_profile=request.icc_profile, max_output_pixels=self.settings.render_max_output_pixels,
@@ -305,18 +306,20 @@ class _Steps:
     def presentation_state(self, state: PresentationState, request: RenderRequest, ds: Dataset,
                            size: Size | None) -> Size:
         """Add ``state``'s steps; the output size its displayed area and size mode give."""
-        if request.region is not None or (request.viewport is not None and request.viewport.source is not None):
-            raise InvalidRequest("region cannot be combined with a presentation state: its displayed area "
-                                 "chooses the pixels shown")
+        if request.viewport is not None and request.viewport.source is not None:
+            raise InvalidRequest("a viewport source rectangle cannot be combined with a presentation state: its "
+                                 "displayed area chooses the pixels shown")
         if request.window is not None:
             raise InvalidRequest("a window cannot be combined with a presentation state: the state sets the window")
         rows, columns = int(ds.Rows), int(ds.Columns)
         if request.anonymize:
-            state = state.without_text()
+            state = state.deidentified()
+        if request.region is not None:  # PS3.18 9.5.1.2.7: the part of the image to show, in the area's place
+            state = state.showing(request.region.pixels(columns, rows))
         self.grayscale = state.grayscale
         self.presentation.append(
             lambda image, _context: Image.fromarray(state.spatial(state.shuttered(np.asarray(image)))))
-        self.annotation.append(lambda image, _context: state.draw(image, rows, columns))
+        self.annotation.append(lambda image, context: state.draw(image, rows, columns, context.dataset, context.number))
         width, height = state.output_size(rows, columns, (size.width, size.height) if size else None)
         return Size(width, height)
 

@@ -22,12 +22,15 @@ from lxml import etree
 from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Request, Response
 
-from xdsi.errors import XdsiError
+from xdsi.errors import FailedAuthentication, Forbidden, SecurityRefused, XdsiError
+from xdsi.security import access, identity
 from xdsi.services.archive import Archive
+from xdsi.services.auditor import Requester
 from xdsi.soap import envelope, mtom, service, wsdl
 from xdsi.soap import namespaces as ns
 from xdsi.soap.envelope import SOAP11, SOAP12, SoapVersion
 from xdsi.soap.faults import RECEIVER, SENDER, Fault
+from xdsi.soap.xua import XUserAssertions
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +76,13 @@ class WadoWsApplication:
     """``public_urls(environ)``: the public URLs of a request (the WSDL's address, BulkDataURIs)."""
 
     def __init__(self, archive: Archive, public_urls: Callable[[WSGIEnvironment], PublicUrls],
-                 hook: EnvelopeHook | None = None) -> None:
+                 hook: EnvelopeHook | None = None, assertions: XUserAssertions | None = None) -> None:
         self.archive = archive
         self.public_urls = public_urls
         self.hook: EnvelopeHook = hook or NoSecurity()
+        self.assertions = assertions
+        # SOAP 1.2 Part 1 5.2.3: a mustUnderstand wsse:Security is understood when its assertion is read.
+        self.understood = self.hook.understood | (frozenset({ns.WSSE}) if assertions is not None else frozenset())
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -110,11 +116,12 @@ class WadoWsApplication:
         version, relates_to = SOAP12, None
         try:
             data, http_action = self._read(http)
-            request = envelope.parse_request(data, self.hook.understood)
+            request = envelope.parse_request(data, self.understood)
             version, relates_to = request.version, request.message_id
             self.hook.verify(request)
+            caller = identity.in_environ(http.environ) or self._asserted(http, request)
             operation, response_action = _dispatch(request, http_action)
-            return self._respond(http, request, operation, response_action)
+            return self._respond(http, request, operation, response_action, caller)
         except Fault as fault:
             return self._fault(version, fault, relates_to)
         except XdsiError as error:
@@ -141,10 +148,28 @@ class WadoWsApplication:
                                 f"multipart/related, not {media_type[:60] or 'untyped'}", http_status=415)
         return data, (params.get("action") or "").strip() or None
 
+    def _asserted(self, http: Request, request: envelope.Request) -> identity.Identity:
+        """IHE XUA: the caller the request's SAML assertion names (the access gate lets a request
+        without HTTP credentials through to here only when assertions are accepted), with the
+        role it needs; it is left in the environ, as the gate leaves the callers it admits."""
+        if self.assertions is None:
+            raise FailedAuthentication("this endpoint requires authentication")
+        try:
+            caller = self.assertions.identity(request)
+            access.authorize(caller, identity.READ)  # every WADO-WS operation reads
+        except SecurityRefused as refused:
+            self.archive.auditor.refused_login(http.remote_addr, None, str(refused))
+            raise
+        except Forbidden as refused:
+            self.archive.auditor.refused_access(Requester(caller, http.remote_addr), "POST /wado-ws", str(refused))
+            raise
+        http.environ[identity.ENVIRON_KEY] = caller
+        return caller
+
     def _respond(self, http: Request, request: envelope.Request, operation: Operation,
-                 response_action: str) -> Response:
+                 response_action: str, caller: identity.Identity) -> Response:
         dicomweb_root = self.public_urls(http.environ).dicomweb_root
-        with self.archive.sessions() as session:
+        with self.archive.session_for(caller.issuers) as session:
             answer = operation(service.Call(self.archive, session, request.body, dicomweb_root))
         try:
             reply = self.hook.secure(envelope.response(request.version, response_action, request.message_id,

@@ -185,7 +185,7 @@ class WsSecurity:
         if len(securities) != 1:
             raise InvalidSecurity("a message may carry one wsse:Security header, not several")
         header, body, security = headers[0], bodies[0], securities[0]
-        identified = _identified(root)
+        identified = identified_elements(root)
         signature = _only(security, SIGNATURE, "ds:Signature in the wsse:Security header")
         timestamp = _only(security, TIMESTAMP, "wsu:Timestamp in the wsse:Security header")
         covered = _references(signature, identified)
@@ -342,7 +342,7 @@ def _self_test(signer: Signer) -> None:
 
 # -- the checks ---------------------------------------------------------------------------------------
 
-def _identified(root: etree._Element) -> dict[str, tuple[etree._Element, str]]:
+def identified_elements(root: etree._Element) -> dict[str, tuple[etree._Element, str]]:
     """Id value -> (element, Id attribute) over the whole envelope; a value given twice is refused,
     so an Id resolves to one element for xmlsec and for these checks alike."""
     found: dict[str, tuple[etree._Element, str]] = {}
@@ -367,8 +367,8 @@ def _only(parent: etree._Element, tag: str, what: str) -> etree._Element:
 def _references(signature: etree._Element, identified: dict[str, tuple[etree._Element, str]]) -> set[etree._Element]:
     """The elements the SignedInfo references, after checking its algorithms (XML-DSig 4.4-4.4.3)."""
     signed_info = _only(signature, qname(ns.DS, "SignedInfo"), "ds:SignedInfo")
-    _algorithm(signed_info, "CanonicalizationMethod", (CANONICALIZATION,))
-    _algorithm(signed_info, "SignatureMethod", SIGNATURE_METHODS)
+    algorithm(signed_info, "CanonicalizationMethod", (CANONICALIZATION,))
+    algorithm(signed_info, "SignatureMethod", SIGNATURE_METHODS)
     references = signed_info.findall(qname(ns.DS, "Reference"))
     if not 1 <= len(references) <= MAX_REFERENCES:
         raise InvalidSecurity(f"a signature has 1 to {MAX_REFERENCES} references, not {len(references)}")
@@ -384,12 +384,12 @@ def _references(signature: etree._Element, identified: dict[str, tuple[etree._El
         for transform in [] if transforms is None else transforms:
             if transform.tag != qname(ns.DS, "Transform") or transform.get("Algorithm") != CANONICALIZATION.href:
                 raise UnsupportedAlgorithm("a reference may only be transformed by exclusive canonicalization")
-        _algorithm(reference, "DigestMethod", DIGEST_METHODS)
+        algorithm(reference, "DigestMethod", DIGEST_METHODS)
         covered.add(target[0])
     return covered
 
 
-def _algorithm(parent: etree._Element, name: str, allowed: Iterable[Transform]) -> None:
+def algorithm(parent: etree._Element, name: str, allowed: Iterable[Transform]) -> None:
     element = parent.find(qname(ns.DS, name))
     algorithm = None if element is None else element.get("Algorithm")
     if algorithm not in {a.href for a in allowed}:

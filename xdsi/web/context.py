@@ -31,12 +31,14 @@ def archive() -> Archive:
 
 
 def session() -> Session:
-    """The request's database session, opened on first use and closed when the request ends.
+    """The request's database session, opened on first use and closed when the request ends; it sees
+    the patients the caller may see (a route the gate leaves public shows no patient's data).
 
     A request that never touches the index (a bad UID, a landing page) opens none.
     """
     if "xdsi_session" not in g:
-        g.xdsi_session = archive().sessions()
+        caller = auth.identity_or_none(request.environ)
+        g.xdsi_session = archive().session_for(caller.issuers if caller is not None else None)
     return g.xdsi_session
 
 

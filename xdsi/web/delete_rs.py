@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from xdsi.services import retrieve
 from xdsi.services.retrieve import Target
-from xdsi.web.context import announce, archive
+from xdsi.web.context import announce, archive, identity, session
 from xdsi.web.errors import text_response
 from xdsi.web.urls import DICOMWEB
 
@@ -33,6 +34,8 @@ def delete_objects(study: str, series: str | None = None, instance: str | None =
     if not current.settings.delete_enabled:
         return text_response(405, DISABLED, {"Allow": ", ".join(_other_methods())})
     target = Target.checked(study, series, instance, where=" in the path")
+    if identity().issuers is not None:
+        retrieve.instances(session(), target)  # NotFound for a caller who may not see this patient
     current.deleter.delete(target)
     return Response(status=204)
 

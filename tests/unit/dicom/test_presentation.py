@@ -14,7 +14,7 @@ from pydicom.sequence import Sequence
 from tests.dicomfiles import dataset_of, make_presentation_state
 from xdsi.dicom import presentation
 from xdsi.dicom.presentation import presentation_for
-from xdsi.errors import InvalidRequest
+from xdsi.errors import InvalidRequest, MalformedDicom
 
 
 def _ct() -> Dataset:
@@ -259,15 +259,139 @@ def test_a_malformed_shutter_is_a_client_error_naming_it(attributes: dict[str, o
         presentation_for(make_presentation_state(image, **attributes), image.SOPInstanceUID)
 
 
-def test_without_text_keeps_the_graphics_and_drops_the_text() -> None:
+# --- overlays the state activates (PS3.3 C.9.2, C.11.7), drawn in their graphic layer -----------------
+
+def _add_plane(ds: Dataset, group: int, bits: np.ndarray, origin: tuple[int, int]) -> None:
+    ds.add_new(group << 16 | 0x0010, "US", bits.shape[0])  # Overlay Rows
+    ds.add_new(group << 16 | 0x0011, "US", bits.shape[1])  # Overlay Columns
+    ds.add_new(group << 16 | 0x0040, "CS", "G")  # Overlay Type
+    ds.add_new(group << 16 | 0x0050, "SS", list(origin))  # Overlay Origin (row, column)
+    ds.add_new(group << 16 | 0x0100, "US", 1)  # Overlay Bits Allocated
+    ds.add_new(group << 16 | 0x0102, "US", 0)  # Overlay Bit Position
+    ds.add_new(group << 16 | 0x3000, "OW", pack_bits(bits))
+
+
+def _drawn(state: presentation.PresentationState, image: Dataset | None = None) -> np.ndarray:
+    canvas = Image.new("L", state.output_size(128, 128))  # black: only what is drawn shows
+    return np.asarray(state.draw(canvas, 128, 128, image))
+
+
+def test_an_activated_overlay_of_the_state_follows_area_flip_and_rotation() -> None:
     image = _ct()
+    bits = np.zeros((40, 50), dtype=np.uint8)
+    bits[3:30, 5:12] = 1
+    bits[20:25, :] = 1
+    gsps = make_presentation_state(image)
+    del gsps.GraphicAnnotationSequence  # the overlay alone
+    _add_plane(gsps, 0x6000, bits, (31, 41))
+    gsps.add_new(0x60001001, "CS", "MARKS")  # Overlay Activation Layer
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    frame = np.zeros((128, 128), dtype=bool)
+    frame[30:70, 40:90] = bits.astype(bool)
+    expected = np.rot90(frame[20:100, 10:110][:, ::-1], k=-1)  # the state's area, flip, rotation
+    np.testing.assert_array_equal(_drawn(state) == 255, expected)
+
+
+def test_an_image_overlay_is_shown_only_when_the_state_activates_it() -> None:
+    image = _ct()
+    bits = np.zeros((10, 10), dtype=np.uint8)
+    bits[2:8, 2:8] = 1
+    _add_plane(image, 0x6002, bits, (51, 51))
+    gsps = make_presentation_state(image, ImageRotation=0, ImageHorizontalFlip="N")
+    del gsps.GraphicAnnotationSequence, gsps.DisplayedAreaSelectionSequence
+    assert presentation_for(gsps, image.SOPInstanceUID).draw(Image.new("L", (128, 128)), 128, 128, image) \
+        .getextrema() == (0, 0)  # not activated: not shown
+    gsps.add_new(0x60021001, "CS", "MARKS")
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    expected = np.zeros((128, 128), dtype=bool)
+    expected[52:58, 52:58] = True
+    np.testing.assert_array_equal(_drawn(state, image) == 255, expected)
+    gsps.add_new(0x60021001, "CS", "")  # an empty activation layer shows nothing
+    assert presentation_for(gsps, image.SOPInstanceUID).overlays == ()
+    assert presentation_for(gsps, image.SOPInstanceUID).image_overlays == ()
+
+
+def test_overlays_and_graphics_are_drawn_by_graphic_layer_order() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image, ImageRotation=0, ImageHorizontalFlip="N")
+    del gsps.DisplayedAreaSelectionSequence
+    square = gsps.GraphicAnnotationSequence[0].GraphicObjectSequence[0]
+    square.GraphicType, square.GraphicFilled = "POLYLINE", "Y"
+    square.GraphicData, square.NumberOfGraphicPoints = [10.0, 10.0, 60.0, 10.0, 60.0, 60.0, 10.0, 60.0, 10.0, 10.0], 5
+    gsps.GraphicLayerSequence.append(dataset_of(GraphicLayer="PLANE", GraphicLayerOrder=2,
+                                                GraphicLayerRecommendedDisplayGrayscaleValue=0x8000))
+    _add_plane(gsps, 0x6000, np.ones((20, 20), dtype=np.uint8), (31, 31))
+    gsps.add_new(0x60001001, "CS", "PLANE")
+    drawn = _drawn(presentation_for(gsps, image.SOPInstanceUID))
+    assert drawn[40, 40] == 128 and drawn[20, 20] == 255  # the plane (order 2) over the square (order 1)
+    gsps.GraphicLayerSequence[1].GraphicLayerOrder = 0
+    drawn = _drawn(presentation_for(gsps, image.SOPInstanceUID))
+    assert drawn[40, 40] == 255 and drawn[55, 55] == 255 and drawn[12, 12] == 255
+    assert drawn[62, 62] == 0 and drawn[40, 70] == 0  # outside both
+
+
+def test_a_bitmap_shutter_plane_is_not_also_an_overlay() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image, ShutterShape="BITMAP", ShutterOverlayGroup=0x6000)
+    _add_plane(gsps, 0x6000, np.ones((4, 4), dtype=np.uint8), (1, 1))
+    gsps.add_new(0x60001001, "CS", "MARKS")
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    assert state.overlays == () and state.shutter is not None and state.shutter.bitmap is not None
+
+
+def test_a_malformed_overlay_is_refused() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image)
+    _add_plane(gsps, 0x6000, np.ones((4, 4), dtype=np.uint8), (1, 1))
+    gsps.add_new(0x60001001, "CS", "MARKS")
+    gsps[0x60000050].value = [1]
+    with pytest.raises(InvalidRequest, match="Overlay Origin"):
+        presentation_for(gsps, image.SOPInstanceUID)
+    gsps[0x60000050].value = [1, 1]
+    gsps[0x60000010].value = 65535
+    gsps[0x60000011].value = 65535
+    with pytest.raises(InvalidRequest, match="larger than"):
+        presentation_for(gsps, image.SOPInstanceUID)
+    # The image's own plane, broken, is the stored object's fault: MalformedDicom, not the client's.
+    plain = make_presentation_state(image)
+    plain.add_new(0x60021001, "CS", "MARKS")
+    _add_plane(image, 0x6002, np.ones((4, 4), dtype=np.uint8), (1, 1))
+    del image[0x60020050]
+    with pytest.raises(MalformedDicom):
+        presentation_for(plain, image.SOPInstanceUID).draw(Image.new("L", (80, 100)), 128, 128, image)
+
+
+def test_a_region_replaces_the_displayed_area_and_keeps_the_rest_of_the_state() -> None:
+    image = _ct()
+    gsps = make_presentation_state(image)
+    gsps.DisplayedAreaSelectionSequence[0].PresentationSizeMode = "MAGNIFY"
+    gsps.DisplayedAreaSelectionSequence[0].PresentationPixelMagnificationRatio = 2.0
+    state = presentation_for(gsps, image.SOPInstanceUID).showing((16, 32, 80, 96))
+    assert state.area_box(128, 128) == (17, 33, 80, 96)
+    assert state.area is not None and state.area.size_mode == "MAGNIFY" and state.area.magnification == 2.0
+    gray = state.grayscale.to_display(image.pixel_array)
+    np.testing.assert_array_equal(state.spatial(gray), np.rot90(gray[32:96, 16:80][:, ::-1], k=-1))
+    assert state.output_size(128, 128) == (128, 128)  # 64 x 64, magnified twice
+    del gsps.DisplayedAreaSelectionSequence  # no area: the region becomes one, scaled to fit
+    state = presentation_for(gsps, image.SOPInstanceUID).showing((0, 0, 10, 20))
+    # 10 columns x 20 rows, rotated: 20 wide, 10 high; fitted to 40 rows.
+    assert state.area_box(128, 128) == (1, 1, 10, 20) and state.output_size(128, 128, (None, 40)) == (80, 40)
+
+
+def test_deidentified_keeps_the_graphics_and_drops_text_and_overlays() -> None:
+    image = _ct()
+    _add_plane(image, 0x6002, np.ones((10, 10), dtype=np.uint8), (51, 51))
     gsps = make_presentation_state(image)
     gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([dataset_of(
         BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="Doe^John", BoundingBoxTopLeftHandCorner=[0.5, 0.5],
         BoundingBoxBottomRightHandCorner=[0.9, 0.9], BoundingBoxTextHorizontalJustification="LEFT")])
+    _add_plane(gsps, 0x6000, np.ones((10, 10), dtype=np.uint8), (1, 1))
+    gsps.add_new(0x60001001, "CS", "MARKS")
+    gsps.add_new(0x60021001, "CS", "MARKS")
     state = presentation_for(gsps, image.SOPInstanceUID)
     [layer] = state.layers
-    assert layer.texts and layer.graphics
-    [bare] = state.without_text().layers
-    assert not bare.texts and bare.graphics == layer.graphics
-    assert state.without_text().window == state.window
+    assert layer.texts and layer.graphics and state.overlays and state.image_overlays
+    bare = state.deidentified()
+    assert not bare.layers[0].texts and bare.layers[0].graphics == layer.graphics
+    assert bare.overlays == () and bare.image_overlays == ()
+    assert bare.window == state.window and bare.area == state.area

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,12 +23,20 @@ from xdsi.services.render_cache import RenderCache
 from xdsi.services.retrieve import Target
 
 
+@contextmanager
+def _opened(database_url: str, tmp_path: Path, **settings: object) -> Iterator[Archive]:
+    archive = Archive.open(make_settings(database_url, tmp_path / "store", **settings))
+    archive.prepare()
+    try:
+        yield archive
+    finally:
+        archive.close()
+
+
 @pytest.fixture
 def overwriting(database_url: str, tmp_path: Path) -> Iterator[Archive]:
-    opened = Archive.open(make_settings(database_url, tmp_path / "store", duplicate_policy="overwrite"))
-    opened.prepare()
-    yield opened
-    opened.close()
+    with _opened(database_url, tmp_path, duplicate_policy="overwrite") as archive:
+        yield archive
 
 
 def _image(value: int, **attributes: object) -> bytes:
@@ -42,6 +51,16 @@ def _store(archive: Archive, *payloads: bytes) -> None:
         assert outcome.status.succeeded, outcome.reason
 
 
+def _stored_image(archive: Archive, value: int = 300, target: Target | None = None, **attributes: object) -> Target:
+    """An image of ``value`` stored (as ``target``'s instance when given), and its target."""
+    if target is None:
+        ds = make_dataset()
+        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    _store(archive, _image(value, study_uid=target.study_uid, series_uid=target.series_uid,
+                           sop_uid=target.sop_instance_uid, **attributes))
+    return target
+
+
 def _render(archive: Archive, target: Target, request: RenderRequest | None = None, **prepare: object) -> bytes:
     with archive.sessions() as session:
         prepared = archive.renderer.prepare(session, target, **prepare)  # type: ignore[arg-type]
@@ -53,86 +72,50 @@ def _pixel(data: bytes) -> int:
 
 
 def test_overwrite_never_serves_the_old_rendering(overwriting: Archive) -> None:
-    ds = make_dataset()
-    target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-    uids = {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID, "sop_uid": ds.SOPInstanceUID}
-    _store(overwriting, _image(200, **uids))
+    target = _stored_image(overwriting, 200)
     first = _render(overwriting, target)
     assert _render(overwriting, target) is first  # the second answer came from the cache
-    _store(overwriting, _image(800, **uids))
+    _stored_image(overwriting, 800, target)
     second = _render(overwriting, target)
     assert _pixel(first) == round(200 / 1000 * 255) and _pixel(second) == round(800 / 1000 * 255)
 
 
 def test_overwrite_never_renders_from_the_old_header(database_url: str, tmp_path: Path) -> None:
     """Rendered images not cached, parsed headers cached: a new window in the new file is used."""
-    archive = Archive.open(make_settings(database_url, tmp_path / "store", duplicate_policy="overwrite",
-                                         render_cache_bytes=0))
-    archive.prepare()
-    try:
-        ds = make_dataset()
-        uids = {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID, "sop_uid": ds.SOPInstanceUID}
-        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-        _store(archive, _image(300, **uids))
+    with _opened(database_url, tmp_path, duplicate_policy="overwrite", render_cache_bytes=0) as archive:
+        target = _stored_image(archive, 300)
         assert _pixel(_render(archive, target)) == round(300 / 1000 * 255)
         assert _pixel(_render(archive, target)) == round(300 / 1000 * 255) and len(archive.renderer.headers) == 1
-        _store(archive, _image(300, WindowCenter=100, WindowWidth=200, **uids))
+        _stored_image(archive, 300, target, WindowCenter=100, WindowWidth=200)
         assert _pixel(_render(archive, target)) == 255  # 300 is above the new window
         assert len(archive.renderer.headers) == 2
-    finally:
-        archive.close()
 
 
 def test_header_cache_can_be_turned_off(database_url: str, tmp_path: Path) -> None:
-    archive = Archive.open(make_settings(database_url, tmp_path / "store", render_cache_bytes=0,
-                                         render_header_cache_bytes=0))
-    archive.prepare()
-    try:
-        ds = make_dataset()
-        _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
-                               sop_uid=ds.SOPInstanceUID))
-        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    with _opened(database_url, tmp_path, render_cache_bytes=0, render_header_cache_bytes=0) as archive:
+        target = _stored_image(archive)
         assert _render(archive, target) == _render(archive, target) and len(archive.renderer.headers) == 0
-    finally:
-        archive.close()
 
 
 def test_delete_never_serves_a_cached_rendering(database_url: str, tmp_path: Path) -> None:
-    archive = Archive.open(make_settings(database_url, tmp_path / "store", delete_enabled=True))
-    archive.prepare()
-    try:
-        ds = make_dataset()
-        _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
-                               sop_uid=ds.SOPInstanceUID))
-        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    with _opened(database_url, tmp_path, delete_enabled=True) as archive:
+        target = _stored_image(archive)
         _render(archive, target)
         assert len(archive.renderer.cache) == 1
         archive.deleter.delete(target)
         with pytest.raises(NotFound):
             _render(archive, target)
-    finally:
-        archive.close()
 
 
 def test_cache_disabled_still_renders(database_url: str, tmp_path: Path) -> None:
-    archive = Archive.open(make_settings(database_url, tmp_path / "store", render_cache_bytes=0))
-    archive.prepare()
-    try:
-        ds = make_dataset()
-        _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
-                               sop_uid=ds.SOPInstanceUID))
-        target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    with _opened(database_url, tmp_path, render_cache_bytes=0) as archive:
+        target = _stored_image(archive)
         first, second = _render(archive, target), _render(archive, target)
         assert first == second and first is not second and len(archive.renderer.cache) == 0
-    finally:
-        archive.close()
 
 
 def test_every_parameter_is_part_of_the_key(archive: Archive) -> None:
-    ds = make_dataset()
-    _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
-                           sop_uid=ds.SOPInstanceUID))
-    target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    target = _stored_image(archive)
     answers = {_render(archive, target, RenderRequest(media_type=PNG, quality=q)) for q in (50, 60)}
     answers.add(_render(archive, target, RenderRequest(media_type=JPEG)))
     answers.add(_render(archive, target, purpose="thumbnail"))
@@ -156,10 +139,7 @@ def test_representative_and_frames(archive: Archive) -> None:
 
 
 def test_frames_beyond_the_last_are_refused_by_name(archive: Archive) -> None:
-    ds = make_dataset()
-    _store(archive, _image(300, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID,
-                           sop_uid=ds.SOPInstanceUID))
-    target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    target = _stored_image(archive)
     with pytest.raises(NotFound, match="beyond the last frame"):
         _render(archive, target, RenderRequest(media_type=PNG, frames=(2,)))
 
