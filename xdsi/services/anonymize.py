@@ -1,5 +1,6 @@
-"""``anonymize=yes`` (PS3.18 9.1.2.1 / 8.3.5.1.x): instances de-identified on the fly by the PS3.15 Annex E
-Basic Application Level Confidentiality Profile (``dicom/confidentiality``); the stored files are never touched.
+"""WADO-URI ``anonymize=yes`` (PS3.18 9.1.2.1) and WADO-WS ``Anonymize`` (PS3.18 2017b 6.4): instances,
+their metadata and the headers renderings read, de-identified on the fly by the PS3.15 Annex E Basic
+Application Level Confidentiality Profile (``dicom/confidentiality``); the stored files are never touched.
 
 One ``Anonymizer`` serves one request: its random key maps every UID the same way in every instance
 of the answer, so references between them (Referenced SOP Instance UID, Frame of Reference, the
@@ -8,7 +9,8 @@ study and series) stay consistent, while two requests give unrelated UIDs.
 The header is rewritten in memory; the pixel data is streamed from the stored file as it lies
 (its element header and value, located at ingest), so a large instance never sits in memory. A
 Deflated file, an instance asked for in another transfer syntax, or one without pixel data is
-read whole instead, within ``max_transcode_bytes``.
+read whole instead, within ``max_transcode_bytes``. Pixels are never changed, so an image whose
+Burned In Annotation is YES is refused rather than sent with the text in its pixels.
 """
 
 from __future__ import annotations
