@@ -6,6 +6,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,9 +44,11 @@ class LiveServer:
     """Starts the server in a subprocess; ``request`` speaks HTTP to it over a kept-alive connection."""
 
     def __init__(self, database_url: str, storage: Path, workers: int = 2, *, announce_base_url: bool = False,
-                 **settings: str) -> None:
+                 client_context: ssl.SSLContext | None = None, **settings: str) -> None:
+        """With ``tls_cert`` among the settings the server speaks HTTPS, and ``request`` uses ``client_context``."""
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.client_context = client_context
+        self.base = f"{'https' if 'tls_cert' in settings else 'http'}://127.0.0.1:{self.port}"
         self.root = self.base + "/dicom-web"
         self.env = {
             **clean_env(),
@@ -79,7 +82,7 @@ class LiveServer:
                 headers: dict[str, str] | None = None) -> Reply:
         target = path if path.startswith("/") else urlsplit(path).path + (
             "?" + urlsplit(path).query if urlsplit(path).query else "")
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        connection = self.connection()
         try:
             connection.request(method, target, body=body, headers=headers or {})
             response = connection.getresponse()
@@ -89,6 +92,11 @@ class LiveServer:
         if reply.status >= 400:
             self.assert_nothing_internal(reply)
         return reply
+
+    def connection(self, timeout: float = 120) -> http.client.HTTPConnection:
+        if self.base.startswith("https:"):
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.client_context)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def assert_nothing_internal(self, reply: Reply) -> None:
         """No error answer of any test carries a traceback or a path of this machine."""

@@ -1,7 +1,9 @@
 """A real rsyslogd (Debian ``rsyslog`` + ``rsyslog-gnutls``) on free loopback ports, as an Audit Record Repository.
 
 It listens for RFC 5426 UDP and RFC 5425 TLS (mutual: the client's certificate must chain to the
-test CA) and writes each message it receives as one line ``input|pri|app-name|msgid|msg``.
+test CA) and writes each message it receives as one line ``input|pri|app-name|msgid|msg``. The
+functions below read the audit messages it received, each validated against the DICOM audit
+message schema.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lxml import etree
+
 from tests.certificates import TestCA
+from tests.conftest import SHARED
 from tests.live import free_port
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 BOM = "\ufeff"
+SCHEMA = etree.RelaxNG(etree.parse(str(SHARED / "schemas-ref" / "dicom-audit" / "audit-message.rng")))
 
 
 @dataclass
@@ -98,3 +105,61 @@ ruleset(name="audit") {{ action(type="omfile" file="{self.log}" template="line" 
                 self.process.wait()
         if self.process.stdout:
             self.process.stdout.close()
+
+
+def parsed(received: Received) -> etree._Element:
+    document = etree.fromstring(received.xml, etree.XMLParser(resolve_entities=False, no_network=True))
+    assert SCHEMA.validate(document), SCHEMA.error_log
+    return document
+
+
+def event_id(document: etree._Element) -> str:
+    return document.find("EventIdentification/EventID").get("csd-code")
+
+
+def find(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool]) -> etree._Element:
+    """The first received audit message ``wanted`` picks, waiting for it to arrive."""
+    def pick(messages: list[Received]) -> list[etree._Element]:
+        return [document for document in (parsed(m) for m in messages) if wanted(document)]
+
+    messages = rsyslog.wait_for(lambda received: bool(pick(received)))
+    found = pick(messages)
+    assert found, f"no such audit message among {len(messages)}: {[m.xml[:200] for m in messages]}"
+    return found[0]
+
+
+def of_event(code: str, *, action: str | None = None, event_type: str | None = None,
+             outcome: str | None = None) -> Callable[[etree._Element], bool]:
+    def wanted(document: etree._Element) -> bool:
+        ident = document.find("EventIdentification")
+        types = [t.get("csd-code") for t in ident.findall("EventTypeCode")]
+        return (event_id(document) == code and (action is None or ident.get("EventActionCode") == action)
+                and (event_type is None or event_type in types)
+                and (outcome is None or ident.get("EventOutcomeIndicator") == outcome))
+    return wanted
+
+
+def all_of(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool]) -> list[etree._Element]:
+    return [document for document in (parsed(m) for m in rsyslog.received()) if wanted(document)]
+
+
+def find_new(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool], before: int) -> etree._Element:
+    """The one message ``wanted`` picks beyond the ``before`` such messages received earlier."""
+    messages = rsyslog.wait_for(lambda _: len(all_of(rsyslog, wanted)) > before)
+    found = all_of(rsyslog, wanted)
+    assert len(found) == before + 1, f"{len(found) - before} new messages among {len(messages)}"
+    return found[-1]
+
+
+def participants(document: etree._Element) -> dict[str, etree._Element]:
+    """ActiveParticipant by the meaning of its role (or by UserID when it has none)."""
+    found = {}
+    for element in document.findall("ActiveParticipant"):
+        role = element.find("RoleIDCode")
+        found[role.get("originalText") if role is not None else element.get("UserID")] = element
+    return found
+
+
+def objects(document: etree._Element, id_type: str) -> list[etree._Element]:
+    return [element for element in document.findall("ParticipantObjectIdentification")
+            if element.find("ParticipantObjectIDTypeCode").get("csd-code") == id_type]

@@ -210,12 +210,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.auth_mechanisms and settings.binds_beyond_loopback:
         if not settings.insecure:
             print(f"xdsi serve: refused: {settings.bind} is reachable beyond this machine and no authentication "
-                  "is configured (set auth, e.g. XDSI_AUTH=basic with a users_file); to serve anyone who can "
+                  "is configured (set auth, e.g. XDSI_AUTH=basic with a users_file, or XDSI_AUTH=mtls with client "
+                  "certificates); to serve anyone who can "
                   "reach the port, say so with --insecure or XDSI_INSECURE=true", file=sys.stderr)
             return 2
         logging.getLogger("xdsi").warning(
             "INSECURE: serving %s without authentication: anyone who reaches this port may read, store "
             "and delete every study", settings.bind)
+    if settings.tls_enabled:
+        from xdsi.security.tls import server_context
+
+        try:
+            server_context(settings)  # each worker builds its own; a key that cannot be used stops here
+        except ConfigError as exc:
+            print(f"xdsi: {exc}", file=sys.stderr)
+            return 2
     archive = _open_prepared(settings)
     try:
         endpoints = create_app(settings, archive).config["XDSI_ENDPOINTS"]
@@ -225,9 +234,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         archive.close()
     host, port = settings.host_port
-    origin = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    scheme = "https" if settings.tls_enabled else "http"
+    origin = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
     print(f"xdsi {__version__} on {origin}  (database {settings.display_database_url}, store {settings.storage})")
     print(f"  authentication: {', '.join(settings.auth_mechanisms) or 'none'}")
+    if settings.tls_enabled:
+        print(f"  TLS: 1.2 and 1.3, client certificates {settings.tls_client_cert}")
     width = max(len(endpoint.name) for endpoint in endpoints)
     for name, path, enabled in endpoints:
         print(f"  {name:<{width}}  {origin}{path}{'' if enabled else '  (disabled)'}")

@@ -36,8 +36,9 @@ _OID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+", re.ASCII)
 DuplicatePolicy = Literal["reject", "overwrite", "ignore"]
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+ClientCertificates = Literal["none", "optional", "required"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-AUTH_MECHANISMS = ("basic", "bearer", "saml")
+AUTH_MECHANISMS = ("basic", "bearer", "mtls", "saml", "proxy")
 ROLES = ("read", "store", "delete", "admin")
 # RFC 8725 3.1: only public-key algorithms, so that no token can be signed with what the server
 # publishes (HS256 keyed with the public key) and 'none' is never among them.
@@ -153,6 +154,12 @@ class Settings:
     max_metadata_bytes: int = field(
         default=64 * MIB, metadata=_doc("largest DICOM JSON/XML metadata part of a STOW-RS request")
     )
+    stow_metadata_budget_bytes: int = field(
+        default=0,
+        metadata=_doc("bytes of STOW-RS metadata parts the requests of one worker process may hold at once "
+                      "(each worker has its own; 503 with Retry-After beyond); 0: 1/64 of the machine's memory, "
+                      "at least max_metadata_bytes"),
+    )
     max_transcode_bytes: int = field(
         default=1024 * MIB, metadata=_doc("largest instance (and decoded pixel data) transcoded on retrieval")
     )
@@ -227,9 +234,32 @@ class Settings:
     max_soap_request_bytes: int = field(
         default=4 * MIB, metadata=_doc("largest WADO-WS request message, in bytes (a SOAP Sender fault beyond)")
     )
+    tls_cert: Path | None = field(
+        default=None,
+        metadata=_doc("PEM certificate (with its intermediates) xdsi serve presents; set with tls_key, the "
+                      "server speaks HTTPS only (TLS 1.2 and 1.3, the RFC 9325 cipher suites)"),
+    )
+    tls_key: Path | None = field(default=None, metadata=_doc("PEM private key of tls_cert"))
+    tls_key_password: str | None = field(
+        default=None, metadata=_doc("password of an encrypted tls_key (environment only)", secret=True)
+    )
+    tls_ca: Path | None = field(
+        default=None, metadata=_doc("PEM file of the CA certificates client certificates must chain to")
+    )
+    tls_client_cert: ClientCertificates = field(
+        default="none",
+        metadata=_doc("client certificates (mutual TLS): none (not asked for), optional (asked for, verified "
+                      "against tls_ca when sent) or required (the handshake fails without a valid one)"),
+    )
+    tls_client_roles: str = field(
+        default="",
+        metadata=_doc("roles of client certificate subjects for auth = mtls: 'SUBJECT: ROLE,ROLE' entries "
+                      "separated by ';', SUBJECT as in RFC 4514 (e.g. 'CN=ct-1,O=Hospital: store; "
+                      "CN=portal,O=Hospital: read'); a subject not listed holds no role"),
+    )
     auth: str = field(
         default="",
-        metadata=_doc("authentication mechanisms, comma-separated: basic, bearer (empty: none, which "
+        metadata=_doc("authentication mechanisms, comma-separated: basic, bearer, mtls, saml (empty: none, which "
                       "xdsi serve allows only on a loopback address unless insecure is set)"),
     )
     insecure: bool = field(
@@ -278,6 +308,16 @@ class Settings:
         default="xdsi.read=read,xdsi.store=store,xdsi.delete=delete,xdsi.admin=admin",
         metadata=_doc("token scopes that grant each role, comma-separated SCOPE=ROLE pairs"),
     )
+    proxy_user_header: str = field(
+        default="X-Remote-User",
+        metadata=_doc("request header in which a trusted proxy (trusted_proxies) names the user it authenticated "
+                      "(Kerberos, NTLM, Digest…) when auth includes proxy; from any other address it is ignored"),
+    )
+    proxy_roles: str = field(
+        default="read",
+        metadata=_doc("roles of a user named by the proxy, comma-separated, unless users_file lists the user "
+                      "(then its roles and patient domains)"),
+    )
     saml_trust_store: Path | None = field(
         default=None,
         metadata=_doc("PEM file of the certificates (identity providers, or their CAs) whose signed SAML 2.0 "
@@ -314,6 +354,17 @@ class Settings:
         )
 
     @property
+    def effective_stow_metadata_budget(self) -> int:
+        """``stow_metadata_budget_bytes``, or its default: 1/64 of physical memory, at least one largest part."""
+        if self.stow_metadata_budget_bytes:
+            return self.stow_metadata_budget_bytes
+        try:
+            memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            memory = 0  # not a POSIX system that tells: one largest part at a time
+        return max(self.max_metadata_bytes, memory // 64)
+
+    @property
     def display_database_url(self) -> str:
         """The database URL with any password masked, for logs and banners."""
         return _mask_url(self.database_url)
@@ -325,6 +376,14 @@ class Settings:
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:
         return _comma_list(self.auth.lower())
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def proxy_role_list(self) -> tuple[str, ...]:
+        return _comma_list(self.proxy_roles)
 
     @property
     def saml_role_list(self) -> tuple[str, ...]:
@@ -506,9 +565,13 @@ def _check_values(values: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
                  "sweep_interval", "min_free_bytes", "render_cache_bytes",
-                 "render_header_cache_bytes"):
+                 "render_header_cache_bytes", "stow_metadata_budget_bytes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
+    if 0 < values["stow_metadata_budget_bytes"] < values["max_metadata_bytes"]:
+        # A part the budget can never hold would be refused as "busy" forever.
+        problems.append(f"stow_metadata_budget_bytes: must be 0 or at least max_metadata_bytes "
+                        f"({values['max_metadata_bytes']}), not {values['stow_metadata_budget_bytes']}")
     base_url = values["base_url"]
     if base_url is not None:
         parts = urlsplit(base_url)
@@ -525,7 +588,7 @@ def _check_values(values: dict[str, Any]) -> list[str]:
         _networks(values["trusted_proxies"])
     except ValueError as exc:
         problems.append(f"trusted_proxies: {exc}")
-    return problems + _check_auth(values)
+    return problems + _check_auth(values) + _check_tls(values)
 
 
 def _check_auth(values: dict[str, Any]) -> list[str]:
@@ -537,6 +600,15 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
         problems.append(f"auth: {', '.join(unknown)} not supported (choose among {', '.join(AUTH_MECHANISMS)})")
     if "basic" in mechanisms and not values["users_file"]:
         problems.append("users_file: required when auth includes basic")
+    if "mtls" in mechanisms and values["tls_client_cert"] == "none":
+        problems.append("tls_client_cert: optional or required when auth includes mtls")
+    if "proxy" in mechanisms and not values["trusted_proxies"].strip():
+        problems.append("trusted_proxies: required when auth includes proxy (whose user header is believed)")
+    if not re.fullmatch(r"[A-Za-z0-9-]+", values["proxy_user_header"]):
+        problems.append(f"proxy_user_header: {values['proxy_user_header']!r} is not an HTTP header name")
+    unknown_proxy_roles = [role for role in _comma_list(values["proxy_roles"]) if role not in ROLES]
+    if unknown_proxy_roles:
+        problems.append(f"proxy_roles: {', '.join(unknown_proxy_roles)} not a role ({', '.join(ROLES)})")
     if "saml" in mechanisms and not values["saml_trust_store"]:
         problems.append("saml_trust_store: required when auth includes saml")
     unknown_roles = [role for role in _comma_list(values["saml_roles"]) if role not in ROLES]
@@ -573,6 +645,47 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
         if bad_roles:
             problems.append(f"jwt_scope_roles: {', '.join(bad_roles)} not a role ({', '.join(ROLES)})")
     return problems
+
+
+def _check_tls(values: dict[str, Any]) -> list[str]:
+    """The TLS settings: a certificate with its key, files that exist, a CA when clients must prove themselves."""
+    problems = []
+    for name in ("tls_cert", "tls_key", "tls_ca"):
+        path = values[name]
+        if path is not None and not Path(path).is_file():
+            problems.append(f"{name}: {str(path)!r} is not a readable file")
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        problems.append("tls_cert and tls_key: set both to serve HTTPS, or neither")
+    if values["tls_client_cert"] != "none":
+        if values["tls_cert"] is None:
+            problems.append("tls_client_cert: client certificates need TLS (tls_cert and tls_key)")
+        if values["tls_ca"] is None:
+            problems.append("tls_client_cert: needs tls_ca (the CAs client certificates must chain to)")
+    try:
+        subject_roles(values["tls_client_roles"])
+    except ValueError as exc:
+        problems.append(f"tls_client_roles: {exc}")
+    return problems
+
+
+def subject_roles(text: str) -> dict[str, frozenset[str]]:
+    """'SUBJECT: ROLE,ROLE; …' as {subject: roles}; raises ValueError naming the first bad entry.
+
+    Subjects contain commas and '=' (RFC 4514), so entries are separated by ';' (escaped as '\\;' inside
+    a subject) and the roles follow the last ':'. Subjects are kept as written; ``security.mtls``
+    compares them as X.500 names.
+    """
+    found: dict[str, frozenset[str]] = {}
+    for entry in filter(None, (part.strip() for part in re.split(r"(?<!\\);", text))):
+        subject, sep, roles = entry.rpartition(":")
+        chosen = frozenset(_comma_list(roles))
+        if not sep or not subject.strip() or not chosen:
+            raise ValueError(f"{entry!r} is not 'SUBJECT: ROLE[,ROLE]'")
+        unknown = sorted(chosen - set(ROLES))
+        if unknown:
+            raise ValueError(f"{entry!r}: {', '.join(unknown)} not a role ({', '.join(ROLES)})")
+        found[subject.strip()] = chosen
+    return found
 
 
 def _comma_list(text: str) -> tuple[str, ...]:

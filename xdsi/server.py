@@ -41,6 +41,9 @@ class Server(BaseApplication):
             # told otherwise; it must trust the same peers as xdsi.web.urls, no others.
             "forwarded_allow_ips": ",".join(str(network) for network in self.settings.trusted_proxy_networks),
         }
+        if self.settings.tls_enabled:
+            # The worker encrypts (xdsi.worker), which the kernel's sendfile cannot: files go by writes.
+            options["sendfile"] = False
         if self.access_log:
             options["accesslog"] = "-"
         if "control_socket_disable" in self.cfg.settings:
@@ -56,6 +59,8 @@ class Server(BaseApplication):
         from xdsi.web.context import EXTENSION
 
         app = create_app(self.settings)
+        # The worker reports clients refused at the TLS handshake, before the application sees them.
+        self.auditor = app.extensions[EXTENSION].auditor
         if self.settings.sweep_interval:
             Sweeper(app.extensions[EXTENSION].store, self.settings.sweep_interval).start()
         return app

@@ -18,6 +18,13 @@ The event loop also enforces what threads cannot:
 - a thread writing an answer waits at most ``send_timeout`` seconds for a client that reads none of it.
 gunicorn's parser reads each request from the held bytes afterwards, so framing faults are
 answered exactly as before (``xdsi.request_framing`` says why that never waits on the socket).
+
+With ``tls_cert`` set the event loop speaks TLS itself (``security.tls``): it performs each
+handshake without blocking, under the same ``header_timeout`` as the head (a client that opens
+TLS and never finishes the handshake is cut), then reads decrypted bytes. gunicorn's own TLS
+settings stay off, since its threads would do the handshake blocking. Answers are written
+through the TLS socket: the kernel's sendfile cannot encrypt, so file answers go by writes.
+The verified client certificate's subject reaches the application in the WSGI environ.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import ipaddress
 import logging
 import selectors
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -42,6 +50,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from xdsi.config import Network, Settings
 from xdsi.request_framing import Progress, RequestFraming
+from xdsi.security.tls import CLIENT_SUBJECT, client_subject, server_context
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,8 @@ MEMORY_BUDGET = 64 << 20
 # Heads of DICOMweb requests are a few hundred bytes; gunicorn's own limit is near 800 KB.
 MAX_HEAD = 64 << 10
 _RECV = 256 << 10
+# OpenSSL's reasons for a handshake refused because a required client certificate was not sent.
+_NO_CERTIFICATE = frozenset({"PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_REQUIRED"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -70,6 +81,8 @@ class ClientSocket:
         self.held: deque[bytes | BinaryIO] = deque()
         self._on_close = on_close
         self._closed = False
+        # Over TLS: the verified client certificate's subject, once the handshake is done.
+        self.peer_subject: str | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
@@ -93,7 +106,8 @@ class ClientSocket:
         return self.sock.recv(size, flags)
 
     def take_held(self) -> bytes:
-        """What is still held once a request is served: the next requests of a pipeline."""
+        """What is still held once a request is served: the next requests of a pipeline, including
+        bytes TLS already decrypted (they no longer make the socket readable to the poller)."""
         ahead = []
         while self.held:
             first = self.held.popleft()
@@ -102,6 +116,8 @@ class ClientSocket:
             else:
                 ahead.append(first.read())
                 first.close()
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            ahead.append(self.sock.recv(self.sock.pending()))
         return b"".join(ahead)
 
     def setblocking(self, flag: bool) -> None:
@@ -109,6 +125,15 @@ class ClientSocket:
             self.sock.settimeout(self.io_timeout)
         else:
             self.sock.setblocking(False)
+
+    def shutdown(self, how: int) -> None:
+        """gunicorn ends a connection gracefully with a half close; over TLS a close_notify goes first
+        (RFC 8446 6.1), so that a client reading an answer to its end knows it was not cut short."""
+        if isinstance(self.sock, ssl.SSLSocket):
+            self.sock.setblocking(False)
+            with contextlib.suppress(OSError, ValueError):  # sent; the client's own close_notify is not awaited
+                self.sock.unwrap()
+        socket.socket.shutdown(self.sock, how)
 
     def close(self) -> None:
         while self.held:
@@ -133,6 +158,7 @@ class Intake:
     memory: list[bytes] = field(default_factory=list)
     memory_bytes: int = 0
     spool: BinaryIO | None = None
+    handshaking: bool = False
 
 
 class BufferingWorker(ThreadWorker):
@@ -148,8 +174,14 @@ class BufferingWorker(ThreadWorker):
         self.per_address: Counter[str] = Counter()
         self.per_address_lock = threading.Lock()
         if self.cfg.is_ssl:
-            raise RuntimeError("xdsi's worker serves plain HTTP; terminate TLS in a proxy in front of it")
+            raise RuntimeError("xdsi's worker does TLS itself (tls_cert, tls_key); gunicorn's TLS settings stay off")
+        self.tls: ssl.SSLContext | None = server_context(settings) if settings.tls_enabled else None
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        if self.tls is not None:
+            self.wsgi = partial(_over_tls, self.wsgi)  # type: ignore[has-type]
 
     # -- connections in ------------------------------------------------------------------------
 
@@ -169,13 +201,25 @@ class BufferingWorker(ThreadWorker):
         if crowded:
             log.warning("refused a connection from %s: it already holds %d", address,
                         self.settings.max_client_connections)
-            _answer_and_close(sock, 429, "this client holds too many connections to the server; retry later",
-                              retry_after=5)
+            if self.tls is None:
+                _answer_and_close(sock, 429, "this client holds too many connections to the server; retry later",
+                                  retry_after=5)
+            else:  # an answer would need a handshake first, which is what the limit spares the worker
+                sock.close()
             return
         self.nr_conns += 1
         wrapped = ClientSocket(sock, float(self.settings.send_timeout), partial(self._released, address))
         conn = TConn(self.cfg, wrapped, client, listener.getsockname())
-        self._start_intake(conn, b"")
+        if self.tls is None:
+            self._start_intake(conn, b"")
+            return
+        try:
+            wrapped.sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except OSError:  # the client is gone already
+            conn.close()
+            self.nr_conns -= 1
+            return
+        self._start_intake(conn, b"", handshake=True)
 
     def enqueue_req(self, conn: TConn) -> None:
         """Every path to a thread comes here: a request held whole goes on, any other starts an intake.
@@ -199,24 +243,59 @@ class BufferingWorker(ThreadWorker):
             unreader.unread(unreader.take_buffered() + ahead)
         super().finish_request(conn, fs)
 
-    def _start_intake(self, conn: TConn, ahead: bytes) -> None:
+    def _start_intake(self, conn: TConn, ahead: bytes, *, handshake: bool = False) -> None:
         conn.sock.setblocking(False)
         framing = RequestFraming(
             max_head=MAX_HEAD, max_chunk_line=self.cfg.limit_request_field_size or 8190,
             max_trailers=DEFAULT_MAX_TRAILER_SECTION, max_body=self.settings.max_request_bytes)
-        intake = Intake(conn, framing, time.monotonic() + self.settings.header_timeout)
+        # The handshake and the head share one deadline: a trickled handshake earns no extra time.
+        intake = Intake(conn, framing, time.monotonic() + self.settings.header_timeout, handshaking=handshake)
         self.intakes[conn] = intake
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, intake))
-        if ahead:
+        if handshake:
+            self._shake(intake)
+        elif ahead:
             self._take(intake, ahead)
 
-    def _readable(self, intake: Intake, _fileobj: object) -> None:
+    def _shake(self, intake: Intake) -> None:
+        """One step of the TLS handshake, as far as the client's bytes allow without waiting."""
+        conn = intake.conn
+        tls_sock = conn.sock.sock
         try:
-            data = intake.conn.sock.sock.recv(_RECV)
-        except BlockingIOError:
+            tls_sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._await(intake, selectors.EVENT_READ)
             return
-        except OSError:
-            data = b""
+        except ssl.SSLWantWriteError:
+            self._await(intake, selectors.EVENT_WRITE)
+            return
+        except OSError as exc:
+            # A client of another CA, without a required certificate, offering TLS 1.1, or not speaking TLS.
+            reason = getattr(exc, "reason", None) or str(exc)
+            log.warning("TLS handshake with %s failed: %s", _address(conn), reason)
+            if isinstance(exc, ssl.SSLCertVerificationError) or reason in _NO_CERTIFICATE:
+                self.app.auditor.refused_node(_address(conn), f"TLS client certificate refused: {reason}")
+            _linger(tls_sock)
+            self._drop(intake)
+            return
+        intake.handshaking = False
+        conn.sock.peer_subject = client_subject(tls_sock)
+        self._await(intake, selectors.EVENT_READ)
+        # The request may have come with the handshake's last flight, already read by TLS.
+        self._readable(intake, None)
+
+    def _await(self, intake: Intake, events: int) -> None:
+        """Wait for the socket to be readable or writable (a handshake may need either)."""
+        if self.poller.get_key(intake.conn.sock).events != events:
+            self.poller.modify(intake.conn.sock, events, partial(self._readable, intake))
+
+    def _readable(self, intake: Intake, _fileobj: object) -> None:
+        if intake.handshaking:
+            self._shake(intake)
+            return
+        data = _receive(intake.conn.sock.sock)
+        if data is None:
+            return
         if data:
             self._take(intake, data)
         elif intake.head is not None:
@@ -292,6 +371,12 @@ class BufferingWorker(ThreadWorker):
         super().murder_pending()
         now = time.monotonic()
         for intake in [i for i in self.intakes.values() if i.deadline < now]:
+            if intake.handshaking:
+                # No HTTP answer can reach a client that has not finished its handshake.
+                log.warning("closed the connection of %s: the TLS handshake did not finish within %s s",
+                            _address(intake.conn), self.settings.header_timeout)
+                self._drop(intake)
+                continue
             if intake.head is None:
                 reason = f"the request head did not arrive within {self.settings.header_timeout} s"
             else:
@@ -338,6 +423,49 @@ class BufferingWorker(ThreadWorker):
             return False
         ip = getattr(ip, "ipv4_mapped", None) or ip
         return any(ip in network for network in self.trusted)
+
+
+def _receive(sock: socket.socket) -> bytes | None:
+    """The bytes the client sent that can be had without waiting; b"" at its end, None for none yet.
+
+    A TLS record is decrypted whole, and what ``recv`` leaves of it no longer makes the socket
+    readable to the poller: it is taken now too.
+    """
+    try:
+        data = sock.recv(_RECV)
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    except OSError:
+        return b""
+    if data and isinstance(sock, ssl.SSLSocket):
+        more = [data]
+        while sock.pending():
+            more.append(sock.recv(sock.pending()))
+        data = b"".join(more)
+    return data
+
+
+def _linger(sock: socket.socket) -> None:
+    """Before closing a refused handshake: what the client sent is read and dropped, so that closing sends
+    no RST that would destroy the TLS alert telling it why (a TLS 1.3 client sends its request at once)."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_WR)
+        for _ in range(16):
+            if not socket.socket.recv(sock, _RECV):
+                break
+
+
+def _over_tls(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    """The application, told the request came over TLS and by whom, when a certificate proved it.
+
+    The subject goes under a key no request header can set (headers arrive as HTTP_*).
+    """
+    environ["wsgi.url_scheme"] = "https"
+    environ["HTTPS"] = "on"
+    subject = getattr(environ.get("gunicorn.socket"), "peer_subject", None)
+    if subject:
+        environ[CLIENT_SUBJECT] = subject
+    return app(environ, start_response)
 
 
 def _address(conn: TConn) -> str:

@@ -6,24 +6,28 @@ still succeed and the drop count rises."""
 from __future__ import annotations
 
 import base64
+import http.client
+import io
 import json
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
-from lxml import etree
+from pydicom.uid import generate_uid
 
+from tests import wadows
 from tests.certificates import TestCA
-from tests.conftest import SHARED
-from tests.dicomfiles import make_instance
+from tests.dicomfiles import make_dataset, make_instance, to_bytes
 from tests.live import LiveServer, free_port
-from tests.rsyslog import Received, Rsyslog
+from tests.rsyslog import Rsyslog, all_of, event_id, find, find_new, objects, of_event, parsed, participants
 from xdsi.audit import messages as audit
 from xdsi.audit.syslog import transport_for
 from xdsi.audit.trail import AuditTrail
 from xdsi.security.basic import add_user
+from xdsi.services.archive import Archive
 
-SCHEMA = etree.RelaxNG(etree.parse(str(SHARED / "schemas-ref" / "dicom-audit" / "audit-message.rng")))
 BOUNDARY = "xdsi-audit-boundary"
 STUDY = "1.2.826.0.1.3680043.10.1400.77"
 SERIES = "1.2.826.0.1.3680043.10.1400.77.1"
@@ -73,50 +77,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, ca: TestCA, users_file: Pat
                           workers="1")
     yield live
     live.stop()
-
-
-def parsed(received: Received) -> etree._Element:
-    document = etree.fromstring(received.xml, etree.XMLParser(resolve_entities=False, no_network=True))
-    assert SCHEMA.validate(document), SCHEMA.error_log
-    return document
-
-
-def event_id(document: etree._Element) -> str:
-    return document.find("EventIdentification/EventID").get("csd-code")
-
-
-def find(rsyslog: Rsyslog, wanted: Callable[[etree._Element], bool]) -> etree._Element:
-    """The first received audit message ``wanted`` picks, waiting for it to arrive."""
-    def pick(messages: list[Received]) -> list[etree._Element]:
-        return [document for document in (parsed(m) for m in messages) if wanted(document)]
-
-    messages = rsyslog.wait_for(lambda received: bool(pick(received)))
-    found = pick(messages)
-    assert found, f"no such audit message among {len(messages)}: {[m.xml[:200] for m in messages]}"
-    return found[0]
-
-
-def of_event(code: str, *, action: str | None = None, event_type: str | None = None) -> Callable[[etree._Element], bool]:
-    def wanted(document: etree._Element) -> bool:
-        ident = document.find("EventIdentification")
-        types = [t.get("csd-code") for t in ident.findall("EventTypeCode")]
-        return (event_id(document) == code and (action is None or ident.get("EventActionCode") == action)
-                and (event_type is None or event_type in types))
-    return wanted
-
-
-def participants(document: etree._Element) -> dict[str, etree._Element]:
-    """ActiveParticipant by the meaning of its role (or by UserID when it has none)."""
-    found = {}
-    for element in document.findall("ActiveParticipant"):
-        role = element.find("RoleIDCode")
-        found[role.get("originalText") if role is not None else element.get("UserID")] = element
-    return found
-
-
-def objects(document: etree._Element, id_type: str) -> list[etree._Element]:
-    return [element for element in document.findall("ParticipantObjectIdentification")
-            if element.find("ParticipantObjectIDTypeCode").get("csd-code") == id_type]
 
 
 def test_every_message_is_rfc5424_for_atna(server: LiveServer, rsyslog: Rsyslog) -> None:
@@ -170,16 +130,108 @@ def test_a_qido_is_audited_with_its_query(server: LiveServer, rsyslog: Rsyslog) 
     assert sent == b"/dicom-web/studies?PatientID=P-77&includefield=StudyDescription"
 
 
+def test_a_login_is_audited_once_per_credential(server: LiveServer, rsyslog: Rsyslog) -> None:
+    for _ in range(3):
+        assert server.request("GET", "/dicom-web/studies", headers=READER).status == 200
+    login = of_event("110114", event_type="110122", outcome="0")
+    message = find(rsyslog, lambda d: login(d) and "radiologist" in participants(d))
+    radiologist = participants(message)["radiologist"]
+    assert radiologist.get("UserIsRequestor") == "true"
+    assert radiologist.get("UserName") == "radiologist (basic)"
+    assert radiologist.get("NetworkAccessPointID") == "127.0.0.1"
+    assert participants(message)[server.base].get("UserIsRequestor") == "false"
+    # PS3.15 A.5.3.12 audits a login, not each request: the same credentials again are no new login.
+    assert len(all_of(rsyslog, lambda d: login(d) and "radiologist" in participants(d))) == 1
+
+
 def test_a_wado_rs_retrieve_is_audited_as_instances_transferred_read(server: LiveServer, rsyslog: Rsyslog) -> None:
+    began = len(all_of(rsyslog, of_event("110102", event_type="RAD-107")))
     answer = server.request("GET", f"/dicom-web/studies/{STUDY}", headers=READER)
     assert answer.status == 200
+    # PS3.15 A.5.3.4: the transfer's start, from this archive (source) to the radiologist's client.
+    begin = find_new(rsyslog, of_event("110102", event_type="RAD-107"), began)
+    assert begin.find("EventIdentification").get("EventActionCode") == "E"
+    assert participants(begin)["Source Role ID"].get("UserIsRequestor") == "false"
+    assert participants(begin)["Destination Role ID"].get("UserID") == "radiologist"
+    assert [s.get("ParticipantObjectID") for s in objects(begin, "110180")] == [STUDY]
+    assert [p.get("ParticipantObjectID") for p in objects(begin, "2")] == ["P-77^^^HOSP-A"]
     message = find(rsyslog, of_event("110104", action="R", event_type="RAD-107"))
+    assert message.find("EventIdentification").get("EventOutcomeIndicator") == "0"
     roles = participants(message)
     # The archive sent (source), the radiologist's client received (destination, requestor).
     assert roles["Source Role ID"].get("UserIsRequestor") == "false"
     assert roles["Destination Role ID"].get("UserID") == "radiologist"
     assert roles["Destination Role ID"].get("UserIsRequestor") == "true"
     assert [s.get("ParticipantObjectID") for s in objects(message, "110180")] == [STUDY]
+    assert [p.get("ParticipantObjectID") for p in objects(message, "2")] == ["P-77^^^HOSP-A"]
+
+
+def test_a_head_request_transfers_nothing_and_is_not_audited(server: LiveServer, rsyslog: Rsyslog) -> None:
+    began, sent = of_event("110102", event_type="RAD-107"), of_event("110104", action="R", event_type="RAD-107")
+    before = (len(all_of(rsyslog, began)), len(all_of(rsyslog, sent)))
+    assert server.request("HEAD", f"/dicom-web/studies/{STUDY}", headers=READER).status == 200
+    time.sleep(1)
+    assert (len(all_of(rsyslog, began)), len(all_of(rsyslog, sent))) == before
+
+
+def test_a_retrieve_the_client_cuts_short_is_a_failed_transfer(server: LiveServer, rsyslog: Rsyslog) -> None:
+    study = generate_uid()
+    archive = Archive.open(server.settings)
+    try:
+        for number in range(4):  # 4 x 8 MiB: more than the sockets' buffers hold
+            ds = make_dataset(study_uid=study, patient_id="P-CUT", rows=1, columns=1)
+            ds.Rows = ds.Columns = 2048
+            ds.PixelData = np.full((2048, 2048), number, dtype=np.uint16).tobytes()
+            [outcome] = archive.store.store([io.BytesIO(to_bytes(ds))])
+            assert outcome.status.succeeded, outcome.reason
+    finally:
+        archive.close()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", f"/dicom-web/studies/{study}", headers=READER)
+    response = connection.getresponse()
+    assert response.status == 200
+    response.read(1 << 20)
+    connection.close()  # the rest is never taken
+    cut = find(rsyslog, lambda d: of_event("110104", action="R", event_type="RAD-107", outcome="4")(d)
+               and [s.get("ParticipantObjectID") for s in objects(d, "110180")] == [study])
+    assert cut.findtext("EventIdentification/EventOutcomeDescription") == "the answer was cut off before its end"
+    assert participants(cut)["Destination Role ID"].get("UserID") == "radiologist"
+
+
+@pytest.mark.parametrize("path", [f"/dicom-web/studies/{STUDY}/metadata",
+                                  f"/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{SOP}/rendered"])
+def test_metadata_and_rendered_reads_are_audited(server: LiveServer, rsyslog: Rsyslog, path: str) -> None:
+    wanted = of_event("110104", action="R", event_type="RAD-107")
+    before = len(all_of(rsyslog, wanted))
+    answer = server.request("GET", path, headers=READER)
+    assert answer.status == 200
+    message = find_new(rsyslog, wanted, before)
+    assert participants(message)["Destination Role ID"].get("UserID") == "radiologist"
+    [study] = objects(message, "110180")
+    assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
+    # Revalidated, nothing is sent again: no new message.
+    etag = answer.header("ETag")
+    assert server.request("GET", path, headers={**READER, "If-None-Match": etag}).status == 304
+    time.sleep(1)
+    assert len(all_of(rsyslog, wanted)) == before + 1
+
+
+def test_a_rad69_retrieve_is_audited_with_its_requester(server: LiveServer, rsyslog: Rsyslog) -> None:
+    body = wadows.envelope(wadows.rad69_body({(STUDY, SERIES): [SOP, "1.2.3.404"]},
+                                             server.settings.repository_unique_id))
+    answer = wadows.post(server, body, **READER)
+    assert answer.status == 200
+    begin = find(rsyslog, of_event("110102", event_type="RAD-69"))
+    assert participants(begin)["Destination Role ID"].get("UserID") == "radiologist"
+    message = find(rsyslog, of_event("110104", action="R", event_type="RAD-69"))
+    assert message.find("EventIdentification").get("EventOutcomeIndicator") == "0"
+    roles = participants(message)
+    assert roles["Source Role ID"].get("UserID") == server.base
+    assert roles["Destination Role ID"].get("UserID") == "radiologist"
+    assert roles["Destination Role ID"].get("NetworkAccessPointID") == "127.0.0.1"
+    # Only the document sent: the unknown one is a RegistryError in the answer, not a transfer.
+    [study] = objects(message, "110180")
+    assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
     assert [p.get("ParticipantObjectID") for p in objects(message, "2")] == ["P-77^^^HOSP-A"]
 
 
@@ -195,8 +247,7 @@ def test_a_wado_uri_retrieve_is_audited_as_instances_transferred_read(server: Li
 
 def test_a_refused_login_and_a_refused_access_are_audited(server: LiveServer, rsyslog: Rsyslog) -> None:
     assert server.request("GET", "/dicom-web/studies", headers=basic("radiologist", "guess")).status == 401
-    login = find(rsyslog, of_event("110114", event_type="110122"))
-    assert login.find("EventIdentification").get("EventOutcomeIndicator") == "4"
+    login = find(rsyslog, of_event("110114", event_type="110122", outcome="4"))
     assert participants(login)["radiologist"].get("UserIsRequestor") == "true"
     # A request without credentials is the first step of every login, not an incident: not audited.
     before = len(rsyslog.received())
@@ -206,7 +257,8 @@ def test_a_refused_login_and_a_refused_access_are_audited(server: LiveServer, rs
     assert participants(alert)["radiologist"].get("UserIsRequestor") == "true"
     [subject] = objects(alert, "12")
     assert subject.get("ParticipantObjectID") == f"DELETE /dicom-web/studies/{STUDY}"
-    logins = [m for m in rsyslog.received()[before:] if event_id(parsed(m)) == "110114"]
+    logins = [m for m in rsyslog.received()[before:] if event_id(parsed(m)) == "110114"
+              and parsed(m).find("EventIdentification").get("EventOutcomeIndicator") != "0"]
     assert logins == []
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from xdsi.config import ConfigError, Settings
+from xdsi.config import ConfigError, Settings, subject_roles
 
 
 def test_defaults() -> None:
@@ -109,7 +110,7 @@ def test_authentication_settings_name_what_each_mechanism_lacks() -> None:
                                "XDSI_JWT_ALGORITHMS": "RS256,HS256,none", "XDSI_JWT_SCOPE_ROLES": "a=read,b",
                                "XDSI_SAML_ROLES": "read,reader"})
     assert refused.value.problems == [
-        "auth: kerberos not supported (choose among basic, bearer, saml)",
+        "auth: kerberos not supported (choose among basic, bearer, mtls, saml, proxy)",
         "users_file: required when auth includes basic",
         "saml_trust_store: required when auth includes saml",
         "saml_roles: reader not a role (read, store, delete, admin)",
@@ -120,6 +121,37 @@ def test_authentication_settings_name_what_each_mechanism_lacks() -> None:
         "ES512, EdDSA",
         "jwt_scope_roles: 'b' is not KEY=VALUE",
     ]
+
+
+def test_tls_settings_name_what_is_missing(tmp_path: Path) -> None:
+    cert = tmp_path / "server.crt"
+    cert.write_text("certificate")
+    with pytest.raises(ConfigError) as refused:
+        Settings.load(environ={"XDSI_AUTH": "mtls", "XDSI_TLS_CERT": str(cert), "XDSI_TLS_CA": str(tmp_path / "no-ca"),
+                               "XDSI_TLS_CLIENT_ROLES": "CN=ct-1: store; CN=viewer; CN=x: read,fly"})
+    assert refused.value.problems == [
+        "tls_client_cert: optional or required when auth includes mtls",
+        f"tls_ca: '{tmp_path / 'no-ca'}' is not a readable file",
+        "tls_cert and tls_key: set both to serve HTTPS, or neither",
+        "tls_client_roles: 'CN=viewer' is not 'SUBJECT: ROLE[,ROLE]'",
+    ]
+    with pytest.raises(ConfigError) as refused:
+        Settings.load(environ={"XDSI_TLS_CLIENT_CERT": "required", "XDSI_TLS_CLIENT_ROLES": "CN=x: read,fly"})
+    assert refused.value.problems == [
+        "tls_client_cert: client certificates need TLS (tls_cert and tls_key)",
+        "tls_client_cert: needs tls_ca (the CAs client certificates must chain to)",
+        "tls_client_roles: 'CN=x: read,fly': fly not a role (read, store, delete, admin)",
+    ]
+
+
+def test_tls_client_roles_keep_commas_inside_subjects() -> None:
+    settings = Settings.load(environ={
+        "XDSI_TLS_CLIENT_ROLES": r"CN=ct-1,O=Hospital\; East: store, read ; CN=portal,OU=Web,O=Hospital: read;"})
+    assert subject_roles(settings.tls_client_roles) == {
+        r"CN=ct-1,O=Hospital\; East": frozenset({"store", "read"}),
+        "CN=portal,OU=Web,O=Hospital": frozenset({"read"}),
+    }
+    assert settings.tls_client_cert == "none" and not settings.tls_enabled
 
 
 def test_authentication_settings_when_complete(tmp_path: Path) -> None:
@@ -148,3 +180,19 @@ def test_timeouts_and_connection_limits_must_be_positive() -> None:
                                "XDSI_MAX_CLIENT_CONNECTIONS": "0"})
     assert {p.split(":")[0] for p in caught.value.problems} == {"header_timeout", "body_min_rate",
                                                                 "max_client_connections"}
+
+
+def test_the_stow_metadata_budget_defaults_to_a_share_of_memory_and_holds_one_largest_part() -> None:
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    settings = Settings.load(environ={})
+    assert settings.effective_stow_metadata_budget == max(settings.max_metadata_bytes, memory // 64)
+    small = Settings.load(environ={"XDSI_MAX_METADATA_BYTES": str(memory)})
+    assert small.effective_stow_metadata_budget == memory
+    assert Settings.load(environ={"XDSI_STOW_METADATA_BUDGET_BYTES": str(1 << 30)}).effective_stow_metadata_budget \
+        == 1 << 30
+
+
+@pytest.mark.parametrize("budget", ["-1", str(1 << 20)])
+def test_a_stow_metadata_budget_below_one_part_is_refused(budget: str) -> None:
+    with pytest.raises(ConfigError, match="stow_metadata_budget_bytes"):
+        Settings.load(environ={"XDSI_STOW_METADATA_BUDGET_BYTES": budget, "XDSI_MAX_METADATA_BYTES": str(2 << 20)})

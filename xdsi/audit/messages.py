@@ -30,6 +30,7 @@ def _dcm(code: str, meaning: str) -> Code:
 
 # PS3.16 CID 400 (audit event ID), CID 401 (event type), CID 402 (participant role), CID 403/404.
 APPLICATION_ACTIVITY = _dcm("110100", "Application Activity")
+BEGIN_TRANSFERRING = _dcm("110102", "Begin Transferring DICOM Instances")
 INSTANCES_TRANSFERRED = _dcm("110104", "DICOM Instances Transferred")
 QUERY = _dcm("110112", "Query")
 SECURITY_ALERT = _dcm("110113", "Security Alert")
@@ -37,6 +38,7 @@ USER_AUTHENTICATION = _dcm("110114", "User Authentication")
 APPLICATION_START = _dcm("110120", "Application Start")
 APPLICATION_STOP = _dcm("110121", "Application Stop")
 LOGIN = _dcm("110122", "Login")
+NODE_AUTHENTICATION = _dcm("110126", "Node Authentication")
 USE_OF_RESTRICTED_FUNCTION = _dcm("110132", "Use of Restricted Function")
 APPLICATION = _dcm("110150", "Application")
 APPLICATION_LAUNCHER = _dcm("110151", "Application Launcher")
@@ -49,6 +51,7 @@ PATIENT_NUMBER = Code("2", "RFC-3881", "Patient Number")
 URI = Code("12", "RFC-3881", "URI")
 # IHE RAD TF-2/3: the transactions, named as EventTypeCode beside the DICOM event.
 WADO_URI = Code("RAD-55", "IHE Transactions", "WADO Retrieve")
+RAD_69 = Code("RAD-69", "IHE Transactions", "Retrieve Imaging Document Set")
 WADO_RS = Code("RAD-107", "IHE Transactions", "WADO-RS Retrieve")
 STOW_RS = Code("RAD-108", "IHE Transactions", "Store Instances over the Web")
 QIDO_RS = Code("RAD-129", "IHE Transactions", "QIDO-RS Query")

@@ -16,8 +16,9 @@ READ, STORE, DELETE, ADMIN = ROLES
 class Identity:
     """A caller: ``name`` (user name or token subject), its roles, and the mechanism that proved it.
 
-    ``mechanism`` is 'basic' or 'bearer', or 'none' on a server without authentication, where every
-    caller is ``ANONYMOUS`` and holds every role. ``scopes`` are a bearer token's, kept for audit.
+    ``mechanism`` is 'basic', 'bearer' or 'mtls' (``name`` is then the certificate's subject), or
+    'none' on a server without authentication, where every caller is ``ANONYMOUS`` and holds every
+    role. ``scopes`` are a bearer token's, kept for audit.
     ``issuers``: the patient identifier domains (Issuers of Patient ID) the caller may see, '' for
     patients recorded without an issuer; None sees every patient.
     """

@@ -1,7 +1,9 @@
 """Audit events of the archive's transactions (PS3.15 A.5.3; IHE ITI-20), recorded on the audit trail.
 
 The edges call it once the service answered: a store with its outcomes, a retrieve with the
-instances it sends, a search with its query, a refused caller. Nothing here waits for the
+instances it sends, a search with its query, a caller's login or refusal. A streamed retrieve is a
+``Transfer``: Begin Transferring when its answer starts, Instances Transferred once the answer is
+closed, as a failure when the client did not take all of it. Nothing here waits for the
 repository (``audit.trail``), and without ``audit_syslog`` every call returns at once.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,10 +28,11 @@ from xdsi.services.store import Outcome
 
 log = logging.getLogger(__name__)
 
-Transaction = Literal["WADO-RS", "WADO-URI"]
+Transaction = Literal["WADO-RS", "WADO-URI", "RAD-69"]
 TRANSACTIONS: dict[Transaction, audit.Code] = {
     "WADO-RS": audit.WADO_RS,
     "WADO-URI": audit.WADO_URI,
+    "RAD-69": audit.RAD_69,
 }
 
 
@@ -46,7 +49,7 @@ class Auditor:
         self.sessions = sessions
         self.trail: AuditTrail | None = None
         # A.5.3: this archive as a participant, by its URL and the machine it runs on.
-        self.server_id = settings.base_url or f"http://{settings.bind}"
+        self.server_id = settings.base_url or f"{'https' if settings.tls_enabled else 'http'}://{settings.bind}"
         self.server_host = socket.gethostname()
         if settings.audit_syslog:
             url = settings.audit_syslog
@@ -57,6 +60,11 @@ class Auditor:
 
             source = audit.Source(settings.audit_source_id or self.server_host, settings.audit_site_id)
             self.trail = AuditTrail(transport, source, capacity=settings.audit_queue_size)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether events are recorded: an edge skips the work of describing one otherwise."""
+        return self.trail is not None
 
     def counts(self) -> Counts | None:
         return self.trail.counts() if self.trail else None
@@ -95,24 +103,38 @@ class Auditor:
 
     def retrieved(self, requester: Requester, found: Sequence[StoredInstance], transaction: Transaction) -> None:
         """A retrieve of any protocol: the instances sent (action R) to the requestor."""
+        self.transferred(requester, found, transaction, audit.SUCCESS, None)
+
+    def transferred(self, requester: Requester, found: Sequence[StoredInstance], transaction: Transaction,
+                    outcome: str, description: str | None) -> None:
         if self.trail is None:
             return
-        sent = [(i.study_uid, i.sop_class_uid, i.sop_instance_uid) for i in found]
-        self._transferred("R", audit.SUCCESS, None, sent, [TRANSACTIONS[transaction]],
+        self._transferred("R", outcome, description, _instance_keys(found), [TRANSACTIONS[transaction]],
                           source=audit.Participant(self.server_id, False, audit.SOURCE, self.server_host),
                           destination=self._requester(requester, audit.DESTINATION), requester=requester)
+
+    def begin_transfer(self, requester: Requester, found: Sequence[StoredInstance],
+                       transaction: Transaction) -> Transfer:
+        """A retrieve whose answer streams: Begin Transferring now (A.5.3.4), Instances Transferred when
+        ``Transfer.end`` is called."""
+        transfer = Transfer(self, requester, found, transaction)
+        if self.trail is not None:
+            by_study = _by_study(_instance_keys(found))
+            self._record(audit.Event(
+                audit.BEGIN_TRANSFERRING, "E", audit.SUCCESS, event_types=[TRANSACTIONS[transaction]],
+                participants=[audit.Participant(self.server_id, False, audit.SOURCE, self.server_host),
+                              self._requester(requester, audit.DESTINATION)],
+                studies=_studies(by_study), patients=self._patients(by_study),
+            ))
+        return transfer
 
     def _transferred(self, action: str, outcome: str, description: str | None,
                      instances: Iterable[tuple[str | None, str | None, str | None]], event_types: list[audit.Code],
                      *, source: audit.Participant, destination: audit.Participant, requester: Requester) -> None:
-        by_study: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for study_uid, sop_class, sop_uid in instances:
-            if study_uid and sop_class and sop_uid:
-                by_study[study_uid][sop_class].append(sop_uid)
-        studies = [audit.Study(uid, dict(classes)) for uid, classes in sorted(by_study.items())]
+        by_study = _by_study(instances)
         self._record(audit.Event(
             audit.INSTANCES_TRANSFERRED, action, outcome, event_types=event_types, outcome_description=description,
-            participants=[source, destination], studies=studies, patients=self._patients(by_study),
+            participants=[source, destination], studies=_studies(by_study), patients=self._patients(by_study),
         ))
 
     # --- A.5.3.10 Query -----------------------------------------------------------------------------------------
@@ -129,6 +151,16 @@ class Auditor:
         ))
 
     # --- A.5.3.11 Security Alert, A.5.3.12 User Authentication --------------------------------------------------
+
+    def logged_in(self, requester: Requester) -> None:
+        """A caller's credentials verified: a successful Login, the user (requestor) and this archive."""
+        identity = requester.identity
+        self._record(audit.Event(
+            audit.USER_AUTHENTICATION, "E", audit.SUCCESS, event_types=[audit.LOGIN],
+            participants=[audit.Participant(identity.name, True, address=requester.address,
+                                            user_name=f"{identity.name} ({identity.mechanism})"),
+                          audit.Participant(self.server_id, False, address=self.server_host)],
+        ))
 
     def refused_login(self, address: str | None, user: str | None, reason: str) -> None:
         """Credentials presented and refused: a failed Login (outcome 4)."""
@@ -147,6 +179,15 @@ class Auditor:
             participants=[self._requester(requester, None),
                           audit.Participant(self.server_id, False, address=self.server_host)],
             alert_subject=target,
+        ))
+
+    def refused_node(self, address: str | None, reason: str) -> None:
+        """A client whose TLS certificate was missing or not trusted: a Node Authentication failure (ITI-20)."""
+        self._record(audit.Event(
+            audit.SECURITY_ALERT, "E", audit.MINOR_FAILURE, event_types=[audit.NODE_AUTHENTICATION],
+            outcome_description=reason,
+            participants=[audit.Participant(address or "unknown", True, address=address),
+                          audit.Participant(self.server_id, False, address=self.server_host)],
         ))
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -171,3 +212,48 @@ class Auditor:
             return []
         unique = {(patient_id, issuer) for patient_id, issuer in found.values() if patient_id}
         return [audit.Patient(patient_id, issuer or None) for patient_id, issuer in sorted(unique)]
+
+
+class Transfer:
+    """A streamed retrieve under way: ``watch`` the answer's chunks, ``end`` once it is closed."""
+
+    def __init__(self, auditor: Auditor, requester: Requester, found: Sequence[StoredInstance],
+                 transaction: Transaction) -> None:
+        self.auditor = auditor
+        self.requester = requester
+        self.found = found
+        self.transaction = transaction
+        self.complete = False
+        self.ended = False
+
+    def watch(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """The chunks unchanged; the transfer is complete once the last one was taken."""
+        yield from chunks
+        self.complete = True
+
+    def end(self) -> None:
+        """Instances Transferred: success if the client took the whole answer, else a minor failure."""
+        if self.ended:
+            return
+        self.ended = True
+        if self.complete:
+            self.auditor.transferred(self.requester, self.found, self.transaction, audit.SUCCESS, None)
+        else:
+            self.auditor.transferred(self.requester, self.found, self.transaction, audit.MINOR_FAILURE,
+                                     "the answer was cut off before its end")
+
+
+def _instance_keys(found: Iterable[StoredInstance]) -> list[tuple[str | None, str | None, str | None]]:
+    return [(i.study_uid, i.sop_class_uid, i.sop_instance_uid) for i in found]
+
+
+def _by_study(instances: Iterable[tuple[str | None, str | None, str | None]]) -> dict[str, dict[str, list[str]]]:
+    by_study: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for study_uid, sop_class, sop_uid in instances:
+        if study_uid and sop_class and sop_uid:
+            by_study[study_uid][sop_class].append(sop_uid)
+    return by_study
+
+
+def _studies(by_study: dict[str, dict[str, list[str]]]) -> list[audit.Study]:
+    return [audit.Study(uid, dict(classes)) for uid, classes in sorted(by_study.items())]

@@ -242,7 +242,7 @@ def document_information(session: Session, outcome: Located, root: str, filters:
     if native is None:
         instance = outcome.instance
         target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
-        [native] = retrieve.metadata_xml(session, target, root)
+        native = retrieve.instance_metadata_xml(session, target, root)
     document = xpath.Document.from_bytes(native)
     return [budget.evaluate(selected, document) for selected in filters]
 

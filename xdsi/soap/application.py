@@ -177,6 +177,12 @@ class WadoWsApplication:
             root = envelope.serialize(reply)
             boundary = mtom.new_boundary()
             body = mtom.iter_message(request.version, boundary, root, answer.attachments)
+            if answer.sent:
+                # RAD-69: Begin Transferring as the documents start, Instances Transferred once the message is closed.
+                requester = Requester(caller, http.remote_addr)
+                transfer = self.archive.auditor.begin_transfer(requester, answer.sent, "RAD-69")
+                body = transfer.watch(body)
+                answer.close = _then(answer.close, transfer.end)
             response = Response(body, status=200,
                                 content_type=mtom.content_type(request.version, boundary, response_action))
             length = mtom.message_length(request.version, boundary, root, answer.attachments)
@@ -193,6 +199,15 @@ class WadoWsApplication:
         # WS-I Basic Profile 1.1 R1126: a SOAP 1.1 fault is HTTP 500 whatever its code.
         status = fault.status if version is SOAP12 or fault.status == 415 else 500
         return Response(envelope.serialize(reply), status=status, content_type=f"{version.content_type}; charset=utf-8")
+
+
+def _then(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        try:
+            first()
+        finally:
+            second()
+    return both
 
 
 def _dispatch(request: envelope.Request, http_action: str | None) -> tuple[Operation, str]:

@@ -23,6 +23,7 @@ from xdsi.services.anonymize import Anonymizer
 from xdsi.services.archive import Archive
 from xdsi.services.imaging_documents import DocumentRequest, DocumentSet, Located, Outcome, Refused
 from xdsi.services.render import PresentationRef, Region, Rendered, RenderRequest, Window
+from xdsi.services.retrieve import StoredInstance
 from xdsi.soap import namespaces as ns
 from xdsi.soap import types
 from xdsi.soap.mtom import Attachment, new_content_id
@@ -47,12 +48,13 @@ class Call:
 
 @dataclass
 class Answer:
-    """An operation's Body payload, the attachments its xop:Includes name, and what to release
-    once the message is sent (the pinned files)."""
+    """An operation's Body payload, the attachments its xop:Includes name, what to release once the
+    message is sent (the pinned files), and the instances it sends as documents (for the audit trail)."""
 
     payload: etree._Element
     attachments: list[Attachment] = field(default_factory=list)
     close: Callable[[], None] = lambda: None
+    sent: list[StoredInstance] = field(default_factory=list)
 
 
 def retrieve_imaging_document_set(call: Call) -> Answer:
@@ -77,7 +79,8 @@ def retrieve_imaging_document_set(call: Call) -> Answer:
     except BaseException:
         documents.close()
         raise
-    return Answer(payload, attachments, documents.close)
+    sent = [outcome.instance for outcome in outcomes if isinstance(outcome, Located)]
+    return Answer(payload, attachments, documents.close, sent)
 
 
 # The whole of one request's XPath evaluations, beyond each filter's own sandbox bound.

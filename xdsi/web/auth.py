@@ -2,9 +2,10 @@
 
 It wraps the whole WSGI application (``create_app`` installs it last), so a route added by any
 blueprint, and an application mounted beside Flask's routes (the SOAP endpoint), are covered
-without a line of their own. It authenticates the Authorization header, checks the role the
-request needs (``security.access``), and leaves the caller's ``Identity`` in the WSGI environ for
-the handlers (``context.identity``). A refusal is 401 with one challenge per configured mechanism
+without a line of their own. It authenticates the Authorization header (or the client certificate
+the TLS handshake verified, ``security.tls``), checks the role the request needs
+(``security.access``), and leaves the caller's ``Identity`` in the WSGI environ for the handlers
+(``context.identity``, ``soap.application``). A refusal is 401 with one challenge per configured mechanism
 (RFC 9110 11.6.1; RFC 7617 2; RFC 6750 3) or 403, as a SOAP 1.2 fault on the SOAP endpoint.
 """
 
@@ -23,10 +24,13 @@ from xdsi.errors import Forbidden, Unauthenticated
 from xdsi.security import access
 from xdsi.security import identity as identity_module
 from xdsi.security.authentication import Authenticator
-from xdsi.security.identity import Identity
+from xdsi.security.identity import ANONYMOUS, Identity
+from xdsi.security.logins import RecentLogins
+from xdsi.security.tls import CLIENT_SUBJECT
 from xdsi.services.auditor import Auditor, Requester
 from xdsi.web import cors
 from xdsi.web.errors import text_response
+from xdsi.web.urls import is_trusted
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -49,6 +53,9 @@ class Gate:
         self.realm = settings.auth_realm.replace("\\", "\\\\").replace('"', '\\"')
         self.origins = settings.cors_origin_list
         self.role_scopes = {role: scope for scope, role in settings.scope_roles.items()}
+        self.logins = RecentLogins()
+        self.trusted_proxies = settings.trusted_proxy_networks
+        self.proxy_header = "HTTP_" + settings.proxy_user_header.upper().replace("-", "_")
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -62,13 +69,20 @@ class Gate:
             # IHE XUA: the caller is named by the SAML assertion inside the message, which the SOAP
             # layer reads and checks before it acts; without one it answers a SOAP fault.
             return self.inner(environ, start_response)
+        authorization, subject = environ.get("HTTP_AUTHORIZATION"), environ.get(CLIENT_SUBJECT)
+        # A user named by a fronting proxy is believed from the trusted proxies alone.
+        proxy_user = environ.get(self.proxy_header) if is_trusted(address, self.trusted_proxies) else None
         try:
-            identity = self.authenticator.authenticate(environ.get("HTTP_AUTHORIZATION"))
+            identity = self.authenticator.authenticate(authorization, subject, proxy_user)
         except Unauthenticated as refused:
             # A request without credentials is the first step of every login; refused ones are an event.
             if refused.mechanism is not None:
                 self.auditor.refused_login(address, refused.claimed_user, str(refused))
             return self._refusal(refused, environ, path, method)(environ, start_response)
+        credential = {"mtls": subject, "proxy": proxy_user}.get(identity.mechanism, authorization)
+        # PS3.15 A.5.3.12: a user's login, once per credential for a while (``security.logins``).
+        if identity is not ANONYMOUS and credential and self.logins.first(identity.mechanism, credential):
+            self.auditor.logged_in(Requester(identity, address))
         try:
             access.authorize(identity, role)
         except Forbidden as refused:
@@ -104,6 +118,8 @@ class Gate:
             # RFC 6750 3.1: no error code when the request carried no token at all.
             error_code = f', error="{error.token_error}"' if error.token_error else ""
             challenges.append(f'Bearer realm="{self.realm}"{error_code}')
+        # A TLS client certificate has no HTTP authentication scheme (RFC 9110 16.4 registers none): with
+        # mtls alone there is no challenge to send, and the reason says a certificate is wanted.
         return challenges
 
 

@@ -23,7 +23,7 @@ from xdsi.services.render import (
 )
 from xdsi.services.retrieve import Target
 from xdsi.web import document_answer, negotiation
-from xdsi.web.context import accepted, announce, archive, session
+from xdsi.web.context import accepted, announce, archive, requester, session
 from xdsi.web.urls import DICOMWEB
 
 blueprint = Blueprint("rendered", __name__, url_prefix=DICOMWEB)
@@ -102,6 +102,9 @@ def _answer(target: Target, frames: tuple[int, ...] | None, purpose: str) -> Res
         response.status_code = 304
         response.set_data(b"")
         response.headers.pop("Content-Length", None)
+    else:
+        # RAD-107 includes the rendered resources; a 304 sends nothing of the instance and is not audited.
+        archive().auditor.retrieved(requester(), [prepared.instance], "WADO-RS")
     return response
 
 
