@@ -210,9 +210,10 @@ def test_metadata_and_rendered_reads_are_audited(server: LiveServer, rsyslog: Rs
     assert participants(message)["Destination Role ID"].get("UserID") == "radiologist"
     [study] = objects(message, "110180")
     assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
-    # Revalidated, nothing is sent again: no new message.
+    # Revalidated, or asked for the headers alone, nothing is sent again: no new message.
     etag = answer.header("ETag")
     assert server.request("GET", path, headers={**READER, "If-None-Match": etag}).status == 304
+    assert server.request("HEAD", path, headers=READER).status == 200
     time.sleep(1)
     assert len(all_of(rsyslog, wanted)) == before + 1
 
