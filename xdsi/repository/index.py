@@ -6,6 +6,7 @@ Every function takes the caller's Session; the writes are in ``repository.ingest
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
@@ -129,26 +130,35 @@ def _in_target(statement: Statement, by_series: bool, by_instance: bool, limited
     return statement.order_by(table_of(Series).c.series_number, Series.id, _INSTANCE.c.instance_number, Instance.id)
 
 
-def metadata_fragments(
+def metadata_listing(
     session: Session, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None,
-) -> tuple[list[bytes], datetime | None]:
-    """The cached metadata of the instances (same order and visibility as ``stored_instances``), and
-    when they last changed."""
+) -> tuple[list[int], datetime | None]:
+    """The instances whose cached metadata answers the target (same order and visibility as
+    ``stored_instances``), and when that metadata last changed. Ids only: the fragments are read
+    in batches by ``metadata_of``, so a study of any size is never held whole."""
     limited = visibility.parameters(session)
-    statement = _fragments_statement(series_uid is not None, sop_instance_uid is not None, bool(limited))
+    statement = _listing_statement(series_uid is not None, sop_instance_uid is not None, bool(limited))
     params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid, **limited}
     rows = session.connection().execute(statement, params).all()  # plain rows, as in stored_instances
     return [row[0] for row in rows], max((row[1] for row in rows), default=None)
 
 
 @lru_cache(maxsize=8)
-def _fragments_statement(by_series: bool, by_instance: bool, limited: bool) -> Statement:
-    statement = (
-        select(InstanceMetadata.json, Series.updated_at)
-        .select_from(InstanceMetadata)
-        .join(Instance, InstanceMetadata.instance_fk == Instance.id)
-    )
+def _listing_statement(by_series: bool, by_instance: bool, limited: bool) -> Statement:
+    statement = select(Instance.id, Series.updated_at).select_from(Instance)
     return _in_target(statement, by_series, by_instance, limited)
+
+
+def metadata_of(session: Session, instance_ids: Sequence[int]) -> dict[int, bytes]:
+    """Instance id -> its cached metadata fragment, for those of ``instance_ids`` still indexed."""
+    rows = session.connection().execute(_metadata_statement(), {"ids": list(instance_ids)})
+    return {instance_id: fragment for instance_id, fragment in rows}
+
+
+@cache
+def _metadata_statement() -> Statement:
+    return select(InstanceMetadata.instance_fk, InstanceMetadata.json).where(
+        InstanceMetadata.instance_fk.in_(bindparam("ids", expanding=True)))
 
 
 def study_patients(session: Session, study_uids: list[str]) -> dict[str, tuple[str | None, str]]:

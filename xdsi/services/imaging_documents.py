@@ -188,7 +188,7 @@ def document_information(session: Session, outcome: Located, root: str, filters:
     BulkDataURIs under ``root``), and what each client filter selects of it, as text."""
     instance = outcome.instance
     target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
-    [native] = retrieve.metadata_xml(session, target, root)
+    native = retrieve.instance_metadata_xml(session, target, root)
     document = xpath.Document.from_bytes(native)
     return [budget.evaluate(selected, document) for selected in filters]
 

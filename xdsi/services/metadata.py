@@ -145,10 +145,10 @@ def _plain(vr: str, value: Any) -> str:
     return str(value)
 
 
-def absolute_json(fragments: Iterable[bytes], root: str) -> bytes:
-    """A JSON array of fragments with BulkDataURIs made absolute under ``root``."""
-    opening = JSON_URI_OPENING + root.encode()
-    return b"[" + b",".join(fragments).replace(JSON_URI_OPENING, opening) + b"]"
+def absolute_json_part(joined: bytes, root: str) -> bytes:
+    """Whole fragments (and the separators between them) with BulkDataURIs made absolute under
+    ``root``; a fragment is never cut, so no opening is split between two parts."""
+    return joined.replace(JSON_URI_OPENING, JSON_URI_OPENING + root.encode())
 
 
 def absolute_xml(fragment: bytes, root: str) -> bytes:

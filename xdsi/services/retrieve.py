@@ -24,7 +24,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_data_element
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from xdsi.dicom import transcode, uids
 from xdsi.dicom.byteorder import WORD_WIDTH, swap_bytes
@@ -37,7 +37,7 @@ from xdsi.errors import InstanceTooLarge, InvalidRequest, MalformedDicom, NotAcc
 from xdsi.repository import index
 from xdsi.repository.blobs import BlobReader, BlobStore, OpenedBlobs
 from xdsi.repository.index import StoredInstance
-from xdsi.services.metadata import absolute_json, absolute_xml, xml_of
+from xdsi.services.metadata import absolute_json_part, absolute_xml, xml_of
 
 CHUNK = 4 << 20  # large writes keep loopback retrieval near the socket's own speed
 
@@ -176,38 +176,69 @@ def open_file(blobs: BlobReader, instance: StoredInstance) -> BinaryIO:
     return blobs.open(instance.blob_key)
 
 
+# Fragments read from the index per batch: about a megabyte of JSON, whatever the study's size.
+METADATA_BATCH = 200
+
+
 @dataclass(frozen=True)
 class Metadata:
-    """A metadata answer and what validates a cached copy of it (ETag, Last-Modified)."""
+    """A metadata answer: its instances' cached fragments, read in batches as the answer is sent,
+    and what validates a cached copy of it. The ETag is weak (RFC 9110 8.8.1): it is derived from
+    what the answer is made of (the instances, when they last changed, the public URL of their
+    bulk data), not from its bytes, which are not all known before they are sent."""
 
-    body: bytes
+    sessions: sessionmaker[Session]
+    instance_ids: tuple[int, ...]
+    root: str
     etag: str
     last_modified: datetime
 
+    def fragments(self) -> Iterator[bytes]:
+        """Each instance's fragment, in order; an instance deleted meanwhile is left out. Every batch
+        is read in a session of its own, since the answer is sent after the request's has closed."""
+        for start in range(0, len(self.instance_ids), METADATA_BATCH):
+            batch = self.instance_ids[start:start + METADATA_BATCH]
+            with self.sessions() as session:
+                found = index.metadata_of(session, batch)
+            yield from (found[instance_id] for instance_id in batch if instance_id in found)
 
-def metadata_json(session: Session, target: Target, root: str) -> Metadata:
-    """The target's metadata as one DICOM JSON array, from the fragments cached at ingest.
+    def json_chunks(self) -> Iterator[bytes]:
+        """One DICOM JSON array, BulkDataURIs made absolute under ``root``, a batch per chunk."""
+        separator = b"["
+        batch: list[bytes] = []
+        for fragment in self.fragments():
+            batch.append(separator)
+            batch.append(fragment)
+            separator = b","
+            if len(batch) >= 2 * METADATA_BATCH:
+                yield absolute_json_part(b"".join(batch), self.root)
+                batch = []
+        batch.append(b"]" if separator == b"," else b"[]")
+        yield absolute_json_part(b"".join(batch), self.root)
 
-    BulkDataURIs become absolute under ``root``; the ETag covers the bytes sent, so it changes
-    with the data and with the public URL alike.
-    """
-    fragments, changed = index.metadata_fragments(session, target.study_uid, target.series_uid,
-                                                  target.sop_instance_uid)
-    if not fragments or changed is None:
+    def xml_documents(self) -> Iterator[bytes]:
+        """One PS3.19 document per instance."""
+        for fragment in self.fragments():
+            yield absolute_xml(xml_of(fragment), self.root)
+
+
+def metadata(session: Session, sessions: sessionmaker[Session], target: Target, root: str) -> Metadata:
+    """The target's metadata, from the fragments cached at ingest: NotFound when it has none."""
+    ids, changed = index.metadata_listing(session, target.study_uid, target.series_uid, target.sop_instance_uid)
+    if not ids or changed is None:
         raise NotFound(f"{target.describe()} is not in the archive")
-    body = absolute_json(fragments, root)
     stamp = changed if changed.tzinfo else changed.replace(tzinfo=UTC)
-    return Metadata(body, hashlib.sha256(body).hexdigest()[:32], stamp)
+    validator = hashlib.sha256(f"{root}\n{stamp.isoformat()}\n{','.join(map(str, ids))}".encode())
+    return Metadata(sessions, tuple(ids), root, validator.hexdigest()[:32], stamp)
 
 
-def metadata_xml(session: Session, target: Target, root: str) -> list[bytes]:
-    """The target's metadata as one PS3.19 document per instance."""
-    fragments, _changed = index.metadata_fragments(
-        session, target.study_uid, target.series_uid, target.sop_instance_uid
-    )
-    if not fragments:
+def instance_metadata_xml(session: Session, target: Target, root: str) -> bytes:
+    """One instance's metadata as a PS3.19 document (small: read in the caller's session)."""
+    ids, _changed = index.metadata_listing(session, target.study_uid, target.series_uid, target.sop_instance_uid)
+    found = index.metadata_of(session, ids[:1])
+    if not ids or ids[0] not in found:
         raise NotFound(f"{target.describe()} is not in the archive")
-    return [absolute_xml(xml_of(fragment), root) for fragment in fragments]
+    return absolute_xml(xml_of(found[ids[0]]), root)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import itertools
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
@@ -25,7 +25,7 @@ from xdsi.web.urls import DICOMWEB, dicomweb_root
 
 blueprint = Blueprint("wado_rs", __name__, url_prefix=DICOMWEB)
 
-GZIP_MINIMUM = 8192  # smaller answers gain less from compression than it costs
+GZIP_MINIMUM_INSTANCES = 2  # one instance's metadata, a few kilobytes, gains less from compression than it costs
 MAX_FRAMES_PER_REQUEST = 10_000
 
 
@@ -226,35 +226,43 @@ METADATA_OFFERS = negotiation.dataset_offers(xml_multipart=True)
 
 
 def _metadata(target: Target) -> Response:
+    """Metadata streamed as it is read from the index, a batch of instances at a time: a study of
+    any size is answered in bounded memory (and so without Content-Length)."""
     choice = negotiation.negotiate(accepted(), METADATA_OFFERS)
-    root = dicomweb_root(request)
+    found = retrieve.metadata(session(), archive().sessions, target, dicomweb_root(request))
     if choice.offer.media_type == DICOM_XML:
-        documents = retrieve.metadata_xml(session(), target, root)
         boundary = multipart.new_boundary()
-        parts = [({"Content-Type": f"{DICOM_XML}; charset=utf-8"}, document) for document in documents]
+        parts = (({"Content-Type": f"{DICOM_XML}; charset=utf-8"}, document) for document in found.xml_documents())
         response = Response(multipart.iter_multipart(parts, boundary), status=200,
                             content_type=multipart.content_type(DICOM_XML, boundary))
-        response.content_length = multipart.body_length(
-            [(headers, len(document)) for headers, document in parts], boundary)
-        _audit_read(target)
-        return response
-    found = retrieve.metadata_json(session(), target, root)
-    response = Response(found.body, status=200, mimetype=choice.offer.media_type)
-    response.set_etag(found.etag)
+    else:
+        zipped = "gzip" in request.accept_encodings and len(found.instance_ids) >= GZIP_MINIMUM_INSTANCES
+        chunks = _gzipped(found.json_chunks()) if zipped else found.json_chunks()
+        response = Response(chunks, status=200, mimetype=choice.offer.media_type)
+        response.vary.add("Accept-Encoding")
+        if zipped:
+            response.content_encoding = "gzip"
+    response.set_etag(found.etag, weak=True)
     response.last_modified = found.last_modified
     response.cache_control.no_cache = True
     response.vary.add("Accept")
-    response.vary.add("Accept-Encoding")
-    if request.if_none_match.contains(found.etag) or (
+    if request.if_none_match.contains_weak(found.etag) or (
         not request.if_none_match and request.if_modified_since
         and found.last_modified.replace(microsecond=0) <= request.if_modified_since
     ):
         return _not_modified(response)
-    if "gzip" in request.accept_encodings and len(found.body) >= GZIP_MINIMUM:
-        response.set_data(gzip.compress(found.body, compresslevel=1))
-        response.content_encoding = "gzip"
     _audit_read(target)
     return response
+
+
+def _gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """RFC 1952 gzip of ``chunks``, compressed as they come (level 1: the network is rarely the
+    bottleneck on the links viewers use, the CPU of a busy archive may be)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    for chunk in chunks:
+        if compressed := compressor.compress(chunk):
+            yield compressed
+    yield compressor.flush()
 
 
 def _audit_read(target: Target) -> None:

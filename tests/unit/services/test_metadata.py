@@ -22,7 +22,7 @@ from xdsi.encoding import dicom_json, native_xml
 from xdsi.errors import XdsiError
 from xdsi.services.metadata import (
     EncodedAttributes,
-    absolute_json,
+    absolute_json_part,
     absolute_xml,
     bulk_data_path,
     encode_parsed,
@@ -104,7 +104,7 @@ def test_fragments_carry_relative_bulk_data_uris_that_become_absolute() -> None:
     xml_fragment = xml_of(json_fragment)
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     path = f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
-    [obj] = orjson.loads(absolute_json([json_fragment], "https://pacs.example/dicom-web"))
+    [obj] = orjson.loads(b"[" + absolute_json_part(json_fragment, "https://pacs.example/dicom-web") + b"]")
     assert obj["7FE00010"]["BulkDataURI"] == f"https://pacs.example/dicom-web{path}/bulkdata/7FE00010"
     assert obj["00083002"]["Value"] == [str(ds.file_meta.TransferSyntaxUID)]
     assert obj["00100010"]["Value"] == [{"Alphabetic": "CompressedSamples^CT1"}]
@@ -153,7 +153,7 @@ def test_ds_and_is_in_metadata_are_numbers_exactly_when_their_text_is_one(path: 
         except XdsiError:
             return
         ds = pydicom.dcmread(path, force=True)
-    body = absolute_json([cached], "https://pacs.example/dicom-web")
+    body = b"[" + absolute_json_part(cached, "https://pacs.example/dicom-web") + b"]"
     [obj] = json.loads(body, parse_float=_Token, parse_int=_Token)
     xml = xml_of(cached).decode()
     for where, vr, read, text in _decimal_values(obj, ds):
@@ -170,7 +170,7 @@ def test_the_corpus_has_ds_and_is_values_of_both_kinds() -> None:
     for name in ("CT_small.dcm", "rtplan.dcm", "MR_small.dcm"):
         path = pydicom.data.get_testdata_file(name)
         with open_instance(path, LIMITS) as parsed:
-            [obj] = json.loads(absolute_json([fragment(encode_parsed(parsed, 1024))], ""),
+            [obj] = json.loads(b"[" + absolute_json_part(fragment(encode_parsed(parsed, 1024)), "") + b"]",
                                parse_float=_Token, parse_int=_Token)
         kinds |= {(vr, isinstance(read, _Token)) for _w, vr, read, _t in _decimal_values(obj, pydicom.dcmread(path))}
     assert {("DS", True), ("IS", True)} <= kinds
