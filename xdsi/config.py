@@ -38,7 +38,7 @@ SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 ClientCertificates = Literal["none", "optional", "required"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-AUTH_MECHANISMS = ("basic", "bearer", "mtls", "saml")
+AUTH_MECHANISMS = ("basic", "bearer", "mtls", "saml", "proxy")
 ROLES = ("read", "store", "delete", "admin")
 # RFC 8725 3.1: only public-key algorithms, so that no token can be signed with what the server
 # publishes (HS256 keyed with the public key) and 'none' is never among them.
@@ -153,6 +153,12 @@ class Settings:
     )
     max_metadata_bytes: int = field(
         default=64 * MIB, metadata=_doc("largest DICOM JSON/XML metadata part of a STOW-RS request")
+    )
+    stow_metadata_budget_bytes: int = field(
+        default=0,
+        metadata=_doc("bytes of STOW-RS metadata parts the requests of one worker process may hold at once "
+                      "(each worker has its own; 503 with Retry-After beyond); 0: 1/64 of the machine's memory, "
+                      "at least max_metadata_bytes"),
     )
     max_transcode_bytes: int = field(
         default=1024 * MIB, metadata=_doc("largest instance (and decoded pixel data) transcoded on retrieval")
@@ -302,6 +308,16 @@ class Settings:
         default="xdsi.read=read,xdsi.store=store,xdsi.delete=delete,xdsi.admin=admin",
         metadata=_doc("token scopes that grant each role, comma-separated SCOPE=ROLE pairs"),
     )
+    proxy_user_header: str = field(
+        default="X-Remote-User",
+        metadata=_doc("request header in which a trusted proxy (trusted_proxies) names the user it authenticated "
+                      "(Kerberos, NTLM, Digest…) when auth includes proxy; from any other address it is ignored"),
+    )
+    proxy_roles: str = field(
+        default="read",
+        metadata=_doc("roles of a user named by the proxy, comma-separated, unless users_file lists the user "
+                      "(then its roles and patient domains)"),
+    )
     saml_trust_store: Path | None = field(
         default=None,
         metadata=_doc("PEM file of the certificates (identity providers, or their CAs) whose signed SAML 2.0 "
@@ -338,6 +354,17 @@ class Settings:
         )
 
     @property
+    def effective_stow_metadata_budget(self) -> int:
+        """``stow_metadata_budget_bytes``, or its default: 1/64 of physical memory, at least one largest part."""
+        if self.stow_metadata_budget_bytes:
+            return self.stow_metadata_budget_bytes
+        try:
+            memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            memory = 0  # not a POSIX system that tells: one largest part at a time
+        return max(self.max_metadata_bytes, memory // 64)
+
+    @property
     def display_database_url(self) -> str:
         """The database URL with any password masked, for logs and banners."""
         return _mask_url(self.database_url)
@@ -353,6 +380,10 @@ class Settings:
     @property
     def tls_enabled(self) -> bool:
         return self.tls_cert is not None
+
+    @property
+    def proxy_role_list(self) -> tuple[str, ...]:
+        return _comma_list(self.proxy_roles)
 
     @property
     def saml_role_list(self) -> tuple[str, ...]:
@@ -534,9 +565,13 @@ def _check_values(values: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: must be at least 1, not {values[name]}")
     for name in ("bulk_data_threshold", "sqlite_busy_timeout_ms", "qido_max_offset", "parse_processes",
                  "sweep_interval", "min_free_bytes", "render_cache_bytes",
-                 "render_header_cache_bytes"):
+                 "render_header_cache_bytes", "stow_metadata_budget_bytes"):
         if values[name] < 0:
             problems.append(f"{name}: must not be negative, not {values[name]}")
+    if 0 < values["stow_metadata_budget_bytes"] < values["max_metadata_bytes"]:
+        # A part the budget can never hold would be refused as "busy" forever.
+        problems.append(f"stow_metadata_budget_bytes: must be 0 or at least max_metadata_bytes "
+                        f"({values['max_metadata_bytes']}), not {values['stow_metadata_budget_bytes']}")
     base_url = values["base_url"]
     if base_url is not None:
         parts = urlsplit(base_url)
@@ -567,6 +602,13 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
         problems.append("users_file: required when auth includes basic")
     if "mtls" in mechanisms and values["tls_client_cert"] == "none":
         problems.append("tls_client_cert: optional or required when auth includes mtls")
+    if "proxy" in mechanisms and not values["trusted_proxies"].strip():
+        problems.append("trusted_proxies: required when auth includes proxy (whose user header is believed)")
+    if not re.fullmatch(r"[A-Za-z0-9-]+", values["proxy_user_header"]):
+        problems.append(f"proxy_user_header: {values['proxy_user_header']!r} is not an HTTP header name")
+    unknown_proxy_roles = [role for role in _comma_list(values["proxy_roles"]) if role not in ROLES]
+    if unknown_proxy_roles:
+        problems.append(f"proxy_roles: {', '.join(unknown_proxy_roles)} not a role ({', '.join(ROLES)})")
     if "saml" in mechanisms and not values["saml_trust_store"]:
         problems.append("saml_trust_store: required when auth includes saml")
     unknown_roles = [role for role in _comma_list(values["saml_roles"]) if role not in ROLES]

@@ -76,6 +76,7 @@ TABLE: dict[type[errors.XdsiError], WireError] = {
     errors.StudyMismatch: WireError(409, 0xC409),
     errors.RepositoryBusy: WireError(503, 0xA700, "XDSRepositoryBusy"),
     errors.StorageFull: WireError(503, 0xA700, "XDSRepositoryOutOfResources"),
+    errors.Overloaded: WireError(503, 0xA700, "XDSRepositoryBusy"),
     errors.UnsupportedXPath: WireError(400, 0xC000, WADO_UNSUPPORTED_PARAMETER),
     errors.SecurityRefused: _wsse("InvalidSecurity"),
     errors.InvalidSecurity: _wsse("InvalidSecurity"),

@@ -29,6 +29,7 @@ into wire answers. The tree::
     │   ├── HierarchyConflict   the UIDs place the instance under another study/series/patient
     │   └── StudyMismatch       a study-targeted store received an instance of another study
     ├── RepositoryBusy          the database stayed locked or unreachable past the retry budget
+    ├── Overloaded              the request would take the process past a memory budget it shares
     ├── StorageFull             the blob store or database volume is out of space
     ├── Unauthenticated         no credentials, or credentials that do not prove who the caller is
     ├── Forbidden               a known caller lacks the role the request needs
@@ -171,6 +172,11 @@ class StudyMismatch(InstanceRejected):
 
 class RepositoryBusy(XdsiError):
     """The index could not be written in time (locked or unreachable); the client may retry."""
+
+
+class Overloaded(XdsiError):
+    """The request needs more of a budget shared by the requests of this process than is left now
+    (e.g. ``stow_metadata_budget_bytes``); nothing of it was kept, and the client may retry."""
 
 
 class StorageFull(XdsiError):

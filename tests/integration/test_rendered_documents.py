@@ -70,6 +70,9 @@ def test_a_report_is_text_html_by_default(live: LiveServer, objects: Mapping[str
         assert tree.xpath("//li/span[@class='concept']/text()") == ["Finding (121071, DCM)"]
         assert "所見 &lt;none&gt;" in reply.body.decode()  # the text value, escaped
         assert "Accept" in (reply.header("Vary") or "")
+        # Stored text shown in a browser runs nothing and loads nothing, and is never sniffed as another type.
+        assert reply.header("Content-Security-Policy") == "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+        assert reply.header("X-Content-Type-Options") == "nosniff"
 
 
 def test_report_media_type_follows_q_values(live: LiveServer, objects: Mapping[str, pydicom.Dataset]) -> None:
@@ -118,6 +121,7 @@ def test_pdf_and_cda_are_the_documents_as_stored(live: LiveServer, objects: Mapp
     assert reply.header("Content-Range") == f"bytes 0-7/{len(SMALL_PDF)}"
     reply = get(live, instance_path(objects["cda"]) + "/rendered", "text/xml")
     assert reply.status == 200 and reply.header("Content-Type") == "text/xml" and reply.body == CDA
+    assert "default-src 'none'" in reply.header("Content-Security-Policy")
 
 
 def test_video_is_its_stream_with_ranges(live: LiveServer, objects: Mapping[str, pydicom.Dataset]) -> None:

@@ -528,7 +528,9 @@ def test_an_index_out_of_space_answers_503_and_keeps_nothing(tmp_path: Path) -> 
     reply = client.post("/dicom-web/studies", data=dicom_parts(*(make_instance(rows=64, columns=64) for _ in range(20))),
                         content_type=MULTIPART_DICOM.format("xdsi-test-boundary"))
     assert reply.status_code == 503, reply.data
-    assert reply.headers["Retry-After"] and b"out of space" in reply.data
+    assert reply.headers["Retry-After"] and "out of space" in reply.headers["Warning"]
+    [failure] = values(json.loads(reply.data), "0008119A")
+    assert values(failure, "00081197") == [0xA700]  # PS3.18 Table I.2-2: out of resources
     assert assert_consistent(archive) == 0
     archive.close()
 

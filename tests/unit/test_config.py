@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,7 @@ def test_authentication_settings_name_what_each_mechanism_lacks() -> None:
                                "XDSI_JWT_ALGORITHMS": "RS256,HS256,none", "XDSI_JWT_SCOPE_ROLES": "a=read,b",
                                "XDSI_SAML_ROLES": "read,reader"})
     assert refused.value.problems == [
-        "auth: kerberos not supported (choose among basic, bearer, mtls, saml)",
+        "auth: kerberos not supported (choose among basic, bearer, mtls, saml, proxy)",
         "users_file: required when auth includes basic",
         "saml_trust_store: required when auth includes saml",
         "saml_roles: reader not a role (read, store, delete, admin)",
@@ -179,3 +180,19 @@ def test_timeouts_and_connection_limits_must_be_positive() -> None:
                                "XDSI_MAX_CLIENT_CONNECTIONS": "0"})
     assert {p.split(":")[0] for p in caught.value.problems} == {"header_timeout", "body_min_rate",
                                                                 "max_client_connections"}
+
+
+def test_the_stow_metadata_budget_defaults_to_a_share_of_memory_and_holds_one_largest_part() -> None:
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    settings = Settings.load(environ={})
+    assert settings.effective_stow_metadata_budget == max(settings.max_metadata_bytes, memory // 64)
+    small = Settings.load(environ={"XDSI_MAX_METADATA_BYTES": str(memory)})
+    assert small.effective_stow_metadata_budget == memory
+    assert Settings.load(environ={"XDSI_STOW_METADATA_BUDGET_BYTES": str(1 << 30)}).effective_stow_metadata_budget \
+        == 1 << 30
+
+
+@pytest.mark.parametrize("budget", ["-1", str(1 << 20)])
+def test_a_stow_metadata_budget_below_one_part_is_refused(budget: str) -> None:
+    with pytest.raises(ConfigError, match="stow_metadata_budget_bytes"):
+        Settings.load(environ={"XDSI_STOW_METADATA_BUDGET_BYTES": budget, "XDSI_MAX_METADATA_BYTES": str(2 << 20)})

@@ -9,7 +9,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from pydicom import config
-from pydicom.charset import convert_encodings, python_encoding
+from pydicom.charset import convert_encodings, default_encoding, python_encoding
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import BaseTag
@@ -86,9 +86,13 @@ def _build(
             tag = attr.tag if attr.creator is None else _place_private(ds, attr)
         if tag in target:
             raise invalid(attr.where, f"duplicate attribute {tag_text(tag)}")
-        target.add(_element(attr, tag, loader, charset))
+        target[tag] = _element(attr, tag, loader, charset)
     if charset is not inherited and charset.unfit:
         ds.add(DataElement(SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192"))
+    # The raw DS and IS values are explicit VR little endian in this character set (ASCII in any):
+    # said so, dcmwrite writes them as they are instead of first converting every one of them.
+    own = ds.get(SPECIFIC_CHARACTER_SET)
+    ds.set_original_encoding(False, True, convert_encodings(own.value) if own and own.value else default_encoding)
     if len(meta):
         ds.file_meta = meta
     return ds
@@ -122,7 +126,9 @@ def _place_private(ds: Dataset, attr: Parsed) -> int:
     return (group << 16) | (free << 8) | low
 
 
-def _element(attr: Parsed, tag: int, loader: BulkDataLoader | None, charset: _Charset) -> DataElement:
+def _element(
+    attr: Parsed, tag: int, loader: BulkDataLoader | None, charset: _Charset
+) -> DataElement | RawDataElement:
     vr = attr.vr
     if attr.kind == "items":
         return _new(tag, vr, [_build(item, loader, charset, top=False) for item in attr.payload])
@@ -149,13 +155,17 @@ def _new(tag: int, vr: str, value: Any, *, undefined: bool = False) -> DataEleme
     return elem
 
 
-def _from_values(attr: Parsed, tag: int, charset: _Charset) -> DataElement:
+def _from_values(attr: Parsed, tag: int, charset: _Charset) -> DataElement | RawDataElement:
     vr, values = attr.vr, attr.payload
     if vr in SINGLE_VALUE_VRS and len(values) > 1:
         raise invalid(attr.where, f"VR {vr} has a single value, got {len(values)}")
     if vr in STRING_VRS or vr in ("PN", "DS", "IS"):
         values = ["" if v is None else v for v in values]
-        if vr not in ("DS", "IS"):
+        if vr in ("DS", "IS"):
+            raw = _raw_numbers(tag, vr, values)
+            if raw is not None:
+                return raw
+        else:
             for text in values:
                 charset.note(text)
     value = values[0] if len(values) == 1 else values
@@ -167,6 +177,21 @@ def _from_values(attr: Parsed, tag: int, charset: _Charset) -> DataElement:
     # A DS/IS text that is not a number is kept verbatim, as pydicom does when reading a file:
     # the archive stores what it was sent.
     return DataElement(tag, vr, value, already_converted=True, validation_mode=config.IGNORE)
+
+
+def _raw_numbers(tag: int, vr: str, values: list[str]) -> RawDataElement | None:
+    """DS and IS values as the Value Field they will be written as: the text received, as pydicom
+    writes it from the DSfloat and IS objects it would otherwise make. Those cost about 230 bytes
+    a value, eleven times the XML that carried it (contour data runs to millions of values,
+    bench/stow_metadata.py); the text costs its length. None for text that is not ASCII,
+    which pydicom's own path keeps and writes."""
+    text = "\\".join(values)
+    if not text.isascii():
+        return None
+    data = text.encode("ascii")
+    # PS3.5 7.1.1: an even length, DS and IS padded with a trailing space (6.2).
+    data += b" " * (len(data) & 1)
+    return RawDataElement(BaseTag(tag), vr, len(data), data, 0, False, True)
 
 
 def _load(attr: Parsed, loader: BulkDataLoader | None) -> bytes:

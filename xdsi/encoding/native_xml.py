@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from lxml import etree
 from pydicom.dataset import Dataset
@@ -28,6 +30,7 @@ from xdsi.encoding.walk import encode_dataset
 from xdsi.errors import InvalidRequest
 
 NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
+_T = TypeVar("_T")
 
 _ROOT = f"{{{NAMESPACE}}}NativeDicomModel"
 _ATTRIBUTE = f"{{{NAMESPACE}}}DicomAttribute"
@@ -85,42 +88,156 @@ def _quoted(text: str) -> str:
     return _xml_safe(text).translate(_ATTRIBUTE_ESCAPES)
 
 
+# A parser that never fetches, expands or amplifies: client XML is hostile until proven not.
+_SAFE_OPTIONS: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+    "dtd_validation": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
+
+
 def safe_parser() -> etree.XMLParser:
-    """A parser that never fetches, expands or amplifies: client XML is hostile until proven not."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        dtd_validation=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    """The hardened parser, for XML read whole."""
+    return etree.XMLParser(**_SAFE_OPTIONS)
 
 
 def loads_dataset(data: bytes, bulk_data: BulkDataLoader | None = None) -> Dataset:
     """Parse client XML with the hardened parser; any DOCTYPE is refused outright."""
-    # Refused before parsing, so entity tricks never reach libxml2; the docinfo check below
-    # covers encodings in which the declaration is not ASCII bytes (e.g. UTF-16).
+    # Refused before parsing, so entity tricks never reach libxml2; the docinfo check in
+    # ``_Reader`` covers encodings in which the declaration is not ASCII bytes (e.g. UTF-16).
     if b"<!DOCTYPE" in data:
         raise InvalidRequest(_NO_DOCTYPE)
-    try:
-        root = etree.fromstring(data, parser=safe_parser())
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise InvalidRequest(f"malformed XML: {exc}") from exc
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
-        raise InvalidRequest(_NO_DOCTYPE)
-    return element_to_dataset(root, bulk_data)
+    events = etree.iterparse(io.BytesIO(data), events=("start", "end"), **_SAFE_OPTIONS)
+    return build_dataset(_Reader().read(events), bulk_data)
 
 
 def element_to_dataset(root: etree._Element, bulk_data: BulkDataLoader | None = None) -> Dataset:
     """Rebuild a Dataset from a NativeDicomModel tree, rejecting anything outside the model."""
-    if root.tag != _ROOT:
-        raise InvalidRequest(
-            f"root element is {root.tag!r}, expected NativeDicomModel in namespace {NAMESPACE}"
-        )
-    return build_dataset(_attributes(root, "", 0), bulk_data)
+    return loads_dataset(etree.tostring(root), bulk_data)
+
+
+@dataclass
+class _Container:
+    """The root or an Item: the attributes read so far of the data set it holds."""
+
+    node: etree._Element
+    where: str
+    depth: int
+    attributes: list[Parsed] = field(default_factory=list)
+
+
+@dataclass
+class _Sequence:
+    """A DicomAttribute directly in a data set, while its children are read: its Items, once read."""
+
+    node: etree._Element
+    parent: str  # where the data set holding it is
+    depth: int
+    kinds: set[str] = field(default_factory=set)
+    items: list[tuple[str | None, bool, list[Parsed]]] = field(default_factory=list)  # as _in_order reads them
+
+    @property
+    def where(self) -> str:
+        return child_where(self.parent, self.node.get("tag", "DicomAttribute"))
+
+
+class _Reader:
+    """PS3.19 A.1 read as the parser goes: each DicomAttribute holding values becomes a Parsed when
+    it ends and its elements are dropped, and so is each Item of a sequence. The whole tree of a
+    large data set (an element, attribute and text node per value, about 16 times the text) never
+    exists; what is kept is what the data set will be built from."""
+
+    def __init__(self) -> None:
+        self.open: list[_Container | _Sequence] = []
+        self.result: list[Parsed] | None = None
+
+    def read(self, events: Iterable[tuple[str, etree._Element]]) -> list[Parsed]:
+        try:
+            for event, node in events:
+                if event == "start":
+                    self._start(node)
+                else:
+                    self._end(node)
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            raise InvalidRequest(f"malformed XML: {exc}") from exc
+        assert self.result is not None  # the parser raises unless the root was closed
+        return self.result
+
+    def _start(self, node: etree._Element) -> None:
+        if not self.open:
+            if node.tag != _ROOT:
+                raise InvalidRequest(
+                    f"root element is {node.tag!r}, expected NativeDicomModel in namespace {NAMESPACE}"
+                )
+            docinfo = node.getroottree().docinfo
+            if docinfo.doctype or docinfo.internalDTD is not None:
+                raise InvalidRequest(_NO_DOCTYPE)
+            self.open.append(_Container(node, "", 0))
+            return
+        current = self.open[-1]
+        if node.getparent() is not current.node:
+            return  # inside a value: read with its DicomAttribute
+        if isinstance(current, _Container):
+            if node.tag != _ATTRIBUTE:
+                raise invalid(current.where, f"unexpected element {node.tag!r}, expected DicomAttribute")
+            self.open.append(_Sequence(node, current.where, current.depth))
+            return
+        if node.tag == _ITEM and _ITEM not in current.kinds:
+            where, _tag, vr, _creator = _header(current.node, current.parent)
+            if current.kinds:
+                raise invalid(where, f"mixes {', '.join(sorted(_local(k) for k in current.kinds | {_ITEM}))}")
+            if vr != "SQ":
+                raise invalid(where, f"Item elements are not allowed for VR {vr}")
+            if current.depth >= MAX_DEPTH:
+                raise invalid(where, f"sequences nested deeper than {MAX_DEPTH} levels")
+        current.kinds.add(node.tag)
+        if node.tag == _ITEM:
+            self.open.append(_Container(node, f"{current.where}[{node.get('number')}]", current.depth + 1))
+
+    def _end(self, node: etree._Element) -> None:
+        current = self.open[-1]
+        if node is not current.node:
+            return
+        self.open.pop()
+        if isinstance(current, _Sequence):
+            parsed = self._attribute(current)
+            holder = self.open[-1]
+            assert isinstance(holder, _Container)
+            holder.attributes.append(parsed)
+            _drop(node, current.parent)
+        elif self.open:
+            sequence = self.open[-1]
+            assert isinstance(sequence, _Sequence)
+            _children(node, current.where)  # no text between its attributes
+            sequence.items.append((node.get("number"), set(node.attrib) != {"number"}, current.attributes))
+            _drop(node, sequence.where)
+        else:
+            _children(node, "")
+            self.result = current.attributes
+
+    @staticmethod
+    def _attribute(sequence: _Sequence) -> Parsed:
+        if _ITEM not in sequence.kinds:
+            return _attribute(sequence.node, sequence.parent)
+        where, tag, vr, creator = _header(sequence.node, sequence.parent)
+        _children(sequence.node, where)
+        if len(sequence.kinds) > 1:
+            raise invalid(where, f"mixes {', '.join(sorted(_local(k) for k in sequence.kinds))}")
+        return Parsed(tag, vr, creator, "items", _in_order(sequence.items, where, "Item"), where)
+
+
+def _drop(node: etree._Element, where: str) -> None:
+    """Free what was read: ``node``'s content, and its earlier siblings, whose trailing text is
+    now known and must be whitespace (the last one's is checked with its parent)."""
+    node.clear()
+    while (previous := node.getprevious()) is not None:
+        if previous.tail and previous.tail.strip():
+            raise invalid(where, f"unexpected text {previous.tail.strip()[:40]!r}")
+        node.getparent().remove(previous)
 
 
 def _write(out: list[str], elements: Iterable[Encoded]) -> None:
@@ -211,16 +328,8 @@ def _local(tag: str) -> str:
     return etree.QName(tag).localname if tag.startswith("{") else tag
 
 
-def _attributes(parent: etree._Element, where: str, depth: int) -> list[Parsed]:
-    out = []
-    for child in _children(parent, where):
-        if child.tag != _ATTRIBUTE:
-            raise invalid(where, f"unexpected element {child.tag!r}, expected DicomAttribute")
-        out.append(_attribute(child, where, depth))
-    return out
-
-
-def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
+def _header(node: etree._Element, parent: str) -> tuple[str, int, str, str | None]:
+    """A DicomAttribute's place in messages, tag, VR and private creator, checked."""
     where = child_where(parent, node.get("tag", "DicomAttribute"))
     unknown = set(node.attrib) - _ATTRIBUTE_ATTRS
     if unknown:
@@ -230,6 +339,12 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
     creator = node.get("privateCreator")
     if creator is not None and not creator.strip():
         raise invalid(where, "empty privateCreator")
+    return where, tag, vr, creator
+
+
+def _attribute(node: etree._Element, parent: str) -> Parsed:
+    """A DicomAttribute of values, bulk data or nothing, read whole (it holds no Items)."""
+    where, tag, vr, creator = _header(node, parent)
     children = _children(node, where)
     if not children:
         return Parsed(tag, vr, creator, "empty", None, where)
@@ -253,15 +368,6 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
             for n, p in _numbered(children, where, "PersonName")
         ]
         return Parsed(tag, vr, creator, "values", names, where)
-    if kind == _ITEM:
-        if vr != "SQ":
-            raise invalid(where, f"Item elements are not allowed for VR {vr}")
-        if depth >= MAX_DEPTH:
-            raise invalid(where, f"sequences nested deeper than {MAX_DEPTH} levels")
-        items = [
-            _attributes(item, f"{where}[{n}]", depth + 1) for n, item in _numbered(children, where, "Item")
-        ]
-        return Parsed(tag, vr, creator, "items", items, where)
     if kind in (_BULK_DATA, _INLINE_BINARY):
         if len(children) > 1:
             raise invalid(where, f"more than one {_local(kind)}")
@@ -275,22 +381,28 @@ def _attribute(node: etree._Element, parent: str, depth: int) -> Parsed:
 
 
 def _numbered(children: list[etree._Element], where: str, what: str) -> list[tuple[int, etree._Element]]:
-    """PS3.19 A.1.5: number runs 1..n with neither gaps nor repeats."""
-    by_number: dict[int, etree._Element] = {}
-    for child in children:
-        text = child.get("number")
+    """The children in the order of their number attributes, each with its number."""
+    marked = [(child.get("number"), set(child.attrib) != {"number"}, child) for child in children]
+    return list(enumerate(_in_order(marked, where, what), 1))
+
+
+def _in_order(marked: list[tuple[str | None, bool, _T]], where: str, what: str) -> list[_T]:
+    """PS3.19 A.1.5: number runs 1..n with neither gaps nor repeats. Each entry is a number
+    attribute, whether the element had other attributes too, and what it was read as."""
+    by_number: dict[int, _T] = {}
+    for text, others, value in marked:
         if text is None or _NUMBER.fullmatch(text) is None:
             raise invalid(where, f"{what} number {text!r} is not a positive integer")
         if int(text) in by_number:
             raise invalid(where, f'duplicate {what} number="{text}"')
-        by_number[int(text)] = child
-        if set(child.attrib) != {"number"}:
+        by_number[int(text)] = value
+        if others:
             raise invalid(where, f"{what} allows only the number attribute")
     highest = max(by_number)
     missing = sorted(set(range(1, highest + 1)) - set(by_number))
     if missing:
         raise invalid(where, f'{what} number="{highest}" given without number {", ".join(map(str, missing))}')
-    return sorted(by_number.items())
+    return [by_number[number] for number in sorted(by_number)]
 
 
 def _leaf_text(node: etree._Element, where: str) -> str:

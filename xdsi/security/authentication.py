@@ -18,6 +18,7 @@ from xdsi.security.basic import BasicAuthenticator
 from xdsi.security.bearer import BearerAuthenticator
 from xdsi.security.identity import ANONYMOUS, Identity
 from xdsi.security.mtls import CertificateAuthenticator
+from xdsi.security.proxy import ProxyAuthenticator
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Authenticator:
     bearer: BearerAuthenticator | None = None
     mtls: CertificateAuthenticator | None = None
     saml: bool = False
+    proxy: ProxyAuthenticator | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> Authenticator:
@@ -55,7 +57,10 @@ class Authenticator:
                 mtls = CertificateAuthenticator(subject_roles(settings.tls_client_roles))
             except ValueError as exc:
                 raise ConfigError([f"tls_client_roles: {exc}"]) from None
-        return cls(basic, bearer, mtls, "saml" in mechanisms)
+        proxy = None
+        if "proxy" in mechanisms:
+            proxy = ProxyAuthenticator(frozenset(settings.proxy_role_list), basic)
+        return cls(basic, bearer, mtls, "saml" in mechanisms, proxy)
 
     @property
     def enabled(self) -> bool:
@@ -63,14 +68,18 @@ class Authenticator:
 
     @property
     def mechanisms(self) -> tuple[str, ...]:
-        return tuple(name for name, on in (("basic", self.basic), ("bearer", self.bearer), ("mtls", self.mtls))
-                     if on is not None)
+        return tuple(name for name, on in (("basic", self.basic), ("bearer", self.bearer), ("mtls", self.mtls),
+                                           ("proxy", self.proxy)) if on is not None)
 
-    def authenticate(self, authorization: str | None, client_subject: str | None = None) -> Identity:
-        """The caller the ``Authorization`` header value or the verified client certificate's subject
+    def authenticate(self, authorization: str | None, client_subject: str | None = None,
+                     proxy_user: str | None = None) -> Identity:
+        """The caller the ``Authorization`` header value, the verified client certificate's subject or
+        a trusted proxy's user header (``proxy_user``, given only for a trusted proxy's requests)
         proves; raises Unauthenticated otherwise."""
         if not self.enabled:
             return ANONYMOUS
+        if self.proxy is not None and proxy_user:
+            return self.proxy.authenticate(proxy_user)
         # RFC 9110 11.4: the scheme is case-insensitive, then one or more spaces, then the credentials.
         scheme, _, credentials = (authorization or "").strip().partition(" ")
         scheme = scheme.lower()

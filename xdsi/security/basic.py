@@ -162,6 +162,10 @@ class BasicAuthenticator:
             self._remembered[key] = (user.password_hash, time.monotonic() + REMEMBER_SECONDS)
         return user.identity
 
+    def users(self) -> dict[str, User]:
+        """The users of the file as it is now."""
+        return self._refresh()
+
     def _refresh(self) -> dict[str, User]:
         """The users, read again if the file changed since last read (a stat per request)."""
         try:

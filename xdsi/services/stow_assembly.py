@@ -33,7 +33,11 @@ from xdsi.errors import (
     StorageFull,
 )
 from xdsi.repository.blobs import SPACE_ERRORS, BlobStore, Readable
+from xdsi.services.memory_budget import Claim, MemoryBudget
 from xdsi.services.store import InstanceStore, Outcome
+
+# Metadata is read and claimed from the budget in pieces of this size.
+_PIECE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -47,34 +51,72 @@ class MetadataPart:
 
 
 class StowAssembler:
-    """Stores the instances that metadata parts and the bulk data parts they reference describe."""
+    """Stores the instances that metadata parts and the bulk data parts they reference describe.
+
+    The metadata parts of all requests of this process draw on one budget
+    (``stow_metadata_budget_bytes``): each is held as the text it came in until its instances
+    are built, one at a time, after the bulk data parts have arrived.
+    """
 
     def __init__(self, settings: Settings, blobs: BlobStore, store: InstanceStore) -> None:
         self.settings = settings
         self.blobs = blobs
         self.store = store
+        self.budget = MemoryBudget(settings.effective_stow_metadata_budget, "STOW-RS metadata")
 
     def store_metadata(self, parts: Iterable[MetadataPart], root_type: str, study_uid: str | None) -> list[Outcome]:
         """PS3.18 10.5.1.1.2: metadata parts (of ``root_type``) first, then the bulk data parts they reference."""
+        with self.budget.claim() as claim:
+            # In a call of its own, so that all it held is freed before the claim ends (and the heap is trimmed).
+            return self._store_claimed(parts, root_type, study_uid, claim)
+
+    def _store_claimed(
+        self, parts: Iterable[MetadataPart], root_type: str, study_uid: str | None, claim: Claim
+    ) -> list[Outcome]:
         settings = self.settings
-        datasets: list[bytes | dict[str, object]] = []
+        documents: list[dicom_json.DatasetTexts | bytes] = []
         bulk: dict[str, BulkPart] = {}
         try:
             for number, part in enumerate(parts, 1):
                 if part.media_type == root_type:
-                    payload = part.body.read(settings.max_metadata_bytes + 1)
-                    if len(payload) > settings.max_metadata_bytes:
-                        raise RequestTooLarge(f"metadata part {number} exceeds {settings.max_metadata_bytes} bytes")
-                    datasets.extend(documents(part.media_type, payload))
+                    payload = _read_metadata(part.body, settings.max_metadata_bytes, claim, number)
+                    # PS3.19 A.1: an XML part is one data set; a JSON part an array of them.
+                    documents.append(payload if part.media_type == XML else dicom_json.DatasetTexts(payload))
+                    del payload  # a JSON part is now held once, as text
                     continue
                 if not part.location:
                     raise InvalidRequest(f"bulk data part {number} ({part.media_type}) has no Content-Location")
                 path, size = self.blobs.scratch(part.body, settings.max_instance_bytes)
                 bulk[part.location] = BulkPart(part.media_type, part.transfer_syntax, path, size)
-            instances = build_instances(datasets, bulk, self.blobs.tmp, settings.max_instance_bytes)
+            instances = build_instances(_datasets(documents), bulk, self.blobs.tmp, settings.max_instance_bytes)
             return self.store.store(instances, study_uid=study_uid)
         finally:
             remove(bulk.values())
+
+
+XML = "application/dicom+xml"
+
+
+def _read_metadata(body: Readable, limit: int, claim: Claim, number: int) -> bytes:
+    """One metadata part, each piece claimed from the budget before it is kept."""
+    pieces = []
+    size = 0
+    while piece := body.read(_PIECE):
+        size += len(piece)
+        if size > limit:
+            raise RequestTooLarge(f"metadata part {number} exceeds {limit} bytes")
+        claim.take(len(piece))
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def _datasets(documents: list[dicom_json.DatasetTexts | bytes]) -> Iterator[bytes | dict[str, object]]:
+    """Each data set in turn: an XML document as its bytes, a JSON one parsed only now."""
+    for document in documents:
+        if isinstance(document, bytes):
+            yield document
+        else:
+            yield from document
 
 
 @dataclass(frozen=True)
@@ -85,18 +127,6 @@ class BulkPart:
     transfer_syntax: str | None
     path: Path
     size: int
-
-
-def documents(media_type: str, payload: bytes) -> list[bytes | dict[str, object]]:
-    """The data sets of one metadata part: a JSON array (or object), or one XML document."""
-    if media_type == "application/dicom+xml":
-        return [payload]
-    # Read with number tokens kept, so a DS sent as 5.000000 is stored as 5.000000.
-    parsed = dicom_json.loads(payload)
-    items = parsed if isinstance(parsed, list) else [parsed]
-    if not all(isinstance(item, dict) for item in items):
-        raise InvalidRequest("a DICOM JSON metadata part holds data set objects (an array of them)")
-    return items
 
 
 def build_instances(

@@ -30,6 +30,7 @@ from xdsi.security.tls import CLIENT_SUBJECT
 from xdsi.services.auditor import Auditor, Requester
 from xdsi.web import cors
 from xdsi.web.errors import text_response
+from xdsi.web.urls import is_trusted
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -53,6 +54,8 @@ class Gate:
         self.origins = settings.cors_origin_list
         self.role_scopes = {role: scope for scope, role in settings.scope_roles.items()}
         self.logins = RecentLogins()
+        self.trusted_proxies = settings.trusted_proxy_networks
+        self.proxy_header = "HTTP_" + settings.proxy_user_header.upper().replace("-", "_")
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -67,14 +70,16 @@ class Gate:
             # layer reads and checks before it acts; without one it answers a SOAP fault.
             return self.inner(environ, start_response)
         authorization, subject = environ.get("HTTP_AUTHORIZATION"), environ.get(CLIENT_SUBJECT)
+        # A user named by a fronting proxy is believed from the trusted proxies alone.
+        proxy_user = environ.get(self.proxy_header) if is_trusted(address, self.trusted_proxies) else None
         try:
-            identity = self.authenticator.authenticate(authorization, subject)
+            identity = self.authenticator.authenticate(authorization, subject, proxy_user)
         except Unauthenticated as refused:
             # A request without credentials is the first step of every login; refused ones are an event.
             if refused.mechanism is not None:
                 self.auditor.refused_login(address, refused.claimed_user, str(refused))
             return self._refusal(refused, environ, path, method)(environ, start_response)
-        credential = subject if identity.mechanism == "mtls" else authorization
+        credential = {"mtls": subject, "proxy": proxy_user}.get(identity.mechanism, authorization)
         # PS3.15 A.5.3.12: a user's login, once per credential for a while (``security.logins``).
         if identity is not ANONYMOUS and credential and self.logins.first(identity.mechanism, credential):
             self.auditor.logged_in(Requester(identity, address))

@@ -11,6 +11,11 @@ from xdsi.services.plans import ObjectPlan
 from xdsi.web.context import archive, requester
 from xdsi.web.ranges import ranged
 
+# A report's page (or a CDA a browser would style) is stored data shown in a browser: it may run
+# nothing and load nothing, though an EHR may frame it; its own inline style is allowed.
+MARKUP_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox"}
+MARKUP = ("text/html", "text/xml")
+
 
 def answer(item: ObjectPlan, media_type: str, charsets: tuple[str, ...], transaction: Transaction) -> Response:
     """``item`` as ``media_type`` (one of ``item.rendered``); text in the first of ``charsets`` that
@@ -26,4 +31,7 @@ def answer(item: ObjectPlan, media_type: str, charsets: tuple[str, ...], transac
         files.close()
         raise
     response.call_on_close(files.close)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if media_type in MARKUP:
+        response.headers.update(MARKUP_HEADERS)
     return response

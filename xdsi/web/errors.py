@@ -32,12 +32,16 @@ def text_response(status: int, reason: str, headers: dict[str, str] | None = Non
     return response
 
 
+def retry_headers(status: int) -> dict[str, str]:
+    """RFC 9110 10.2.3: a 503 says when to try again (what it waits on, a lock or a budget, frees in seconds)."""
+    return {"Retry-After": "1"} if status == 503 else {}
+
+
 def _domain_error(error: XdsiError) -> Response:
     status = errormap.lookup(error).http_status
     if status >= 500:
         log.error("%s: %s", type(error).__name__, error)
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return text_response(status, str(error), headers)
+    return text_response(status, str(error), retry_headers(status))
 
 
 def _http_error(error: HTTPException) -> Response:

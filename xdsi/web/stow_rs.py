@@ -26,14 +26,15 @@ from gunicorn.http.errors import (
     ParseException,
 )
 
+from xdsi import errormap
 from xdsi.dicom.uids import validate_uid
-from xdsi.errors import InvalidRequest, MalformedDicom, RequestTooLarge, UnsupportedMediaType
+from xdsi.errors import InvalidRequest, MalformedDicom, RequestTooLarge, UnsupportedMediaType, XdsiError
 from xdsi.services.archive import Archive
 from xdsi.services.store import Outcome, Status
 from xdsi.services.stow_assembly import MetadataPart, Readable
 from xdsi.web import multipart, negotiation, stow_response
 from xdsi.web.context import announce, archive, requester
-from xdsi.web.errors import warning
+from xdsi.web.errors import retry_headers, warning
 from xdsi.web.negotiation import DICOM, DICOM_JSON, DICOM_XML
 from xdsi.web.urls import DICOMWEB, dicomweb_root
 
@@ -70,22 +71,34 @@ def _store(study_uid: str | None) -> Response:
         raise UnsupportedMediaType("the request has no Content-Type")
     media = negotiation.parse_media_type(content_type)
     body = _Bounded(request.stream, limit, request.content_length)
-    if media.full == DICOM:
-        outcomes = current.store.store([body], study_uid=study_uid)
-    elif media.full == "multipart/related":
-        part_type = media.params.get("type", DICOM)
-        outcomes = _store_multipart(current, body, multipart.boundary_of(media), part_type, study_uid)
-    else:
-        raise UnsupportedMediaType(
-            f"Content-Type {media.full} is not accepted; send multipart/related; type=\"{DICOM}\", "
-            f"{DICOM_JSON} or {DICOM_XML} parts, or a single {DICOM} body"
-        )
+    refusal: XdsiError | None = None
+    try:
+        if media.full == DICOM:
+            outcomes = current.store.store([body], study_uid=study_uid)
+        elif media.full == "multipart/related":
+            part_type = media.params.get("type", DICOM)
+            outcomes = _store_multipart(current, body, multipart.boundary_of(media), part_type, study_uid)
+        else:
+            raise UnsupportedMediaType(
+                f"Content-Type {media.full} is not accepted; send multipart/related; type=\"{DICOM}\", "
+                f"{DICOM_JSON} or {DICOM_XML} parts, or a single {DICOM} body"
+            )
+    except XdsiError as exc:
+        if errormap.lookup(exc).http_status != 503:
+            raise
+        # The server cannot take the request now (out of space, index busy, memory budget) and
+        # kept none of it: 503 with Retry-After, and a Store Instances Response that says so
+        # too (PS3.18 Table I.2-2: 0xA700, out of resources).
+        log.warning("STOW-RS request refused: %s", exc)
+        refusal, outcomes = exc, [Outcome(Status.FAILED, error=exc)]
     current.auditor.stored(requester(), outcomes)
     root = dicomweb_root(request)
     report = stow_response.response_model(outcomes, root)
     write = stow_response.to_xml if choice.offer.media_type == DICOM_XML else stow_response.to_json
-    response = Response(write(report), status=stow_response.http_status(outcomes), mimetype=choice.offer.media_type)
-    for text in stow_response.warning_texts(outcomes)[:MAX_WARNINGS]:
+    status = 503 if refusal is not None else stow_response.http_status(outcomes)
+    response = Response(write(report), status=status, mimetype=choice.offer.media_type, headers=retry_headers(status))
+    texts = [str(refusal)] if refusal is not None else stow_response.warning_texts(outcomes)
+    for text in texts[:MAX_WARNINGS]:
         # The response codes say what class of failure or warning; the Warning header says why, in words.
         response.headers.add("Warning", warning(root, text))
     return response

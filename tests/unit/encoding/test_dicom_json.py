@@ -21,6 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from xdsi.encoding.bulkdata import BulkDataRef
 from xdsi.encoding.dicom_json import (
+    DatasetTexts,
     Number,
     dataset_to_json,
     decimal_value,
@@ -537,3 +538,49 @@ def test_sixty_four_levels_are_accepted() -> None:
 def test_an_index_value_is_one_element_as_search_results_carry_it(vr: str, value: Any, expected: object) -> None:
     element = element_from_text(0x00100010, vr, value)
     assert json.loads(dumps(encoded_to_json([element]))) == {"00100010": expected}
+
+
+_A = b'{"00100020": {"vr": "LO", "Value": ["A"]}, "00180050": {"vr": "DS", "Value": [5.000000]}}'
+_B = b'{"00100020": {"vr": "LO", "Value": ["B\\u00e9"]}}'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[" + _A + b"," + _B + b"]", b" \n[ " + _A + b" ,\r\n\t" + _B + b" ] \n", _A, b" " + _A + b" ", b"[]", b"[ ]",
+     "[{\"00100010\": {\"vr\": \"PN\", \"Value\": [{\"Alphabetic\": \"\u5c71\u7530\"}]}}]".encode()],
+)
+def test_a_metadata_part_yields_the_data_sets_loads_reads(data: bytes) -> None:
+    """One data set at a time, each exactly as ``loads`` reads the part (numbers as their tokens)."""
+    whole = loads(data)
+    expected = whole if isinstance(whole, list) else [whole]
+    texts = DatasetTexts(data)
+    assert len(texts) == len(expected)
+    assert list(texts) == expected
+    assert list(texts) == expected  # read again: nothing is consumed
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"[" + _A + b"," + _B, "malformed JSON: expected ',' or ']'"),
+        (b"[" + _A + b",]", "malformed JSON"),
+        (b"[" + _A + b" " + _B + b"]", "malformed JSON: expected ',' or ']'"),
+        (b"[" + _A + b"," + _B + b"] x", "malformed JSON: unexpected content"),
+        (_A + _B, "malformed JSON: unexpected content"),
+        (b"[" + _A + b', {"00180050": {"vr": "DS", "Value": [NaN]}}]', "malformed JSON"),
+        (b"[" + _A + b', {"00100020": {"vr": "LO", "Value": ["\\ud800"]}}]', "malformed JSON"),
+        (b"[" + _A + b', {"00100020": {"vr": "LO", "Value": ["\xff"]}}]', "malformed JSON: not UTF-8 at byte"),
+        (b"\xef\xbb\xbf" + _A, "malformed JSON"),
+        (b"[" * 100_000, "malformed JSON"),
+        (b"[" + _A + b", 5]", "holds data set objects"),
+        (b'"text"', "holds data set objects"),
+        (b"[[" + _A + b"]]", "holds data set objects"),
+        (b"", "malformed JSON"),
+    ],
+)
+def test_a_malformed_metadata_part_is_refused_whole(data: bytes, message: str) -> None:
+    """Refused when read, before any of its data sets is parsed for storing: one bad data set
+    late in a part must not leave the earlier ones stored."""
+    with pytest.raises(InvalidRequest) as raised:
+        DatasetTexts(data)
+    assert message in str(raised.value)
