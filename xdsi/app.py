@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None, archive: Archive | None = None)
     # The Host allow-list stands in front of every service, WADO-WS included.
     app.wsgi_app = hosts.HostCheck(  # type: ignore[method-assign]
         DispatcherMiddleware(app.wsgi_app, {WADO_WS: wado_ws}), settings)
-    context.announce(app, "WADO-WS (RAD-69)", WADO_WS)
+    # One endpoint answers all three operations: RAD-69, rendered documents and document information.
+    context.announce(app, "WADO-WS (RAD-69 retrieve, rendered, metadata)", WADO_WS)
     context.announce(app, "WADO-WS WSDL", f"{WADO_WS}?wsdl")
     # Last, so that it wraps whatever was mounted above: every request passes the access gate first.
     app.wsgi_app = auth.init_app(app.wsgi_app, settings, archive.auditor)  # type: ignore[method-assign]

@@ -31,7 +31,7 @@ class WireError:
 # RegistryError codes: ITI TF-2b 3.43.4.2.3 (XDS*) and the WADO-WS codes of PS3.18 2017b 6.4.4
 # (urn:dicom:wado:00NN). Choice: an unknown document is XDSMissingDocument, as dcm4chee-arc answers
 # it; XDSRepositoryError only where no more precise code exists (ITI's own rule).
-WADO_NO_ANONYMIZATION = "urn:dicom:wado:0002"  # the web server does not support anonymization
+WADO_CANNOT_ANONYMIZE = "urn:dicom:wado:0001"  # unable to anonymize the requested instance
 WADO_OUT_OF_RESOURCES = "urn:dicom:wado:0005"  # size or count exceeds resource limits
 WADO_NOT_PROVIDABLE = "urn:dicom:wado:0007"  # cannot be provided in the requested format or syntax
 WADO_INVALID_PARAMETER = "urn:dicom:wado:0012"  # invalid parameter value in request
@@ -55,9 +55,10 @@ TABLE: dict[type[errors.XdsiError], WireError] = {
     errors.UnsupportedMediaType: WireError(415, 0xC000, WADO_NOT_PROVIDABLE),
     # RFC 9110 15.5.20: 421, this server will not answer authoritatively for that host.
     errors.MisdirectedRequest: WireError(421, 0xC000, WADO_INVALID_PARAMETER),
+    errors.UnsupportedParameter: WireError(400, 0xC000, WADO_UNSUPPORTED_PARAMETER),
     errors.RequestTooLarge: WireError(413, 0xA700, WADO_OUT_OF_RESOURCES),
     errors.NotAcceptable: WireError(406, 0xC000, WADO_NOT_PROVIDABLE),
-    errors.AnonymizationUnavailable: WireError(406, 0xC000, WADO_NO_ANONYMIZATION),
+    errors.AnonymizationUnavailable: WireError(406, 0xC000, WADO_CANNOT_ANONYMIZE),
     errors.NotFound: WireError(404, 0x0110, "XDSMissingDocument"),
     errors.UnknownRepository: WireError(404, 0x0110, "XDSUnknownRepositoryId"),
     errors.UnknownCommunity: WireError(404, 0x0110, "XDSUnknownCommunity"),

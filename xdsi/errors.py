@@ -8,12 +8,13 @@ into wire answers. The tree::
     │   ├── InvalidUID          a UID that is not 1-64 ASCII digits and dots in non-empty components
     │   ├── UnsupportedMediaType  the request body's media type or content coding is not accepted
     │   ├── MisdirectedRequest  the Host header names a host this server does not answer for
+    │   ├── UnsupportedParameter  a well-formed parameter this form of answer cannot honour
     │   └── InvalidXPath        a metadata filter that is not XPath 1.0 or names what the model lacks
     │       └── UnsupportedXPath  valid XPath outside the allowed subset (function, axis, variable)
     ├── RequestTooLarge         the request as a whole exceeds a configured limit
     │   └── XPathTooCostly      a metadata filter needs more work, or gives more, than allowed
     ├── NotAcceptable           nothing the resource offers matches the client's Accept
-    │   └── AnonymizationUnavailable  a de-identified copy was asked for where none can be made
+    │   └── AnonymizationUnavailable  a de-identified copy was asked of what the profile cannot de-identify
     ├── NotFound                the named study, series, instance or resource does not exist
     │   ├── UnknownRepository   a RAD-69 / WADO-WS document request names another repositoryUniqueId
     │   └── UnknownCommunity    … or another homeCommunityId
@@ -81,6 +82,11 @@ class MisdirectedRequest(InvalidRequest):
     client's browser at this server under its own name (DNS rebinding)."""
 
 
+class UnsupportedParameter(InvalidRequest):
+    """A well-formed parameter the answer asked for cannot honour (a frame of a RAD-69 document,
+    which is the whole PS3.10 instance)."""
+
+
 class RequestTooLarge(XdsiError):
     """The whole request exceeds a limit (body size, part count); nothing of it is stored."""
 
@@ -95,7 +101,8 @@ class NotAcceptable(XdsiError):
 
 
 class AnonymizationUnavailable(NotAcceptable):
-    """A request asks for a de-identified copy (WADO-WS Anonymize) of what cannot be de-identified here."""
+    """A de-identified copy is asked of an instance the Basic Profile cannot de-identify (its pixels
+    carry burned-in text, which only the Clean Pixel Data Option would remove)."""
 
 
 class NotFound(XdsiError):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
-from tests import wadows
+from tests import wadows, wssec_kit
 from tests.certificates import TestCA
 from tests.dicomfiles import make_dataset, make_instance, to_bytes
 from tests.live import LiveServer, free_port
@@ -64,9 +64,10 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def audited_server(folder: Path, ca: TestCA, users_file: Path, audit_syslog: str, **settings: str) -> LiveServer:
     cert, key = ca.issue("xdsi.example.org", folder / "xdsi-client")
-    return LiveServer(f"sqlite:///{folder / 'xdsi.db'}", folder / "store", auth="basic", users_file=str(users_file),
+    return LiveServer(f"sqlite:///{folder / 'xdsi.db'}", folder / "store", users_file=str(users_file),
                       audit_syslog=audit_syslog, audit_tls_ca=str(ca.cert_file), audit_tls_cert=str(cert),
-                      audit_tls_key=str(key), audit_source_id="xdsi-test", audit_site_id="Radiology", **settings)
+                      audit_tls_key=str(key), audit_source_id="xdsi-test", audit_site_id="Radiology",
+                      **{"auth": "basic", **settings})
 
 
 @pytest.fixture(scope="module")
@@ -209,9 +210,10 @@ def test_metadata_and_rendered_reads_are_audited(server: LiveServer, rsyslog: Rs
     assert participants(message)["Destination Role ID"].get("UserID") == "radiologist"
     [study] = objects(message, "110180")
     assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
-    # Revalidated, nothing is sent again: no new message.
+    # Revalidated, or asked for the headers alone, nothing is sent again: no new message.
     etag = answer.header("ETag")
     assert server.request("GET", path, headers={**READER, "If-None-Match": etag}).status == 304
+    assert server.request("HEAD", path, headers=READER).status == 200
     time.sleep(1)
     assert len(all_of(rsyslog, wanted)) == before + 1
 
@@ -279,6 +281,37 @@ def test_udp_carries_the_messages_too(rsyslog: Rsyslog) -> None:
     assert parsed(message).find("AuditSourceIdentification").get("AuditSourceID") == "xdsi-udp"
 
 
+def test_a_caller_named_by_a_saml_assertion_logs_in_and_retrieves_by_rad69(
+        tmp_path: Path, ca: TestCA, users_file: Path, rsyslog: Rsyslog) -> None:
+    pki = wssec_kit.make_pki()
+    trust = tmp_path / "idp.pem"
+    trust.write_bytes(pki.ca.cert_pem)
+    live = audited_server(tmp_path, ca, users_file, f"tls://127.0.0.1:{rsyslog.tls_port}", workers="1",
+                          auth="basic,saml", saml_trust_store=str(trust), saml_audience="https://xdsi.example/wado-ws")
+    try:
+        study, series, sop = generate_uid(), generate_uid(), generate_uid()
+        body = (f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+                + make_instance(study_uid=study, series_uid=series, sop_uid=sop, patient_id="P-XUA")
+                + f"\r\n--{BOUNDARY}--\r\n".encode())
+        assert live.request("POST", "/dicom-web/studies", body, {
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={BOUNDARY}', **MODALITY}).status == 200
+        message = wssec_kit.with_assertion(
+            wadows.envelope(wadows.rad69_body({(study, series): [sop]}, live.settings.repository_unique_id)),
+            wssec_kit.saml_assertion(pki.client, "dr.who@hospital.example"))
+        for _ in range(2):
+            assert wadows.post(live, message).status == 200
+        login = of_event("110114", event_type="110122", outcome="0")
+        named = find(rsyslog, lambda d: login(d) and "dr.who@hospital.example" in participants(d))
+        assert participants(named)["dr.who@hospital.example"].get("UserName") == "dr.who@hospital.example (saml)"
+        sent = find(rsyslog, lambda d: of_event("110104", action="R", event_type="RAD-69")(d)
+                    and [s.get("ParticipantObjectID") for s in objects(d, "110180")] == [study])
+        assert participants(sent)["Destination Role ID"].get("UserID") == "dr.who@hospital.example"
+        time.sleep(1)
+        assert len(all_of(rsyslog, lambda d: login(d) and "dr.who@hospital.example" in participants(d))) == 1
+    finally:
+        live.stop()
+
+
 def test_with_the_repository_down_requests_succeed_and_drops_are_counted(
         tmp_path: Path, ca: TestCA, users_file: Path) -> None:
     # Nothing listens on this port: every connection is refused, the queue of two fills, the rest is dropped.
@@ -297,5 +330,7 @@ def test_with_the_repository_down_requests_succeed_and_drops_are_counted(
 
 def test_the_application_stop_is_audited_last(server: LiveServer, rsyslog: Rsyslog) -> None:
     server.stop()
-    stop = find(rsyslog, of_event("110100", event_type="110121"))
-    assert participants(stop)["Application"].get("UserID") == server.base
+    # Other servers of this module report to the same repository: the stop of this one is awaited.
+    stop = find(rsyslog, lambda d: of_event("110100", event_type="110121")(d)
+                and participants(d)["Application"].get("UserID") == server.base)
+    assert participants(stop)["Application Launcher"].get("UserIsRequestor") == "true"

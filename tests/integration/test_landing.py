@@ -13,7 +13,7 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 AVAILABLE = {"STOW-RS (store)": "/dicom-web/studies", "QIDO-RS (search)": "/dicom-web/studies",
              "WADO-RS (retrieve)": "/dicom-web/studies/{study}", "Health check": "/healthz",
              "WADO-URI": "/wado?requestType=WADO&studyUID={study}&seriesUID={series}&objectUID={object}",
-             "WADO-WS (RAD-69)": "/wado-ws", "WADO-WS WSDL": "/wado-ws?wsdl"}
+             "WADO-WS (RAD-69 retrieve, rendered, metadata)": "/wado-ws", "WADO-WS WSDL": "/wado-ws?wsdl"}
 
 
 def services(live: LiveServer, path: str, **headers: str) -> dict[str, dict[str, str]]:

@@ -229,6 +229,55 @@ def test_a_handshake_that_never_finishes_is_cut(required: LiveServer, certs: Cer
     assert status(required.port, certs.client(certs.modality)) == 200
 
 
+def tls_socket(server: LiveServer, context: ssl.SSLContext) -> ssl.SSLSocket:
+    return context.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=30),
+                               server_hostname="127.0.0.1")
+
+
+def read_until(sock: ssl.SSLSocket, marker: bytes) -> bytes:
+    received = b""
+    while marker not in received:
+        data = sock.recv(65536)
+        assert data, f"the connection closed after {received!r}"
+        received += data
+    return received
+
+
+def next_answer(stream: io.BufferedReader) -> tuple[int, bytes]:
+    """(status, body) of the next answer on ``stream``, read by its Content-Length (one stream for all, so
+    that no answer is read into another's buffer)."""
+    status_line = stream.readline()
+    assert status_line, "the connection closed"
+    length = 0
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return int(status_line.split()[1]), stream.read(length)
+
+
+def test_pipelined_and_kept_alive_requests_over_tls(required: LiveServer, certs: Certificates) -> None:
+    with tls_socket(required, certs.client(certs.modality)) as sock, sock.makefile("rb") as stream:
+        # Two requests in one TLS record: the second is decrypted with the first and must not be forgotten.
+        sock.sendall(b"GET /dicom-web/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                     b"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert next_answer(stream)[0] == 200
+        assert next_answer(stream)[0] == 404
+        # The same connection, kept alive, serves a later request.
+        time.sleep(0.5)
+        sock.sendall(b"GET /dicom-web/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert next_answer(stream) == (200, b"[]")
+
+
+def test_a_slow_head_over_tls_is_answered_408_over_tls(required: LiveServer, certs: Certificates) -> None:
+    with tls_socket(required, certs.client(certs.modality)) as sock:
+        sock.sendall(b"GET /dicom-web/studies HTTP/1.1\r\n")
+        started = time.monotonic()
+        received = read_until(sock, b"\r\n\r\n")
+        assert received.startswith(b"HTTP/1.1 408 ")
+        assert HEADER_TIMEOUT - 1 <= time.monotonic() - started <= HEADER_TIMEOUT + 3
+
+
 def test_a_connection_ends_with_close_notify(required: LiveServer, certs: Certificates) -> None:
     # HTTP/1.0 without keep-alive: the server closes after its answer, and says so in TLS before the FIN.
     context = certs.client(certs.modality)

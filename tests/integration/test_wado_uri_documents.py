@@ -17,6 +17,7 @@ from tests.dicomfiles import (
     ENCAPSULATED_CDA_STORAGE,
     SMALL_PDF,
     make_document,
+    make_instance,
     make_report,
     make_video,
     to_bytes,
@@ -136,3 +137,16 @@ def test_anonymize_with_a_transfer_syntax(live: LiveServer, objects: dict[str, S
     assert reply.status == 200
     out = pydicom.dcmread(io.BytesIO(reply.body))
     assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2" and out.PatientName == ""
+
+
+def test_anonymize_of_burned_in_annotation_is_406_and_images_keep_their_400(live: LiveServer, tmp_path: Path) -> None:
+    """PS3.15 E.1.1: the Basic Profile leaves pixels as they are, so an image whose pixels carry
+    burned-in text has no de-identified copy; anonymize with an image type stays a 400 (PS3.18 9.1.2.2)."""
+    path = tmp_path / "burned.dcm"
+    path.write_bytes(make_instance(BurnedInAnnotation="YES", patient_name="Quixotebrand^Maribel"))
+    burned = Stored(path, path.read_bytes())
+    assert post(live, dicom_parts(burned.data)).status == 200
+    _reason(live.request("GET", burned.url(contentType="application/dicom", anonymize="yes")), 406,
+            "Burned In Annotation")
+    assert live.request("GET", burned.url(contentType="application/dicom")).body == burned.data
+    _reason(live.request("GET", burned.url(contentType="image/jpeg", anonymize="yes")), 400, "anonymize")

@@ -98,6 +98,21 @@ def test_a_transcoded_document_is_covered_by_the_answers_signature(secured: Live
     assert_signed_by(found, server_identity, tmp_path)
 
 
+def test_a_deidentified_document_is_covered_by_the_answers_signature(secured: LiveServer, stored: tuple,
+                                                                      pki: kit.Pki, server_identity: kit.Identity,
+                                                                      tmp_path: Path) -> None:
+    """Anonymize: the spliced document is read once for the digest and once for the wire, alike."""
+    text = message(stored).replace("</ihe:DocumentUniqueId>", "</ihe:DocumentUniqueId>"
+                                   '<w:Anonymize xmlns:w="urn:dicom:wado:ws:2011">true</w:Anonymize>')
+    reply = post(secured, kit.serialize(kit.sign(kit.add_security(text), pki.client)))
+    assert reply.status == 200, reply.body[:2000]
+    found = answer(reply)
+    [(uid, data)] = found.documents().items()
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert uid == stored[2] and out.PatientIdentityRemoved == "YES" and out.SOPInstanceUID != stored[2]
+    assert_signed_by(found, server_identity, tmp_path)
+
+
 def test_a_zeep_signed_request_is_answered(secured: LiveServer, stored: tuple, pki: kit.Pki,
                                           tmp_path: Path) -> None:
     root = kit.zeep_sign(kit.add_security(message(stored)), pki.client, tmp_path)

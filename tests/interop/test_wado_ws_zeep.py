@@ -130,3 +130,63 @@ def test_zeep_retrieves_a_rendered_image(ws: LiveServer, wsdl: str) -> None:
     assert document.SourceDocumentUniqueId == ds.SOPInstanceUID and document.mimeType == "image/jpeg"
     image = Image.open(io.BytesIO(document.Document))
     assert image.format == "JPEG" and image.size[1] <= 48
+
+
+def _service(ws: LiveServer, wsdl: str):
+    if wsdl == "served":
+        return Client(f"{ws.base}/wado-ws?wsdl", settings=Settings(strict=True)).service
+    return Client(str(PUBLISHED_WSDL), settings=Settings(strict=False)).create_service(BINDING, f"{ws.base}/wado-ws")
+
+
+@pytest.mark.parametrize("wsdl", ["served", "published"])
+def test_zeep_anonymize_and_frame_number_in_document_requests(ws: LiveServer, wsdl: str) -> None:
+    """The 2017 extension of ihe:DocumentRequest, as zeep writes it from either WSDL: Anonymize gives
+    the de-identified instance; FrameNumber refuses its document (a RAD-69 document is the whole file)."""
+    ct, _ = _documents("CT_small.dcm")
+    mr, _ = _documents("MR_small.dcm")
+    repository = ws.settings.repository_unique_id
+    studies = [{"studyInstanceUID": ds.StudyInstanceUID, "SeriesRequest": [{
+        "seriesInstanceUID": ds.SeriesInstanceUID, "DocumentRequest": [{
+            "RepositoryUniqueId": repository, "DocumentUniqueId": ds.SOPInstanceUID, **extra}]}]}
+        for ds, extra in ((ct, {"Anonymize": True}), (mr, {"FrameNumber": 1}))]
+    result = _service(ws, wsdl).ImagingDocumentSource_RetrieveImagingDocumentSet(
+        StudyRequest=studies, TransferSyntaxUIDList={"TransferSyntaxUID": [EXPLICIT]})
+    if wsdl == "served":
+        status = result.RegistryResponse.status
+        errors = [(e.errorCode, e.location) for e in result.RegistryResponse.RegistryErrorList.RegistryError]
+        documents = {response.DocumentUniqueId: response.Document for response in result.DocumentResponse}
+    else:  # lax: raw elements, as in test_zeep_from_the_published_wsdl_retrieves_documents
+        raw = {etree.QName(element).localname: element for element in result._raw_elements}
+        status = raw["RegistryResponse"].get("status")
+        errors = [(e.get("errorCode"), e.get("location")) for e in raw["RegistryResponse"].iter("{*}RegistryError")]
+        documents = {element.findtext("{urn:ihe:iti:xds-b:2007}DocumentUniqueId"):
+                     base64.b64decode(element.findtext("{urn:ihe:iti:xds-b:2007}Document"))
+                     for element in result._raw_elements if etree.QName(element).localname == "DocumentResponse"}
+    assert status == PARTIAL and errors == [("urn:dicom:wado:0013", mr.SOPInstanceUID)]
+    [data] = documents.values()
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert out.PatientName == "" and out.PatientIdentityRemoved == "YES"
+    assert out.StudyInstanceUID != ct.StudyInstanceUID and out.pixel_array.tolist() == ct.pixel_array.tolist()
+    assert str(ct.PatientName).encode() not in data and ct.StudyInstanceUID.encode() not in data
+
+
+@pytest.mark.parametrize("wsdl", ["served", "published"])
+def test_zeep_anonymized_metadata_and_rendering(ws: LiveServer, wsdl: str) -> None:
+    service = _service(ws, wsdl)
+    ds, _ = _documents("CT_small.dcm")
+    repository = ws.settings.repository_unique_id
+    result = service.ImagingDocumentSource_RetrieveImagingDocumentSetInformation(StudyRequest=[{"SeriesRequest": [{
+        "DocumentInformationRequest": [{"RepositoryUniqueId": repository, "DocumentUniqueId": ds.SOPInstanceUID,
+                                        "Anonymize": True, "XPath": FAMILY_NAME}]}]}])
+    assert result.RegistryResponse.status == SUCCESS
+    [document] = result.DocumentInformationResponse
+    assert document.XPathResponseList.XPathResponse in ([""], [None])  # the name is emptied (Z)
+    result = service.ImagingDocumentSource_RetrieveRenderedImagingDocumentSet(StudyRequest=[{
+        "studyInstanceUID": ds.StudyInstanceUID, "SeriesRequest": [{
+            "seriesInstanceUID": ds.SeriesInstanceUID, "RenderedDocumentRequest": [{
+                "RepositoryUniqueId": repository, "DocumentUniqueId": ds.SOPInstanceUID, "Annotation": "technique",
+                "Anonymize": True, "ContentTypeList": {"ContentType": ["image/png"]}}]}]}])
+    assert result.RetrieveDocumentSetResponse.RegistryResponse.status == SUCCESS
+    [rendered] = result.RenderedDocumentResponse
+    assert rendered.Anonymize is True and rendered.mimeType == "image/png"
+    assert rendered.Document.startswith(b"\x89PNG")

@@ -153,6 +153,12 @@ def deidentify(ds: Dataset, uid_map: Callable[[str], str]) -> None:
     ds.DeidentificationMethodCodeSequence = Sequence([code])
 
 
+def burned_in(ds: Dataset) -> bool:
+    """Whether the pixels carry burned-in identifying text (Burned In Annotation (0028,0301) YES): the
+    Basic Profile leaves the pixels as they are (PS3.15 E.1.1; the Clean Pixel Data Option cleans them)."""
+    return str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES"
+
+
 def apply_profile(ds: Dataset, uid_map: Callable[[str], str]) -> None:
     """The table's actions on every attribute of ``ds``, nested items included, without recording them.
 

@@ -191,6 +191,14 @@ class PresentationState:
     overlays: tuple[Overlay, ...] = ()  # the state's own planes it activates
     image_overlays: tuple[tuple[int, str], ...] = ()  # (group, layer): the image's planes it activates
 
+    def deidentified(self) -> PresentationState:
+        """The state as a de-identified rendering may draw it: without its text objects (free text may
+        name the patient; the Basic Profile replaces the Graphic Annotation Sequence that holds it,
+        PS3.15 Table E.1-1 (0070,0001) D) and without overlays (the profile removes Overlay Data,
+        60xx,3000, of the state and of the image). Graphic objects (lines, shapes) stay."""
+        return replace(self, layers=tuple(replace(layer, texts=()) for layer in self.layers), overlays=(),
+                       image_overlays=())
+
     # --- PS3.4 N.2: the grayscale pipeline -------------------------------------------------------
 
     @property

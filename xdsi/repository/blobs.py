@@ -269,6 +269,8 @@ class OpenedBlobs:
         self._handles: dict[str, BinaryIO] = {}
         try:
             for key in keys:
+                if key in self._handles:
+                    continue  # an answer naming one object twice holds one handle of it
                 if len(self._handles) >= limit:
                     break
                 try:

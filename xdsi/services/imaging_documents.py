@@ -27,16 +27,26 @@ from sqlalchemy.orm import Session
 
 from xdsi.config import Settings
 from xdsi.dicom import uids
+from xdsi.dicom.parsing import Limits
 from xdsi.encoding import xpath
 from xdsi.encoding.xpath import XPathFilter
-from xdsi.errors import NotAcceptable, NotFound, UnknownCommunity, UnknownRepository, XdsiError, XPathTooCostly
+from xdsi.errors import (
+    NotAcceptable,
+    NotFound,
+    UnknownCommunity,
+    UnknownRepository,
+    UnsupportedParameter,
+    XdsiError,
+    XPathTooCostly,
+)
 from xdsi.repository import index
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
 from xdsi.services import plans, retrieve
+from xdsi.services.anonymize import Anonymizer, Spliced
 from xdsi.services.plans import ObjectPlan, Resolved, Unavailable
 from xdsi.services.render import Rendered, Renderer, RenderRequest
-from xdsi.services.retrieve import Target
+from xdsi.services.retrieve import Body, Target
 
 CHUNK = retrieve.CHUNK
 
@@ -44,13 +54,17 @@ CHUNK = retrieve.CHUNK
 @dataclass(frozen=True)
 class DocumentRequest:
     """One requested document. Study and series are None where the request form has none
-    (the 2017 WADO-WS metadata request); identifiers are as the client sent them, trimmed."""
+    (the 2017 WADO-WS metadata request); identifiers are as the client sent them, trimmed.
+    ``anonymize`` and ``frame_number`` (as sent) are the 2017 WADO-WS extension of a RAD-69
+    DocumentRequest."""
 
     document_uid: str
     study_uid: str | None = None
     series_uid: str | None = None
     repository_id: str | None = None
     home_community_id: str | None = None
+    anonymize: bool = False
+    frame_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,8 @@ class Located:
     request: DocumentRequest
     plan: ObjectPlan
     resolved: Resolved | None = None
-    prepared: BinaryIO | None = None  # the transcoded file, made before the answer starts
+    prepared: BinaryIO | None = None  # the transcoded (or de-identified) file, made before the answer starts
+    spliced: Spliced | None = None  # a de-identified header around the stored pixel data
 
     @property
     def instance(self) -> StoredInstance:
@@ -71,6 +86,8 @@ class Located:
         """The body's length when known before it is sent."""
         if self.prepared is not None:
             return self.prepared.seek(0, 2)
+        if self.spliced is not None:
+            return self.spliced.length
         return None if self.resolved is None else self.resolved.length
 
 
@@ -105,12 +122,21 @@ def resolve(outcomes: Sequence[Outcome], syntaxes: Sequence[str]) -> list[Outcom
     """Each located document in one of ``syntaxes`` (RAD TF-3 4.69.4.2.3), or refused when it
     can be sent in none. A document stored in a listed syntax is sent as stored, byte for byte,
     wherever the list names it (RAD-69 gives the list no order of preference; the stored file is
-    the faithful and the cheap answer); any other gets the first listed syntax its plan allows."""
+    the faithful and the cheap answer); any other gets the first listed syntax its plan allows.
+
+    A FrameNumber refuses its document: a RAD-69 document is the SOP instance as a PS3.10 file,
+    all of it (RAD TF-3 4.69.4.2.3), and a file of one frame would be a new instance with UIDs of
+    its own, which the request's DocumentUniqueId does not name."""
     listed = plans.Syntaxes(tuple(syntaxes))
     resolved: list[Outcome] = []
     for outcome in outcomes:
         if isinstance(outcome, Refused):
             resolved.append(outcome)
+            continue
+        if outcome.request.frame_number is not None:
+            resolved.append(Refused(outcome.request, UnsupportedParameter(
+                f"FrameNumber {outcome.request.frame_number[:20]}: document {outcome.request.document_uid} is "
+                f"answered as its whole PS3.10 instance; RetrieveRenderedImagingDocumentSet renders one frame")))
             continue
         answer = outcome.plan.resolve(plans.AS_STORED if outcome.plan.stored_syntax in syntaxes else listed)
         if isinstance(answer, Unavailable):
@@ -122,30 +148,53 @@ def resolve(outcomes: Sequence[Outcome], syntaxes: Sequence[str]) -> list[Outcom
 
 class DocumentSet:
     """The files of the located documents, pinned so that a delete committed meanwhile cannot
-    cut the answer short, and the transcoded copies; ``close`` releases both."""
+    cut the answer short, and the transcoded copies; ``close`` releases both.
 
-    def __init__(self, blobs: BlobStore, outcomes: Sequence[Outcome], max_transcode_bytes: int) -> None:
+    Documents asked with Anonymize are de-identified by one ``Anonymizer`` (one key for the set:
+    a UID maps the same way in every document of the answer, and differently in another answer).
+    """
+
+    def __init__(self, blobs: BlobStore, outcomes: Sequence[Outcome], max_transcode_bytes: int,
+                 limits: Limits) -> None:
+        self.blobs = blobs
         self.max_transcode_bytes = max_transcode_bytes
+        self.limits = limits
+        self.anonymizer = Anonymizer()
         self.files = retrieve.opened_files(blobs, [o.instance for o in outcomes if isinstance(o, Located)])
         self.temporary: list[BinaryIO] = []
 
     def prepare(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
-        """Transcode now each document that needs it; one that cannot be becomes Refused."""
+        """Transcode or de-identify now each document that needs it; one that cannot be becomes Refused."""
         prepared: list[Outcome] = []
         for outcome in outcomes:
-            if not isinstance(outcome, Located) or outcome.resolved is None or not outcome.resolved.transcoded:
+            if not isinstance(outcome, Located) or outcome.resolved is None or (
+                    not outcome.resolved.transcoded and not outcome.request.anonymize):
                 prepared.append(outcome)
                 continue
             try:
-                body = plans.dicom_body(self.files, outcome.resolved, self.max_transcode_bytes)
-                copy = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until the answer is sent; close() closes it
-                self.temporary.append(copy)
-                for chunk in body.chunks:
-                    copy.write(chunk)
-                prepared.append(replace(outcome, prepared=copy))
+                prepared.append(self._anonymized(outcome, outcome.resolved) if outcome.request.anonymize
+                                else self._copied(outcome, plans.dicom_body(self.files, outcome.resolved,
+                                                                            self.max_transcode_bytes)))
             except XdsiError as error:
                 prepared.append(Refused(outcome.request, error))
         return prepared
+
+    def _anonymized(self, outcome: Located, resolved: Resolved) -> Located:
+        """The de-identified document: its new header spliced around the stored pixel data where it is
+        sent as stored, else rewritten whole (transcoded, Deflated, no pixel data) into a copy."""
+        syntax = resolved.transfer_syntax if resolved.transcoded else None
+        spliced = self.anonymizer.spliced(self.blobs, outcome.instance, syntax, self.limits)
+        if spliced is not None:
+            return replace(outcome, spliced=spliced)
+        return self._copied(outcome, self.anonymizer.instance_body(
+            self.blobs, outcome.instance, syntax, self.limits, self.max_transcode_bytes, self.files))
+
+    def _copied(self, outcome: Located, body: Body) -> Located:
+        copy = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until the answer is sent; close() closes it
+        self.temporary.append(copy)
+        for chunk in body.chunks:
+            copy.write(chunk)
+        return replace(outcome, prepared=copy)
 
     def chunks(self, outcome: Located) -> Iterator[bytes]:
         """The document's bytes: its transcoded copy, or its stored file, in large chunks."""
@@ -153,6 +202,9 @@ class DocumentSet:
             outcome.prepared.seek(0)
             while chunk := outcome.prepared.read(CHUNK):
                 yield chunk
+            return
+        if outcome.spliced is not None:
+            yield from outcome.spliced.chunks(self.files)
             return
         if outcome.resolved is None:
             raise ValueError(f"document {outcome.request.document_uid} was not resolved")
@@ -183,12 +235,14 @@ class XPathBudget:
 
 
 def document_information(session: Session, outcome: Located, root: str, filters: Sequence[XPathFilter],
-                         budget: XPathBudget) -> list[str]:
+                         budget: XPathBudget, native: bytes | None = None) -> list[str]:
     """PS3.18 2017b 6.4.3: the document's metadata as a PS3.19 Native DICOM Model (bulk data as
-    BulkDataURIs under ``root``), and what each client filter selects of it, as text."""
-    instance = outcome.instance
-    target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
-    native = retrieve.instance_metadata_xml(session, target, root)
+    BulkDataURIs under ``root``), or ``native`` when given (a de-identified model), and what each
+    client filter selects of it, as text."""
+    if native is None:
+        instance = outcome.instance
+        target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
+        native = retrieve.instance_metadata_xml(session, target, root)
     document = xpath.Document.from_bytes(native)
     return [budget.evaluate(selected, document) for selected in filters]
 
@@ -199,7 +253,7 @@ def render(session: Session, renderer: Renderer, outcome: Located, content_types
     ``content_types`` (``type/*`` and ``*/*`` allowed) its rendering offers; NotAcceptable when none."""
     instance = outcome.instance
     target = Target(instance.study_uid, instance.series_uid, instance.sop_instance_uid)
-    prepared = renderer.prepare(session, target, frames=request.frames)
+    prepared = renderer.prepare(session, target, frames=request.frames, presentation=request.presentation)
     for pattern in (content_type.lower() for content_type in content_types):
         for offered in prepared.media_types:
             if pattern in ("*/*", offered) or (pattern.endswith("/*") and offered.startswith(pattern[:-1])):

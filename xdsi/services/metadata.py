@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
 
 from xdsi.dicom.attributes import Attributes, as_integer
 from xdsi.dicom.parsing import ParsedInstance
@@ -26,7 +27,7 @@ from xdsi.encoding import dicom_json, native_xml
 from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef
 from xdsi.encoding.model import Encoded
 from xdsi.encoding.values import join_person_name
-from xdsi.encoding.walk import BulkDataFor, encode_instance
+from xdsi.encoding.walk import BulkDataFor, encode_instance, encode_tree
 
 JSON_URI_OPENING = b'"BulkDataURI":"'
 XML_URI_OPENING = b'<BulkData uri="'
@@ -72,13 +73,32 @@ def _bulk_data(threshold: int) -> BulkDataFor:
         base = instance_path(*placing) + "/bulkdata/"
 
         def bulk(ref: BulkDataRef) -> str | None:
-            if ref.path[-1] in PIXEL_DATA_TAGS or ref.length is None or ref.length > threshold:
-                return base + bulk_data_path(ref.path)
-            return None
+            return base + bulk_data_path(ref.path) if _is_bulk(ref, threshold) else None
 
         return bulk
 
     return bulk_data_for
+
+
+def _is_bulk(ref: BulkDataRef, threshold: int) -> bool:
+    """Pixel data, a value of unknown length, or one above the threshold: sent apart from the metadata."""
+    return ref.path[-1] in PIXEL_DATA_TAGS or ref.length is None or ref.length > threshold
+
+
+_LEFT_OUT = "left out"  # the walk's placeholder URI for a value then dropped
+
+
+def without_bulk_data(ds: Dataset, threshold: int, transfer_syntax_uid: str) -> list[Encoded]:
+    """The walk of ``ds`` with the values ``encode_parsed`` would make BulkDataURIs left out, the
+    smaller ones inline: for a data set no URI may point into (a de-identified copy, whose stored
+    original the URI would name by its real UIDs)."""
+    walked = encode_tree(ds, lambda ref: _LEFT_OUT if _is_bulk(ref, threshold) else None)
+    return _with_available_syntax(_without_uris(walked), transfer_syntax_uid)
+
+
+def _without_uris(elements: list[Encoded]) -> list[Encoded]:
+    return [e._replace(payload=[_without_uris(item) for item in e.payload]) if e.kind == "items" else e
+            for e in elements if e.kind != "uri"]
 
 
 def _with_available_syntax(elements: list[Encoded], transfer_syntax_uid: str) -> list[Encoded]:

@@ -11,6 +11,7 @@ parameter of the request.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from xdsi.dicom.transcode import PixelDescription
 from xdsi.errors import InvalidRequest, MalformedDicom, NotAcceptable
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services import charset, plans, retrieve
+from xdsi.services import anonymize, charset, plans, retrieve
 from xdsi.services import presentation as presentation_states
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.render_cache import RenderCache
@@ -120,6 +121,7 @@ class RenderRequest:
     charset: tuple[str, ...] = ()
     presentation: PresentationRef | None = None
     icc_profile: bool = True
+    anonymize: bool = False  # WADO-WS Anonymize: see ``_deidentified``
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,8 @@ class Renderer:
     def _render(self, prepared: Prepared, request: RenderRequest) -> bytes:
         instance = prepared.instance
         ds = self._header(instance)
+        if request.anonymize:
+            ds = _deidentified(ds, instance, request)
         try:
             pixel = PixelDescription.from_dataset(ds)
         except MalformedDicom as exc:
@@ -308,6 +312,8 @@ class _Steps:
         if request.window is not None:
             raise InvalidRequest("a window cannot be combined with a presentation state: the state sets the window")
         rows, columns = int(ds.Rows), int(ds.Columns)
+        if request.anonymize:
+            state = state.deidentified()
         if request.region is not None:  # PS3.18 9.5.1.2.7: the part of the image to show, in the area's place
             state = state.showing(request.region.pixels(columns, rows))
         self.grayscale = state.grayscale
@@ -331,6 +337,18 @@ class _Steps:
             return annotation.burn(image, text)
 
         self.annotation.append(step)
+
+
+def _deidentified(ds: Dataset, instance: StoredInstance, request: RenderRequest) -> Dataset:
+    """A copy of ``ds`` (the header the rendering reads, annotation included; the cached one stays
+    as stored) de-identified by the Basic Profile, so burned-in technique text shows no date or
+    other Table E.1-1 attribute. Patient annotation contradicts the request (InvalidRequest);
+    pixels with burned-in text cannot be de-identified by this profile (AnonymizationUnavailable)."""
+    if request.annotation and annotation.PATIENT in annotation.parse_kinds(",".join(request.annotation)):
+        raise InvalidRequest("annotation 'patient' cannot be burnt into a de-identified rendering: "
+                             "Anonymize removes the patient's name, ID and birth date")
+    anonymize.check_pixels(ds, instance)
+    return anonymize.Anonymizer().dataset(copy.deepcopy(ds))
 
 
 def _image_types(item: ObjectPlan) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from xdsi.errors import FailedAuthentication, Forbidden, SecurityRefused, XdsiError
 from xdsi.security import access, identity
+from xdsi.security.logins import RecentLogins
 from xdsi.services.archive import Archive
 from xdsi.services.auditor import Requester
 from xdsi.soap import envelope, mtom, service, wsdl
@@ -81,6 +82,7 @@ class WadoWsApplication:
         self.public_urls = public_urls
         self.hook: EnvelopeHook = hook or NoSecurity()
         self.assertions = assertions
+        self.logins = RecentLogins()
         # SOAP 1.2 Part 1 5.2.3: a mustUnderstand wsse:Security is understood when its assertion is read.
         self.understood = self.hook.understood | (frozenset({ns.WSSE}) if assertions is not None else frozenset())
 
@@ -156,6 +158,9 @@ class WadoWsApplication:
             raise FailedAuthentication("this endpoint requires authentication")
         try:
             caller = self.assertions.identity(request)
+            # PS3.15 A.5.3.12: the caller's login, once for a while (``security.logins``), as the gate does.
+            if self.logins.first("saml", caller.name):
+                self.archive.auditor.logged_in(Requester(caller, http.remote_addr))
             access.authorize(caller, identity.READ)  # every WADO-WS operation reads
         except SecurityRefused as refused:
             self.archive.auditor.refused_login(http.remote_addr, None, str(refused))

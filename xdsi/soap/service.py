@@ -17,8 +17,9 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from xdsi import errormap
-from xdsi.errors import AnonymizationUnavailable, InvalidRequest, XdsiError
+from xdsi.errors import InvalidRequest, XdsiError
 from xdsi.services import imaging_documents
+from xdsi.services.anonymize import Anonymizer
 from xdsi.services.archive import Archive
 from xdsi.services.imaging_documents import DocumentRequest, DocumentSet, Located, Outcome, Refused
 from xdsi.services.render import PresentationRef, Region, Rendered, RenderRequest, Window
@@ -62,7 +63,7 @@ def retrieve_imaging_document_set(call: Call) -> Answer:
     request = types.document_set_request(call.body)
     outcomes = imaging_documents.resolve(
         imaging_documents.locate(session, archive.settings, request.documents), request.transfer_syntaxes)
-    documents = DocumentSet(archive.blobs, outcomes, archive.settings.max_transcode_bytes)
+    documents = DocumentSet(archive.blobs, outcomes, archive.settings.max_transcode_bytes, archive.limits)
     try:
         outcomes = documents.prepare(outcomes)
         payload = etree.Element(ns.qname(ns.IHE, "RetrieveDocumentSetResponse"), nsmap={"ihe": ns.IHE, "rs": ns.RS})
@@ -90,23 +91,30 @@ def retrieve_imaging_document_set_information(call: Call) -> Answer:
     """PS3.18 2017b 6.4.3: each document's metadata (PS3.19 Native DICOM Model), filtered by the
     client's XPath, one XPathResponse per XPath in the order given. A filter the sandbox refuses
     (not XPath, outside the subset, too costly) faults the whole request: it is the client's
-    program that is wrong, not one document."""
-    settings = call.archive.settings
+    program that is wrong, not one document. With Anonymize the filters run on the de-identified
+    model, one key for the request (``Anonymizer``), bulk data inline or left out, never a URI."""
+    archive = call.archive
+    settings = archive.settings
     requests = types.information_request(call.body)
     outcomes = imaging_documents.locate(call.session, settings, [request.document for request in requests])
     payload = etree.Element(ns.qname(ns.WADO, "RetrieveImagingDocumentSetInformationResponse"),
                             nsmap={"wado": ns.WADO, "ihe": ns.IHE, "rs": ns.RS})
     budget = imaging_documents.XPathBudget(INFORMATION_TIME_LIMIT_S)
+    anonymizer = Anonymizer()
     responses: list[etree._Element] = []
     for index, (request, outcome) in enumerate(zip(requests, outcomes, strict=True)):
         if isinstance(outcome, Refused):
             continue
+        native = None
         if request.anonymize:
-            outcomes[index] = Refused(outcome.request, AnonymizationUnavailable(
-                "de-identified metadata is not offered by this source"))
-            continue
+            try:
+                native = anonymizer.metadata_xml(archive.blobs, outcome.instance, archive.limits,
+                                                 settings.bulk_data_threshold)
+            except XdsiError as error:
+                outcomes[index] = Refused(outcome.request, error)
+                continue
         texts = imaging_documents.document_information(call.session, outcome, call.dicomweb_root, request.filters,
-                                                       budget)
+                                                       budget, native)
         response = etree.Element(ns.qname(ns.WADO, "DocumentInformationResponse"))
         identifiers(response, outcome.request, settings.repository_unique_id)
         if request.frame_number is not None:
@@ -160,8 +168,6 @@ def _render_request(request: types.RenderedRequest) -> RenderRequest:
     """The protocol-neutral rendering request; a parameter the engine refuses fails its document."""
     if request.problem is not None:
         raise request.problem
-    if request.anonymize:
-        raise AnonymizationUnavailable("de-identified renderings are not offered by this source")
     if (request.window_center is None) != (request.window_width is None):
         raise InvalidRequest("WindowCenter and WindowWidth go together (PS3.18 9.1.2.2.6)")
     if (request.presentation_uid is None) != (request.presentation_series_uid is None):
@@ -177,6 +183,7 @@ def _render_request(request: types.RenderedRequest) -> RenderRequest:
         charset=request.charsets,
         presentation=None if request.presentation_uid is None or request.presentation_series_uid is None
         else PresentationRef(request.presentation_series_uid, request.presentation_uid),
+        anonymize=request.anonymize,
     )
 
 
@@ -193,7 +200,8 @@ def _echo(response: etree._Element, request: types.RenderedRequest) -> None:
             etree.SubElement(region, ns.qname(ns.WADO, name)).text = repr(bound)
     later: list[tuple[str, object]] = [("WindowCenter", request.window_center), ("WindowWidth", request.window_width),
                         ("ImageQuality", request.image_quality), ("PresentationUID", request.presentation_uid),
-                        ("PresentationSeriesUID", request.presentation_series_uid)]
+                        ("PresentationSeriesUID", request.presentation_series_uid),
+                        ("Anonymize", "true" if request.anonymize else None)]
     for name, value in later:
         if value is not None:
             etree.SubElement(response, ns.qname(ns.WADO, name)).text = str(value)

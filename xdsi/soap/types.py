@@ -11,7 +11,7 @@ a study) is a Sender fault naming it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lxml import etree
@@ -102,7 +102,10 @@ def documents(body: etree._Element, request_name: str, *, ids_required: bool = T
 
 
 def document_set_request(body: etree._Element) -> DocumentSetRequest:
-    found = tuple(request for request, _ in documents(body, "DocumentRequest"))
+    """RAD-69, with the 2017 WADO-WS extension of each DocumentRequest (Anonymize, FrameNumber)."""
+    found = tuple(replace(request, anonymize=_flag(element, "Anonymize"),
+                          frame_number=child_text(element, "FrameNumber"))
+                  for request, element in documents(body, "DocumentRequest"))
     if not found:
         raise Fault(SENDER, "the request names no DocumentRequest")
     syntaxes: list[str] = []
@@ -126,11 +129,15 @@ def information_request(body: etree._Element) -> tuple[InformationRequest, ...]:
             paths = [path for path in element.iter() if isinstance(path.tag, str) and local(path) == "XPath"]
             filters = tuple(compile_filter((path.text or "").strip(), {k: v for k, v in path.nsmap.items() if k})
                             for path in paths) or (compile_filter(WHOLE_DOCUMENT),)
-            found.append(InformationRequest(document, filters, _frame_number(element),
-                                            (child_text(element, "Anonymize") or "").lower() in _TRUE))
+            found.append(InformationRequest(document, filters, _frame_number(element), _flag(element, "Anonymize")))
     if not found:
         raise Fault(SENDER, "the request names no DocumentInformationRequest")
     return tuple(found)
+
+
+def _flag(element: etree._Element, name: str) -> bool:
+    """An xs:boolean child: true or 1 (XML Schema 2 3.2.2); absent, false, 0 or anything else is false."""
+    return (child_text(element, name) or "").lower() in _TRUE
 
 
 def _frame_number(element: etree._Element) -> int | None:
@@ -183,7 +190,7 @@ def rendered_request(body: etree._Element) -> tuple[RenderedRequest, ...]:
                 image_quality=_number(element, "ImageQuality", int),
                 presentation_uid=child_text(element, "PresentationUID"),
                 presentation_series_uid=child_text(element, "PresentationSeriesUID"),
-                anonymize=(child_text(element, "Anonymize") or "").lower() in _TRUE,
+                anonymize=_flag(element, "Anonymize"),
                 frame_number=_frame_number(element),
                 charsets=tuple((item.text or "").strip() for item in children(charsets, "Charset"))
                 if charsets is not None else (),

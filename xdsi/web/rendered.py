@@ -102,8 +102,8 @@ def _answer(target: Target, frames: tuple[int, ...] | None, purpose: str) -> Res
         response.status_code = 304
         response.set_data(b"")
         response.headers.pop("Content-Length", None)
-    else:
-        # RAD-107 includes the rendered resources; a 304 sends nothing of the instance and is not audited.
+    elif request.method != "HEAD":
+        # RAD-107 includes the rendered resources; a 304 or a HEAD sends nothing of the instance: not audited.
         archive().auditor.retrieved(requester(), [prepared.instance], "WADO-RS")
     return response
 

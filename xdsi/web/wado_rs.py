@@ -266,9 +266,10 @@ def _gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _audit_read(target: Target) -> None:
-    """Metadata sent is a read of the target's instances (RAD-107); a 304 sends none and is not audited."""
+    """Metadata sent is a read of the target's instances (RAD-107); a 304 or a HEAD sends none and is not
+    audited."""
     current = archive()
-    if current.auditor.enabled:
+    if current.auditor.enabled and request.method != "HEAD":
         current.auditor.retrieved(requester(), retrieve.instances(session(), target), "WADO-RS")
 
 

@@ -376,3 +376,22 @@ def test_a_region_replaces_the_displayed_area_and_keeps_the_rest_of_the_state() 
     state = presentation_for(gsps, image.SOPInstanceUID).showing((0, 0, 10, 20))
     # 10 columns x 20 rows, rotated: 20 wide, 10 high; fitted to 40 rows.
     assert state.area_box(128, 128) == (1, 1, 10, 20) and state.output_size(128, 128, (None, 40)) == (80, 40)
+
+
+def test_deidentified_keeps_the_graphics_and_drops_text_and_overlays() -> None:
+    image = _ct()
+    _add_plane(image, 0x6002, np.ones((10, 10), dtype=np.uint8), (51, 51))
+    gsps = make_presentation_state(image)
+    gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([dataset_of(
+        BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="Doe^John", BoundingBoxTopLeftHandCorner=[0.5, 0.5],
+        BoundingBoxBottomRightHandCorner=[0.9, 0.9], BoundingBoxTextHorizontalJustification="LEFT")])
+    _add_plane(gsps, 0x6000, np.ones((10, 10), dtype=np.uint8), (1, 1))
+    gsps.add_new(0x60001001, "CS", "MARKS")
+    gsps.add_new(0x60021001, "CS", "MARKS")
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    [layer] = state.layers
+    assert layer.texts and layer.graphics and state.overlays and state.image_overlays
+    bare = state.deidentified()
+    assert not bare.layers[0].texts and bare.layers[0].graphics == layer.graphics
+    assert bare.overlays == () and bare.image_overlays == ()
+    assert bare.window == state.window and bare.area == state.area

@@ -88,6 +88,16 @@ def test_opened_blobs_close_what_the_answer_did_not_reach(tmp_path: Path) -> Non
     first.close()
 
 
+def test_opened_blobs_hold_one_handle_of_a_key_named_twice(tmp_path: Path) -> None:
+    """An answer naming one document twice: one handle, closed by close() (no handle left to the collector)."""
+    blobs, keys = _three_placed(tmp_path)
+    opened = blobs_module.OpenedBlobs(blobs, [keys[0], keys[0], keys[1]], limit=3)
+    held = list(opened._handles.values())
+    assert len(held) == 2
+    opened.close()
+    assert all(handle.closed for handle in held)
+
+
 def test_a_sweep_while_running_keeps_this_process_own_writes_and_a_start_up_sweep_removes_them(tmp_path: Path) -> None:
     """A server worker sweeps while its own threads write; at start-up its pid can only be an earlier process's."""
     blobs = BlobStore(tmp_path)

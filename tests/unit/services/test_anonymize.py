@@ -12,8 +12,10 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from tests.dicomfiles import make_dataset, to_bytes
+from tests.dicomfiles import make_dataset, make_instance, to_bytes
 from xdsi.dicom import confidentiality, uids
+from xdsi.encoding import native_xml
+from xdsi.errors import AnonymizationUnavailable
 from xdsi.repository import index
 from xdsi.repository.index import StoredInstance
 from xdsi.services.anonymize import Anonymizer
@@ -123,3 +125,42 @@ def test_table_actions() -> None:
     assert confidentiality.action_for(0x00291010) == "X"  # private
     assert confidentiality.action_for(0x60003000) == "X" and confidentiality.action_for(0x60020010) == "K"
     assert confidentiality.action_for(0x50001010) == "X"
+
+
+def test_spliced_answer_reads_the_same_bytes_each_time(archive: Archive) -> None:
+    """An answer may go over a document twice (a WS-Security digest, then the wire)."""
+    instance = _store(archive, Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    spliced = Anonymizer().spliced(archive.blobs, instance, None, archive.limits)
+    assert spliced is not None
+    once, twice = b"".join(spliced.chunks(archive.blobs)), b"".join(spliced.chunks(archive.blobs))
+    assert once == twice and len(once) == spliced.length
+    assert Anonymizer().spliced(archive.blobs, instance, uids.IMPLICIT_VR_LITTLE_ENDIAN, archive.limits) is None
+
+
+@pytest.mark.parametrize("syntax", [None, uids.IMPLICIT_VR_LITTLE_ENDIAN])
+def test_burned_in_annotation_cannot_be_deidentified(archive: Archive, syntax: str | None) -> None:
+    instance = _store(archive, make_instance(BurnedInAnnotation="YES"))
+    with pytest.raises(AnonymizationUnavailable, match="Burned In Annotation"):
+        Anonymizer().instance_body(archive.blobs, instance, syntax, archive.limits, 1 << 30)
+    assert not confidentiality.burned_in(make_dataset(BurnedInAnnotation="NO"))
+
+
+def test_metadata_is_the_deidentified_model_with_bulk_data_inline_or_left_out(archive: Archive) -> None:
+    ds = make_dataset(patient_name="Quixotebrand^Maribel", rows=64, columns=64)
+    ds.add_new(0x00091001, "LO", "private PHI")
+    ds.RedPaletteColorLookupTableData = b"\x01\x02" * 8  # 16 bytes: inline
+    ds.SegmentedRedPaletteColorLookupTableData = b"\x00\x01" * 4096  # 8 KiB, above the threshold: left out
+    instance = _store(archive, to_bytes(ds))
+    key = b"m" * 32
+    text = Anonymizer(key).metadata_xml(archive.blobs, instance, archive.limits, 1024)
+    model = native_xml.loads_dataset(text)
+    assert not model.PatientName and model.PatientIdentityRemoved == "YES" and "PatientBirthDate" in model
+    assert b"Quixotebrand" not in text and ds.StudyInstanceUID.encode() not in text
+    assert b"BulkData" not in text and "PixelData" not in model
+    assert "SegmentedRedPaletteColorLookupTableData" not in model
+    assert model.RedPaletteColorLookupTableData == b"\x01\x02" * 8
+    assert not any(element.tag.is_private for element in model)
+    # The same key maps the UIDs as it does in the de-identified file.
+    document = pydicom.dcmread(io.BytesIO(_answer(archive, Anonymizer(key), instance)))
+    assert model.SOPInstanceUID == document.SOPInstanceUID and model.StudyInstanceUID == document.StudyInstanceUID
+    assert model.AvailableTransferSyntaxUID == instance.transfer_syntax_uid

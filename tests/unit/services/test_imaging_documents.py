@@ -4,6 +4,7 @@ or another, which transfer syntax, and the transcoding itself."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,14 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from xdsi.encoding.xpath import compile_filter
-from xdsi.errors import InvalidUID, NotAcceptable, NotFound, UnknownCommunity, UnknownRepository
+from xdsi.errors import (
+    InvalidUID,
+    NotAcceptable,
+    NotFound,
+    UnknownCommunity,
+    UnknownRepository,
+    UnsupportedParameter,
+)
 from xdsi.services import imaging_documents
 from xdsi.services.archive import Archive
 from xdsi.services.imaging_documents import DocumentRequest, DocumentSet, Located, Refused
@@ -67,7 +75,7 @@ def test_the_stored_syntax_is_kept_wherever_the_list_names_it(archive: Archive, 
 
 def test_transcoding_happens_before_the_answer_and_a_misfit_is_refused(archive: Archive, stored: dict) -> None:
     located = _locate(archive, stored[CT.name])
-    documents = DocumentSet(archive.blobs, located, archive.settings.max_transcode_bytes)
+    documents = DocumentSet(archive.blobs, located, archive.settings.max_transcode_bytes, archive.limits)
     try:
         # The plan allows JPEG baseline for the syntax; the CT's 16-bit pixels do not fit it.
         [refused] = documents.prepare(imaging_documents.resolve(located, (JPEG_BASELINE,)))
@@ -96,3 +104,30 @@ def test_document_information_filters_the_native_model(archive: Archive, stored:
         texts = imaging_documents.document_information(session, located, "http://pacs/dicom-web", filters,
                                                        imaging_documents.XPathBudget(1.0))
     assert texts[0] == "CT" and texts[1] == texts[2] != "0"  # pixel data and more, all under the root
+
+
+def test_anonymize_and_frame_number_of_a_document_request(archive: Archive, stored: dict) -> None:
+    """Anonymize: one key for the set (the two documents share their de-identified study), the
+    spliced file read alike each time; FrameNumber: the document is refused, the whole file being
+    the only RAD-69 answer."""
+    ct, jpeg = stored[CT.name], stored[JPEG.name]
+    requests = [replace(ct, anonymize=True), replace(jpeg, anonymize=True), replace(ct, frame_number="2")]
+    located = _locate(archive, *requests)
+    documents = DocumentSet(archive.blobs, located, archive.settings.max_transcode_bytes, archive.limits)
+    try:
+        spliced, transcoded, refused = documents.prepare(imaging_documents.resolve(located, (EXPLICIT,)))
+        assert isinstance(refused, Refused) and isinstance(refused.error, UnsupportedParameter)
+        assert "FrameNumber 2" in str(refused.error)
+        assert isinstance(spliced, Located) and spliced.spliced is not None
+        assert isinstance(transcoded, Located) and transcoded.prepared is not None  # JPEG -> Explicit, whole
+        data = b"".join(documents.chunks(spliced))
+        assert data == b"".join(documents.chunks(spliced)) and len(data) == spliced.length
+        one, two = dcmread(io.BytesIO(data)), dcmread(io.BytesIO(b"".join(documents.chunks(transcoded))))
+        assert one.PatientIdentityRemoved == two.PatientIdentityRemoved == "YES"
+        assert one.SOPInstanceUID != ct.document_uid and one.PixelData == dcmread(CT).PixelData
+        assert two.file_meta.TransferSyntaxUID == EXPLICIT
+        # The two test files are of different studies: each maps through the same key, consistently.
+        assert documents.anonymizer.uid_map(ct.study_uid) == one.StudyInstanceUID
+        assert documents.anonymizer.uid_map(jpeg.study_uid) == two.StudyInstanceUID
+    finally:
+        documents.close()

@@ -6,15 +6,17 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom.dataset import Dataset
 
 from tests.conftest import make_settings
 from tests.dicomfiles import make_dataset, to_bytes
-from xdsi.errors import NotAcceptable, NotFound
+from xdsi.errors import AnonymizationUnavailable, InvalidRequest, NotAcceptable, NotFound
 from xdsi.services.archive import Archive
 from xdsi.services.render import GIF, JPEG, PNG, RenderRequest
 from xdsi.services.render_cache import RenderCache
@@ -153,3 +155,26 @@ def test_cache_is_bounded_by_bytes() -> None:
     cache.put("big", bytes(300), 300)  # over a quarter of the capacity: not kept
     assert cache.get("big") is None
     assert RenderCache[bytes](0).get(1) is None
+
+
+def test_anonymized_rendering(archive: Archive) -> None:
+    """Anonymize: the same pixels; technique text without the study date (as an undated copy shows);
+    patient annotation contradicts it; burned-in annotation cannot be de-identified."""
+    dated, undated = make_dataset(rows=64, columns=64), make_dataset(rows=64, columns=64)
+    del undated.StudyDate
+    burned = make_dataset(rows=64, columns=64, BurnedInAnnotation="YES")
+    _store(archive, *(to_bytes(ds) for ds in (dated, undated, burned)))
+
+    def target(ds: Dataset) -> Target:
+        return Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+
+    technique = RenderRequest(media_type=PNG, annotation=("technique",))
+    anonymized = _render(archive, target(dated), replace(technique, anonymize=True))
+    assert anonymized == _render(archive, target(undated), technique) != _render(archive, target(dated), technique)
+    assert _render(archive, target(dated), RenderRequest(media_type=PNG, anonymize=True)) == \
+        _render(archive, target(dated), RenderRequest(media_type=PNG))
+    with pytest.raises(InvalidRequest, match="patient"):
+        _render(archive, target(dated), RenderRequest(media_type=PNG, annotation=("patient",), anonymize=True))
+    with pytest.raises(AnonymizationUnavailable, match="Burned In Annotation"):
+        _render(archive, target(burned), RenderRequest(media_type=PNG, anonymize=True))
+    assert _render(archive, target(burned), RenderRequest(media_type=PNG))  # without Anonymize it renders

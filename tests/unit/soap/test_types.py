@@ -73,3 +73,15 @@ def test_information_request_refusals(inner: str, error: type[Exception]) -> Non
         types.information_request(body(
             "<R><StudyRequest><SeriesRequest><DocumentInformationRequest><DocumentUniqueId>1.2</DocumentUniqueId>"
             f"{inner}</DocumentInformationRequest></SeriesRequest></StudyRequest></R>"))
+
+
+def test_rad69_document_request_reads_the_2017_extension() -> None:
+    request = types.document_set_request(body(
+        "<q:RetrieveImagingDocumentSetRequest xmlns:q='urn:ihe:rad:xdsi-b:2009' xmlns:z='urn:ihe:iti:xds-b:2007' "
+        "xmlns:w='urn:dicom:wado:ws:2011'><q:StudyRequest studyInstanceUID='1.2'><q:SeriesRequest "
+        "seriesInstanceUID='1.2.3'><z:DocumentRequest><z:DocumentUniqueId>1.2.3.4</z:DocumentUniqueId>"
+        "<w:Anonymize> true </w:Anonymize><w:FrameNumber>3</w:FrameNumber></z:DocumentRequest><z:DocumentRequest>"
+        "<z:DocumentUniqueId>1.2.3.5</z:DocumentUniqueId><w:Anonymize>0</w:Anonymize></z:DocumentRequest>"
+        "</q:SeriesRequest></q:StudyRequest></q:RetrieveImagingDocumentSetRequest>"))
+    assert request.documents == (DocumentRequest("1.2.3.4", "1.2", "1.2.3", anonymize=True, frame_number="3"),
+                                 DocumentRequest("1.2.3.5", "1.2", "1.2.3"))
