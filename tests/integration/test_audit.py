@@ -39,6 +39,7 @@ def basic(name: str, password: str) -> dict[str, str]:
 
 
 READER = basic("radiologist", "read pass")
+WADO_WS_NAMESPACES = 'xmlns:w="http://dicom.nema.org/PS3.18/2013/wado" xmlns:i="urn:ihe:iti:xds-b:2007"'
 MODALITY = basic("ct-1", "store pass")
 
 
@@ -235,6 +236,34 @@ def test_a_rad69_retrieve_is_audited_with_its_requester(server: LiveServer, rsys
     [study] = objects(message, "110180")
     assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
     assert [p.get("ParticipantObjectID") for p in objects(message, "2")] == ["P-77^^^HOSP-A"]
+
+
+@pytest.mark.parametrize("operation", ["rendered", "metadata"])
+def test_wado_ws_rendered_and_metadata_reads_are_audited(server: LiveServer, rsyslog: Rsyslog, operation: str) -> None:
+    """Instances Transferred (read) for the instance rendered or described, without a RAD-69 event
+    type: those WADO-WS operations have no IHE transaction of their own."""
+    document = f"<i:DocumentUniqueId>{SOP}</i:DocumentUniqueId>"
+    if operation == "rendered":
+        action = "urn:dicom:wado:ws:2011:RetrieveRenderedImagingDocumentSet"
+        request = (f"<w:RetrieveRenderedImagingDocumentSetRequest {WADO_WS_NAMESPACES}><w:StudyRequest "
+                   f'studyInstanceUID="{STUDY}"><w:SeriesRequest seriesInstanceUID="{SERIES}"><w:RenderedDocumentRequest>'
+                   f"{document}<w:ContentTypeList><w:ContentType>image/png</w:ContentType></w:ContentTypeList>"
+                   "</w:RenderedDocumentRequest></w:SeriesRequest></w:StudyRequest>"
+                   "</w:RetrieveRenderedImagingDocumentSetRequest>")
+    else:
+        action = "urn:dicom:wado:ws:2011:RetrieveImagingDocumentSetInformation"
+        request = (f"<w:RetrieveImagingDocumentSetInformationRequest {WADO_WS_NAMESPACES}><w:StudyRequest>"
+                   f"<w:SeriesRequest><w:DocumentInformationRequest>{document}</w:DocumentInformationRequest>"
+                   "</w:SeriesRequest></w:StudyRequest></w:RetrieveImagingDocumentSetInformationRequest>")
+    read = of_event("110104", action="R")
+    before = len(all_of(rsyslog, read))
+    answer = wadows.post(server, wadows.envelope(request, action=action), **READER)
+    assert answer.status == 200 and wadows.answer(answer).status() == wadows.SUCCESS
+    message = find_new(rsyslog, read, before)
+    assert message.find("EventIdentification").findall("EventTypeCode") == []
+    assert participants(message)["Destination Role ID"].get("UserID") == "radiologist"
+    [study] = objects(message, "110180")
+    assert [i.get("UID") for i in study.findall("ParticipantObjectDescription/SOPClass/Instance")] == [SOP]
 
 
 def test_a_wado_uri_retrieve_is_audited_as_instances_transferred_read(server: LiveServer, rsyslog: Rsyslog) -> None:

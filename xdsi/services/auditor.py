@@ -28,11 +28,13 @@ from xdsi.services.store import Outcome
 
 log = logging.getLogger(__name__)
 
-Transaction = Literal["WADO-RS", "WADO-URI", "RAD-69"]
-TRANSACTIONS: dict[Transaction, audit.Code] = {
+Transaction = Literal["WADO-RS", "WADO-URI", "RAD-69", "WADO-WS"]
+# The WADO-WS rendered and metadata operations have no IHE transaction: no event type code is sent.
+TRANSACTIONS: dict[Transaction, audit.Code | None] = {
     "WADO-RS": audit.WADO_RS,
     "WADO-URI": audit.WADO_URI,
     "RAD-69": audit.RAD_69,
+    "WADO-WS": None,
 }
 
 
@@ -109,7 +111,7 @@ class Auditor:
                     outcome: str, description: str | None) -> None:
         if self.trail is None:
             return
-        self._transferred("R", outcome, description, _instance_keys(found), [TRANSACTIONS[transaction]],
+        self._transferred("R", outcome, description, _instance_keys(found), _event_types(transaction),
                           source=audit.Participant(self.server_id, False, audit.SOURCE, self.server_host),
                           destination=self._requester(requester, audit.DESTINATION), requester=requester)
 
@@ -121,7 +123,7 @@ class Auditor:
         if self.trail is not None:
             by_study = _by_study(_instance_keys(found))
             self._record(audit.Event(
-                audit.BEGIN_TRANSFERRING, "E", audit.SUCCESS, event_types=[TRANSACTIONS[transaction]],
+                audit.BEGIN_TRANSFERRING, "E", audit.SUCCESS, event_types=_event_types(transaction),
                 participants=[audit.Participant(self.server_id, False, audit.SOURCE, self.server_host),
                               self._requester(requester, audit.DESTINATION)],
                 studies=_studies(by_study), patients=self._patients(by_study),
@@ -257,3 +259,8 @@ def _by_study(instances: Iterable[tuple[str | None, str | None, str | None]]) ->
 
 def _studies(by_study: dict[str, dict[str, list[str]]]) -> list[audit.Study]:
     return [audit.Study(uid, dict(classes)) for uid, classes in sorted(by_study.items())]
+
+
+def _event_types(transaction: Transaction) -> list[audit.Code]:
+    code = TRANSACTIONS[transaction]
+    return [] if code is None else [code]

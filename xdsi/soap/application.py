@@ -183,9 +183,9 @@ class WadoWsApplication:
             boundary = mtom.new_boundary()
             body = mtom.iter_message(request.version, boundary, root, answer.attachments)
             if answer.sent:
-                # RAD-69: Begin Transferring as the documents start, Instances Transferred once the message is closed.
+                # Begin Transferring as the documents start, Instances Transferred once the message is closed.
                 requester = Requester(caller, http.remote_addr)
-                transfer = self.archive.auditor.begin_transfer(requester, answer.sent, "RAD-69")
+                transfer = self.archive.auditor.begin_transfer(requester, answer.sent, answer.transaction)
                 body = transfer.watch(body)
                 answer.close = _then(answer.close, transfer.end)
             response = Response(body, status=200,

@@ -21,6 +21,7 @@ from xdsi.errors import InvalidRequest, XdsiError
 from xdsi.services import imaging_documents
 from xdsi.services.anonymize import Anonymizer
 from xdsi.services.archive import Archive
+from xdsi.services.auditor import Transaction
 from xdsi.services.imaging_documents import DocumentRequest, DocumentSet, Located, Outcome, Refused
 from xdsi.services.render import PresentationRef, Region, Rendered, RenderRequest, Window
 from xdsi.services.retrieve import StoredInstance
@@ -49,12 +50,14 @@ class Call:
 @dataclass
 class Answer:
     """An operation's Body payload, the attachments its xop:Includes name, what to release once the
-    message is sent (the pinned files), and the instances it sends as documents (for the audit trail)."""
+    message is sent (the pinned files), and the instances whose documents, renderings or metadata it
+    sends (for the audit trail), by the transaction they are recorded under."""
 
     payload: etree._Element
     attachments: list[Attachment] = field(default_factory=list)
     close: Callable[[], None] = lambda: None
     sent: list[StoredInstance] = field(default_factory=list)
+    transaction: Transaction = "RAD-69"
 
 
 def retrieve_imaging_document_set(call: Call) -> Answer:
@@ -125,7 +128,8 @@ def retrieve_imaging_document_set_information(call: Call) -> Answer:
         responses.append(response)
     payload.append(registry_response(ns.qname(ns.WADO, "RegistryResponse"), outcomes))
     payload.extend(responses)
-    return Answer(payload)
+    described = [outcome.instance for outcome in outcomes if isinstance(outcome, Located)]
+    return Answer(payload, sent=described, transaction="WADO-WS")
 
 
 def retrieve_rendered_imaging_document_set(call: Call) -> Answer:
@@ -161,7 +165,7 @@ def retrieve_rendered_imaging_document_set(call: Call) -> Answer:
         include(etree.SubElement(response, ns.qname(ns.IHE, "Document")), attachment)
         etree.SubElement(response, ns.qname(ns.IHE, "mimeType")).text = image.media_type
         attachments.append(attachment)
-    return Answer(payload, attachments)
+    return Answer(payload, attachments, sent=[outcome.instance for _, outcome, _ in rendered], transaction="WADO-WS")
 
 
 def _render_request(request: types.RenderedRequest) -> RenderRequest:
