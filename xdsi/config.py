@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -606,14 +606,10 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
         problems.append("trusted_proxies: required when auth includes proxy (whose user header is believed)")
     if not re.fullmatch(r"[A-Za-z0-9-]+", values["proxy_user_header"]):
         problems.append(f"proxy_user_header: {values['proxy_user_header']!r} is not an HTTP header name")
-    unknown_proxy_roles = [role for role in _comma_list(values["proxy_roles"]) if role not in ROLES]
-    if unknown_proxy_roles:
-        problems.append(f"proxy_roles: {', '.join(unknown_proxy_roles)} not a role ({', '.join(ROLES)})")
+    problems += _role_problems("proxy_roles", _comma_list(values["proxy_roles"]))
     if "saml" in mechanisms and not values["saml_trust_store"]:
         problems.append("saml_trust_store: required when auth includes saml")
-    unknown_roles = [role for role in _comma_list(values["saml_roles"]) if role not in ROLES]
-    if unknown_roles:
-        problems.append(f"saml_roles: {', '.join(unknown_roles)} not a role ({', '.join(ROLES)})")
+    problems += _role_problems("saml_roles", _comma_list(values["saml_roles"]))
     if "bearer" in mechanisms:
         problems += [f"{name}: required when auth includes bearer"
                      for name in ("jwks", "jwt_issuer", "jwt_audience") if not values[name]]
@@ -638,13 +634,16 @@ def _check_auth(values: dict[str, Any]) -> list[str]:
     if values["jwt_leeway"] < 0:
         problems.append(f"jwt_leeway: must not be negative, not {values['jwt_leeway']}")
     try:
-        bad_roles = [role for role in _pairs(values["jwt_scope_roles"]).values() if role not in ROLES]
+        problems += _role_problems("jwt_scope_roles", _pairs(values["jwt_scope_roles"]).values())
     except ValueError as exc:
         problems.append(f"jwt_scope_roles: {exc}")
-    else:
-        if bad_roles:
-            problems.append(f"jwt_scope_roles: {', '.join(bad_roles)} not a role ({', '.join(ROLES)})")
     return problems
+
+
+def _role_problems(name: str, roles: Iterable[str]) -> list[str]:
+    """The problem of setting ``name`` naming roles that do not exist (none when all do)."""
+    unknown = [role for role in roles if role not in ROLES]
+    return [f"{name}: {', '.join(unknown)} not a role ({', '.join(ROLES)})"] if unknown else []
 
 
 def _check_tls(values: dict[str, Any]) -> list[str]:
