@@ -419,25 +419,25 @@ def _certificate(signature: etree._Element, security: etree._Element,
 
 def _check_freshness(timestamp: etree._Element, now: datetime) -> None:
     """WSS SOAP Message Security 1.1 10: Created not in the future, Expires not in the past (skew allowed)."""
-    created = _parse_time(timestamp.find(qname(ns.WSU, "Created")), "Created")
-    expires_element = timestamp.find(qname(ns.WSU, "Expires"))
+    created = parse_time(timestamp.findtext(qname(ns.WSU, "Created")), "the wsu:Timestamp Created")
     if created is None:
         raise InvalidSecurity("the wsu:Timestamp has no Created time")
     if created > now + CLOCK_SKEW:
         raise MessageExpired("the wsu:Timestamp is created in the future")
-    expires = _parse_time(expires_element, "Expires")
+    expires = parse_time(timestamp.findtext(qname(ns.WSU, "Expires")), "the wsu:Timestamp Expires")
     if expires is not None and expires < now - CLOCK_SKEW:
         raise MessageExpired("the message has expired (wsu:Timestamp Expires is past)")
 
 
-def _parse_time(element: etree._Element | None, name: str) -> datetime | None:
-    if element is None:
+def parse_time(value: str | None, what: str, refusal: type[SecurityRefused] = InvalidSecurity) -> datetime | None:
+    """An xs:dateTime of a security header (UTC when it names no zone); ``refusal`` names ``what`` is not one."""
+    if value is None:
         return None
     try:
-        value = datetime.fromisoformat((element.text or "").strip())
+        moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise InvalidSecurity(f"the wsu:Timestamp {name} is not an xs:dateTime") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise refusal(f"{what} is not an xs:dateTime") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _valid_at(certificate: x509.Certificate, now: datetime) -> bool:

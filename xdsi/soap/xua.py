@@ -80,8 +80,10 @@ class XUserAssertions:
         conditions = assertion.find(qname(SAML, "Conditions"))
         if conditions is None:
             raise InvalidSecurityToken("the SAML assertion has no Conditions (XUA requires its validity period)")
-        not_before = _time(conditions.get("NotBefore"), "NotBefore")
-        not_on_or_after = _time(conditions.get("NotOnOrAfter"), "NotOnOrAfter")
+        not_before = wssec.parse_time(conditions.get("NotBefore"), "the SAML assertion's NotBefore",
+                                      InvalidSecurityToken)
+        not_on_or_after = wssec.parse_time(conditions.get("NotOnOrAfter"), "the SAML assertion's NotOnOrAfter",
+                                           InvalidSecurityToken)
         if not_on_or_after is None:
             raise InvalidSecurityToken("the SAML assertion's Conditions have no NotOnOrAfter")
         if not_before is not None and not_before > now + wssec.CLOCK_SKEW:
@@ -146,13 +148,3 @@ def _certificate(signature: etree._Element) -> x509.Certificate:
         return x509.load_der_x509_certificate(base64.b64decode("".join((texts[0].text or "").split()), validate=True))
     except ValueError:
         raise InvalidSecurityToken("the SAML assertion's X509Certificate is not a readable certificate") from None
-
-
-def _time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidSecurityToken(f"the SAML assertion's {name} is not an xs:dateTime") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
