@@ -13,6 +13,7 @@ corpus is stored once.
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import shutil
@@ -147,6 +148,12 @@ def make_settings(database_url: str, storage: Path, **overrides: object) -> Sett
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return make_settings(database_url, tmp_path / "store")
+
+
+def store_all(archive: Archive, *payloads: bytes) -> None:
+    """Store PS3.10 files through the archive's store service, each of them accepted."""
+    outcomes = archive.store.store(io.BytesIO(payload) for payload in payloads)
+    assert all(outcome.status.succeeded for outcome in outcomes), [outcome.reason for outcome in outcomes]
 
 
 @pytest.fixture

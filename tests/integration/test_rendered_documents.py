@@ -13,11 +13,11 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from tests.dicomfiles import ENCAPSULATED_CDA_STORAGE, SMALL_PDF, make_dataset, make_document, make_video, to_bytes
+from tests.dicomfiles import SMALL_PDF, make_dataset, make_document, to_bytes
 from tests.integration.test_rendered import image_of, instance_path
 from tests.integration.test_stow_rs import dicom_parts, post
 from tests.integration.test_wado_uri import _reason
-from tests.integration.test_wado_uri_documents import CDA, MPEG4, VIDEO, _report
+from tests.integration.test_wado_uri_documents import CDA, VIDEO, _report, documents_of_each_kind
 from tests.live import LiveServer, Reply
 
 STREAM = b"".join(VIDEO)
@@ -37,11 +37,7 @@ def objects(live: LiveServer) -> Mapping[str, pydicom.Dataset]:
     study = generate_uid()
     sr_series, image_series = generate_uid(), generate_uid()
     made = {
-        "sr": _report(),
-        "pdf": make_document(SMALL_PDF, study_uid=generate_uid()),
-        "cda": make_document(CDA, sop_class_uid=ENCAPSULATED_CDA_STORAGE, mime_type="text/xml",
-                             study_uid=generate_uid()),
-        "video": make_video(VIDEO, MPEG4, study_uid=generate_uid()),
+        **documents_of_each_kind(),
         "mixed-sr": _report(),
         "mixed-pdf": make_document(SMALL_PDF),
         "mixed-image": make_dataset(rows=8, columns=8, PixelData=np.full((8, 8), 200, np.uint16).tobytes(),

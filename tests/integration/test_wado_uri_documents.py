@@ -43,15 +43,20 @@ def _report() -> pydicom.Dataset:
     return ds
 
 
-@pytest.fixture(scope="module")
-def objects(live: LiveServer) -> dict[str, Stored]:
-    made = {
+def documents_of_each_kind() -> dict[str, pydicom.Dataset]:
+    """A report, a PDF, a CDA and a video, each in a study of its own."""
+    return {
         "sr": _report(),
         "pdf": make_document(SMALL_PDF, study_uid=generate_uid()),
         "cda": make_document(CDA, sop_class_uid=ENCAPSULATED_CDA_STORAGE, mime_type="text/xml",
                              study_uid=generate_uid()),
         "video": make_video(VIDEO, MPEG4, study_uid=generate_uid()),
     }
+
+
+@pytest.fixture(scope="module")
+def objects(live: LiveServer) -> dict[str, Stored]:
+    made = documents_of_each_kind()
     found = {}
     for key, data in [*((key, to_bytes(ds)) for key, ds in made.items()),
                       ("ct", Path(get_testdata_file("CT_small.dcm")).read_bytes())]:

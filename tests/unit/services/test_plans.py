@@ -10,6 +10,7 @@ from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.uid import generate_uid
 
+from tests.conftest import store_all
 from tests.dicomfiles import make_dataset, make_report, to_bytes
 from xdsi.dicom import uids
 from xdsi.errors import NotAcceptable, NotFound
@@ -21,12 +22,7 @@ from xdsi.services.retrieve import Target, opened_files
 MPEG2 = uids.MPEG2_MAIN_LEVEL
 
 
-def _store(archive: Archive, *payloads: bytes) -> None:
-    outcomes = archive.store.store(io.BytesIO(payload) for payload in payloads)
-    assert all(outcome.status.succeeded for outcome in outcomes), [outcome.reason for outcome in outcomes]
-
-
-def _plan(archive: Archive, study: str, series: str | None = None, sop: str | None = None) -> plans.RetrievePlan:
+def plan_of(archive: Archive, study: str, series: str | None = None, sop: str | None = None) -> plans.RetrievePlan:
     with archive.sessions() as session:
         return plans.plan(session, Target.checked(study, series, sop))
 
@@ -47,8 +43,8 @@ def test_a_study_of_mixed_objects_is_planned_per_object(archive: Archive) -> Non
     series = generate_uid()
     single = make_dataset(study_uid=study, series_uid=series, InstanceNumber=1)
     multi = make_dataset(study_uid=study, series_uid=series, frames=3, InstanceNumber=2)
-    _store(archive, to_bytes(single), to_bytes(multi), _sr(study))
-    plan = _plan(archive, study)
+    store_all(archive, to_bytes(single), to_bytes(multi), _sr(study))
+    plan = plan_of(archive, study)
     kinds = {item.instance.sop_instance_uid: item.kind for item in plan.objects}
     assert kinds[single.SOPInstanceUID] is ObjectKind.IMAGE
     assert kinds[multi.SOPInstanceUID] is ObjectKind.MULTI_FRAME
@@ -66,13 +62,13 @@ def test_a_study_of_mixed_objects_is_planned_per_object(archive: Archive) -> Non
 
 def test_an_unknown_target_is_not_found(archive: Archive) -> None:
     with pytest.raises(NotFound, match="not in the archive"):
-        _plan(archive, generate_uid())
+        plan_of(archive, generate_uid())
 
 
 def test_as_stored_sends_every_file_unchanged_with_its_length(archive: Archive) -> None:
     study = generate_uid()
-    _store(archive, to_bytes(make_dataset(study_uid=study)), to_bytes(make_dataset(study_uid=study)))
-    plan = _plan(archive, study)
+    store_all(archive, to_bytes(make_dataset(study_uid=study)), to_bytes(make_dataset(study_uid=study)))
+    plan = plan_of(archive, study)
     resolved = plan.require(AS_STORED)
     assert [item.transcoded for item in resolved] == [False, False]
     assert [item.length for item in resolved] == [item.size for item in plan.objects]
@@ -88,8 +84,8 @@ def test_as_stored_sends_every_file_unchanged_with_its_length(archive: Archive) 
 
 def test_a_syntax_list_resolves_to_the_first_producible_and_transcodes(archive: Archive) -> None:
     study = generate_uid()
-    _store(archive, to_bytes(make_dataset(study_uid=study, rows=16, columns=16)))
-    plan = _plan(archive, study)
+    store_all(archive, to_bytes(make_dataset(study_uid=study, rows=16, columns=16)))
+    plan = plan_of(archive, study)
     unknown = "1.2.3.4.5.6"
     [resolved] = plan.require(Syntaxes((unknown, uids.RLE_LOSSLESS, uids.EXPLICIT_VR_LITTLE_ENDIAN)))
     assert resolved.transfer_syntax == uids.RLE_LOSSLESS and resolved.transcoded and resolved.length is None
@@ -115,8 +111,8 @@ def test_an_object_not_producible_in_any_listed_syntax_is_an_error_value_for_it_
     video.PixelData = encapsulate([b"\x00\x00\x01\xb3" + b"\x00" * 60])  # an MPEG-2 sequence header, kept as is
     video["PixelData"].VR = "OB"
     native = make_dataset(study_uid=study, series_uid=series, InstanceNumber=2)
-    _store(archive, to_bytes(video), to_bytes(native))
-    plan = _plan(archive, study)
+    store_all(archive, to_bytes(video), to_bytes(native))
+    plan = plan_of(archive, study)
     assert plan.syntaxes == ()  # nothing both can be sent in but as stored
     outcomes = plan.resolve(Syntaxes((uids.EXPLICIT_VR_LITTLE_ENDIAN,)))
     by_uid = {outcome.object.instance.sop_instance_uid: outcome for outcome in outcomes}
@@ -132,9 +128,9 @@ def test_an_object_not_producible_in_any_listed_syntax_is_an_error_value_for_it_
 
 
 def test_a_compressed_file_keeps_its_stored_form_first_among_frame_forms(archive: Archive) -> None:
-    _store(archive, _jpeg_baseline_file())
+    store_all(archive, _jpeg_baseline_file())
     ds = dcmread(io.BytesIO(_jpeg_baseline_file()), stop_before_pixels=True)
-    [item] = _plan(archive, ds.StudyInstanceUID).objects
+    [item] = plan_of(archive, ds.StudyInstanceUID).objects
     assert item.stored_syntax == uids.JPEG_BASELINE
     assert item.frames[0].media_type == "image/jpeg" and item.frames[0].stored_syntax == uids.JPEG_BASELINE
     assert item.kind is ObjectKind.IMAGE and item.rendered[0] == "image/jpeg"
@@ -142,8 +138,8 @@ def test_a_compressed_file_keeps_its_stored_form_first_among_frame_forms(archive
 
 def test_media_types_resolve_by_pattern_in_preference_order(archive: Archive) -> None:
     study = generate_uid()
-    _store(archive, to_bytes(make_dataset(study_uid=study)), _sr(study))
-    plan = _plan(archive, study)
+    store_all(archive, to_bytes(make_dataset(study_uid=study)), _sr(study))
+    plan = plan_of(archive, study)
     outcomes = plan.resolve(MediaTypes(("image/png", "text/*")))
     by_kind = {outcome.object.kind: outcome for outcome in outcomes}
     image, report = by_kind[ObjectKind.IMAGE], by_kind[ObjectKind.STRUCTURED_REPORT]

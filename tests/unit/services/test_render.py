@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from tests.conftest import make_settings
+from tests.conftest import make_settings, store_all
 from tests.dicomfiles import make_dataset, to_bytes
 from xdsi.errors import AnonymizationUnavailable, InvalidRequest, NotAcceptable, NotFound
 from xdsi.services.archive import Archive
@@ -46,17 +46,12 @@ def _image(value: int, **attributes: object) -> bytes:
     return to_bytes(make_dataset(rows=6, columns=6, PixelData=pixels.tobytes(), **attributes))
 
 
-def _store(archive: Archive, *payloads: bytes) -> None:
-    for outcome in archive.store.store(io.BytesIO(p) for p in payloads):
-        assert outcome.status.succeeded, outcome.reason
-
-
 def _stored_image(archive: Archive, value: int = 300, target: Target | None = None, **attributes: object) -> Target:
     """An image of ``value`` stored (as ``target``'s instance when given), and its target."""
     if target is None:
         ds = make_dataset()
         target = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-    _store(archive, _image(value, study_uid=target.study_uid, series_uid=target.series_uid,
+    store_all(archive, _image(value, study_uid=target.study_uid, series_uid=target.series_uid,
                            sop_uid=target.sop_instance_uid, **attributes))
     return target
 
@@ -126,7 +121,7 @@ def test_every_parameter_is_part_of_the_key(archive: Archive) -> None:
 def test_representative_and_frames(archive: Archive) -> None:
     study = make_dataset().StudyInstanceUID
     made = [make_dataset(study_uid=study, series_uid="1.2.3.4", InstanceNumber=n) for n in (1, 2, 3)]
-    _store(archive, *(_image(100 * n, study_uid=study, series_uid="1.2.3.4", sop_uid=ds.SOPInstanceUID,
+    store_all(archive, *(_image(100 * n, study_uid=study, series_uid="1.2.3.4", sop_uid=ds.SOPInstanceUID,
                                 InstanceNumber=n) for n, ds in enumerate(made, 1)))
     with archive.sessions() as session:
         prepared = archive.renderer.prepare(session, Target(study))
@@ -163,7 +158,7 @@ def test_anonymized_rendering(archive: Archive) -> None:
     dated, undated = make_dataset(rows=64, columns=64), make_dataset(rows=64, columns=64)
     del undated.StudyDate
     burned = make_dataset(rows=64, columns=64, BurnedInAnnotation="YES")
-    _store(archive, *(to_bytes(ds) for ds in (dated, undated, burned)))
+    store_all(archive, *(to_bytes(ds) for ds in (dated, undated, burned)))
 
     def target(ds: Dataset) -> Target:
         return Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
