@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset
 from xdsi.dicom import video
 from xdsi.dicom.imaging import DecodedFrame
 from xdsi.dicom.parsing import Limits
-from xdsi.dicom.render import RenderParams, frame_ms, render_frame
+from xdsi.dicom.render import RenderParams, colour_characteristics, frame_ms, render_frame
 from xdsi.errors import InstanceTooLarge, NotFound
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
@@ -86,6 +86,8 @@ def encoded(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: Ren
             total += image.width * image.height
             if total > params.max_output_pixels:
                 raise InstanceTooLarge(f"the rendered frames exceed the limit of {params.max_output_pixels} pixels")
+            # iccprofile naming a space converts the pixels into it; a video stream carries no profile.
+            [image], _profile = colour_characteristics([image], ds, params.icc_profile)
             yield np.asarray(image)
 
     with tempfile.TemporaryFile() as spool:
