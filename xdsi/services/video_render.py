@@ -16,6 +16,7 @@ import io
 import tempfile
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import closing
+from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -36,8 +37,6 @@ MISSING = video.MISSING
 def available() -> bool:
     """Whether video can be decoded and encoded here (PyAV is installed)."""
     return video.available()
-# Encoded video is read back from its temporary file in pieces of this size.
-_COPY_BYTES = 1 << 20
 
 
 def still_frame(ds: Dataset, count: int) -> int:
@@ -90,10 +89,10 @@ def encoded(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: Ren
             [image], _profile = colour_characteristics([image], ds, params.icc_profile)
             yield np.asarray(image)
 
-    with tempfile.TemporaryFile() as spool:
+    with tempfile.TemporaryDirectory(prefix="xdsi-video-") as folder:
+        spool = Path(folder) / "rendered"
         video.encode(rendered(), media_type, video.frame_rate(frame_ms(ds)), params.quality, spool)
-        spool.seek(0)
-        return b"".join(iter(lambda: spool.read(_COPY_BYTES), b""))
+        return spool.read_bytes()
 
 
 class _ChunkReader(io.RawIOBase):
