@@ -15,7 +15,7 @@ import contextlib
 import copy
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -49,7 +49,7 @@ from xdsi.dicom.transcode import PixelDescription
 from xdsi.errors import InvalidRequest, MalformedDicom, NotAcceptable
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services import anonymize, charset, plans, retrieve
+from xdsi.services import anonymize, charset, plans, retrieve, video_render
 from xdsi.services import presentation as presentation_states
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.render_cache import RenderCache
@@ -206,6 +206,8 @@ class Renderer:
             forms = ", ".join(item.rendered) or "nothing"
             what = "has no pixel data to render as an image" if item.kind is ObjectKind.OTHER else (
                 f"({item.kind.value}) cannot be rendered as an image; it offers {forms}")
+            if item.kind is ObjectKind.VIDEO and not video_render.available():
+                what += f" ({video_render.MISSING})"
             raise NotAcceptable(f"instance {item.instance.sop_instance_uid} {what}")
         if frames is not None and len(frames) > 1:
             media_types: tuple[str, ...] = (GIF,)  # the one type here that holds several frames
@@ -249,10 +251,16 @@ class Renderer:
         if header.pixel is None:
             raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {header.fault}")
         pixel = header.pixel
-        numbers = self._frame_numbers(prepared, request, pixel.number_of_frames)
-        params = self._params(prepared, request, ds, header.gray if numbers == (1,) else None)
+        numbers = self._frame_numbers(prepared, request, ds, pixel.number_of_frames)
+        as_video = request.media_type in video_render.MEDIA_TYPES
+        # The frame pipeline is the images' one; which format its frames end in is the encoder's.
+        params = self._params(prepared, replace(request, media_type=PNG) if as_video else request, ds,
+                              header.gray if numbers == (1,) else None)
         try:
-            return render(ds, self._decoded(instance, ds, pixel, numbers), params)
+            frames = self._decoded(instance, ds, pixel, numbers)
+            if as_video:
+                return video_render.encoded(ds, frames, params, request.media_type)
+            return render(ds, frames, params)
         except MalformedDicom as exc:
             # Stored pixels this server cannot decode: the object exists, its rendering cannot be made.
             raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
@@ -282,14 +290,16 @@ class Renderer:
         self.headers.put(key, header, HEADER_MEMORY_FACTOR * header_bytes + HEADER_MEMORY_BASE)
         return header
 
-    def _frame_numbers(self, prepared: Prepared, request: RenderRequest, count: int) -> tuple[int, ...]:
+    def _frame_numbers(self, prepared: Prepared, request: RenderRequest, ds: Dataset, count: int) -> tuple[int, ...]:
         frames = request.frames or prepared.frames
         if frames is not None:
             return frames
+        if prepared.purpose == "rendered" and count > 1 and request.media_type in (GIF, *video_render.MEDIA_TYPES):
+            return tuple(range(1, count + 1))
+        if plans.object_kind(prepared.instance) is ObjectKind.VIDEO:
+            return (video_render.still_frame(ds, count),)
         if prepared.purpose == "thumbnail":
             return ((count + 1) // 2,)  # the middle frame represents a cine best
-        if count > 1 and request.media_type == GIF:
-            return tuple(range(1, count + 1))
         return (1,)
 
     def _params(self, prepared: Prepared, request: RenderRequest, ds: Dataset,
@@ -323,6 +333,9 @@ class Renderer:
                  numbers: tuple[int, ...]) -> Iterator[tuple[int, DecodedFrame]]:
         """Each frame read alone through the frame table and decoded as it is reached."""
         limit = self.settings.max_transcode_bytes
+        if plans.object_kind(instance) is ObjectKind.VIDEO:
+            yield from video_render.decoded(self.blobs, instance, self.limits, numbers, limit)
+            return
         stored = retrieve.frames(self.blobs, instance, numbers, instance.transfer_syntax_uid, self.limits, limit)
         for number, frame in zip(numbers, stored, strict=True):
             yield number, imaging.decode(frame.data, pixel, frame.transfer_syntax, ds, max_pixel_bytes=limit)
@@ -386,10 +399,12 @@ def _deidentified(ds: Dataset, instance: StoredInstance, request: RenderRequest)
 
 
 def _image_types(item: ObjectPlan) -> tuple[str, ...]:
-    """The rendered forms the plan allows that are images made here, in the plan's order."""
-    if item.kind not in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
+    """The rendered forms the plan allows that are made here, in the plan's order: images, a
+    video's frames as images, a multi-frame image's frames as video."""
+    if item.kind not in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME, ObjectKind.VIDEO):
         return ()
-    return tuple(media_type for media_type in item.rendered if media_type in MEDIA_TYPES)
+    made = MEDIA_TYPES if item.kind is ObjectKind.VIDEO else (*MEDIA_TYPES, *video_render.MEDIA_TYPES)
+    return tuple(media_type for media_type in item.rendered if media_type in made)
 
 
 def _first_series_images(objects: tuple[ObjectPlan, ...]) -> list[ObjectPlan]:
