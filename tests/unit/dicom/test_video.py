@@ -61,6 +61,24 @@ def test_a_stream_read_in_small_pieces_through_a_pipe_like_reader() -> None:
     assert number == 2 and psnr(rgb, frames[1]) > 30
 
 
+def test_h264_in_an_mpeg2_transport_stream_is_found_by_probing() -> None:
+    """PS3.5 8.2.7 allows the H.264 stream in an MPEG-2 Transport Stream as well as bare."""
+    frames = source_frames()
+    out = io.BytesIO()
+    with av.open(out, "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width, stream.pix_fmt, stream.options = ROWS, COLUMNS, "yuv420p", {"crf": "4"}
+        for number, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = number
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    [(number, rgb)] = video.frames(io.BytesIO(out.getvalue()), [7], max_pixel_bytes=1 << 20)
+    assert number == 7 and psnr(rgb, frames[6]) > 30
+
+
 def test_a_frame_beyond_the_stream_and_a_corrupt_stream_are_malformed() -> None:
     stream = video_stream(source_frames(), "1.2.840.10008.1.2.4.102")
     with pytest.raises(MalformedDicom, match="ends after 8 frames, before frame 9"):
