@@ -11,6 +11,7 @@ parameter of the request.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 from collections.abc import Iterator
@@ -25,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from xdsi.config import Settings
 from xdsi.dicom import annotation, imaging
-from xdsi.dicom.imaging import DecodedFrame
-from xdsi.dicom.luts import VOI_FUNCTIONS, Grayscale, VoiFunction, Window, frame_attributes, object_window
+from xdsi.dicom.imaging import GRAYSCALE, DecodedFrame
+from xdsi.dicom.luts import VOI_FUNCTIONS, Grayscale, VoiFunction, Window, frame_attributes, grayscale, object_window
 from xdsi.dicom.parsing import Limits
 from xdsi.dicom.presentation import PresentationState
 from xdsi.dicom.render import (
@@ -147,6 +148,30 @@ class Rendered:
     etag: str
 
 
+@dataclass(frozen=True)
+class _Header:
+    """A parsed header and what every rendering of it reads first: its pixel description (None, and
+    why, when it has none usable) and the object's own grayscale pipeline of its first frame."""
+
+    ds: Dataset
+    pixel: PixelDescription | None
+    fault: str | None
+    gray: Grayscale | None
+
+    @classmethod
+    def of(cls, ds: Dataset) -> _Header:
+        try:
+            pixel = PixelDescription.from_dataset(ds)
+        except MalformedDicom as exc:
+            return cls(ds, None, str(exc), None)
+        gray = None
+        # A fault in the window or LUT attributes is left for a rendering to meet again and answer.
+        with contextlib.suppress(MalformedDicom):
+            if pixel.photometric_interpretation in GRAYSCALE:
+                gray = grayscale(ds, 0, pixel.photometric_interpretation)
+        return cls(ds, pixel, None, gray)
+
+
 class Renderer:
     """Built once per worker (``Archive.open``) over the blob store, with its cache."""
 
@@ -155,7 +180,7 @@ class Renderer:
         self.blobs = blobs
         self.limits = limits
         self.cache: RenderCache[bytes] = RenderCache(settings.render_cache_bytes)
-        self.headers: RenderCache[Dataset] = RenderCache(settings.render_header_cache_bytes)
+        self.headers: RenderCache[_Header] = RenderCache(settings.render_header_cache_bytes)
 
     def prepare(self, session: Session, target: Target, *, frames: tuple[int, ...] | None = None,
                 purpose: Purpose = "rendered", presentation: PresentationRef | None = None,
@@ -219,17 +244,18 @@ class Renderer:
 
     def _render(self, prepared: Prepared, request: RenderRequest) -> bytes:
         instance = prepared.instance
-        ds = self._header(instance)
+        header = self._header(instance)
+        ds = header.ds
         if request.anonymize:
             ds = _deidentified(ds, instance, request)
-        try:
-            pixel = PixelDescription.from_dataset(ds)
-        except MalformedDicom as exc:
-            raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
+        if header.pixel is None:
+            raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {header.fault}")
+        pixel = header.pixel
         numbers = self._frame_numbers(prepared, request, ds, pixel.number_of_frames)
         as_video = request.media_type in video_render.MEDIA_TYPES
         # The frame pipeline is the images' one; which format its frames end in is the encoder's.
-        params = self._params(prepared, replace(request, media_type=PNG) if as_video else request, ds)
+        params = self._params(prepared, replace(request, media_type=PNG) if as_video else request, ds,
+                              header.gray if numbers == (1,) else None)
         try:
             frames = self._decoded(instance, ds, pixel, numbers)
             if as_video:
@@ -239,8 +265,9 @@ class Renderer:
             # Stored pixels this server cannot decode: the object exists, its rendering cannot be made.
             raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
 
-    def _header(self, instance: StoredInstance) -> Dataset:
-        """The stored attributes up to the pixel data; palettes and LUTs come with them.
+    def _header(self, instance: StoredInstance) -> _Header:
+        """The stored attributes up to the pixel data (palettes and LUTs come with them), with what
+        every rendering reads of them first.
 
         Parsing the header is the largest single step of rendering a small image, so parsed headers
         are kept (read only from here on: nothing in the pipeline writes to them). Every element is
@@ -258,9 +285,10 @@ class Renderer:
                     pass
             except Exception as exc:
                 raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be read for rendering") from exc
+        header = _Header.of(ds)
         header_bytes = instance.pixel_data_offset if instance.pixel_data_offset is not None else instance.size
-        self.headers.put(key, ds, HEADER_MEMORY_FACTOR * header_bytes + HEADER_MEMORY_BASE)
-        return ds
+        self.headers.put(key, header, HEADER_MEMORY_FACTOR * header_bytes + HEADER_MEMORY_BASE)
+        return header
 
     def _frame_numbers(self, prepared: Prepared, request: RenderRequest, ds: Dataset, count: int) -> tuple[int, ...]:
         frames = request.frames or prepared.frames
@@ -274,7 +302,9 @@ class Renderer:
             return ((count + 1) // 2,)  # the middle frame represents a cine best
         return (1,)
 
-    def _params(self, prepared: Prepared, request: RenderRequest, ds: Dataset) -> RenderParams:
+    def _params(self, prepared: Prepared, request: RenderRequest, ds: Dataset,
+                own_gray: Grayscale | None) -> RenderParams:
+        """``own_gray``: the object's own grayscale pipeline of the frame rendered, when it is known."""
         viewport = request.viewport
         if viewport is not None:
             size: Size | None = Size(viewport.width, viewport.height)
@@ -295,7 +325,8 @@ class Renderer:
             source=viewport.source if viewport is not None else None, size=size,
             quality=request.quality if request.quality is not None else RenderParams.quality,
             icc_profile=request.icc_profile, max_output_pixels=self.settings.render_max_output_pixels,
-            grayscale=steps.grayscale, presentation=tuple(steps.presentation), annotation=tuple(steps.annotation),
+            grayscale=steps.grayscale or (own_gray if request.window is None else None),
+            presentation=tuple(steps.presentation), annotation=tuple(steps.annotation),
         )
 
     def _decoded(self, instance: StoredInstance, ds: Dataset, pixel: PixelDescription,
