@@ -171,12 +171,22 @@ class BufferingWorker(ThreadWorker):
         self.trusted: tuple[Network, ...] = settings.trusted_proxy_networks
         self.intakes: dict[TConn, Intake] = {}
         self.memory_in_use = 0
+        self.notified = 0.0
         self.per_address: Counter[str] = Counter()
         self.per_address_lock = threading.Lock()
         if self.cfg.is_ssl:
             raise RuntimeError("xdsi's worker does TLS itself (tls_cert, tls_key); gunicorn's TLS settings stay off")
         self.tls: ssl.SSLContext | None = server_context(settings) if settings.tls_enabled else None
         super().init_process()
+
+    def notify(self) -> None:
+        """The arbiter's liveness check (gunicorn touches a file on every turn of the event loop, one
+        system call per request on a busy worker): once a second is enough for a ``timeout`` of
+        minutes."""
+        now = time.monotonic()
+        if now - self.notified >= 1.0:
+            self.notified = now
+            super().notify()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()

@@ -6,13 +6,13 @@ Every function takes the caller's Session; the writes are in ``repository.ingest
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Connection, Dialect, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from xdsi.repository import visibility
@@ -102,9 +102,48 @@ def stored_instances(
     limited = visibility.parameters(session)
     statement = _stored_statement(series_uid is not None, sop_instance_uid is not None, bool(limited))
     params = {"study": study_uid, "series": series_uid, "instance": sop_instance_uid, **limited}
-    # Plain rows through the connection: the ORM's execution path (identity map, loading
-    # options) costs more than the query on this hot path and adds nothing to a column select.
-    return [StoredInstance(*row) for row in session.connection().execute(statement, params)]
+    connection = session.connection()
+    if limited:
+        return [StoredInstance(*row) for row in connection.execute(statement, params)]
+    return [StoredInstance(*row) for row in _direct(connection, statement, params)]
+
+
+@dataclass(frozen=True)
+class _DriverForm:
+    """A statement as the driver runs it: its SQL, how its parameters are passed, and the conversion of
+    each result column SQLAlchemy would apply (a SQLite DATETIME arrives as text)."""
+
+    sql: str
+    positions: tuple[str, ...] | None
+    converters: tuple[Callable[[Any], Any] | None, ...]
+
+
+@lru_cache(maxsize=16)
+def _driver_form(statement: Statement, dialect: Dialect) -> _DriverForm:
+    compiled = statement.compile(dialect=dialect)
+    converters = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                       for column in statement.selected_columns)
+    positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    return _DriverForm(compiled.string, positions, converters)
+
+
+def _direct(connection: Connection, statement: Statement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of ``statement`` (of plain bound values, none expanding) read through the driver's cursor, in
+    the connection's transaction. Retrieval is the hot path of every WADO request: SQLAlchemy's execution
+    context and result objects cost several times the query of one instance, and add nothing to a
+    column select."""
+    form = _driver_form(statement, connection.dialect)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(form.sql, params if form.positions is None else [params[name] for name in form.positions])
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    converters = form.converters
+    if not any(converters):
+        return rows
+    return [tuple(value if convert is None or value is None else convert(value)
+                  for convert, value in zip(converters, row, strict=True)) for row in rows]
 
 
 @lru_cache(maxsize=8)

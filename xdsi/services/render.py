@@ -31,10 +31,12 @@ from xdsi.dicom.parsing import Limits
 from xdsi.dicom.presentation import PresentationState
 from xdsi.dicom.render import (
     GIF,
+    ICC_CHOICES,
     JPEG,
     MEDIA_TYPES,
     PNG,
     FrameContext,
+    IccChoice,
     ImageStep,
     Region,
     RenderParams,
@@ -55,10 +57,12 @@ from xdsi.services.retrieve import Target
 __all__ = [
     "ANNOTATIONS",
     "GIF",
+    "ICC_CHOICES",
     "JPEG",
     "MEDIA_TYPES",
     "PNG",
     "VOI_FUNCTIONS",
+    "IccChoice",
     "Prepared",
     "PresentationRef",
     "Region",
@@ -120,7 +124,7 @@ class RenderRequest:
     annotation: tuple[str, ...] = ()
     charset: tuple[str, ...] = ()
     presentation: PresentationRef | None = None
-    icc_profile: bool = True
+    icc_profile: IccChoice = "default"  # PS3.18 8.3.5.1.5 iccprofile; see dicom.render
     anonymize: bool = False  # WADO-WS Anonymize: see ``_deidentified``
 
 

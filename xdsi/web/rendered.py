@@ -14,6 +14,8 @@ from xdsi.errors import InvalidRequest
 from xdsi.services import charset, plans, representative, retrieve
 from xdsi.services.render import (
     ANNOTATIONS,
+    ICC_CHOICES,
+    IccChoice,
     Prepared,
     RenderRequest,
     SourceRect,
@@ -155,16 +157,21 @@ def _parameters(thumbnail: bool) -> RenderRequest:
         for name in annotation:
             if name not in ANNOTATIONS:
                 raise InvalidRequest(f"annotation {name[:20]!r} is not one of {', '.join(ANNOTATIONS)}")
-    icc = args.get("iccprofile", "yes").strip().lower()
-    if icc not in ("yes", "no"):
-        # PS3.18 8.3.5.1.5 also names srgb, adobergb and rommrgb: colour conversion is not offered.
-        raise InvalidRequest(f"iccprofile {icc[:20]!r} is not supported; use yes or no")
     return RenderRequest(
         window=_window(args["window"]) if "window" in args else None,
         viewport=_viewport(args["viewport"], thumbnail) if "viewport" in args else None,
         quality=quality, annotation=annotation or (), charset=charset.parse(args.get("charset")),
-        icc_profile=icc == "yes",
+        icc_profile=_icc_profile(args["iccprofile"]) if "iccprofile" in args else "default",
     )
+
+
+def _icc_profile(text: str) -> IccChoice:
+    """PS3.18 8.3.5.1.5: ``iccprofile=no|yes|srgb|adobergb|rommrgb``."""
+    value = text.strip().lower()
+    for choice in ICC_CHOICES:
+        if choice == value:
+            return choice
+    raise InvalidRequest(f"iccprofile {value[:20]!r} is not one of {', '.join(ICC_CHOICES)}")
 
 
 def _window(text: str) -> Window:

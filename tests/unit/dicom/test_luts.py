@@ -47,6 +47,47 @@ def test_table_and_direct_paths_agree_for_signed_and_unsigned_data() -> None:
         assert np.array_equal(through_table, direct), dtype
 
 
+@pytest.mark.parametrize("inverse", [False, True])
+@pytest.mark.parametrize(
+    ("dtype", "slope", "intercept", "center", "width", "function"),
+    [
+        (np.int16, 1.0, 0.0, 40.0, 400.0, "LINEAR"),  # CT stored as Hounsfield units
+        (np.uint16, 1.0, -1024.0, 40.0, 80.0, "LINEAR"),  # a brain window over rescaled data
+        (np.uint16, 0.5, 10.0, 2000.0, 4000.0, "LINEAR_EXACT"),
+        (np.uint8, 2.0, -3.0, 100.0, 50.0, "LINEAR"),
+        (np.uint16, 1.0, 0.0, 2048.0, 2.0, "LINEAR"),  # narrow: too steep for float32, kept on the table
+        (np.int16, 1.0, 0.0, None, None, "LINEAR"),  # no window: the frame's range
+        (np.uint16, -1.0, 4095.0, None, None, "LINEAR"),  # a negative slope turns the range over
+    ],
+)
+def test_windows_and_rescales_of_every_kind_match_the_standard_within_rounding(
+    dtype: type, slope: float, intercept: float, center: float | None, width: float | None, function: str,
+    inverse: bool,
+) -> None:
+    """Linear pipelines run as one float32 line, the rest through a table: either way each display value is the
+    standard's, rounded, give or take one level where float32 rounds a value lying on a half."""
+    info = np.iinfo(dtype)
+    stored = np.random.default_rng(7).integers(max(info.min, -2000), min(info.max, 4095), size=(128, 128),
+                                               endpoint=True).astype(dtype)
+    attributes: dict[str, object] = {"RescaleSlope": slope, "RescaleIntercept": intercept}
+    if center is not None:
+        attributes.update(WindowCenter=center, WindowWidth=width, VOILUTFunction=function)
+    got = grayscale(_ds(**attributes), 0, "MONOCHROME2", inverse=inverse).to_display(stored)
+    modality = stored.astype(np.float64) * slope + intercept
+    if center is None:
+        ideal = (modality - modality.min()) * (255.0 / (modality.max() - modality.min()))
+    else:
+        ideal = reference_window(modality, center, width, function)  # type: ignore[arg-type]
+    ideal = np.clip(ideal, 0.0, 255.0)
+    wanted = np.rint(255.0 - ideal if inverse else ideal)
+    difference = np.abs(got.astype(np.float64) - wanted)
+    assert got.dtype == np.uint8
+    assert difference.max() <= 1
+    # Off by one only where the ideal value lies within float32's reach of a half.
+    off = difference > 0
+    assert np.all(np.abs(ideal[off] - np.floor(ideal[off]) - 0.5) < 1e-3)
+
+
 def test_monochrome1_and_presentation_lut_shape() -> None:
     stored = np.arange(256, dtype=np.uint8).reshape(16, 16)
     plain = grayscale(_ds(), 0, "MONOCHROME2").to_display(stored)
