@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,pg]'
+	$(BIN)/python -m pip install --quiet -e '.[test,pg,video]'
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from pydicom.data import get_testdata_file
 
 from tests.dicomfiles import make_dataset, to_bytes
@@ -329,3 +329,29 @@ def test_output_beyond_the_limit_is_413(live: LiveServer, stored: dict[str, tupl
     where, _ = stored["CT_small.dcm"]
     reply = get(live, f"{where}/rendered?viewport=60000,60000")
     assert reply.status == 413 and b"limit" in reply.body
+
+
+@pytest.mark.parametrize(("charset", "name"), [("ISO_IR 127", "قباني^لنزار"), ("ISO_IR 138", "שרון^דבורה"),
+                                               ("ISO_IR 192", "قباني^لنزار")])
+def test_right_to_left_names_are_burned_in_as_shaped_glyphs(live: LiveServer, charset: str, name: str) -> None:
+    """The burned-in name is the one DejaVu Sans draws through libraqm (Arabic joined, Hebrew and
+    Arabic right to left) over the plain rendering, not the CJK font's missing-glyph boxes."""
+    from xdsi.dicom.annotation import annotation_for, burn, font_at, font_pixels
+
+    ds = make_dataset(rows=256, columns=256, SpecificCharacterSet=charset, PatientName=name,
+                      PixelData=np.tile(np.arange(256, dtype=np.uint16) * 8, (256, 1)).tobytes())
+    data = to_bytes(ds)
+    assert post(live, dicom_parts(data)).status == 200
+    stored = pydicom.dcmread(io.BytesIO(data))
+    assert str(stored.PatientName) == name  # written in the character set named
+    plain = Image.open(io.BytesIO(get(live, instance_path(ds) + "/rendered").body))
+    marked = image_of(get(live, instance_path(ds) + "/rendered?annotation=patient").body)
+    text = annotation_for(stored, ("patient",))
+    expected = np.asarray(burn(plain.copy(), text))
+    assert np.abs(marked.astype(int) - expected.astype(int)).max() == 0
+    boxes = plain.copy()
+    size = font_pixels(256, 256)
+    ImageDraw.Draw(boxes).text((size // 3, size // 3), text.top[0], font=font_at(size), fill=255,
+                               stroke_width=max(1, size // 10), stroke_fill=0)
+    line = (slice(0, size + size // 3), slice(0, 200))
+    assert np.abs(marked[line].astype(int) - np.asarray(boxes)[line].astype(int)).sum() > 255 * 40

@@ -6,18 +6,27 @@ boxes. Noto Sans CJK (shipped by the ``noto-cjk-sans-jp-regular`` package, SIL O
 Greek, Cyrillic, kana, the CJK ideographs and Hangul, so every name pydicom decodes from any
 Specific Character Set (ISO 2022 IR 87/159/149, GB18030, GBK, ISO_IR 192, the ISO 8859 family)
 is drawn as glyphs. Text is white with a black outline, legible on any background.
+
+Arabic and Hebrew (ISO_IR 127, ISO_IR 138, or UTF-8) are not in Noto Sans CJK. A line holding
+them is drawn in DejaVu Sans (Debian ``fonts-dejavu-core``; Pillow finds it among the system's
+fonts), which has Latin, Hebrew and Arabic with its joining forms, laid out by libraqm (bundled
+in Pillow's wheels): the Unicode bidirectional algorithm puts right-to-left text in reading order
+and HarfBuzz joins the Arabic letters. Without that font such a line falls back to Noto Sans CJK,
+and its Arabic or Hebrew letters come out as missing-glyph boxes (a warning says so, once).
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from io import BytesIO
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 
@@ -30,6 +39,11 @@ KINDS = (PATIENT, TECHNIQUE)
 
 _FONT_PACKAGE = "noto_cjk_sans_jp_regular"
 _FONT_FILE = "NotoSansCJKjp-Regular.otf"
+# A system font with Latin, Hebrew and Arabic: Debian fonts-dejavu-core.
+RTL_FONT_FILE = "DejaVuSans.ttf"
+# The Hebrew and Arabic blocks and their presentation forms (Unicode 15, chapters 9.1-9.2).
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
+_log = logging.getLogger(__name__)
 _MIN_FONT_PIXELS = 11
 _MAX_FONT_PIXELS = 48
 
@@ -95,7 +109,6 @@ def burn(image: Image.Image, annotation: Annotation) -> Image.Image:
     if not annotation:
         return image
     size = font_pixels(image.width, image.height)
-    font = font_at(size)
     draw = ImageDraw.Draw(image)
     white, black = (255, 0) if image.mode == "L" else ((255, 255, 255), (0, 0, 0))
     stroke = max(1, size // 10)
@@ -103,13 +116,39 @@ def burn(image: Image.Image, annotation: Annotation) -> Image.Image:
     step = size + size // 4 + stroke
     y = margin
     for line in annotation.top:
-        draw.text((margin, y), line, font=font, fill=white, stroke_width=stroke, stroke_fill=black)
+        draw.text((margin, y), line, font=font_for(line, size), fill=white, stroke_width=stroke, stroke_fill=black)
         y += step
     y = image.height - margin - step * len(annotation.bottom)
     for line in annotation.bottom:
-        draw.text((margin, y), line, font=font, fill=white, stroke_width=stroke, stroke_fill=black)
+        draw.text((margin, y), line, font=font_for(line, size), fill=white, stroke_width=stroke, stroke_fill=black)
         y += step
     return image
+
+
+def font_for(line: str, pixels: int) -> ImageFont.FreeTypeFont:
+    """The font that has the glyphs of ``line``: the right-to-left one for Hebrew or Arabic text
+    (when it and libraqm are there), else Noto Sans CJK."""
+    if _RTL.search(line):
+        rtl = rtl_font_at(pixels)
+        if rtl is not None:
+            return rtl
+    return font_at(pixels)
+
+
+@lru_cache(maxsize=16)
+def rtl_font_at(pixels: int) -> ImageFont.FreeTypeFont | None:
+    """DejaVu Sans at ``pixels`` size with libraqm layout; None (and a warning) without either:
+    Pillow's basic layout would draw Arabic unjoined and both scripts left to right."""
+    if not features.check("raqm"):
+        _log.warning("Pillow has no libraqm here: Arabic and Hebrew names are burned in with Noto Sans CJK, "
+                     "as missing-glyph boxes")
+        return None
+    try:
+        return ImageFont.truetype(RTL_FONT_FILE, pixels, layout_engine=ImageFont.Layout.RAQM)
+    except OSError:
+        _log.warning("font %s not found (Debian: fonts-dejavu-core): Arabic and Hebrew names are burned in "
+                     "with Noto Sans CJK, as missing-glyph boxes", RTL_FONT_FILE)
+        return None
 
 
 def font_pixels(width: int, height: int) -> int:

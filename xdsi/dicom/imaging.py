@@ -23,7 +23,7 @@ from xdsi.dicom import transcode, uids
 from xdsi.dicom.transcode import PixelDescription
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
 
-_GRAYSCALE = frozenset({"MONOCHROME1", "MONOCHROME2"})
+GRAYSCALE = frozenset({"MONOCHROME1", "MONOCHROME2"})
 # Colour spaces pydicom converts to RGB (PS3.3 C.7.6.3.1.2); JPEG 2000's YBR_RCT/YBR_ICT come out
 # of its decoder as RGB already.
 _YBR = frozenset({"YBR_FULL", "YBR_FULL_422"})
@@ -48,7 +48,7 @@ def decode(frame: bytes, pixel: PixelDescription, transfer_syntax: str, ds: Data
     ``frames.read_frame`` gives them) laid out as ``pixel`` says; ``ds`` supplies palettes."""
     pixel = replace(pixel, number_of_frames=1)
     photometric = pixel.photometric_interpretation
-    if photometric not in _GRAYSCALE and photometric != "PALETTE COLOR" and photometric not in _YBR | _AS_RGB:
+    if photometric not in GRAYSCALE and photometric != "PALETTE COLOR" and photometric not in _YBR | _AS_RGB:
         raise NotAcceptable(f"{photometric} pixels cannot be rendered (PS3.3 C.7.6.3.1.2)")
     if pixel.decoded_bytes > max_pixel_bytes:
         raise InstanceTooLarge(
@@ -56,14 +56,14 @@ def decode(frame: bytes, pixel: PixelDescription, transfer_syntax: str, ds: Data
             f"decodes to {pixel.decoded_bytes} bytes, over the limit of {max_pixel_bytes}")
     if uids.is_encapsulated(transfer_syntax):
         frame, pixel = transcode.decode_frame(frame, pixel, transfer_syntax, max_pixel_bytes=max_pixel_bytes)
-    if photometric in _GRAYSCALE and (gray := _native_gray(frame, pixel)) is not None:
+    if photometric in GRAYSCALE and (gray := _native_gray(frame, pixel)) is not None:
         return DecodedFrame(gray, photometric)
     options = pixel.pydicom_options()
     options.update(transfer_syntax_uid=UID(uids.EXPLICIT_VR_LITTLE_ENDIAN), pixel_keyword="PixelData", as_rgb=False)
     with _decoding():
         arr, info = get_decoder(uids.EXPLICIT_VR_LITTLE_ENDIAN).as_array(frame, **options)
     decoded = str(info.get("photometric_interpretation", pixel.photometric_interpretation))
-    if photometric in _GRAYSCALE:
+    if photometric in GRAYSCALE:
         if arr.ndim != 2:
             raise MalformedDicom(f"{photometric} pixels with {pixel.samples_per_pixel} samples per pixel")
         return DecodedFrame(arr, photometric)

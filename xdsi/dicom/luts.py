@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -100,14 +101,9 @@ class Grayscale:
         The commonest images (CT, MR, CR with a window) then cost two float32 passes instead of a
         table built per frame and a gather, which numpy runs with 64-bit indices.
         """
-        if self.voi_lut is not None or "ModalityLUTSequence" in self.frame:
+        if self.voi_lut is not None or self._rescale is None:
             return None
-        slope, intercept = 1.0, 0.0
-        if _has_modality(self.frame):
-            try:
-                slope, intercept = float(self.frame.RescaleSlope), float(self.frame.RescaleIntercept)
-            except (TypeError, ValueError):
-                return None
+        slope, intercept = self._rescale
         window = self.window
         if window is None:
             ends = sorted((slope * low + intercept, slope * high + intercept))
@@ -128,6 +124,19 @@ class Grayscale:
         # float32 keeps 24 bits: values within 2^14 are exact to 2^-10 of a level.
         largest = max(abs(a * low + b), abs(a * high + b), abs(b))
         return (a, b) if math.isfinite(largest) and largest < (1 << 14) else None
+
+    @cached_property
+    def _rescale(self) -> tuple[float, float] | None:
+        """The Modality LUT as a line, slope and intercept ((1, 0) without one); None for a Modality LUT
+        Sequence or unusable values. Read once: a header's own pipeline serves all its renderings."""
+        if "ModalityLUTSequence" in self.frame:
+            return None
+        if not _has_modality(self.frame):
+            return 1.0, 0.0
+        try:
+            return float(self.frame.RescaleSlope), float(self.frame.RescaleIntercept)
+        except (TypeError, ValueError):
+            return None
 
     def _display(self, values: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
         """Display values; ``ends`` are stored values whose modality values bound the frame's

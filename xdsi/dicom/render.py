@@ -127,7 +127,8 @@ class RenderParams:
     size: Size | None = None
     quality: int = DEFAULT_QUALITY
     icc_profile: IccChoice = "default"
-    grayscale: Grayscale | None = field(default=None, compare=False)  # a presentation state's, replacing the image's
+    # A presentation state's grayscale pipeline, or the image's own read ahead; None: each frame's own.
+    grayscale: Grayscale | None = field(default=None, compare=False)
     presentation: tuple[ImageStep, ...] = field(default=(), compare=False)
     annotation: tuple[ImageStep, ...] = field(default=(), compare=False)
     max_output_pixels: int = 64 << 20

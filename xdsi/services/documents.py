@@ -11,7 +11,7 @@ range of them alone (HTTP Range).
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -36,6 +36,8 @@ def document(blobs: BlobStore, instance: StoredInstance, media_type: str, limits
     """The object rendered as ``media_type``, one of the forms its plan offers for its kind."""
     kind = plans.object_kind(instance)
     offered = plans.ObjectPlan.of(instance).rendered
+    if kind is plans.ObjectKind.VIDEO:
+        offered = offered[:1]  # its stream as stored; its frames as images are the renderer's
     if media_type not in offered or kind not in _RENDERERS:
         raise NotAcceptable(f"instance {instance.sop_instance_uid} ({kind.value}) cannot be rendered as {media_type} "
                             f"here; it offers {', '.join(offered) or 'no rendered form'}")
@@ -62,7 +64,7 @@ class Payload:
     def length(self) -> int:
         return sum(length for _offset, length in self.pieces)
 
-    def chunks(self, blobs: BlobReader, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def chunks(self, blobs: BlobReader, start: int = 0, end: int | None = None) -> Generator[bytes, None, None]:
         """Bytes ``start`` to ``end`` (exclusive) of the payload, read piece by piece."""
         end = self.length if end is None else end
         if self.data is not None:
@@ -93,8 +95,8 @@ def _encapsulated(blobs: BlobStore, instance: StoredInstance, media_type: str, l
     return Payload(media_type, instance.blob_key, ((value.offset, length),), data)
 
 
-def _video(blobs: BlobStore, instance: StoredInstance, media_type: str, limits: Limits,
-           _charsets: tuple[str, ...]) -> Payload:
+def bitstream(blobs: BlobStore, instance: StoredInstance, media_type: str, limits: Limits,
+              _charsets: tuple[str, ...] = ()) -> Payload:
     """The video bitstream: the pixel data fragments after the Basic Offset Table, joined (PS3.5 8.2.5)."""
     with open_instance(blobs.path(instance.blob_key), limits) as parsed:
         if parsed.pixel_data is None:
@@ -336,5 +338,5 @@ _RENDERERS: dict[plans.ObjectKind, Callable[[BlobStore, StoredInstance, str, Lim
     plans.ObjectKind.STRUCTURED_REPORT: _structured_report,
     plans.ObjectKind.PDF: _encapsulated,
     plans.ObjectKind.CDA: _encapsulated,
-    plans.ObjectKind.VIDEO: _video,
+    plans.ObjectKind.VIDEO: bitstream,
 }

@@ -42,7 +42,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
-from xdsi.dicom import transcode, uids
+from xdsi.dicom import transcode, uids, video
 from xdsi.errors import NotAcceptable
 from xdsi.repository.blobs import BlobReader
 from xdsi.services import frame_forms, retrieve
@@ -112,11 +112,14 @@ def object_kind(instance: StoredInstance) -> ObjectKind:
 
 def _rendered(kind: ObjectKind, stored: str) -> tuple[str, ...]:
     if kind is ObjectKind.VIDEO:
-        # Video is rendered as its stream, unchanged (no decoder here turns it into stills).
-        return (_video_media_type(stored) or "",)
+        # Video is rendered as its stream, unchanged; with PyAV its frames are still images too.
+        stills = _RENDERED[ObjectKind.IMAGE] if video.available() else ()
+        return (_video_media_type(stored) or "", *stills)
     if kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME) and not transcode.can_transcode(
             stored, uids.EXPLICIT_VR_LITTLE_ENDIAN):
         return ()  # pixels no codec here can decode cannot be rendered
+    if kind is ObjectKind.MULTI_FRAME and video.available():
+        return _RENDERED[kind] + video.MEDIA_TYPES  # PS3.18 Table 8.7.4-1: multi-frame as video
     return _RENDERED[kind]
 
 

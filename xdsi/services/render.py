@@ -11,10 +11,11 @@ parameter of the request.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -25,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from xdsi.config import Settings
 from xdsi.dicom import annotation, imaging
-from xdsi.dicom.imaging import DecodedFrame
-from xdsi.dicom.luts import VOI_FUNCTIONS, Grayscale, VoiFunction, Window, frame_attributes, object_window
+from xdsi.dicom.imaging import GRAYSCALE, DecodedFrame
+from xdsi.dicom.luts import VOI_FUNCTIONS, Grayscale, VoiFunction, Window, frame_attributes, grayscale, object_window
 from xdsi.dicom.parsing import Limits
 from xdsi.dicom.presentation import PresentationState
 from xdsi.dicom.render import (
@@ -48,7 +49,7 @@ from xdsi.dicom.transcode import PixelDescription
 from xdsi.errors import InvalidRequest, MalformedDicom, NotAcceptable
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
-from xdsi.services import anonymize, charset, plans, retrieve
+from xdsi.services import anonymize, charset, plans, retrieve, video_render
 from xdsi.services import presentation as presentation_states
 from xdsi.services.plans import ObjectKind, ObjectPlan
 from xdsi.services.render_cache import RenderCache
@@ -147,6 +148,30 @@ class Rendered:
     etag: str
 
 
+@dataclass(frozen=True)
+class _Header:
+    """A parsed header and what every rendering of it reads first: its pixel description (None, and
+    why, when it has none usable) and the object's own grayscale pipeline of its first frame."""
+
+    ds: Dataset
+    pixel: PixelDescription | None
+    fault: str | None
+    gray: Grayscale | None
+
+    @classmethod
+    def of(cls, ds: Dataset) -> _Header:
+        try:
+            pixel = PixelDescription.from_dataset(ds)
+        except MalformedDicom as exc:
+            return cls(ds, None, str(exc), None)
+        gray = None
+        # A fault in the window or LUT attributes is left for a rendering to meet again and answer.
+        with contextlib.suppress(MalformedDicom):
+            if pixel.photometric_interpretation in GRAYSCALE:
+                gray = grayscale(ds, 0, pixel.photometric_interpretation)
+        return cls(ds, pixel, None, gray)
+
+
 class Renderer:
     """Built once per worker (``Archive.open``) over the blob store, with its cache."""
 
@@ -155,7 +180,7 @@ class Renderer:
         self.blobs = blobs
         self.limits = limits
         self.cache: RenderCache[bytes] = RenderCache(settings.render_cache_bytes)
-        self.headers: RenderCache[Dataset] = RenderCache(settings.render_header_cache_bytes)
+        self.headers: RenderCache[_Header] = RenderCache(settings.render_header_cache_bytes)
 
     def prepare(self, session: Session, target: Target, *, frames: tuple[int, ...] | None = None,
                 purpose: Purpose = "rendered", presentation: PresentationRef | None = None,
@@ -181,6 +206,8 @@ class Renderer:
             forms = ", ".join(item.rendered) or "nothing"
             what = "has no pixel data to render as an image" if item.kind is ObjectKind.OTHER else (
                 f"({item.kind.value}) cannot be rendered as an image; it offers {forms}")
+            if item.kind is ObjectKind.VIDEO and not video_render.available():
+                what += f" ({video_render.MISSING})"
             raise NotAcceptable(f"instance {item.instance.sop_instance_uid} {what}")
         if frames is not None and len(frames) > 1:
             media_types: tuple[str, ...] = (GIF,)  # the one type here that holds several frames
@@ -217,23 +244,30 @@ class Renderer:
 
     def _render(self, prepared: Prepared, request: RenderRequest) -> bytes:
         instance = prepared.instance
-        ds = self._header(instance)
+        header = self._header(instance)
+        ds = header.ds
         if request.anonymize:
             ds = _deidentified(ds, instance, request)
+        if header.pixel is None:
+            raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {header.fault}")
+        pixel = header.pixel
+        numbers = self._frame_numbers(prepared, request, ds, pixel.number_of_frames)
+        as_video = request.media_type in video_render.MEDIA_TYPES
+        # The frame pipeline is the images' one; which format its frames end in is the encoder's.
+        params = self._params(prepared, replace(request, media_type=PNG) if as_video else request, ds,
+                              header.gray if numbers == (1,) else None)
         try:
-            pixel = PixelDescription.from_dataset(ds)
-        except MalformedDicom as exc:
-            raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
-        numbers = self._frame_numbers(prepared, request, pixel.number_of_frames)
-        params = self._params(prepared, request, ds)
-        try:
-            return render(ds, self._decoded(instance, ds, pixel, numbers), params)
+            frames = self._decoded(instance, ds, pixel, numbers)
+            if as_video:
+                return video_render.encoded(ds, frames, params, request.media_type)
+            return render(ds, frames, params)
         except MalformedDicom as exc:
             # Stored pixels this server cannot decode: the object exists, its rendering cannot be made.
             raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
 
-    def _header(self, instance: StoredInstance) -> Dataset:
-        """The stored attributes up to the pixel data; palettes and LUTs come with them.
+    def _header(self, instance: StoredInstance) -> _Header:
+        """The stored attributes up to the pixel data (palettes and LUTs come with them), with what
+        every rendering reads of them first.
 
         Parsing the header is the largest single step of rendering a small image, so parsed headers
         are kept (read only from here on: nothing in the pipeline writes to them). Every element is
@@ -251,21 +285,26 @@ class Renderer:
                     pass
             except Exception as exc:
                 raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be read for rendering") from exc
+        header = _Header.of(ds)
         header_bytes = instance.pixel_data_offset if instance.pixel_data_offset is not None else instance.size
-        self.headers.put(key, ds, HEADER_MEMORY_FACTOR * header_bytes + HEADER_MEMORY_BASE)
-        return ds
+        self.headers.put(key, header, HEADER_MEMORY_FACTOR * header_bytes + HEADER_MEMORY_BASE)
+        return header
 
-    def _frame_numbers(self, prepared: Prepared, request: RenderRequest, count: int) -> tuple[int, ...]:
+    def _frame_numbers(self, prepared: Prepared, request: RenderRequest, ds: Dataset, count: int) -> tuple[int, ...]:
         frames = request.frames or prepared.frames
         if frames is not None:
             return frames
+        if prepared.purpose == "rendered" and count > 1 and request.media_type in (GIF, *video_render.MEDIA_TYPES):
+            return tuple(range(1, count + 1))
+        if plans.object_kind(prepared.instance) is ObjectKind.VIDEO:
+            return (video_render.still_frame(ds, count),)
         if prepared.purpose == "thumbnail":
             return ((count + 1) // 2,)  # the middle frame represents a cine best
-        if count > 1 and request.media_type == GIF:
-            return tuple(range(1, count + 1))
         return (1,)
 
-    def _params(self, prepared: Prepared, request: RenderRequest, ds: Dataset) -> RenderParams:
+    def _params(self, prepared: Prepared, request: RenderRequest, ds: Dataset,
+                own_gray: Grayscale | None) -> RenderParams:
+        """``own_gray``: the object's own grayscale pipeline of the frame rendered, when it is known."""
         viewport = request.viewport
         if viewport is not None:
             size: Size | None = Size(viewport.width, viewport.height)
@@ -286,13 +325,17 @@ class Renderer:
             source=viewport.source if viewport is not None else None, size=size,
             quality=request.quality if request.quality is not None else RenderParams.quality,
             icc_profile=request.icc_profile, max_output_pixels=self.settings.render_max_output_pixels,
-            grayscale=steps.grayscale, presentation=tuple(steps.presentation), annotation=tuple(steps.annotation),
+            grayscale=steps.grayscale or (own_gray if request.window is None else None),
+            presentation=tuple(steps.presentation), annotation=tuple(steps.annotation),
         )
 
     def _decoded(self, instance: StoredInstance, ds: Dataset, pixel: PixelDescription,
                  numbers: tuple[int, ...]) -> Iterator[tuple[int, DecodedFrame]]:
         """Each frame read alone through the frame table and decoded as it is reached."""
         limit = self.settings.max_transcode_bytes
+        if plans.object_kind(instance) is ObjectKind.VIDEO:
+            yield from video_render.decoded(self.blobs, instance, self.limits, numbers, limit)
+            return
         stored = retrieve.frames(self.blobs, instance, numbers, instance.transfer_syntax_uid, self.limits, limit)
         for number, frame in zip(numbers, stored, strict=True):
             yield number, imaging.decode(frame.data, pixel, frame.transfer_syntax, ds, max_pixel_bytes=limit)
@@ -356,10 +399,12 @@ def _deidentified(ds: Dataset, instance: StoredInstance, request: RenderRequest)
 
 
 def _image_types(item: ObjectPlan) -> tuple[str, ...]:
-    """The rendered forms the plan allows that are images made here, in the plan's order."""
-    if item.kind not in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
+    """The rendered forms the plan allows that are made here, in the plan's order: images, a
+    video's frames as images, a multi-frame image's frames as video."""
+    if item.kind not in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME, ObjectKind.VIDEO):
         return ()
-    return tuple(media_type for media_type in item.rendered if media_type in MEDIA_TYPES)
+    made = MEDIA_TYPES if item.kind is ObjectKind.VIDEO else (*MEDIA_TYPES, *video_render.MEDIA_TYPES)
+    return tuple(media_type for media_type in item.rendered if media_type in made)
 
 
 def _first_series_images(objects: tuple[ObjectPlan, ...]) -> list[ObjectPlan]:

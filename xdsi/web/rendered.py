@@ -1,7 +1,8 @@
 """WADO-RS rendered and thumbnail resources (PS3.18 10.4.1.1.3, 8.3.5): study, series, instance and
 frames rendered as image/jpeg, image/png or image/gif; Structured Reports as text/html or text/plain,
 Encapsulated PDF and CDA documents as application/pdf and text/xml, and video as its stream
-(video/mpeg, video/mp4, video/h265) with byte ranges (PS3.18 Table 8.7.4-1)."""
+(video/mpeg, video/mp4, video/h265) with byte ranges or its frames as images; a multi-frame image
+also as video/mp4 or video/mpeg (PS3.18 Table 8.7.4-1)."""
 
 from __future__ import annotations
 

@@ -271,7 +271,8 @@ def retrieve_object() -> Response:
     [item] = plan.objects
     media_type = _choose(asked, item, negotiation.parse_accept(request.headers.get("Accept")))
     _check_for(asked, item, media_type)
-    if media_type != DICOM and item.kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME):
+    if media_type != DICOM and (item.kind in (ObjectKind.IMAGE, ObjectKind.MULTI_FRAME)
+                                or media_type in render.MEDIA_TYPES):  # a video's frame as an image
         return _image(asked, media_type, plan)
     if media_type != DICOM:
         image_only = asked.given(RENDERED_ONLY)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont, features
 from pydicom.data import get_charset_files, get_testdata_file
 
 from xdsi.dicom import annotation
-from xdsi.dicom.annotation import Annotation, annotation_for, burn, font_at, parse_kinds
+from xdsi.dicom.annotation import Annotation, annotation_for, burn, font_at, font_for, parse_kinds, rtl_font_at
 from xdsi.errors import InvalidRequest
 
 
@@ -101,3 +103,87 @@ def test_font_sizes_follow_the_image() -> None:
     assert annotation.font_pixels(64, 64) == 11
     assert annotation.font_pixels(512, 1024) == 25
     assert annotation.font_pixels(4096, 4096) == 48
+
+
+ARABIC = "قباني لنزار"  # chrArab.dcm, ISO_IR 127
+HEBREW = "שרון דבורה"  # chrHbrw.dcm, ISO_IR 138
+
+
+def _drawn(text: str, font: ImageFont.FreeTypeFont, width: int = 240) -> np.ndarray:
+    image = Image.new("L", (width, 48))
+    ImageDraw.Draw(image).text((4, 4), text, font=font, fill=255)
+    return np.asarray(image).astype(int)
+
+
+def _rtl(size: int = 32) -> ImageFont.FreeTypeFont:
+    font = rtl_font_at(size)
+    assert font is not None, "DejaVu Sans (fonts-dejavu-core) and libraqm are needed for right-to-left names"
+    return font
+
+
+def test_this_pillow_lays_out_with_raqm() -> None:
+    assert features.check("raqm")
+
+
+@pytest.mark.parametrize(("name", "expected"), [("chrArab.dcm", ARABIC), ("chrHbrw.dcm", HEBREW)])
+def test_arabic_and_hebrew_names_are_drawn_as_glyphs_not_boxes(name: str, expected: str) -> None:
+    [line, *_] = annotation_for(_charset_file(name), ("patient",)).top
+    assert line == expected
+    font = font_for(line, 32)
+    assert font.path == _rtl().path
+    notdef = _drawn("\U0010fffd", font)
+    for char in set(line) - {" "}:
+        glyph = _drawn(char, font)
+        assert glyph.any() and not np.array_equal(glyph, notdef), f"{char!r} is drawn as the missing-glyph box"
+    # the same line in the CJK font, which lacks these scripts: boxes, and a different picture
+    boxes = _drawn(line, font_at(32))
+    assert np.abs(_drawn(line, font) - boxes).sum() > 255 * 200
+
+
+def test_arabic_letters_are_joined() -> None:
+    """Shaped, the letters of a word take their joining forms: the word is narrower than its
+    letters set apart, and its picture is not theirs side by side."""
+    font = _rtl()
+    for word in ARABIC.split():
+        assert font.getlength(word) < 0.9 * sum(font.getlength(char) for char in word), word
+    isolated = "\u200c".join(ARABIC.split()[0])  # zero-width non-joiners keep each letter alone
+    assert np.abs(_drawn(ARABIC.split()[0], font) - _drawn(isolated, font)).sum() > 255 * 50
+
+
+def test_hebrew_is_drawn_right_to_left() -> None:
+    """Laid out by the bidirectional algorithm, the first letter is at the right: the picture is
+    that of the letters reversed in left-to-right order, not that of their stored order."""
+    word = HEBREW.split()[0]
+    font = _rtl()
+    basic = ImageFont.truetype(font.path, 32, layout_engine=ImageFont.Layout.BASIC)
+    bidi = _drawn(word, font)
+    assert np.abs(bidi - _drawn(word[::-1], basic)).mean() < 1.0
+    assert np.abs(bidi - _drawn(word, basic)).sum() > 255 * 50
+
+
+def test_other_lines_keep_the_cjk_font() -> None:
+    assert font_for("Yamada Tarou = 山田 太郎", 24) is font_at(24)
+    assert font_for("ID 1CT1", 24) is font_at(24)
+
+
+def test_burned_arabic_name_differs_from_its_boxes() -> None:
+    ds = _charset_file("chrArab.dcm")
+    text = annotation_for(ds, ("patient",))
+    drawn = burn(Image.new("L", (256, 256)), text)
+    with_boxes = Image.new("L", (256, 256))
+    ImageDraw.Draw(with_boxes).text((4, 4), text.top[0], font=font_at(annotation.font_pixels(256, 256)), fill=255)
+    top = np.asarray(drawn)[:20, :200].astype(int)
+    assert (top > 200).sum() > 40
+    assert np.abs(top - np.asarray(with_boxes)[:20, :200].astype(int)).sum() > 255 * 40
+
+
+def test_without_the_rtl_font_arabic_falls_back_with_a_warning(monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(annotation, "RTL_FONT_FILE", "NoSuchFont-xdsi.ttf")
+    rtl_font_at.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="xdsi.dicom.annotation"):
+            assert font_for(ARABIC, 17) is font_at(17)
+        assert "fonts-dejavu-core" in caplog.text
+    finally:
+        rtl_font_at.cache_clear()

@@ -20,9 +20,13 @@ def test_an_instance_that_is_a_document_stands_for_itself_whatever_is_asked(arch
     video = make_video([b"\x00\x00\x01\xb3" + b"\x00" * 64], uids.MPEG2_MAIN_LEVEL, study_uid=study)
     image = make_dataset(study_uid=study)
     store_all(archive, *(to_bytes(ds) for ds in (report, pdf, video, image)))
-    for ds in (report, pdf, video):
-        found = document_for(plan_of(archive, study, ds.SeriesInstanceUID, ds.SOPInstanceUID), MediaTypes(("image/png",)))
+    for ds, asked in ((report, "image/png"), (pdf, "image/png"), (video, "text/html"), (video, "*/*")):
+        found = document_for(plan_of(archive, study, ds.SeriesInstanceUID, ds.SOPInstanceUID), MediaTypes((asked,)))
         assert found is not None and found.instance.sop_instance_uid == ds.SOPInstanceUID
+    # A video's frames are the renderer's when an image is what the client takes first.
+    for asked in (("image/png",), ("image/*", "video/*")):
+        assert document_for(plan_of(archive, study, video.SeriesInstanceUID, video.SOPInstanceUID),
+                            MediaTypes(asked)) is None
     assert document_for(plan_of(archive, study, image.SeriesInstanceUID, image.SOPInstanceUID),
                         MediaTypes(("text/html",))) is None  # an image is the renderer's, even asked for text
 
