@@ -512,10 +512,17 @@ class _RawReader:
     def _elements(self, pos: int, end: int, depth: int, delimited: bool) -> tuple[list[RawElement], int]:
         elements: list[RawElement] = []
         previous = -1
+        unpack_from = _SHORT_HEADER.unpack_from
         while delimited or pos < end:
             if pos + 8 > end:
                 raise _Decline
-            group, element, vr_bytes, short_length = _SHORT_HEADER.unpack(self._bytes(pos, 8))
+            # The header straight from the window when it lies there (most elements): the call
+            # to _bytes and its slice cost more than the unpacking.
+            offset = pos - self.base
+            if offset >= 0 and offset + 8 <= len(self.window):
+                group, element, vr_bytes, short_length = unpack_from(self.window, offset)
+            else:
+                group, element, vr_bytes, short_length = _SHORT_HEADER.unpack(self._bytes(pos, 8))
             tag = group << 16 | element
             if delimited and tag == ITEM_DELIMITER:
                 return elements, pos + 8

@@ -69,21 +69,23 @@ def _encode(
         # As encode_dataset: no Group Length, no File Meta group, no Data Set Trailing Padding.
         if tag & 0xFFFF == 0 or tag >> 16 == 0x0002 or tag == DATA_SET_TRAILING_PADDING:
             continue
-        here = (*path, tag)
-        owner = creator_tag(tag)
-        if owner is not None and owner not in creators:
-            creators[owner] = _creator(by_tag.get(owner), charsets)
-        creator = None if owner is None else creators[owner]
+        creator = None
+        if tag >> 16 & 1:  # an odd group: maybe private (PS3.5 7.8.1)
+            owner = creator_tag(tag)
+            if owner is not None:
+                if owner not in creators:
+                    creators[owner] = _creator(by_tag.get(owner), charsets)
+                creator = creators[owner]
         vr = element.vr
         if vr == "SQ":
             if not element.items:
                 encoded.append(Encoded(tag, vr, creator, "empty", None))
             else:
-                walks = [_encode(item, bulk_data, (*here, n), charsets) for n, item in enumerate(element.items, 1)]
+                walks = [_encode(item, bulk_data, (*path, tag, n), charsets) for n, item in enumerate(element.items, 1)]
                 encoded.append(Encoded(tag, vr, creator, "items", walks))
             continue
         if vr in BULK_DATA_VRS and element.length != 0:
-            uri = bulk_data(BulkDataRef(here, vr, element.length))
+            uri = bulk_data(BulkDataRef((*path, tag), vr, element.length))
             if uri is not None:
                 encoded.append(Encoded(tag, vr, creator, "uri", uri))
                 continue

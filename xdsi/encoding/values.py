@@ -43,6 +43,7 @@ _TEXT_SINGLE = frozenset(("ST", "LT", "UT"))
 _SIMPLE_CHARSETS = frozenset(("iso8859", "latin_1", "UTF8"))
 # SV and UV are left to pydicom.
 _NUMBERS = {vr: code for vr, code in STRUCT_CODES.items() if vr not in ("SV", "UV")}
+_NUMBER_SIZES = {vr: struct.calcsize("<" + code) for vr, code in _NUMBERS.items()}
 
 
 def plain_values(value: bytes, vr: str, charsets: str | list[str]) -> list[Any] | None:
@@ -51,8 +52,7 @@ def plain_values(value: bytes, vr: str, charsets: str | list[str]) -> list[Any] 
     if not value:
         return []
     if vr in _NUMBERS:
-        code = _NUMBERS[vr]
-        size = struct.calcsize("<" + code)
+        code, size = _NUMBERS[vr], _NUMBER_SIZES[vr]
         if len(value) % size:
             return None
         numbers = struct.unpack(f"<{len(value) // size}{code}", value)

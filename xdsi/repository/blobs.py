@@ -129,8 +129,11 @@ class BlobStore:
         with _space_errors():
             os.rename(blob.path, marker)
             blob.path = marker
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.link(marker, final)
+            try:
+                os.link(marker, final)
+            except FileNotFoundError:  # the first file of its fan-out folder: made here, once
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.link(marker, final)
         blob.key = key
         return key
 
@@ -155,10 +158,16 @@ class BlobStore:
                         folders.add("")
         with _space_errors():
             jobs = [(_fsync_file, blob.path) for blob in blobs] + [(_fsync_dir, self.objects / f) for f in folders]
-            if len(jobs) == 1:
-                jobs[0][0](jobs[0][1])
-            else:
-                for future in [_sync_pool().submit(job, path) for job, path in jobs]:
+            # The last job runs in this thread while the pool runs the others: one hand-over fewer,
+            # none for a lone file.
+            if not jobs:
+                return
+            futures = [_sync_pool().submit(job, path) for job, path in jobs[:-1]]
+            try:
+                job, path = jobs[-1]
+                job(path)
+            finally:
+                for future in futures:
                     future.result()
         # Each of these folders' parents was synced after the folder existed.
         self._durable.update(folder for folder in folders if folder)

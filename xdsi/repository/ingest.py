@@ -25,7 +25,20 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Delete, Insert, RowMapping, Select, Table, Update, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Delete,
+    Insert,
+    RowMapping,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -74,12 +87,13 @@ def add_instances(
     values replace those the index keeps (see ``replace_instance``).
     """
     results: list[list[str] | HierarchyConflict] = [[] for _ in entries]
+    connection = session.connection()  # once: each Session.connection() costs as much as a statement
     by_study: dict[str, list[int]] = {}
     for position, entry in enumerate(entries):
         by_study.setdefault(entry.keys.study.study_uid, []).append(position)
     for study_uid in sorted(by_study):
         positions = by_study[study_uid]
-        study, created = _study_state(session, entries[positions[0]].keys, now, correcting)
+        study, created = _study_state(session, connection, entries[positions[0]].keys, now, correcting)
         filed = (study["patient_id"], study["issuer_of_patient_id"])
         series_states: dict[str, tuple[RowMapping, bool]] = {}
         rows: list[dict[str, object]] = []
@@ -91,7 +105,7 @@ def add_instances(
                     _check_patient(study_uid, filed, keys)
                 if keys.series.series_uid not in series_states:
                     series_states[keys.series.series_uid] = _series_state(
-                        session, study["id"], study_uid, keys, now, correcting)
+                        connection, study["id"], study_uid, keys, now, correcting)
             except HierarchyConflict as exc:
                 results[position] = exc
                 continue
@@ -103,12 +117,12 @@ def add_instances(
             if created:  # every instance of a new study refused: no empty study is left behind
                 _forget_study(session, study)
             continue
-        ids = session.connection().execute(_statements().instances, rows).scalars().all()
-        session.connection().execute(_statements().metadata, [
+        ids = connection.execute(_statements().instances, rows).scalars().all()
+        connection.execute(_statements().metadata, [
             {"instance_fk": instance_id, "series_fk": row["series_fk"], "json": entries[position].metadata_json}
             for instance_id, row, position in zip(ids, rows, accepted, strict=True)
         ])
-        _raise_counts(session, study, series_states, [entries[position].keys for position in accepted], now,
+        _raise_counts(session, connection, study, series_states, [entries[position].keys for position in accepted], now,
                       correcting)
     return results
 
@@ -203,9 +217,11 @@ def _statements() -> _Statements:
     )
 
 
-def _study_state(session: Session, keys: IndexKeys, now: datetime, correcting: bool) -> tuple[RowMapping, bool]:
+def _study_state(
+    session: Session, connection: Connection, keys: IndexKeys, now: datetime, correcting: bool
+) -> tuple[RowMapping, bool]:
     """The locked study row of ``keys`` with its patient's identity, and whether this call created it."""
-    connection, statement = session.connection(), _statements().study_state
+    statement = _statements().study_state
     uid = keys.study.study_uid
     state = connection.execute(statement, {"uid": uid}).mappings().first()
     created = state is None
@@ -233,10 +249,10 @@ def _forget_study(session: Session, study: RowMapping) -> None:
 
 
 def _series_state(
-    session: Session, study_id: int, study_uid: str, keys: IndexKeys, now: datetime, correcting: bool
+    connection: Connection, study_id: int, study_uid: str, keys: IndexKeys, now: datetime, correcting: bool
 ) -> tuple[RowMapping, bool]:
     """The series row of ``keys`` and whether this call created it; refused if filed elsewhere."""
-    connection, statements = session.connection(), _statements()
+    statements = _statements()
     series = keys.series
     state = connection.execute(statements.series_state, {"uid": series.series_uid}).mappings().first()
     if state is not None and state["study_fk"] != study_id:
@@ -264,7 +280,7 @@ def _series_state(
 
 
 def _raise_counts(
-    session: Session, study: RowMapping, series_states: dict[str, tuple[RowMapping, bool]],
+    session: Session, connection: Connection, study: RowMapping, series_states: dict[str, tuple[RowMapping, bool]],
     added: list[IndexKeys], now: datetime, correcting: bool,
 ) -> None:
     per_series: dict[int, int] = {}
@@ -279,7 +295,7 @@ def _raise_counts(
             modalities = _add_to_set(modalities, keys.series.modality)
             classes = _add_to_set(classes, keys.instance.sop_class_uid)
     new_series = sum(1 for state, created in series_states.values() if created and state["id"] in per_series)
-    statements, connection = _statements(), session.connection()
+    statements = _statements()
     connection.execute(statements.count_study, {
         "row": study["id"], "added_instances": len(added), "added_series": new_series,
         "modalities_in_study": modalities, "sop_classes_in_study": classes, "updated_at": now,

@@ -112,3 +112,23 @@ def test_a_sweep_while_running_keeps_this_process_own_writes_and_a_start_up_swee
     assert not partial.path.exists() and not blobs.path(placed.key).exists()
     assert (report.removed_partial, report.removed_orphans) == (1, 1)
     assert not list(blobs.tmp.iterdir())
+
+
+def test_the_first_file_of_a_fan_out_folder_makes_the_folder(tmp_path: Path) -> None:
+    """Placing links the file straight away; a missing fan-out folder is made then, and kept."""
+    blobs = BlobStore(tmp_path / "store")
+    blobs.ensure()
+    first = _placed(blobs, b"first")
+    folder = (blobs.objects / (first.key or "")).parent
+    second = _placed(blobs, b"second")
+    assert folder == (blobs.objects / (second.key or "")).parent
+    assert sorted(path.name for path in folder.iterdir()) == sorted([Path(first.key or "").name,
+                                                                     Path(second.key or "").name])
+    assert (blobs.objects / (second.key or "")).read_bytes() == b"second"
+
+
+def test_sync_of_nothing_does_nothing(tmp_path: Path, synced: list[str]) -> None:
+    blobs = BlobStore(tmp_path / "store")
+    blobs.ensure()
+    blobs.sync([])
+    assert synced == []

@@ -479,3 +479,60 @@ def test_a_shared_commit_that_fails_as_a_whole_is_retried_request_by_request(arc
         assert row is not None and (row.number_of_series, row.number_of_instances) == (1, 7)
     assert not list(archive.blobs.tmp.iterdir())
     assert assert_consistent(archive) == 7
+
+
+def statements_of(archive: Archive) -> list[str]:
+    """Every SQL statement the archive's engine runs from now on."""
+    seen: list[str] = []
+
+    @event.listens_for(archive.engine, "before_cursor_execute")
+    def _record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        seen.append(statement)
+
+    return seen
+
+
+def test_a_new_instance_is_indexed_without_a_savepoint(archive: Archive) -> None:
+    """The common case, a new instance alone in its commit, runs no SAVEPOINT statements: only a UID
+    sent twice in one commit, or a writer that got there first, makes the insert fail."""
+    study, series = generate_uid(), generate_uid()
+    [first] = store(archive, to_bytes(make_dataset(study_uid=study, series_uid=series)))
+    seen = statements_of(archive)
+    [outcome] = store(archive, to_bytes(make_dataset(study_uid=study, series_uid=series)))
+    assert first.status is outcome.status is Status.STORED
+    assert not [statement for statement in seen if "SAVEPOINT" in statement.upper()]
+    assert sum(statement.lstrip().upper().startswith("INSERT INTO INSTANCE ") for statement in seen) == 1
+    assert assert_consistent(archive) == 2
+
+
+def test_a_new_uid_twice_in_one_commit_is_stored_once(archive: Archive) -> None:
+    """The same new instance twice in one call, beside another new one: the insert without savepoints
+    fails on the second copy, the transaction is done again instance by instance, and the counts
+    hold each instance once."""
+    study = generate_uid()
+    twice, other = make_dataset(study_uid=study), make_dataset(study_uid=study)
+    seen = statements_of(archive)
+    outcomes = store(archive, to_bytes(twice), to_bytes(other), to_bytes(twice))
+    assert [outcome.status for outcome in outcomes] == [Status.STORED, Status.STORED, Status.DUPLICATE]
+    assert any("SAVEPOINT" in statement.upper() for statement in seen)  # the second, guarded attempt ran
+    with archive.sessions() as session:
+        row = session.scalar(select(Study).where(Study.study_uid == study))
+        assert row is not None and (row.number_of_series, row.number_of_instances) == (2, 2)
+    assert not list(archive.blobs.tmp.iterdir())
+    assert assert_consistent(archive) == 2
+
+
+def test_the_same_new_instance_from_concurrent_requests_is_stored_once(archive: Archive) -> None:
+    """Four requests queued into one shared commit carry the same new instance: one stores it, three find it."""
+    lone, dataset = make_dataset(), make_dataset()
+    with writers_held(archive):
+        results, threads = store_concurrently(archive, [to_bytes(lone)] + [to_bytes(dataset)] * 4)
+        wait_for_group(archive, 4)  # the lone instance leads, the four copies wait behind it together
+    for thread in threads:
+        thread.join(30)
+    assert results[0][0].status is Status.STORED
+    statuses = sorted(results[number][0].status.value for number in range(1, 5))
+    assert statuses == ["duplicate", "duplicate", "duplicate", "stored"]
+    assert counts(archive)["instances"] == 2
+    assert not list(archive.blobs.tmp.iterdir())
+    assert assert_consistent(archive) == 2
