@@ -40,8 +40,8 @@ def available() -> bool:
 
 
 def still_frame(ds: Dataset, count: int) -> int:
-    """The frame that stands for a video (1-based): PS3.3 C.7.6.16.2.5's Representative Frame
-    Number when it is one of its ``count`` frames, else the first."""
+    """The frame that stands for a video (1-based): its Representative Frame Number (0028,6010)
+    when that is one of its ``count`` frames, else the first."""
     try:
         number = int(ds.get("RepresentativeFrameNumber") or 1)
     except (TypeError, ValueError):
@@ -76,10 +76,8 @@ def encoded(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: Ren
     encoded as ``media_type`` at the object's frame rate (Frame Time, else Recommended Display Frame
     Rate or Cine Rate, else 10 per second), one frame at a time. The rendered frames together are
     bounded by ``params.max_output_pixels`` as an animated GIF's are."""
-    total = 0
-
     def rendered() -> Iterator[np.ndarray]:
-        nonlocal total
+        total = 0
         for number, frame in frames:
             image = render_frame(frame, ds, number, params)
             total += image.width * image.height
