@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,8 +43,10 @@ _MPEG2_QSCALE_WORST = 31
 
 
 @lru_cache(maxsize=1)
+@cache
 def available() -> bool:
-    """Whether PyAV is installed (found without importing it: the import loads FFmpeg)."""
+    """Whether PyAV is installed (found without importing it: the import loads FFmpeg). Looked up
+    once: the search walks the import path, and every plan of a video or cine asks."""
     return importlib.util.find_spec("av") is not None
 
 
