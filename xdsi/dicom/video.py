@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,7 +42,6 @@ _MPEG2_QSCALE_BEST = 2
 _MPEG2_QSCALE_WORST = 31
 
 
-@lru_cache(maxsize=1)
 @cache
 def available() -> bool:
     """Whether PyAV is installed (found without importing it: the import loads FFmpeg). Looked up
