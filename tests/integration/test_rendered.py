@@ -247,8 +247,11 @@ def test_etag_revalidation(live: LiveServer, stored: dict[str, tuple[str, str]])
     first = get(live, f"{where}/rendered")
     etag = first.header("ETag")
     assert etag
+    # Revalidated on every use (an overwrite changes the image), and chosen by the Accept header.
+    assert first.header("Cache-Control") == "no-cache" and first.header("Vary") == "Accept"
     again = get(live, f"{where}/rendered", **{"If-None-Match": etag})
     assert again.status == 304 and again.body == b""
+    assert again.header("ETag") == etag and again.header("Cache-Control") == "no-cache"
     other = get(live, f"{where}/rendered?quality=50", **{"If-None-Match": etag})
     assert other.status == 200 and other.header("ETag") != etag
 

@@ -141,9 +141,9 @@ def test_head_and_revalidation(live: LiveServer, stored: dict[str, Stored]) -> N
     head = live.request("HEAD", url)
     assert head.status == 200 and head.body == b"" and head.header("Content-Length") == str(len(first.body))
     etag = first.header("ETag")
-    assert etag
+    assert etag and first.header("Cache-Control") == "no-cache"
     again = live.request("GET", url, headers={"If-None-Match": etag})
-    assert again.status == 304 and again.body == b""
+    assert again.status == 304 and again.body == b"" and again.header("ETag") == etag
 
 
 def test_annotation_burns_text_into_the_image(live: LiveServer, stored: dict[str, Stored]) -> None:

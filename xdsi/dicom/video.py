@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -42,8 +43,10 @@ _MPEG2_QSCALE_WORST = 31
 
 
 @lru_cache(maxsize=1)
+@cache
 def available() -> bool:
-    """Whether PyAV is installed (found without importing it: the import loads FFmpeg)."""
+    """Whether PyAV is installed (found without importing it: the import loads FFmpeg). Looked up
+    once: the search walks the import path, and every plan of a video or cine asks."""
     return importlib.util.find_spec("av") is not None
 
 
@@ -97,10 +100,11 @@ def frame_rate(frame_ms: float) -> Fraction:
     return Fraction(1000 / frame_ms).limit_denominator(1001)
 
 
-def encode(images: Iterable[np.ndarray], media_type: str, rate: Fraction, quality: int, out: IO[bytes]) -> int:
+def encode(images: Iterable[np.ndarray], media_type: str, rate: Fraction, quality: int, out: Path) -> int:
     """Encode ``images`` (8-bit rows x columns grayscale or rows x columns x 3 RGB, all of one size)
-    as ``media_type`` (one of MEDIA_TYPES) at ``rate`` frames per second into ``out`` (seekable: an
-    MP4's index is written last), one frame at a time; returns the number of frames.
+    as ``media_type`` (one of MEDIA_TYPES) at ``rate`` frames per second into the file ``out`` (a
+    path: FFmpeg reopens an MP4 to move its index to the front), one frame at a time; returns the
+    number of frames.
 
     4:2:0 chroma needs even dimensions: an odd last row or column is repeated. ``quality`` (1-100,
     PS3.18 8.3.5.1.2) sets x264's rate factor or MPEG-2's quantiser scale."""
@@ -109,7 +113,9 @@ def encode(images: Iterable[np.ndarray], media_type: str, rate: Fraction, qualit
     av = _av()
     container_format, codec = _ENCODERS[media_type]
     count = 0
-    with av.open(out, "w", format=container_format) as container:
+    # An MP4's index first (faststart), so that a browser starts playing before the whole answer is in.
+    options = {"movflags": "+faststart"} if container_format == "mp4" else {}
+    with av.open(str(out), "w", format=container_format, options=options) as container:
         stream = None
         for image in images:
             image = _even(image)

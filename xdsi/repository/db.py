@@ -45,10 +45,19 @@ def create_engine_for(
     *,
     sqlite_synchronous: str = "FULL",
     sqlite_busy_timeout_ms: int = 5000,
+    connections: int | None = None,
     **kwargs: Any,
 ) -> Engine:
-    """An engine configured for concurrent use by several workers of one archive."""
+    """An engine configured for concurrent use by several workers of one archive.
+
+    ``connections``: how many threads of this process use it at once. Each may hold two connections
+    (a request's session and a write), besides the sweeper's and the audit trail's; the pool keeps
+    that many open. SQLAlchemy's default keeps five and closes every connection beyond them on its
+    return, so eight busy threads opened and configured a new connection for most requests.
+    """
     parsed = make_url(url)
+    if connections is not None and parsed.database != ":memory:":
+        kwargs.setdefault("pool_size", 2 * connections + 2)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,7 @@ class Archive:
             settings.effective_database_url,
             sqlite_synchronous=settings.sqlite_synchronous,
             sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            connections=settings.threads,
         )
         sessions = db.make_session_factory(engine)
         blobs = BlobStore(settings.storage)

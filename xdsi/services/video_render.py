@@ -16,6 +16,7 @@ import io
 import tempfile
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import closing
+from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -36,13 +37,11 @@ MISSING = video.MISSING
 def available() -> bool:
     """Whether video can be decoded and encoded here (PyAV is installed)."""
     return video.available()
-# Encoded video is read back from its temporary file in pieces of this size.
-_COPY_BYTES = 1 << 20
 
 
 def still_frame(ds: Dataset, count: int) -> int:
-    """The frame that stands for a video (1-based): PS3.3 C.7.6.16.2.5's Representative Frame
-    Number when it is one of its ``count`` frames, else the first."""
+    """The frame that stands for a video (1-based): its Representative Frame Number (0028,6010)
+    when that is one of its ``count`` frames, else the first."""
     try:
         number = int(ds.get("RepresentativeFrameNumber") or 1)
     except (TypeError, ValueError):
@@ -77,10 +76,8 @@ def encoded(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: Ren
     encoded as ``media_type`` at the object's frame rate (Frame Time, else Recommended Display Frame
     Rate or Cine Rate, else 10 per second), one frame at a time. The rendered frames together are
     bounded by ``params.max_output_pixels`` as an animated GIF's are."""
-    total = 0
-
     def rendered() -> Iterator[np.ndarray]:
-        nonlocal total
+        total = 0
         for number, frame in frames:
             image = render_frame(frame, ds, number, params)
             total += image.width * image.height
@@ -90,10 +87,10 @@ def encoded(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: Ren
             [image], _profile = colour_characteristics([image], ds, params.icc_profile)
             yield np.asarray(image)
 
-    with tempfile.TemporaryFile() as spool:
+    with tempfile.TemporaryDirectory(prefix="xdsi-video-") as folder:
+        spool = Path(folder) / "rendered"
         video.encode(rendered(), media_type, video.frame_rate(frame_ms(ds)), params.quality, spool)
-        spool.seek(0)
-        return b"".join(iter(lambda: spool.read(_COPY_BYTES), b""))
+        return spool.read_bytes()
 
 
 class _ChunkReader(io.RawIOBase):

@@ -61,7 +61,14 @@ def requester() -> Requester:
 def accepted() -> list[negotiation.MediaRange]:
     """The media types the client accepts; PS3.18 8.3.3.1: the ``accept`` query parameter, when
     present, takes precedence over the Accept header."""
-    return negotiation.parse_accept(request.args.get("accept") or request.headers.get("Accept"))
+    return negotiation.parse_accept(query("accept") or request.headers.get("Accept"))
+
+
+def query(name: str) -> str | None:
+    """The (first) value of a query parameter; None when it is absent. Werkzeug's ``args.get`` builds
+    and catches an HTTP exception for every absent name, which costs more than reading the ones present."""
+    args = request.args
+    return args[name] if name in args else None  # noqa: SIM401 - the point of this function
 
 
 class Endpoint(NamedTuple):

@@ -26,7 +26,8 @@ from xdsi.services.render import (
 )
 from xdsi.services.retrieve import Target
 from xdsi.web import document_answer, negotiation
-from xdsi.web.context import accepted, announce, archive, requester, session
+from xdsi.web.context import accepted, announce, archive, query, requester, session
+from xdsi.web.rendered_image import image_answer
 from xdsi.web.urls import DICOMWEB
 
 blueprint = Blueprint("rendered", __name__, url_prefix=DICOMWEB)
@@ -97,15 +98,8 @@ def _answer(target: Target, frames: tuple[int, ...] | None, purpose: str) -> Res
     offers = [negotiation.Offer(media_type, multipart=False) for media_type in prepared.media_types]
     choice = negotiation.negotiate(accept, offers)
     rendered = renderer.render(prepared, replace(wanted, media_type=choice.offer.media_type))
-    response = Response(rendered.data, status=200, mimetype=rendered.media_type)
-    response.set_etag(rendered.etag)
-    response.vary.add("Accept")
-    response.cache_control.no_cache = True  # revalidated by ETag: an overwrite changes it
-    if request.if_none_match.contains(rendered.etag):
-        response.status_code = 304
-        response.set_data(b"")
-        response.headers.pop("Content-Length", None)
-    elif request.method != "HEAD":
+    response = image_answer(rendered, vary="Accept")
+    if response.status_code != 304 and request.method != "HEAD":
         # RAD-107 includes the rendered resources; a 304 or a HEAD sends nothing of the instance: not audited.
         archive().auditor.retrieved(requester(), [prepared.instance], "WADO-RS")
     return response
@@ -131,7 +125,7 @@ def _charsets(choice: negotiation.Choice) -> tuple[str, ...]:
     """PS3.18 8.8.5: the charset parameter of the selected media type, then the charset query
     parameter, then Accept-Charset; each list best first. None named: UTF-8."""
     named = choice.media_range.params.get("charset")
-    return (*charset.parse(named), *charset.parse(request.args.get("charset")),
+    return (*charset.parse(named), *charset.parse(query("charset")),
             *charset.parse(request.headers.get("Accept-Charset")))
 
 
@@ -161,7 +155,7 @@ def _parameters(thumbnail: bool) -> RenderRequest:
     return RenderRequest(
         window=_window(args["window"]) if "window" in args else None,
         viewport=_viewport(args["viewport"], thumbnail) if "viewport" in args else None,
-        quality=quality, annotation=annotation or (), charset=charset.parse(args.get("charset")),
+        quality=quality, annotation=annotation or (), charset=charset.parse(query("charset")),
         icc_profile=_icc_profile(args["iccprofile"]) if "iccprofile" in args else "default",
     )
 

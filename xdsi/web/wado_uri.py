@@ -26,6 +26,7 @@ from xdsi.services.retrieve import BlobReader, Target
 from xdsi.web import document_answer, negotiation
 from xdsi.web.context import announce, archive, requester, session
 from xdsi.web.negotiation import DICOM, MediaRange
+from xdsi.web.rendered_image import image_answer
 
 PATH = "/wado"
 blueprint = Blueprint("wado_uri", __name__)
@@ -307,14 +308,7 @@ def _image(asked: UriRequest, media_type: str, plan: plans.RetrievePlan) -> Resp
     )
     prepared = renderer.prepare(session(), asked.target, frames=frames, presentation=presentation, plan=plan)
     rendered = renderer.render(prepared, wanted)
-    response = Response(rendered.data, status=200, mimetype=rendered.media_type)
-    response.set_etag(rendered.etag)
-    response.cache_control.no_cache = True  # revalidated by ETag: an overwrite changes it
-    if request.if_none_match.contains(rendered.etag):
-        response.status_code = 304
-        response.set_data(b"")
-        response.headers.pop("Content-Length", None)
-    return response
+    return image_answer(rendered)
 
 
 def _dicom(current: Archive, files: BlobReader, item: ObjectPlan, asked: UriRequest) -> Response:

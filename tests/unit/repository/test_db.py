@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from xdsi.repository import db
 
@@ -85,3 +85,28 @@ def test_threads_of_one_process_queue_too(sqlite_url: str) -> None:
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM turns")) == 2
     engine.dispose()
+
+
+def test_busy_threads_reuse_their_connections(database_url: str) -> None:
+    """Eight threads reading at once, again and again, open eight connections once: none is closed on
+    its return and opened again for the next request (SQLite and PostgreSQL alike)."""
+    engine = db.create_engine_for(database_url, connections=8)
+    opened = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    sessions = db.make_session_factory(engine)
+    start = threading.Barrier(8)
+
+    def read() -> None:
+        for _ in range(20):
+            start.wait()  # all eight hold a connection at the same moment
+            with sessions() as session:
+                session.execute(text("SELECT 1"))
+                start.wait()
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.dispose()
+    assert len(opened) == 8
