@@ -9,7 +9,8 @@ rounds are repeated and their median is printed. With ``--profile N`` the real a
 (``create_app``, Flask's test client) stores N instances the same way under cProfile instead, to
 say where that time goes.
 
-  .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --requests 400 --rounds 3
+  .venv/bin/python bench/corpus.py --out bench/corpus-harness --studies 6 --series 1 --instances 4
+  .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --requests 300 --rounds 3
   .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --profile 400
 """
 
@@ -31,22 +32,24 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from bench.stow_metadata import cpu_seconds, serve, workers_of
 
 
-def ct_file(corpus: Path) -> tuple[bytes, bytes]:
-    """A CT file of the corpus and its SOP Instance UID, as the harness picks them."""
+def ct_file(corpus: Path, modality: str = "CT") -> tuple[bytes, bytes]:
+    """A file of the corpus (CT: 0.5 MB, MR: 0.13 MB) and its SOP Instance UID, as the harness picks them."""
     manifest = json.loads((corpus / "manifest.json").read_text())
     for study in manifest["studies"]:
         for series in study["series"]:
-            if series.get("modality") != "CT":
+            if series.get("modality") != modality:
                 continue
             for instance in series["instances"]:
                 blob = (corpus / instance["path"]).read_bytes()
                 uid = instance["sop_uid"].encode()
                 if blob.count(uid) >= 1:
                     return blob, uid
-    raise SystemExit(f"no CT instance in {corpus}")
+    raise SystemExit(f"no {modality} instance in {corpus}")
 
 
 def bodies(blob: bytes, uid: bytes) -> Iterator[tuple[bytes, str]]:
@@ -72,8 +75,8 @@ def send(connection: http.client.HTTPConnection, body: bytes, content_type: str)
         raise SystemExit(f"STOW-RS answered {response.status}: {answer[:300]!r}")
 
 
-def measure(corpus: Path, requests: int, rounds: int, warmup: int) -> dict[str, object]:
-    blob, uid = ct_file(corpus)
+def measure(corpus: Path, requests: int, rounds: int, warmup: int, modality: str = "CT") -> dict[str, object]:
+    blob, uid = ct_file(corpus, modality)
     made = bodies(blob, uid)
     with tempfile.TemporaryDirectory(prefix="xdsi-stow-cpu-") as scratch:
         with socket.socket() as probe:
@@ -102,7 +105,7 @@ def measure(corpus: Path, requests: int, rounds: int, warmup: int) -> dict[str, 
             "min_ms": round(min(per_request), 3)}
 
 
-def profile(corpus: Path, requests: int, top: int) -> str:
+def profile(corpus: Path, requests: int, top: int, modality: str = "CT") -> str:
     """cProfile of the real application storing ``requests`` fresh instances one per request."""
     import os
 
@@ -110,7 +113,7 @@ def profile(corpus: Path, requests: int, top: int) -> str:
     from xdsi.config import Settings
     from xdsi.services.archive import Archive
 
-    blob, uid = ct_file(corpus)
+    blob, uid = ct_file(corpus, modality)
     made = bodies(blob, uid)
     with tempfile.TemporaryDirectory(prefix="xdsi-stow-profile-") as scratch:
         os.environ.update({"XDSI_DATABASE_URL": f"sqlite:///{scratch}/x.db", "XDSI_STORAGE": f"{scratch}/store"})
@@ -152,12 +155,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30, help="unmeasured requests first (default 30)")
     parser.add_argument("--profile", type=int, metavar="N", help="profile N requests in-process instead")
     parser.add_argument("--top", type=int, default=45, help="profile lines per listing (default 45)")
+    parser.add_argument("--modality", default="CT", help="the corpus file sent: CT (default) or MR, a smaller one")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     if args.profile:
-        sys.stdout.write(profile(args.corpus, args.profile, args.top))
+        sys.stdout.write(profile(args.corpus, args.profile, args.top, args.modality))
         return
-    result = measure(args.corpus, args.requests, args.rounds, args.warmup)
+    result = measure(args.corpus, args.requests, args.rounds, args.warmup, args.modality)
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")

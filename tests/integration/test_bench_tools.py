@@ -101,3 +101,21 @@ def test_a_server_off_loopback_is_refused_unless_allowed(tmp_path: Path) -> None
     write_corpus(tmp_path / "corpus")
     result = bench("dicomweb.py", "run", "--base-url", "http://192.0.2.1/dicom-web", "--corpus", str(tmp_path / "corpus"))
     assert result.returncode == 2 and "not on a loopback address" in result.stderr
+
+
+def test_stow_cpu_measures_a_real_server_and_profiles_the_same_requests(tmp_path: Path) -> None:
+    """bench/stow_cpu.py: its own one-worker server answers every single-instance STOW-RS (the script
+    stops on any other answer) and the worker's CPU per request is a positive figure per round."""
+    manifest = write_corpus(tmp_path / "corpus")
+    modality = next(se["modality"] for st in manifest["studies"] for se in st["series"] if se["modality"] in ("CT", "MR"))
+    out = tmp_path / "cpu.json"
+    result = bench("stow_cpu.py", "--corpus", str(tmp_path / "corpus"), "--modality", modality,
+                   "--requests", "4", "--rounds", "2", "--warmup", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert len(figures["worker_cpu_ms_per_request"]) == 2 and figures["min_ms"] > 0
+    assert figures["requests_per_round"] == 4 and figures["file_bytes"] > 1000
+    profiled = bench("stow_cpu.py", "--corpus", str(tmp_path / "corpus"), "--modality", modality,
+                     "--profile", "3", "--top", "30")
+    assert profiled.returncode == 0, profiled.stderr
+    assert "ms per request" in profiled.stdout and "xdsi/web/stow_rs.py" in profiled.stdout
