@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -205,18 +205,24 @@ def pixel_aspect(ds: Dataset) -> float:
     return value if math.isfinite(value) and 0.01 < value < 100 and abs(value - 1.0) > 0.01 else 1.0
 
 
-def render(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: RenderParams) -> bytes:
-    """The encoded image of ``frames`` (frame number, decoded frame): one frame, or an animated
-    GIF of them all; frames are rendered one at a time, and all rendered frames together are
-    bounded by ``max_output_pixels``."""
-    images: list[Image.Image] = []
+def rendered_frames(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]],
+                    params: RenderParams) -> Iterator[Image.Image]:
+    """Each of ``frames`` (frame number, decoded frame) through ``render_frame`` as it is reached; all
+    of them together bounded by ``max_output_pixels``, whatever they are encoded into."""
     total = 0
     for number, frame in frames:
         image = render_frame(frame, ds, number, params)
         total += image.width * image.height
         if total > params.max_output_pixels:
             raise InstanceTooLarge(f"the rendered frames exceed the limit of {params.max_output_pixels} pixels")
-        images.append(image)
+        yield image
+
+
+def render(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: RenderParams) -> bytes:
+    """The encoded image of ``frames`` (frame number, decoded frame): one frame, or an animated
+    GIF of them all; frames are rendered one at a time, and all rendered frames together are
+    bounded by ``max_output_pixels``."""
+    images = list(rendered_frames(ds, frames, params))
     if not images:
         raise ValueError("render() needs at least one frame")
     if len(images) > 1 and params.media_type not in MULTI_FRAME_TYPES:

@@ -24,8 +24,8 @@ from pydicom.dataset import Dataset
 from xdsi.dicom import video
 from xdsi.dicom.imaging import DecodedFrame
 from xdsi.dicom.parsing import Limits
-from xdsi.dicom.render import RenderParams, colour_characteristics, frame_ms, render_frame
-from xdsi.errors import InstanceTooLarge, NotFound
+from xdsi.dicom.render import RenderParams, colour_characteristics, frame_ms, rendered_frames
+from xdsi.errors import NotFound
 from xdsi.repository.blobs import BlobStore
 from xdsi.repository.index import StoredInstance
 from xdsi.services import documents, plans
@@ -77,12 +77,7 @@ def encoded(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: Ren
     Rate or Cine Rate, else 10 per second), one frame at a time. The rendered frames together are
     bounded by ``params.max_output_pixels`` as an animated GIF's are."""
     def rendered() -> Iterator[np.ndarray]:
-        total = 0
-        for number, frame in frames:
-            image = render_frame(frame, ds, number, params)
-            total += image.width * image.height
-            if total > params.max_output_pixels:
-                raise InstanceTooLarge(f"the rendered frames exceed the limit of {params.max_output_pixels} pixels")
+        for image in rendered_frames(ds, frames, params):
             # iccprofile naming a space converts the pixels into it; a video stream carries no profile.
             [image], _profile = colour_characteristics([image], ds, params.icc_profile)
             yield np.asarray(image)
