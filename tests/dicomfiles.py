@@ -174,11 +174,13 @@ VIDEO_CODERS = {
 }
 
 
-def video_stream(frames: list[np.ndarray], transfer_syntax: str, rate: int = 25) -> bytes:
-    """RGB frames (rows x columns x 3, uint8, even sizes) encoded by PyAV in near-lossless quality."""
+def video_stream(frames: list[np.ndarray], transfer_syntax: str, rate: int = 25, container_format: str | None = None) -> bytes:
+    """RGB frames (rows x columns x 3, uint8, even sizes) encoded by PyAV in near-lossless quality, in the
+    transfer syntax's usual container unless ``container_format`` names another (e.g. mpegts)."""
     import av
 
-    container_format, codec = VIDEO_CODERS[transfer_syntax]
+    usual_format, codec = VIDEO_CODERS[transfer_syntax]
+    container_format = container_format or usual_format
     out = io.BytesIO()
     with av.open(out, "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=rate)

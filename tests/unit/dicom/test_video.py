@@ -17,6 +17,7 @@ from xdsi.dicom import video
 from xdsi.errors import InstanceTooLarge, MalformedDicom, NotAcceptable
 
 ROWS, COLUMNS, COUNT = 48, 64, 8
+H264_IN_TS = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 High Profile / Level 4.1
 
 
 def source_frames() -> list[np.ndarray]:
@@ -65,18 +66,8 @@ def test_a_stream_read_in_small_pieces_through_a_pipe_like_reader() -> None:
 def test_h264_in_an_mpeg2_transport_stream_is_found_by_probing() -> None:
     """PS3.5 8.2.7 allows the H.264 stream in an MPEG-2 Transport Stream as well as bare."""
     frames = source_frames()
-    out = io.BytesIO()
-    with av.open(out, "w", format="mpegts") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.height, stream.width, stream.pix_fmt, stream.options = ROWS, COLUMNS, "yuv420p", {"crf": "4"}
-        for number, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = number
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    [(number, rgb)] = video.frames(io.BytesIO(out.getvalue()), [7], max_pixel_bytes=1 << 20)
+    stream = video_stream(frames, H264_IN_TS, container_format="mpegts")
+    [(number, rgb)] = video.frames(io.BytesIO(stream), [7], max_pixel_bytes=1 << 20)
     assert number == 7 and psnr(rgb, frames[6]) > 30
 
 
