@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,35 @@ def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) ->
         # Straight to the driver: a statement through SQLAlchemy's execution path costs several times
         # the BEGIN itself, and every request that reads the index begins a transaction.
         connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class ThreadConnections:
+    """Sessions for the requests of long-lived threads, each thread keeping one SQLite connection open.
+
+    A session on a pool connection checks it out, begins, rolls back and checks it in: on SQLite that
+    costs several times the index lookup of a retrieval, on every request. A thread's own connection
+    skips the pool; each session still begins its own transaction on it and ends it when closed, so
+    nothing is held between requests (a WAL read transaction blocks no writer). PostgreSQL sessions
+    keep the pool, whose pre-ping finds connections a server restart has broken.
+    """
+
+    def __init__(self, engine: Engine, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self.own = engine if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:") \
+            else None
+        self.local = threading.local()
+
+    def session(self) -> Session:
+        if self.own is None:
+            return self.factory()
+        connection: Connection | None = getattr(self.local, "connection", None)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self.local.connection = self.own.connect()
+        if connection.in_transaction():
+            # A session of this thread still holds it (one opened inside another, or one left open):
+            # the pool serves, so that no session joins another's transaction and its snapshot.
+            return self.factory()
+        return self.factory(bind=connection)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

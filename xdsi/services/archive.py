@@ -34,6 +34,7 @@ class Archive:
     assembler: StowAssembler
     renderer: Renderer
     auditor: Auditor
+    readers: db.ThreadConnections
 
     @classmethod
     def open(cls, settings: Settings) -> Archive:
@@ -49,13 +50,13 @@ class Archive:
         store = InstanceStore(settings, sessions, blobs)
         return cls(settings, engine, sessions, blobs, store, InstanceDeleter(sessions, blobs),
                    StowAssembler(settings, blobs, store), Renderer(settings, blobs, store.limits),
-                   Auditor(settings, sessions))
+                   Auditor(settings, sessions), db.ThreadConnections(engine, sessions))
 
     def session_for(self, issuers: frozenset[str] | None) -> Session:
         """A session for a caller's request, seeing only the patients of ``issuers`` (Issuers of Patient
         ID; None: every patient): searches, metadata and retrievals of every protocol through it
         find nothing of other patients, as if it were not stored."""
-        return visibility.limit(self.sessions(), issuers)
+        return visibility.limit(self.readers.session(), issuers)
 
     @property
     def limits(self) -> Limits:
