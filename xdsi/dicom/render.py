@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+import imagecodecs
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
@@ -234,14 +235,17 @@ def render(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: Rend
 
 def encode(images: list[Image.Image], params: RenderParams, profile: bytes | None, duration_ms: int) -> bytes:
     """Pillow's encoders; ``profile`` goes into JPEG (APP2) and PNG (iCCP) answers, while GIF has
-    no place for one (PS3.18 8.3.5.1.5: a profile is present "if the Media Type supports"
-    it). Its JPEG encoder is libjpeg-turbo, measured as fast as simplejpeg's
-    (2k x 2k 8-bit grayscale, quality 90: 15.0 ms Pillow, 15.3 ms simplejpeg; 512 x 512: 0.68
-    against 0.61 ms; RGB 2k: 35.5 against 33.5 ms, best of 15 on a shared 2-core host), so no
-    second JPEG library is taken on."""
+    no place for one (PS3.18 8.3.5.1.5: a profile is present "if the Media Type supports" it).
+
+    A JPEG without a profile is written by imagecodecs' libjpeg-turbo directly: the same library as
+    Pillow's, with the same settings, so the same bytes (checked by test_render), but without Pillow's
+    Python-level encoder loop, 10 % of the encoding of a 512 x 512 image (0.38 -> 0.34 ms). Other
+    JPEG libraries were measured no faster (simplejpeg: 0.35 ms; 2k x 2k: 15.3 against Pillow's 15.0)."""
+    first = images[0]
+    if params.media_type == JPEG and profile is None and first.mode in ("L", "RGB"):
+        return bytes(imagecodecs.jpeg8_encode(np.asarray(first), level=params.quality))
     out = io.BytesIO()
     extra = {"icc_profile": profile} if profile else {}
-    first = images[0]
     if params.media_type == JPEG:
         first.save(out, "JPEG", quality=params.quality, **extra)
     elif params.media_type == PNG:

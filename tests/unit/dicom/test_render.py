@@ -19,6 +19,7 @@ from xdsi.dicom.render import (
     RenderParams,
     Size,
     SourceRect,
+    encode,
     output_size,
     pixel_aspect,
     render,
@@ -137,3 +138,20 @@ def test_parameters_checked_when_built() -> None:
         RenderParams(region=Region(0, 0, 1, 1), source=SourceRect(0, 0))
     with pytest.raises(InvalidRequest):
         Size(0, 10)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("quality", [1, 50, 90, 100])
+def test_jpeg_without_a_profile_is_pillows_jpeg_byte_for_byte(mode: str, quality: int) -> None:
+    """The direct libjpeg-turbo path writes what Pillow's JPEG encoder writes: same settings, same bytes."""
+    rng = np.random.default_rng(quality)
+    y, x = np.mgrid[0:97, 0:130]
+    gray = (x * 1.5 + y + rng.normal(0, 12, x.shape)).clip(0, 255).astype(np.uint8)
+    pixels = gray if mode == "L" else np.stack([gray, gray[::-1], 255 - gray], axis=-1)
+    image = Image.fromarray(pixels, mode)
+    params = RenderParams(media_type=JPEG, quality=quality)
+    pillow = io.BytesIO()
+    image.save(pillow, "JPEG", quality=quality)
+    assert encode([image], params, None, 0) == pillow.getvalue()
+    with_profile = encode([image], params, b"profile", 0) if mode == "RGB" else None
+    assert with_profile is None or Image.open(io.BytesIO(with_profile)).info.get("icc_profile") == b"profile"
