@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from tests.conftest import make_settings, store_all
@@ -84,6 +85,30 @@ def test_overwrite_never_renders_from_the_old_header(database_url: str, tmp_path
         _stored_image(archive, 300, target, WindowCenter=100, WindowWidth=200)
         assert _pixel(_render(archive, target)) == 255  # 300 is above the new window
         assert len(archive.renderer.headers) == 2
+
+
+def test_private_elements_are_left_out_of_the_kept_header(database_url: str, tmp_path: Path) -> None:
+    """A vendor's private elements change nothing drawn; the kept header has none, and no element left
+    in raw form for threads to convert at once."""
+    with _opened(database_url, tmp_path, render_cache_bytes=0) as archive:
+        plain = _stored_image(archive, 300, WindowCenter=100, WindowWidth=200)
+        ds = make_dataset()
+        vendor = Target(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        image = make_dataset(rows=6, columns=6, study_uid=vendor.study_uid, series_uid=vendor.series_uid,
+                             sop_uid=vendor.sop_instance_uid, WindowCenter=100, WindowWidth=200)
+        block = image.private_block(0x0029, "VENDOR 1.0", create=True)
+        block.add_new(0x10, "DS", ["12.5", "3"])
+        block.add_new(0x11, "SS", [-4, 7])
+        block.add_new(0x12, "LO", "not drawn")
+        pixels = np.full((6, 6), 300, dtype=np.uint16)
+        pixels[0, 0], pixels[5, 5] = 0, 1000
+        image.PixelData = pixels.tobytes()
+        store_all(archive, to_bytes(image))
+        assert _render(archive, vendor) == _render(archive, plain)
+        [(kept, _)] = [entry for key, entry in archive.renderer.headers._entries.items()
+                       if entry[0].ds.SOPInstanceUID == vendor.sop_instance_uid]
+        assert not [tag for tag in kept.ds.keys() if tag.is_private]  # noqa: SIM118
+        assert not [raw for raw in kept.ds._dict.values() if isinstance(raw, RawDataElement)]
 
 
 def test_header_cache_can_be_turned_off(database_url: str, tmp_path: Path) -> None:
