@@ -3,10 +3,11 @@ endpoints a server announces."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Request, current_app, g, request
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import ImmutableMultiDict
 
 from xdsi.security.identity import Identity
 from xdsi.services.archive import Archive
@@ -21,6 +22,7 @@ EXTENSION = "xdsi"
 
 
 def init_app(app: Flask, archive: Archive) -> None:
+    app.request_class = _Request
     app.extensions[EXTENSION] = archive
     app.config["XDSI_ENDPOINTS"] = []
     app.teardown_appcontext(_close_session)
@@ -61,14 +63,22 @@ def requester() -> Requester:
 def accepted() -> list[negotiation.MediaRange]:
     """The media types the client accepts; PS3.18 8.3.3.1: the ``accept`` query parameter, when
     present, takes precedence over the Accept header."""
-    return negotiation.parse_accept(query("accept") or request.headers.get("Accept"))
+    return negotiation.parse_accept(request.args.get("accept") or request.headers.get("Accept"))
 
 
-def query(name: str) -> str | None:
-    """The (first) value of a query parameter; None when it is absent. Werkzeug's ``args.get`` builds
-    and catches an HTTP exception for every absent name, which costs more than reading the ones present."""
-    args = request.args
-    return args[name] if name in args else None  # noqa: SIM401 - the point of this function
+class _Parameters(ImmutableMultiDict[str, str]):
+    """Query and form parameters whose ``get`` of an absent name returns its default at once: werkzeug's
+    raises and catches an HTTP exception for it, which costs more than reading the names present, and
+    every request asks for parameters it does not carry."""
+
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
+        if key not in self:
+            return default
+        return super().get(key, default, type)
+
+
+class _Request(Request):
+    parameter_storage_class = _Parameters
 
 
 class Endpoint(NamedTuple):

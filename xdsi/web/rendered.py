@@ -26,7 +26,7 @@ from xdsi.services.render import (
 )
 from xdsi.services.retrieve import Target
 from xdsi.web import document_answer, negotiation
-from xdsi.web.context import accepted, announce, archive, query, requester, session
+from xdsi.web.context import accepted, announce, archive, requester, session
 from xdsi.web.rendered_image import image_answer
 from xdsi.web.urls import DICOMWEB
 
@@ -125,7 +125,7 @@ def _charsets(choice: negotiation.Choice) -> tuple[str, ...]:
     """PS3.18 8.8.5: the charset parameter of the selected media type, then the charset query
     parameter, then Accept-Charset; each list best first. None named: UTF-8."""
     named = choice.media_range.params.get("charset")
-    return (*charset.parse(named), *charset.parse(query("charset")),
+    return (*charset.parse(named), *charset.parse(request.args.get("charset")),
             *charset.parse(request.headers.get("Accept-Charset")))
 
 
@@ -155,7 +155,7 @@ def _parameters(thumbnail: bool) -> RenderRequest:
     return RenderRequest(
         window=_window(args["window"]) if "window" in args else None,
         viewport=_viewport(args["viewport"], thumbnail) if "viewport" in args else None,
-        quality=quality, annotation=annotation or (), charset=charset.parse(query("charset")),
+        quality=quality, annotation=annotation or (), charset=charset.parse(args.get("charset")),
         icc_profile=_icc_profile(args["iccprofile"]) if "iccprofile" in args else "default",
     )
 

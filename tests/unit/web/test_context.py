@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from sqlalchemy import text
 
 from xdsi.app import create_app
@@ -37,3 +38,13 @@ def test_requests_over_http_give_their_connection_back(settings: Settings, archi
         assert archive.engine.pool.checkedout() == _kept(archive), path
         kept = getattr(archive.readers.local, "connection", None)
         assert kept is None or not kept.in_transaction(), path  # no snapshot outlives its request
+
+
+def test_query_parameters_read_as_werkzeugs_with_absent_names_given_their_default(
+        settings: Settings, archive: Archive) -> None:
+    app = create_app(settings, archive)
+    with app.test_request_context("/dicom-web/studies?limit=5&includefield=A&includefield=B"):
+        args = request.args
+        assert args.get("limit") == "5" and args.get("limit", type=int) == 5
+        assert args.getlist("includefield") == ["A", "B"] and args.get("includefield") == "A"
+        assert args.get("offset") is None and args.get("offset", "0") == "0" and args.get("offset", type=int) is None
