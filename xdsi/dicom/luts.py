@@ -80,17 +80,18 @@ class Grayscale:
         if not stored.size:
             return stored.astype(np.uint8)
         low, high = whole.min(), whole.max()
-        line = self._line(float(low), float(high)) if stored.dtype.kind in "iu" else None
-        if line is not None:
-            return _on_line(stored, *line)
-        if stored.dtype.kind in "iu" and int(high) - int(low) < _TABLE_SPAN:
-            # Every value of the frame's range is in the table, so its range is the table's own.
-            table = self._display(np.arange(int(low), int(high) + 1, dtype=np.int64))
-            index = stored - stored.dtype.type(low)
-            if index.dtype.kind == "i":
-                # The differences lie in 0..span: wrapped into a narrow signed type, read unsigned.
-                index = index.view(index.dtype.str.replace("i", "u"))
-            return np.take(table, index)
+        if stored.dtype.kind in "iu":
+            line = self._line(float(low), float(high))
+            if line is not None:
+                return _on_line(stored, *line)
+            if int(high) - int(low) < _TABLE_SPAN:
+                # Every value of the frame's range is in the table, so its range is the table's own.
+                table = self._display(np.arange(int(low), int(high) + 1, dtype=np.int64))
+                index = stored - stored.dtype.type(low)
+                if index.dtype.kind == "i":
+                    # The differences lie in 0..span: wrapped into a narrow signed type, read unsigned.
+                    index = index.view(index.dtype.str.replace("i", "u"))
+                return np.take(table, index)
         return self._display(stored, np.array([low, high], dtype=np.float64))
 
     def _line(self, low: float, high: float) -> tuple[float, float] | None:

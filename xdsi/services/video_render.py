@@ -60,15 +60,23 @@ def decoded(blobs: BlobStore, instance: StoredInstance, limits: Limits, numbers:
         if number > count:
             raise NotFound(f"frame {number} is beyond the last frame ({count}) of {instance.sop_instance_uid}")
     stream = documents.bitstream(blobs, instance, "video/*", limits)
+    for run in _ascending_runs(numbers):
+        with closing(stream.chunks(blobs)) as chunks:
+            reader = io.BufferedReader(_ChunkReader(chunks))
+            for decoded_number, rgb in video.frames(reader, run, max_pixel_bytes=max_pixel_bytes):
+                yield decoded_number, DecodedFrame(rgb, "RGB")
+
+
+def _ascending_runs(numbers: Sequence[int]) -> Iterator[list[int]]:
+    """``numbers`` cut where one is not above the one before: [3, 5, 2, 4] gives [3, 5] and [2, 4]."""
     run: list[int] = []
-    for number in [*numbers, 0]:  # 0 closes the last run
+    for number in numbers:
         if run and number <= run[-1]:
-            with closing(stream.chunks(blobs)) as chunks:
-                reader = io.BufferedReader(_ChunkReader(chunks))
-                for decoded_number, rgb in video.frames(reader, run, max_pixel_bytes=max_pixel_bytes):
-                    yield decoded_number, DecodedFrame(rgb, "RGB")
+            yield run
             run = []
         run.append(number)
+    if run:
+        yield run
 
 
 def encoded(ds: Dataset, frames: Iterable[tuple[int, DecodedFrame]], params: RenderParams, media_type: str) -> bytes:
