@@ -42,7 +42,7 @@ def _indexed(server: LiveServer, uids: list[str]) -> int:
         archive.close()
 
 
-@pytest.mark.parametrize(("kind", "megabytes", "instances"), [("json", 24, 100), ("xml", 24, 1)])
+@pytest.mark.parametrize(("kind", "megabytes", "instances"), [("json", 24, 100), ("json", 24, 1), ("xml", 24, 1)])
 def test_a_large_metadata_part_costs_a_small_multiple_of_its_size(
     database_url: str, tmp_path: Path, kind: str, megabytes: int, instances: int
 ) -> None:

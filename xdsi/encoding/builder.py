@@ -130,6 +130,8 @@ def _element(
     attr: Parsed, tag: int, loader: BulkDataLoader | None, charset: _Charset
 ) -> DataElement | RawDataElement:
     vr = attr.vr
+    if attr.kind == "field":
+        return RawDataElement(BaseTag(tag), vr, len(attr.payload), attr.payload, 0, False, True)
     if attr.kind == "items":
         return _new(tag, vr, [_build(item, loader, charset, top=False) for item in attr.payload])
     if attr.kind == "values":
@@ -162,9 +164,9 @@ def _from_values(attr: Parsed, tag: int, charset: _Charset) -> DataElement | Raw
     if vr in STRING_VRS or vr in ("PN", "DS", "IS"):
         values = ["" if v is None else v for v in values]
         if vr in ("DS", "IS"):
-            raw = _raw_numbers(tag, vr, values)
-            if raw is not None:
-                return raw
+            field = _numbers_field(values)
+            if field is not None:
+                return RawDataElement(BaseTag(tag), vr, len(field), field, 0, False, True)
         else:
             for text in values:
                 charset.note(text)
@@ -179,7 +181,17 @@ def _from_values(attr: Parsed, tag: int, charset: _Charset) -> DataElement | Raw
     return DataElement(tag, vr, value, already_converted=True, validation_mode=config.IGNORE)
 
 
-def _raw_numbers(tag: int, vr: str, values: list[str]) -> RawDataElement | None:
+def compact(attr: Parsed) -> Parsed:
+    """A DS or IS element read as values, held from now on as the Value Field it will be written
+    as (``field``): readers of large data sets call it as each element is read, so what is kept
+    until the data set is built costs the text's length rather than a string object a value."""
+    if attr.kind != "values" or attr.vr not in ("DS", "IS"):
+        return attr
+    field = _numbers_field(["" if v is None else v for v in attr.payload])
+    return attr if field is None else attr._replace(kind="field", payload=field)
+
+
+def _numbers_field(values: list[str]) -> bytes | None:
     """DS and IS values as the Value Field they will be written as: the text received, as pydicom
     writes it from the DSfloat and IS objects it would otherwise make. Those cost about 230 bytes
     a value, eleven times the XML that carried it (contour data runs to millions of values,
@@ -190,8 +202,7 @@ def _raw_numbers(tag: int, vr: str, values: list[str]) -> RawDataElement | None:
         return None
     data = text.encode("ascii")
     # PS3.5 7.1.1: an even length, DS and IS padded with a trailing space (6.2).
-    data += b" " * (len(data) & 1)
-    return RawDataElement(BaseTag(tag), vr, len(data), data, 0, False, True)
+    return data + b" " * (len(data) & 1)
 
 
 def _load(attr: Parsed, loader: BulkDataLoader | None) -> bytes:

@@ -40,7 +40,7 @@ PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 # Sequence nesting accepted from clients; real IODs nest a handful of levels.
 MAX_DEPTH = 64
 
-Kind = Literal["empty", "values", "items", "uri", "inline"]
+Kind = Literal["empty", "values", "items", "uri", "inline", "field"]
 
 
 class Encoded(NamedTuple):
@@ -63,8 +63,9 @@ class Parsed(NamedTuple):
     """One element as read by a decoder, checked for shape but not yet a DataElement.
 
     ``payload`` by ``kind``: ``values`` a list of str|None (strings, DS, IS, PN), int (AT and
-    binary integers) or float (FL, FD); ``items`` a list of Parsed lists; ``uri`` a URI;
-    ``inline`` bytes. ``where`` names the element in error messages.
+    binary integers) or float (FL, FD); ``field`` (DS and IS only, see ``builder.compact``) their
+    Value Field bytes; ``items`` a list of Parsed lists; ``uri`` a URI; ``inline`` bytes. ``where``
+    names the element in error messages.
     """
 
     tag: int

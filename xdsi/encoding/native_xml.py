@@ -13,7 +13,7 @@ from lxml import etree
 from pydicom.dataset import Dataset
 
 from xdsi.encoding import values
-from xdsi.encoding.builder import build_dataset
+from xdsi.encoding.builder import build_dataset, compact
 from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataLoader
 from xdsi.encoding.model import (
     BINARY_VRS,
@@ -222,7 +222,7 @@ class _Reader:
     @staticmethod
     def _attribute(sequence: _Sequence) -> Parsed:
         if _ITEM not in sequence.kinds:
-            return _attribute(sequence.node, sequence.parent)
+            return compact(_attribute(sequence.node, sequence.parent))
         where, tag, vr, creator = _header(sequence.node, sequence.parent)
         _children(sequence.node, where)
         if len(sequence.kinds) > 1:

@@ -110,8 +110,8 @@ def _read_metadata(body: Readable, limit: int, claim: Claim, number: int) -> byt
     return b"".join(pieces)
 
 
-def _datasets(documents: list[dicom_json.DatasetTexts | bytes]) -> Iterator[bytes | dict[str, object]]:
-    """Each data set in turn: an XML document as its bytes, a JSON one parsed only now."""
+def _datasets(documents: list[dicom_json.DatasetTexts | bytes]) -> Iterator[bytes | dicom_json.DatasetText]:
+    """Each data set in turn: an XML document as its bytes, a JSON one as its text, read only when built."""
     for document in documents:
         if isinstance(document, bytes):
             yield document
@@ -130,7 +130,7 @@ class BulkPart:
 
 
 def build_instances(
-    datasets: Iterable[bytes | dict[str, object]],
+    datasets: Iterable[bytes | dicom_json.DatasetText],
     bulk: dict[str, BulkPart],
     spool_dir: Path,
     max_bytes: int,
@@ -147,7 +147,7 @@ def build_instances(
             yield exc
             continue
         except InvalidRequest as exc:
-            sop_class, sop_instance = _identity(document)
+            sop_class, sop_instance = (None, None) if isinstance(document, bytes) else document.identity()
             yield MalformedDicom(f"metadata cannot be turned into an instance: {exc}",
                                  sop_class_uid=sop_class, sop_instance_uid=sop_instance)
             continue
@@ -155,27 +155,12 @@ def build_instances(
             yield handle
 
 
-def _identity(document: bytes | dict[str, object]) -> tuple[str | None, str | None]:
-    """SOP Class and Instance UIDs as the metadata states them, to name a failed instance."""
-    if isinstance(document, bytes):
-        return None, None
-    found = []
-    for tag in ("00080016", "00080018"):
-        attribute = document.get(tag)
-        value = attribute.get("Value") if isinstance(attribute, dict) else None
-        found.append(value[0] if isinstance(value, list) and value and isinstance(value[0], str) else None)
-    return found[0], found[1]
-
-
 def _instance(
-    document: bytes | dict[str, object], bulk: dict[str, BulkPart], spool_dir: Path, max_bytes: int
+    document: bytes | dicom_json.DatasetText, bulk: dict[str, BulkPart], spool_dir: Path, max_bytes: int
 ) -> BinaryIO:
     syntax: list[str] = []
     loader = _loader(bulk, syntax)
-    if isinstance(document, bytes):
-        ds = native_xml.loads_dataset(document, loader)
-    else:
-        ds = dicom_json.json_to_dataset(document, loader)
+    ds = native_xml.loads_dataset(document, loader) if isinstance(document, bytes) else document.to_dataset(loader)
     sop_class, sop_instance = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
     if not sop_class or not sop_instance:
         raise MissingAttribute("the metadata lacks SOPClassUID (0008,0016) or SOPInstanceUID (0008,0018)",

@@ -14,13 +14,14 @@ import orjson
 import pytest
 from pydicom import config, dcmread, dcmwrite
 from pydicom.data import get_charset_files, get_testdata_file
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
 from xdsi.encoding.bulkdata import BulkDataRef
 from xdsi.encoding.dicom_json import (
+    WHOLE_DATASET_CHARS,
     DatasetTexts,
     Number,
     dataset_to_json,
@@ -434,9 +435,7 @@ def _deep(levels: int) -> dict[str, Any]:
     return obj
 
 
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
+_MALFORMED = [
         (b'{"00100010": {"vr": "PN"', "malformed JSON"),
         (b"\xff\xfe{}", "malformed JSON"),
         (b"[{}]", "expected a JSON object"),
@@ -471,8 +470,10 @@ def _deep(levels: int) -> dict[str, Any]:
         (b'{"00180050": {"vr": "DS", "Value": [01]}}', "malformed JSON"),
         (b'{"00100020": {"vr": "LO", "Value": ["\\ud800"]}}', "malformed JSON"),
         (b'{"00200013": {"vr": "IS", "Value": [1e3]}}', "IS value 1000.0 is not a integer"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize(("data", "message"), _MALFORMED)
 def test_malformed_json_is_an_invalid_request(data: bytes, message: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
         loads_dataset(data)
@@ -549,14 +550,133 @@ _B = b'{"00100020": {"vr": "LO", "Value": ["B\\u00e9"]}}'
     [b"[" + _A + b"," + _B + b"]", b" \n[ " + _A + b" ,\r\n\t" + _B + b" ] \n", _A, b" " + _A + b" ", b"[]", b"[ ]",
      "[{\"00100010\": {\"vr\": \"PN\", \"Value\": [{\"Alphabetic\": \"\u5c71\u7530\"}]}}]".encode()],
 )
-def test_a_metadata_part_yields_the_data_sets_loads_reads(data: bytes) -> None:
-    """One data set at a time, each exactly as ``loads`` reads the part (numbers as their tokens)."""
+@pytest.mark.parametrize("whole_below", [0, WHOLE_DATASET_CHARS], ids=["by-element", "whole"])
+def test_a_metadata_part_yields_the_data_sets_json_to_dataset_builds(data: bytes, whole_below: int) -> None:
+    """One data set at a time, each built as ``json_to_dataset`` builds it from the parsed part."""
     whole = loads(data)
     expected = whole if isinstance(whole, list) else [whole]
-    texts = DatasetTexts(data)
+    texts = DatasetTexts(data, whole_below=whole_below)
+    assert all(text.whole == bool(whole_below) for text in texts)
     assert len(texts) == len(expected)
-    assert list(texts) == expected
-    assert list(texts) == expected  # read again: nothing is consumed
+    assert [_written(t.to_dataset()) for t in texts] == [_written(json_to_dataset(e)) for e in expected]
+    assert [_written(t.to_dataset()) for t in texts] == [_written(json_to_dataset(e)) for e in expected]  # again
+
+
+def _written(ds: Dataset) -> bytes:
+    out = io.BytesIO()
+    dcmwrite(out, ds, implicit_vr=False, little_endian=True)
+    return out.getvalue()
+
+
+def _part_dataset(data: bytes) -> Dataset:
+    [text] = DatasetTexts(data, whole_below=0)
+    return text.to_dataset()
+
+
+def test_only_data_sets_longer_than_the_bound_are_read_element_by_element() -> None:
+    small = b'{"00100020": {"vr": "LO", "Value": ["A"]}}'
+    large = b'{"00100020": {"vr": "LO", "Value": ["' + b"A" * 64 + b'"]}}'
+    texts = DatasetTexts(b"[" + large + b"," + small + b"]", whole_below=len(small))
+    assert [text.whole for text in texts] == [False, True]
+    assert [text.to_dataset().PatientID for text in texts] == ["A" * 64, "A"]
+
+
+_SEMANTIC = [(data, message) for data, message in _MALFORMED if not message.startswith("malformed JSON")
+             and data.startswith(b"{")]
+
+
+@pytest.mark.parametrize(("data", "message"), _SEMANTIC)
+def test_a_data_set_of_a_part_is_refused_as_json_to_dataset_refuses_it(data: bytes, message: str) -> None:
+    """Read element by element, a data set meets the same checks, in the same words."""
+    with pytest.raises(InvalidRequest) as whole:
+        loads_dataset(data)
+    with pytest.raises(InvalidRequest) as streamed:
+        _part_dataset(data)
+    assert message in str(streamed.value)
+    assert str(streamed.value) == str(whole.value)
+
+
+@pytest.mark.parametrize(("data", "message"), [(d, m) for d, m in _MALFORMED if m.startswith("malformed JSON")])
+@pytest.mark.parametrize("whole_below", [0, WHOLE_DATASET_CHARS], ids=["by-element", "whole"])
+def test_a_part_holding_malformed_json_is_refused_whole(data: bytes, message: str, whole_below: int) -> None:
+    with pytest.raises(InvalidRequest, match="malformed JSON"):
+        DatasetTexts(data, whole_below=whole_below)
+
+
+def _sequence(levels: int, *, vr_first: bool = True) -> bytes:
+    opening = '{"00081140":{"vr":"SQ","Value":[' if vr_first else '{"00081140":{"Value":['
+    closing = "]}}" if vr_first else '],"vr":"SQ"}}'
+    return (opening * levels + "{}" + closing * levels).encode()
+
+
+@pytest.mark.parametrize("vr_first", [True, False], ids=["vr-first", "value-first"])
+def test_sixty_four_levels_of_a_part_are_read_and_sixty_five_refused(vr_first: bool) -> None:
+    assert _written(_part_dataset(_sequence(64, vr_first=vr_first))) == _written(_deep_dataset(64))
+    with pytest.raises(InvalidRequest, match="sequences nested deeper than 64 levels"):
+        _part_dataset(_sequence(65, vr_first=vr_first))
+
+
+def _deep_dataset(levels: int) -> Dataset:
+    return json_to_dataset(_deep(levels))
+
+
+def test_ten_thousand_levels_of_a_part_are_refused_whole_and_fast() -> None:
+    started = time.perf_counter()
+    with pytest.raises(InvalidRequest, match="malformed JSON"):
+        DatasetTexts(_sequence(10_000), whole_below=0)
+    assert time.perf_counter() - started < 1
+
+
+def test_a_repeated_key_keeps_its_first_place_and_last_value_as_json_does() -> None:
+    data = (b'{"00100020": {"vr": "LO", "Value": ["first"]}, "00100010": {"vr": "PN"},'
+            b' "00081140": {"vr": "SQ", "Value": [{"00081150": {"vr": "UI", "Value": ["1.2"]}}]},'
+            b' "00100020": {"vr": "LO", "Value": ["last"]},'
+            b' "00081140": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.3"]}}]}}')
+    ds = _part_dataset(data)
+    assert _written(ds) == _written(loads_dataset(data))
+    assert ds.PatientID == "last"
+    assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == "1.3"
+
+
+def test_a_lone_surrogate_in_a_key_is_malformed() -> None:
+    with pytest.raises(InvalidRequest, match="malformed JSON"):
+        DatasetTexts(b'[{"\\ud800": {"vr": "LO"}}]', whole_below=0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"00081140": {"vr": "SQ", "Value": [5]}, "00080016": {"vr": "UI", "Value": ["1.2.3"]},'
+        b' "00080018": {"vr": "UI", "Value": ["1.2.3.4"]}}',
+        b'{"00080018": {"vr": "UI", "Value": ["1.2.3.4"]}, "00280010": {"vr": "US", "Value": [70000]},'
+        b' "00081140": {"vr": "SQ", "Value": [{"00081150": {"vr": "UI", "Value": ["9"]}}]},'
+        b' "00080016": {"vr": "UI", "Value": ["1.2.3"]}}',
+    ],
+)
+def test_a_data_set_that_cannot_be_built_is_still_named(data: bytes) -> None:
+    [text] = DatasetTexts(b"[" + data + b"]", whole_below=0)
+    with pytest.raises(InvalidRequest):
+        text.to_dataset()
+    assert text.identity() == ("1.2.3", "1.2.3.4")
+
+
+def test_identity_of_a_data_set_without_uids_is_unknown() -> None:
+    [text] = DatasetTexts(b'[{"00080016": {"vr": "UI"}, "00080018": {"vr": "UI", "Value": [null]}}]', whole_below=0)
+    assert text.identity() == (None, None)
+
+
+def test_contour_data_is_held_as_its_value_field() -> None:
+    """What a large data set keeps until it is built costs its text, not an object a value."""
+    values = ", ".join(f"{n / 10:.1f}" for n in range(3000))
+    contour_item = '{"30060050": {"vr": "DS", "Value": [' + values + "]}}"
+    data = ('{"30060039": {"vr": "SQ", "Value": [{"30060040": {"vr": "SQ", "Value": [' + contour_item
+            + "]}}]}}").encode()
+    contour = _part_dataset(data)[0x30060039][0][0x30060040][0]
+    raw = contour._dict[0x30060050]
+    assert isinstance(raw, RawDataElement)
+    text = "\\".join(f"{n / 10:.1f}" for n in range(3000)).encode()
+    assert raw.value == text + b" " * (len(text) % 2)
+    assert list(contour.ContourData) == [float(f"{n / 10:.1f}") for n in range(3000)]
 
 
 @pytest.mark.parametrize(
@@ -578,9 +698,10 @@ def test_a_metadata_part_yields_the_data_sets_loads_reads(data: bytes) -> None:
         (b"", "malformed JSON"),
     ],
 )
-def test_a_malformed_metadata_part_is_refused_whole(data: bytes, message: str) -> None:
+@pytest.mark.parametrize("whole_below", [0, WHOLE_DATASET_CHARS], ids=["by-element", "whole"])
+def test_a_malformed_metadata_part_is_refused_whole(data: bytes, message: str, whole_below: int) -> None:
     """Refused when read, before any of its data sets is parsed for storing: one bad data set
     late in a part must not leave the earlier ones stored."""
     with pytest.raises(InvalidRequest) as raised:
-        DatasetTexts(data)
+        DatasetTexts(data, whole_below=whole_below)
     assert message in str(raised.value)

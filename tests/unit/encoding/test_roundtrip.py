@@ -43,21 +43,41 @@ def _through_xml(ds: Dataset, bulk: BulkRecorder | None, schema: etree.RelaxNG) 
     return native_xml.loads_dataset(data, bulk.load if bulk else None)
 
 
+def _through_json_part(ds: Dataset, bulk: BulkRecorder | None, _schema: Any) -> Dataset:
+    """As STOW-RS reads a metadata part: one element at a time."""
+    [text] = dicom_json.DatasetTexts(dicom_json.dumps_dataset(ds, bulk), whole_below=0)
+    return text.to_dataset(bulk.load if bulk else None)
+
+
 MODELS: dict[str, Callable[[Dataset, BulkRecorder | None, Any], Dataset]] = {
     "json": _through_json,
+    "json-part": _through_json_part,
     "xml": _through_xml,
 }
 
 
-def _written_and_read_back(ds: Dataset, original: Dataset) -> Dataset:
-    """Native pixel data is rewritten explicit VR little endian; encapsulated keeps its syntax."""
+def _written(ds: Dataset, original: Dataset) -> bytes:
+    """Native pixel data is written explicit VR little endian; encapsulated keeps its syntax."""
     syntax = original.file_meta.get("TransferSyntaxUID") if hasattr(original, "file_meta") else None
     ds.file_meta = FileMetaDataset()
     compressed = syntax is not None and syntax.is_compressed
     ds.file_meta.TransferSyntaxUID = syntax if compressed else ExplicitVRLittleEndian
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, enforce_file_format=False)
-    return dcmread(io.BytesIO(buffer.getvalue()), force=True)
+    return buffer.getvalue()
+
+
+def _written_and_read_back(ds: Dataset, original: Dataset) -> Dataset:
+    return dcmread(io.BytesIO(_written(ds, original)), force=True)
+
+
+@pytest.mark.parametrize("path", [p for _, p in CORPUS], ids=[i for i, _ in CORPUS])
+def test_a_metadata_part_read_element_by_element_writes_the_file_json_to_dataset_writes(path: str) -> None:
+    """The reader STOW-RS uses for metadata parts against the one that parses a data set whole."""
+    original = read_quietly(path)
+    data = dicom_json.dumps_dataset(original)
+    [text] = dicom_json.DatasetTexts(data, whole_below=0)
+    assert _written(text.to_dataset(), original) == _written(dicom_json.loads_dataset(data), original)
 
 
 @pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "inline"])
