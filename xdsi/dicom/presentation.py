@@ -732,11 +732,11 @@ def _draw_text(pen: ImageDraw.ImageDraw, text: Text, mapping: _Mapping,
     body = text.text.replace("\r\n", "\n").replace("\r", "\n")
     if text.box:  # the largest size at which the text fits its box, within the annotation font's bounds
         size = max(6, min(48, int((bottom - top) / (1.25 * (body.count("\n") + 1)))))
-    font = annotation.font_at(size)
+    font = annotation.font_for(body, size)
     width = pen.multiline_textbbox((0, 0), body, font=font)[2]
     while text.box and size > 6 and width > right - left:
         size -= max(1, size // 8)
-        font = annotation.font_at(size)
+        font = annotation.font_for(body, size)
         width = pen.multiline_textbbox((0, 0), body, font=font)[2]
     black = 0 if image.mode == "L" else (0, 0, 0)
     x = left

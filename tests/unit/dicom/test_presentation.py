@@ -138,6 +138,32 @@ def test_text_object_in_display_units_is_drawn_in_its_box() -> None:
     assert drawn.min(axis=0).tolist() >= [95, 95]
 
 
+def _text_drawn(body: str) -> np.ndarray:
+    image = _ct()
+    gsps = make_presentation_state(image)
+    text = dataset_of(BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue=body,
+                      BoundingBoxTopLeftHandCorner=[0.1, 0.1], BoundingBoxBottomRightHandCorner=[0.9, 0.4],
+                      BoundingBoxTextHorizontalJustification="LEFT")
+    gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([text])
+    del gsps.GraphicAnnotationSequence[0].GraphicObjectSequence
+    state = presentation_for(gsps, image.SOPInstanceUID)
+    canvas = Image.new("L", (256, 256))
+    state.draw(canvas, 128, 128)
+    return np.asarray(canvas).astype(int)
+
+
+def test_hebrew_text_objects_are_drawn_in_their_letters_right_to_left() -> None:
+    """Letters, not missing-glyph boxes (two words of as many letters differ), in right-to-left
+    order: the word looks as its letters reversed and forced left to right (LRO ... PDF) look,
+    not as its letters reversed in plain order."""
+    word = "\u05e9\u05dc\u05d5\u05dd"
+    shown = _text_drawn(word)
+    assert (shown > 128).sum() > 200
+    assert np.abs(_text_drawn("\u05d0\u05d1\u05d2") - _text_drawn("\u05d3\u05d4\u05d5")).sum() > 255 * 50
+    np.testing.assert_array_equal(shown, _text_drawn("\u202d" + word[::-1] + "\u202c"))
+    assert np.abs(shown - _text_drawn(word[::-1])).sum() > 255 * 50
+
+
 def test_not_a_gsps_or_not_referencing_the_image_is_a_client_error() -> None:
     image = _ct()
     with pytest.raises(InvalidRequest, match="not a Grayscale Softcopy Presentation State"):
