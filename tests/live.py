@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,10 +62,14 @@ class LiveServer:
             **{f"XDSI_{k.upper()}": v for k, v in settings.items()},
         }
         self.settings = Settings.load(environ=self.env)
+        # A file, not a pipe: nothing reads the output before ``stop``, and a server that had written
+        # a pipe's 64 KiB would block on its next log line.
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _collected)
+        self._printed = ""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "xdsi", "serve", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(workers), "--no-access-log"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+            stdout=self._output, stderr=subprocess.STDOUT, env=self.env,
         )
         self._wait()
 
@@ -93,8 +98,16 @@ class LiveServer:
                 with contextlib.suppress(OSError):
                     os.kill(int(child), signal.SIGKILL)
         self.process.kill()
-        output, _ = self.process.communicate(timeout=30)
-        return output.decode(errors="replace") if output else ""
+        self.process.wait(timeout=30)
+        return self._collected()
+
+    def _collected(self) -> str:
+        """What the stopped server printed (a server may be stopped more than once)."""
+        if not self._output.closed:
+            self._output.seek(0)
+            self._printed = self._output.read().decode(errors="replace")
+            self._output.close()
+        return self._printed
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float = 120) -> Reply:
@@ -124,8 +137,8 @@ class LiveServer:
 
     def stop(self) -> str:
         self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=30)
-        return output.decode(errors="replace") if output else ""
+        self.process.wait(timeout=30)
+        return self._collected()
 
     def alive(self) -> bool:
         return self.process.poll() is None
