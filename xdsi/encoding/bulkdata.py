@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from xdsi.dicom.tags import ITEM_BYTES, SEQUENCE_DELIMITATION_ITEM
+from xdsi.dicom.tags import ITEM_BYTES, PIXEL_DATA_TAGS, SEQUENCE_DELIMITATION_ITEM
 
 
 class BulkDataRef(NamedTuple):
@@ -18,7 +18,15 @@ class BulkDataRef(NamedTuple):
 
 
 BulkDataCallback = Callable[[BulkDataRef], str | None]
+# No value of known length up to this many bytes, Pixel Data aside, is a bulk data candidate: every callback is asked.
+ASK_ALWAYS = -1
 BulkDataLoader = Callable[[str, str], bytes]
+
+
+def beyond_threshold(tag: int, length: int | None, threshold: int) -> bool:
+    """Pixel Data, a value of unknown length, or one of more than ``threshold`` bytes: what a bulk data
+    threshold sends apart from the metadata. The walks ask their callback about these values only."""
+    return length is None or length > threshold or tag in PIXEL_DATA_TAGS
 
 
 def is_encapsulated(data: bytes) -> bool:

@@ -18,7 +18,7 @@ from pydicom.tag import BaseTag
 
 from xdsi.dicom.parsing import RawElement
 from xdsi.dicom.tags import DATA_SET_TRAILING_PADDING, SPECIFIC_CHARACTER_SET
-from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef
+from xdsi.encoding.bulkdata import ASK_ALWAYS, BulkDataCallback, BulkDataRef, beyond_threshold
 from xdsi.encoding.model import BULK_DATA_VRS, Encoded, creator_tag
 from xdsi.encoding.values import converted, plain_values
 
@@ -27,10 +27,12 @@ class _Unmodelled(Exception):
     """Something only the dataset route handles exactly."""
 
 
-def encode_elements(elements: list[RawElement], bulk_data: BulkDataCallback) -> list[Encoded] | None:
+def encode_elements(
+    elements: list[RawElement], bulk_data: BulkDataCallback, threshold: int = ASK_ALWAYS
+) -> list[Encoded] | None:
     """``encode_tree`` of the data set these elements make, or None to take the dataset route."""
     try:
-        return _encode(elements, bulk_data, (), _charsets(elements))
+        return _encode(elements, bulk_data, threshold, (), _charsets(elements))
     except _Unmodelled:
         return None
 
@@ -56,7 +58,8 @@ def _charsets(elements: list[RawElement]) -> str | list[str]:
 
 
 def _encode(
-    elements: list[RawElement], bulk_data: BulkDataCallback, path: tuple[int, ...], charsets: str | list[str]
+    elements: list[RawElement], bulk_data: BulkDataCallback, threshold: int, path: tuple[int, ...],
+    charsets: str | list[str],
 ) -> list[Encoded]:
     by_tag = {e.tag: e for e in elements}
     if path and SPECIFIC_CHARACTER_SET in by_tag:
@@ -81,10 +84,11 @@ def _encode(
             if not element.items:
                 encoded.append(Encoded(tag, vr, creator, "empty", None))
             else:
-                walks = [_encode(item, bulk_data, (*path, tag, n), charsets) for n, item in enumerate(element.items, 1)]
+                walks = [_encode(item, bulk_data, threshold, (*path, tag, n), charsets)
+                         for n, item in enumerate(element.items, 1)]
                 encoded.append(Encoded(tag, vr, creator, "items", walks))
             continue
-        if vr in BULK_DATA_VRS and element.length != 0:
+        if vr in BULK_DATA_VRS and element.length != 0 and beyond_threshold(tag, element.length, threshold):
             uri = bulk_data(BulkDataRef((*path, tag), vr, element.length))
             if uri is not None:
                 encoded.append(Encoded(tag, vr, creator, "uri", uri))

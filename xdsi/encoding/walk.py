@@ -27,7 +27,7 @@ from xdsi.dicom.tags import (
     UNDEFINED_LENGTH,
 )
 from xdsi.encoding import raw_elements
-from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef
+from xdsi.encoding.bulkdata import ASK_ALWAYS, BulkDataCallback, BulkDataRef, beyond_threshold
 from xdsi.encoding.model import BULK_DATA_VRS, Encoded, creator_tag, keyword
 from xdsi.encoding.values import converted, plain_values
 
@@ -37,27 +37,32 @@ PLACING_UIDS = (STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID)
 BulkDataFor = Callable[[tuple[str, str, str]], BulkDataCallback]
 
 
-def encode_instance(parsed: ParsedInstance, bulk_data_for: BulkDataFor) -> list[Encoded]:
+def encode_instance(parsed: ParsedInstance, bulk_data_for: BulkDataFor, threshold: int = ASK_ALWAYS) -> list[Encoded]:
     """One walk of a parsed header: from the quick route's raw elements when it read them and
-    they hold nothing only pydicom models, else over pydicom's dataset."""
+    they hold nothing only pydicom models, else over pydicom's dataset.
+
+    ``threshold``: a callback that keeps every value ``beyond_threshold`` rejects inline is not
+    asked about those (most of a header's elements; a call each cost 0.1 ms per CT at ingest).
+    """
     if parsed.elements is not None:
-        encoded = _by_raw_elements(parsed.elements, bulk_data_for)
+        encoded = _by_raw_elements(parsed.elements, bulk_data_for, threshold)
         if encoded is not None:
             return encoded
-    return _by_dataset(parsed.dataset, bulk_data_for)
+    return _by_dataset(parsed.dataset, bulk_data_for, threshold)
 
 
-def _by_raw_elements(elements: list[RawElement], bulk_data_for: BulkDataFor) -> list[Encoded] | None:
+def _by_raw_elements(elements: list[RawElement], bulk_data_for: BulkDataFor, threshold: int) -> list[Encoded] | None:
     found = [raw_elements.uid_value(elements, tag) for tag in PLACING_UIDS]
     if None in found:
         return None
     study, series, instance = found
-    return raw_elements.encode_elements(elements, bulk_data_for((study or "", series or "", instance or "")))
+    return raw_elements.encode_elements(elements, bulk_data_for((study or "", series or "", instance or "")),
+                                        threshold)
 
 
-def _by_dataset(ds: Dataset, bulk_data_for: BulkDataFor) -> list[Encoded]:
+def _by_dataset(ds: Dataset, bulk_data_for: BulkDataFor, threshold: int) -> list[Encoded]:
     study, series, instance = (str(ds.get(keyword(tag), "")) for tag in PLACING_UIDS)
-    return encode_tree(ds, bulk_data_for((study, series, instance)))
+    return encode_tree(ds, bulk_data_for((study, series, instance)), threshold)
 
 
 def encode_dataset(
@@ -65,8 +70,10 @@ def encode_dataset(
     bulk_data: BulkDataCallback | None,
     path: tuple[int, ...] = (),
     ancestors: tuple[Dataset, ...] = (),
+    threshold: int = ASK_ALWAYS,
 ) -> Iterator[Encoded]:
-    """Walk ``ds`` in tag order without loading a deferred value the callback turns into a URI."""
+    """Walk ``ds`` in tag order without loading a deferred value the callback turns into a URI;
+    the callback is asked only about values ``beyond_threshold`` (see ``encode_instance``)."""
     chain = (ds, *ancestors)
     for tag in sorted(ds.keys()):
         # PS3.18 F.2.2 / PS3.19 A.1.5: no Group Length; the File Meta group is not data set content;
@@ -82,13 +89,14 @@ def encode_dataset(
             if not items:
                 yield Encoded(int(tag), vr, creator, "empty", None)
             else:
-                walks = [encode_dataset(item, bulk_data, (*here, n), chain) for n, item in enumerate(items, 1)]
+                walks = [encode_dataset(item, bulk_data, (*here, n), chain, threshold)
+                         for n, item in enumerate(items, 1)]
                 yield Encoded(int(tag), vr, creator, "items", walks)
             continue
         if bulk_data is not None and vr in BULK_DATA_VRS:
             length = _stored_length(raw, vr, ds)
             # A zero-length element has no Value Field to reference (PS3.18 F.2.5 keeps it empty).
-            if length != 0:
+            if length != 0 and beyond_threshold(int(tag), length, threshold):
                 uri = bulk_data(BulkDataRef(here, vr, length))
                 if uri is not None:
                     yield Encoded(int(tag), vr, creator, "uri", uri)
@@ -96,9 +104,9 @@ def encode_dataset(
         yield _inline(ds, tag, raw, vr, creator)
 
 
-def encode_tree(ds: Dataset, bulk_data: BulkDataCallback | None) -> list[Encoded]:
+def encode_tree(ds: Dataset, bulk_data: BulkDataCallback | None, threshold: int = ASK_ALWAYS) -> list[Encoded]:
     """``encode_dataset`` materialized, so JSON and XML can be rendered from one walk of the dataset."""
-    return _materialize(encode_dataset(ds, bulk_data))
+    return _materialize(encode_dataset(ds, bulk_data, threshold=threshold))
 
 
 def _materialize(walk: Iterable[Encoded]) -> list[Encoded]:

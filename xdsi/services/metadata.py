@@ -21,10 +21,10 @@ from pydicom.dataset import Dataset
 
 from xdsi.dicom.attributes import Attributes, as_integer
 from xdsi.dicom.parsing import ParsedInstance
-from xdsi.dicom.tags import AVAILABLE_TRANSFER_SYNTAX_UID, PIXEL_DATA_TAGS
+from xdsi.dicom.tags import AVAILABLE_TRANSFER_SYNTAX_UID
 from xdsi.dicom.uids import EXPLICIT_VR_LITTLE_ENDIAN
 from xdsi.encoding import dicom_json, native_xml
-from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef
+from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef, beyond_threshold
 from xdsi.encoding.model import Encoded
 from xdsi.encoding.values import join_person_name
 from xdsi.encoding.walk import BulkDataFor, encode_instance, encode_tree
@@ -63,7 +63,7 @@ def parse_bulk_data_path(text: str) -> tuple[int, ...] | None:
 
 def encode_parsed(parsed: ParsedInstance, threshold: int) -> list[Encoded]:
     """One walk of the header, with the Available Transfer Syntax UID of the stored file."""
-    return _with_available_syntax(encode_instance(parsed, _bulk_data(threshold)), parsed.transfer_syntax)
+    return _with_available_syntax(encode_instance(parsed, _bulk_data(threshold), threshold), parsed.transfer_syntax)
 
 
 def _bulk_data(threshold: int) -> BulkDataFor:
@@ -81,8 +81,7 @@ def _bulk_data(threshold: int) -> BulkDataFor:
 
 
 def _is_bulk(ref: BulkDataRef, threshold: int) -> bool:
-    """Pixel data, a value of unknown length, or one above the threshold: sent apart from the metadata."""
-    return ref.path[-1] in PIXEL_DATA_TAGS or ref.length is None or ref.length > threshold
+    return beyond_threshold(ref.path[-1], ref.length, threshold)
 
 
 _LEFT_OUT = "left out"  # the walk's placeholder URI for a value then dropped
@@ -92,7 +91,7 @@ def without_bulk_data(ds: Dataset, threshold: int, transfer_syntax_uid: str) -> 
     """The walk of ``ds`` with the values ``encode_parsed`` would make BulkDataURIs left out, the
     smaller ones inline: for a data set no URI may point into (a de-identified copy, whose stored
     original the URI would name by its real UIDs)."""
-    walked = encode_tree(ds, lambda ref: _LEFT_OUT if _is_bulk(ref, threshold) else None)
+    walked = encode_tree(ds, lambda ref: _LEFT_OUT if _is_bulk(ref, threshold) else None, threshold)
     return _with_available_syntax(_without_uris(walked), transfer_syntax_uid)
 
 
