@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -293,9 +294,7 @@ class _Reader:
         """The keys of the object at ``at``, in turn; the caller reads each one's value, which
         leaves ``at`` after it."""
         text = self.text
-        self._expect("{")
-        if text.startswith("}", self.at):
-            self.at += 1
+        if not self._opened("{", "}"):
             return
         while True:
             if not text.startswith('"', self.at):
@@ -306,34 +305,17 @@ class _Reader:
             self.at = _skip(text, end)
             self._expect(":")
             yield key
-            self.at = _skip(text, self.at)
-            if text.startswith(",", self.at):
-                self.at = _skip(text, self.at + 1)
-            elif text.startswith("}", self.at):
-                self.at += 1
+            if not self._more("}"):
                 return
-            else:
-                raise InvalidRequest(f"malformed JSON: expected ',' or '}}' at character {self.at}")
 
     def array(self) -> Iterator[int]:
         """The array at ``at``: the number of each value in turn, which the caller reads."""
-        text = self.text
-        self._expect("[")
-        if text.startswith("]", self.at):
-            self.at += 1
+        if not self._opened("[", "]"):
             return
-        number = 0
-        while True:
-            number += 1
+        for number in itertools.count(1):
             yield number
-            self.at = _skip(text, self.at)
-            if text.startswith(",", self.at):
-                self.at = _skip(text, self.at + 1)
-            elif text.startswith("]", self.at):
-                self.at += 1
+            if not self._more("]"):
                 return
-            else:
-                raise InvalidRequest(f"malformed JSON: expected ',' or ']' at character {self.at}")
 
     def value(self, decoder: json.JSONDecoder) -> Any:
         """The JSON value at ``at``, as ``decoder`` reads it and as strictly as ``loads``."""
@@ -341,6 +323,25 @@ class _Reader:
         value, self.at = decoder.raw_decode(self.text, start)
         orjson.loads(self.text[start:self.at])  # RFC 8259's rules, which the standard library bends
         return value
+
+    def _opened(self, opening: str, closing: str) -> bool:
+        """Past ``opening``; False when ``closing`` follows at once (and is passed too)."""
+        self._expect(opening)
+        if self.text.startswith(closing, self.at):
+            self.at += 1
+            return False
+        return True
+
+    def _more(self, closing: str) -> bool:
+        """After a member or a value: True past a ',' (and the whitespace after it), False past ``closing``."""
+        self.at = _skip(self.text, self.at)
+        if self.text.startswith(",", self.at):
+            self.at = _skip(self.text, self.at + 1)
+            return True
+        if self.text.startswith(closing, self.at):
+            self.at += 1
+            return False
+        raise InvalidRequest(f"malformed JSON: expected ',' or {closing!r} at character {self.at}")
 
     def _expect(self, char: str) -> None:
         """``char`` at ``at``, and the whitespace after it, read."""

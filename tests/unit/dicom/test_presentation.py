@@ -122,34 +122,26 @@ def test_every_graphic_type_draws_around_its_points(kind: str, data: list[float]
         assert drawn[:, 0].min() >= 2 * min(ys) - 4 and drawn[:, 0].max() <= 2 * max(ys) + 4
 
 
-def test_text_object_in_display_units_is_drawn_in_its_box() -> None:
-    image = _ct()
-    gsps = make_presentation_state(image)
-    text = dataset_of(BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue="L",
-                 BoundingBoxTopLeftHandCorner=[0.5, 0.5], BoundingBoxBottomRightHandCorner=[0.9, 0.9],
-                 BoundingBoxTextHorizontalJustification="LEFT")
-    gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([text])
-    del gsps.GraphicAnnotationSequence[0].GraphicObjectSequence
-    state = presentation_for(gsps, image.SOPInstanceUID)
-    canvas = Image.new("L", (200, 200))
-    state.draw(canvas, 128, 128)
-    drawn = np.argwhere(np.asarray(canvas) == 255)
-    assert len(drawn) > 10
-    assert drawn.min(axis=0).tolist() >= [95, 95]
-
-
-def _text_drawn(body: str) -> np.ndarray:
+def _text_drawn(body: str, top_left: tuple[float, float] = (0.1, 0.1),
+                bottom_right: tuple[float, float] = (0.9, 0.4), side: int = 256) -> np.ndarray:
+    """A state whose one text object is ``body`` in a box given in display units, drawn on a black canvas."""
     image = _ct()
     gsps = make_presentation_state(image)
     text = dataset_of(BoundingBoxAnnotationUnits="DISPLAY", UnformattedTextValue=body,
-                      BoundingBoxTopLeftHandCorner=[0.1, 0.1], BoundingBoxBottomRightHandCorner=[0.9, 0.4],
+                      BoundingBoxTopLeftHandCorner=list(top_left), BoundingBoxBottomRightHandCorner=list(bottom_right),
                       BoundingBoxTextHorizontalJustification="LEFT")
     gsps.GraphicAnnotationSequence[0].TextObjectSequence = Sequence([text])
     del gsps.GraphicAnnotationSequence[0].GraphicObjectSequence
     state = presentation_for(gsps, image.SOPInstanceUID)
-    canvas = Image.new("L", (256, 256))
+    canvas = Image.new("L", (side, side))
     state.draw(canvas, 128, 128)
     return np.asarray(canvas).astype(int)
+
+
+def test_text_object_in_display_units_is_drawn_in_its_box() -> None:
+    drawn = np.argwhere(_text_drawn("L", (0.5, 0.5), (0.9, 0.9), 200) == 255)
+    assert len(drawn) > 10
+    assert drawn.min(axis=0).tolist() >= [95, 95]
 
 
 def test_hebrew_text_objects_are_drawn_in_their_letters_right_to_left() -> None:
