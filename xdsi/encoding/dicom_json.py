@@ -238,6 +238,8 @@ class DatasetText(NamedTuple):
 
 _IDENTITY = ("00080016", "00080018")  # SOP Class UID, SOP Instance UID
 # An element object whose first member says it is a sequence: its items are read one element at a time.
+# Writers put "vr" first (PS3.18 F.2's examples, pydicom, dcm4che, this archive); a sequence whose
+# "Value" comes before its "vr" is still read, but parsed whole, as any other element is.
 _SEQUENCE = re.compile(r'\{[ \t\n\r]*"vr"[ \t\n\r]*:[ \t\n\r]*"SQ"')
 
 
