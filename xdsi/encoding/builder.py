@@ -130,6 +130,7 @@ def _element(
     attr: Parsed, tag: int, loader: BulkDataLoader | None, charset: _Charset
 ) -> DataElement | RawDataElement:
     vr = attr.vr
+    attr = compact(attr)
     if attr.kind == "field":
         return RawDataElement(BaseTag(tag), vr, len(attr.payload), attr.payload, 0, False, True)
     if attr.kind == "items":
@@ -163,11 +164,7 @@ def _from_values(attr: Parsed, tag: int, charset: _Charset) -> DataElement | Raw
         raise invalid(attr.where, f"VR {vr} has a single value, got {len(values)}")
     if vr in STRING_VRS or vr in ("PN", "DS", "IS"):
         values = ["" if v is None else v for v in values]
-        if vr in ("DS", "IS"):
-            field = _numbers_field(values)
-            if field is not None:
-                return RawDataElement(BaseTag(tag), vr, len(field), field, 0, False, True)
-        else:
+        if vr not in ("DS", "IS"):  # DS and IS text is ASCII here unless compact kept it as values
             for text in values:
                 charset.note(text)
     value = values[0] if len(values) == 1 else values
@@ -183,26 +180,20 @@ def _from_values(attr: Parsed, tag: int, charset: _Charset) -> DataElement | Raw
 
 def compact(attr: Parsed) -> Parsed:
     """A DS or IS element read as values, held from now on as the Value Field it will be written
-    as (``field``): readers of large data sets call it as each element is read, so what is kept
-    until the data set is built costs the text's length rather than a string object a value."""
+    as (``field``): the text received, as pydicom writes it from the DSfloat and IS objects it
+    would otherwise make. Those cost about 230 bytes a value, eleven times the XML that carried
+    it (contour data runs to millions of values, bench/stow_metadata.py); the text costs its
+    length. Every element is built through it; readers of large data sets call it as each element
+    is read, so what is kept until the data set is built costs no more. Text that is not ASCII
+    stays values, which pydicom's own path keeps and writes."""
     if attr.kind != "values" or attr.vr not in ("DS", "IS"):
         return attr
-    field = _numbers_field(["" if v is None else v for v in attr.payload])
-    return attr if field is None else attr._replace(kind="field", payload=field)
-
-
-def _numbers_field(values: list[str]) -> bytes | None:
-    """DS and IS values as the Value Field they will be written as: the text received, as pydicom
-    writes it from the DSfloat and IS objects it would otherwise make. Those cost about 230 bytes
-    a value, eleven times the XML that carried it (contour data runs to millions of values,
-    bench/stow_metadata.py); the text costs its length. None for text that is not ASCII,
-    which pydicom's own path keeps and writes."""
-    text = "\\".join(values)
+    text = "\\".join("" if v is None else v for v in attr.payload)
     if not text.isascii():
-        return None
+        return attr
     data = text.encode("ascii")
     # PS3.5 7.1.1: an even length, DS and IS padded with a trailing space (6.2).
-    return data + b" " * (len(data) & 1)
+    return attr._replace(kind="field", payload=data + b" " * (len(data) & 1))
 
 
 def _load(attr: Parsed, loader: BulkDataLoader | None) -> bytes:

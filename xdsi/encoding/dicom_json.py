@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import re
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -137,13 +138,9 @@ def loads(data: bytes | str) -> Any:
     orjson decides what is JSON (RFC 8259: UTF-8, no NaN, no lone surrogates, bounded depth);
     the standard library then reads the same text again, since only it hands over number tokens.
     """
-    try:
+    with _malformed_json():
         orjson.loads(data)
         return json.loads(data, parse_float=Number, parse_int=Number)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise InvalidRequest("malformed JSON: nested too deeply") from exc
 
 
 # A data set of up to 256 Ki characters is parsed whole: about 6 MB for a moment.
@@ -174,7 +171,8 @@ class DatasetTexts:
             raise InvalidRequest(f"malformed JSON: not UTF-8 at byte {exc.start}") from exc
         self.whole_below = whole_below
         self.bounds = array("q")  # start and end of each data set, in characters of ``text``
-        _checked(self._find_bounds)
+        with _malformed_json():
+            self._find_bounds()
 
     def __len__(self) -> int:
         return len(self.bounds) // 2
@@ -356,10 +354,11 @@ class _ReadItems(list[list[Parsed]]):
     """A sequence's items, read already by ``_Reader``: ``_attribute`` takes them as they are."""
 
 
-def _checked(read: Callable[[], None]) -> None:
-    """Run ``read`` with the JSON libraries' errors said as ``loads`` says them."""
+@contextlib.contextmanager
+def _malformed_json() -> Iterator[None]:
+    """The JSON libraries' errors, and Python's own on deep nesting, as InvalidRequest."""
     try:
-        read()
+        yield
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"malformed JSON: {exc.msg} at character {exc.pos}") from exc
     except orjson.JSONDecodeError as exc:
