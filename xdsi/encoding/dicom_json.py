@@ -184,7 +184,7 @@ class DatasetTexts:
 
     def _find_bounds(self) -> None:
         text = self.text
-        reader = _Reader(text, _skip(text, 0))
+        reader = _Reader(text, _skip(text, 0), checked=False)
         if not text.startswith("[", reader.at):
             self._dataset(reader)
         else:
@@ -218,12 +218,12 @@ class DatasetText(NamedTuple):
         """As ``json_to_dataset`` builds it from the parsed part."""
         if self.whole:
             return json_to_dataset(_TOKENS.decode(self.text[self.start:self.end]), bulk_data)
-        return build_dataset(_Reader(self.text, self.start).dataset("", 0, keep=True), bulk_data)
+        return build_dataset(_Reader(self.text, self.start, checked=True).dataset("", 0, keep=True), bulk_data)
 
     def identity(self) -> tuple[str | None, str | None]:
         """SOP Class and Instance UIDs as the data set states them, to name one that cannot be built."""
         found: dict[str, str | None] = {}
-        reader = _Reader(self.text, self.start)
+        reader = _Reader(self.text, self.start, checked=True)
         for key in reader.members():
             if key not in _IDENTITY:
                 reader.element(key, "", 0, keep=False)
@@ -247,14 +247,16 @@ class _Reader:
     becomes (``keep``), or only checked.
 
     Checking is ``loads``'s: orjson decides what is JSON (RFC 8259) for every value, the structure
-    around the values is walked here by the same grammar. A data set of tens of megabytes in one
+    around the values is walked here by the same grammar. Text ``checked`` already (a data set of
+    ``DatasetTexts``, read again to be built) is not checked twice. A data set of tens of megabytes in one
     sequence (an RT Structure Set's contours) would otherwise be a dict, a list and a ``Number``
     per value, about 20 times its text, twice over while it is built.
     """
 
-    def __init__(self, text: str, at: int) -> None:
+    def __init__(self, text: str, at: int, *, checked: bool) -> None:
         self.text = text
         self.at = at
+        self.checked = checked
 
     def dataset(self, where: str, depth: int, *, keep: bool) -> list[Parsed]:
         attributes: dict[str, Parsed] = {}  # a repeated key keeps its first place and last value, as json's
@@ -300,7 +302,7 @@ class _Reader:
             if not text.startswith('"', self.at):
                 raise InvalidRequest(f"malformed JSON: expected a string key at character {self.at}")
             key, end = _BOUNDS.raw_decode(text, self.at)
-            if not key.isascii():
+            if not self.checked and not key.isascii():
                 key.encode("utf-8")  # RFC 8259 section 8.2: a lone surrogate is not a character
             self.at = _skip(text, end)
             self._expect(":")
@@ -318,10 +320,11 @@ class _Reader:
                 return
 
     def value(self, decoder: json.JSONDecoder) -> Any:
-        """The JSON value at ``at``, as ``decoder`` reads it and as strictly as ``loads``."""
+        """The JSON value at ``at``, as ``decoder`` reads it and (unless ``checked``) as strictly as ``loads``."""
         start = self.at
         value, self.at = decoder.raw_decode(self.text, start)
-        orjson.loads(self.text[start:self.at])  # RFC 8259's rules, which the standard library bends
+        if not self.checked:
+            orjson.loads(self.text[start:self.at])  # RFC 8259's rules, which the standard library bends
         return value
 
     def _opened(self, opening: str, closing: str) -> bool:
