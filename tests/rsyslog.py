@@ -80,7 +80,9 @@ ruleset(name="audit") {{ action(type="omfile" file="{self.log}" template="line" 
         if not self.log.exists():
             return []
         found = []
-        for line in self.log.read_text(encoding="utf-8").splitlines():
+        data = self.log.read_bytes()
+        # Only whole lines: rsyslogd may be in the middle of writing the last one.
+        for line in data[:data.rfind(b"\n") + 1].decode("utf-8").splitlines():
             parts = line.split("|", 4)
             if len(parts) == 5:
                 found.append(Received(parts[0], parts[1], parts[2], parts[3], parts[4].lstrip(BOM).encode()))
