@@ -18,6 +18,8 @@ The event loop also enforces what threads cannot:
 - a thread writing an answer waits at most ``send_timeout`` seconds for a client that reads none of it.
 gunicorn's parser reads each request from the held bytes afterwards, so framing faults are
 answered exactly as before (``xdsi.request_framing`` says why that never waits on the socket).
+A body of known length is then handed to the application as held (``HeldBody``), not copied
+through gunicorn's buffers.
 
 With ``tls_cert`` set the event loop speaks TLS itself (``security.tls``): it performs each
 handshake without blocking, under the same ``header_timeout`` as the head (a client that opens
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import ipaddress
 import logging
 import selectors
@@ -45,7 +48,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from gunicorn.http.body import DEFAULT_MAX_TRAILER_SECTION
+from gunicorn.http.body import DEFAULT_MAX_TRAILER_SECTION, Body, LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from xdsi.config import Network, Settings
@@ -105,6 +108,32 @@ class ClientSocket:
             first.close()
         return self.sock.recv(size, flags)
 
+    def take(self, size: int) -> bytes:
+        """Up to ``size`` bytes as one piece: the held ones joined (the one copy a body read
+        costs), or, once none are held, one read of the socket."""
+        pieces: list[bytes] = []
+        wanted = size
+        while self.held and wanted:
+            first = self.held[0]
+            if isinstance(first, bytes):
+                piece = first
+                if len(first) > wanted:
+                    self.held[0] = first[wanted:]
+                    piece = first[:wanted]
+                else:
+                    self.held.popleft()
+            else:
+                piece = first.read(wanted)
+                if not piece:
+                    self.held.popleft()
+                    first.close()
+                    continue
+            pieces.append(piece)
+            wanted -= len(piece)
+        if not pieces:
+            return self.sock.recv(size)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
     def take_held(self) -> bytes:
         """What is still held once a request is served: the next requests of a pipeline, including
         bytes TLS already decrypted (they no longer make the socket readable to the poller)."""
@@ -144,6 +173,61 @@ class ClientSocket:
         if not self._closed:
             self._closed = True
             self._on_close()
+
+
+class HeldBody(io.RawIOBase):
+    """``wsgi.input`` of a body of known length, read from what the event loop holds.
+
+    gunicorn's own body reader copies every received piece into one buffer, then again into
+    another, each grown piece by piece: 0.3 ms for a 0.5 MB STOW-RS instance, several times
+    what parsing its head costs. Here a read joins the held pieces it spans, once. gunicorn's
+    reader is told what was taken, so that after the answer it skips only what the
+    application left unread and finds the next request where it begins.
+    """
+
+    def __init__(self, body: Body, reader: LengthReader, sock: ClientSocket) -> None:
+        super().__init__()
+        self.body = body
+        self.reader = reader
+        self.sock = sock
+        # What gunicorn's parser read past the head, if anything, comes first.
+        self.ahead = reader.unreader.take_buffered()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self.reader.length
+        wanted = left if size is None or size < 0 else min(size, left)
+        if wanted <= 0:
+            return b""
+        if self.ahead:
+            data, self.ahead = self.ahead[:wanted], self.ahead[wanted:]
+        else:
+            try:
+                data = self.sock.take(wanted)
+            except OSError:
+                self.body.failed = True  # where the next request starts is unknown: the connection closes
+                raise
+        self.reader.length = left - len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read()
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _held_input(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    """The application, given a body of known length straight from the held bytes."""
+    body = environ.get("wsgi.input")
+    sock = environ.get("gunicorn.socket")
+    if isinstance(body, Body) and isinstance(body.reader, LengthReader) and isinstance(sock, ClientSocket):
+        environ["wsgi.input"] = HeldBody(body, body.reader, sock)
+    return app(environ, start_response)
 
 
 @dataclass
@@ -190,8 +274,9 @@ class BufferingWorker(ThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
+        self.wsgi = partial(_held_input, self.wsgi)  # type: ignore[has-type]
         if self.tls is not None:
-            self.wsgi = partial(_over_tls, self.wsgi)  # type: ignore[has-type]
+            self.wsgi = partial(_over_tls, self.wsgi)
 
     # -- connections in ------------------------------------------------------------------------
 

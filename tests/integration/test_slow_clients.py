@@ -150,6 +150,59 @@ def test_pipelined_requests_are_answered_in_order(strict: LiveServer) -> None:
     sock.close()
 
 
+def read_answers(sock: socket.socket, count: int) -> list[bytes]:
+    """The first ``count`` answers on ``sock``, each its status line up to its body's end (Content-Length)."""
+    received, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in received:
+            data = sock.recv(65536)
+            assert data, f"the connection closed after {answers!r} and {received!r}"
+            received += data
+        head, _, received = received.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(received) < length:
+            data = sock.recv(65536)
+            assert data, f"the connection closed inside the answer {head!r}"
+            received += data
+        answers.append(head + b"\r\n\r\n" + received[:length])
+        received = received[length:]
+    return answers
+
+
+@pytest.mark.parametrize("size", [(256, 256), (1024, 1536)], ids=["held in memory", "spooled"])
+def test_a_stored_body_and_the_request_pipelined_behind_it_are_both_answered(
+        strict: LiveServer, size: tuple[int, int]) -> None:
+    """The body is handed to the application as held; the request sent behind it, in the same
+    packets, must still be found where it begins."""
+    ds = make_dataset(rows=size[0], columns=size[1])
+    data = to_bytes(ds)
+    sock = connect(strict)
+    sock.sendall(stow_head(len(data)) + data + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    stored, health = read_answers(sock, 2)
+    sock.close()
+    assert stored.startswith(b"HTTP/1.1 200"), stored[:300]
+    assert health.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in health
+    again = strict.request("GET", f"{STUDIES}/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
+                                  f"{ds.SOPInstanceUID}", headers={"Accept": "application/dicom; transfer-syntax=*"})
+    assert again.status == 200 and again.body == data
+
+
+def test_a_body_the_application_does_not_read_is_skipped_and_the_next_request_answered(strict: LiveServer) -> None:
+    """A 415 is answered before any of the body is read; the next request on the connection
+    starts after that body, not inside it. (gunicorn skips up to 64 KiB of unread body; past that
+    it closes the connection instead.)"""
+    body = b"GET /nowhere HTTP/1.1\r\n\r\n" * 2000  # a body that looks like requests must not be taken for them
+    sock = connect(strict)
+    sock.sendall(f"POST {STUDIES} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                 + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    refused, health = read_answers(sock, 2)
+    sock.close()
+    assert refused.startswith(b"HTTP/1.1 415"), refused[:300]
+    assert health.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in health
+
+
 def test_one_address_holds_at_most_max_client_connections_and_others_are_served(strict: LiveServer) -> None:
     held = [connect(strict, "127.0.2.1") for _ in range(4)]
     for sock in held:
