@@ -33,6 +33,7 @@ from xdsi.encoding.model import (
     invalid,
     tag_text,
 )
+from xdsi.encoding.raw_elements import is_kept
 from xdsi.encoding.values import (
     NON_FINITE,
     b64encode,
@@ -129,7 +130,7 @@ def encoded_to_json(elements: Iterable[Encoded]) -> dict[str, Any]:
 
 def dumps_encoded(elements: Iterable[Encoded]) -> bytes:
     """UTF-8 JSON of one data set already walked by ``encode_tree``."""
-    return dumps(_object(elements))
+    return dumps(_object(elements, _written))
 
 
 def loads(data: bytes | str) -> Any:
@@ -493,21 +494,40 @@ def _encoded_value(vr: str, v: Any) -> Any:
     return v
 
 
-def _object(elements: Iterable[Encoded]) -> dict[str, Any]:
+# The JSON of an element the walk gave before, by the element's identity: the raw walk hands back
+# the same Encoded for an element repeated from the last instances (``raw_elements``). Only what
+# is written at once uses it, as callers of the Python data may change it.
+_WRITTEN_ELEMENTS = 8192
+_Written = dict[int, tuple[Encoded, str, dict[str, Any]]]
+_written: _Written = {}
+
+
+def _object(elements: Iterable[Encoded], written: _Written | None = None) -> dict[str, Any]:
     # PS3.18 F.2.2: members in ascending tag order, which encode_dataset yields.
     out: dict[str, Any] = {}
     for e in elements:
+        memo = written if written is not None and is_kept(e) else None
+        if memo is not None:
+            seen = memo.get(id(e))
+            if seen is not None and seen[0] is e:
+                out[seen[1]] = seen[2]
+                continue
         attr: dict[str, Any] = {"vr": e.vr}
         if e.kind == "values":
             attr["Value"] = [_json_value(e.vr, v) for v in e.payload]
         elif e.kind == "items":
             # PS3.18 F.2.5: an empty item is an empty object.
-            attr["Value"] = [_object(walk) for walk in e.payload]
+            attr["Value"] = [_object(walk, written) for walk in e.payload]
         elif e.kind == "uri":
             attr["BulkDataURI"] = e.payload
         elif e.kind == "inline":
             attr["InlineBinary"] = b64encode(e.payload)
-        out[tag_text(e.tag)] = attr
+        key = tag_text(e.tag)
+        out[key] = attr
+        if memo is not None:
+            if len(memo) >= _WRITTEN_ELEMENTS:
+                memo.clear()
+            memo[id(e)] = (e, key, attr)
     return out
 
 

@@ -22,6 +22,20 @@ from xdsi.encoding.bulkdata import ASK_ALWAYS, BulkDataCallback, BulkDataRef, be
 from xdsi.encoding.model import BINARY_VRS, BULK_DATA_VRS, Encoded, creator_tag
 from xdsi.encoding.values import converted, plain_values
 
+# The elements of one series repeat byte for byte from instance to instance (patient, study,
+# equipment, acquisition): an element already decoded under the same character sets and private
+# creator is taken as it was, which halves the walk of a slice. Only short values are kept
+# (Encoded values are never changed once made), and the table starts over once full.
+_KEPT_VALUE_BYTES = 256
+_KEPT_ELEMENTS = 8192
+_kept: dict[tuple[Any, ...], Encoded] = {}
+_kept_ids: set[int] = set()
+
+
+def is_kept(element: Encoded) -> bool:
+    """Whether the walk keeps ``element`` to hand back again, so that its serialized form can be kept too."""
+    return id(element) in _kept_ids
+
 
 class _Unmodelled(Exception):
     """Something only the dataset route handles exactly."""
@@ -93,7 +107,7 @@ def _encode(
             if uri is not None:
                 encoded.append(Encoded(tag, vr, creator, "uri", uri))
                 continue
-        encoded.append(_inline(element, creator, charsets))
+        encoded.append(_decoded(element, creator, charsets))
     return encoded
 
 
@@ -105,6 +119,23 @@ def _creator(element: RawElement | None, charsets: str | list[str]) -> str | Non
     values = plain_values(element.value, element.vr, charsets)
     value = _convert(element, charsets).value if values is None else values[0] if len(values) == 1 else None
     return value if isinstance(value, str) and value else None
+
+
+def _decoded(element: RawElement, creator: str | None, charsets: str | list[str]) -> Encoded:
+    """``_inline``, kept for short values seen before."""
+    value = element.value
+    if value is None or len(value) > _KEPT_VALUE_BYTES:
+        return _inline(element, creator, charsets)
+    key = (element.tag, element.vr, value, creator, charsets if isinstance(charsets, str) else tuple(charsets))
+    kept = _kept.get(key)
+    if kept is None:
+        kept = _inline(element, creator, charsets)
+        if len(_kept) >= _KEPT_ELEMENTS:
+            _kept.clear()
+            _kept_ids.clear()
+        _kept[key] = kept
+        _kept_ids.add(id(kept))
+    return kept
 
 
 def _inline(element: RawElement, creator: str | None, charsets: str | list[str]) -> Encoded:
