@@ -27,6 +27,9 @@ stop_servers() {
 }
 trap stop_servers EXIT
 run() {  # label base-url pid out wado-uri-url
+  # The other server's unwritten files (Orthanc does not fsync) are written out first, so that
+  # neither measurement pays for the other's disk writes.
+  sync
   .venv/bin/python "$HARNESS" run --base-url "$2" --corpus "$CORPUS" --label "$1" --out "$4" --server-pid "$3" \
     --wado-uri-url "$5" --phases stow,concurrency --conc-workloads "${WORKLOADS:-stow_instance}" \
     --concurrency "${CONCURRENCY:-1,4,16}" --stow-plan '1x100,50x*' \
