@@ -3,20 +3,24 @@
 Starts ``xdsi serve`` with one worker on a free loopback port and a fresh store, then sends what
 the shared harness's ``stow_instance`` workload sends: one CT file of the corpus (512 x 512,
 about 0.5 MB) in multipart/related, Accept application/dicom+json, under a fresh SOP Instance UID
-of the same length each time, one client on one keep-alive connection. CPU time, unlike wall
-time, hardly depends on what else the machine runs, so the figure holds on a shared host; the
-rounds are repeated and their median is printed. With ``--profile N`` the real application
+of the same length each time, one client on one keep-alive connection. CPU time depends less than
+wall time on what else the machine runs, but on a shared host it still drifts by a third within
+minutes. To compare two versions, ``--against OTHER_CHECKOUT`` starts a server of each and sends
+them requests in turn, the order swapped every time, so that both meet the same moments of the
+host; each round's difference is printed. With ``--profile N`` the real application
 (``create_app``, Flask's test client) stores N instances the same way under cProfile instead, to
 say where that time goes.
 
   .venv/bin/python bench/corpus.py --out bench/corpus-harness --studies 6 --series 1 --instances 4
   .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --requests 300 --rounds 3
+  .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --rounds 8 --requests 150 --against ../xdsi-before
   .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --profile 400
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import http.client
 import io
@@ -75,34 +79,58 @@ def send(connection: http.client.HTTPConnection, body: bytes, content_type: str)
         raise SystemExit(f"STOW-RS answered {response.status}: {answer[:300]!r}")
 
 
-def measure(corpus: Path, requests: int, rounds: int, warmup: int, modality: str = "CT") -> dict[str, object]:
+def measure(corpus: Path, requests: int, rounds: int, warmup: int, modality: str = "CT",
+            against: Path | None = None) -> dict[str, object]:
     blob, uid = ct_file(corpus, modality)
     made = bodies(blob, uid)
+    trees = [None] if against is None else [None, against]
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(_server(tree)) for tree in trees]
+        for _ in range(warmup):
+            for _worker, connection in servers:
+                send(connection, *next(made))
+        per_request: list[list[float]] = [[] for _ in servers]
+        for _ in range(rounds):
+            prepared = [[next(made) for _ in servers] for _ in range(requests)]
+            spent = [0.0 for _ in servers]
+            for number, bodies_now in enumerate(prepared):
+                order = range(len(servers)) if number % 2 == 0 else reversed(range(len(servers)))
+                for k in order:
+                    worker, connection = servers[k]
+                    before = cpu_seconds(worker)
+                    send(connection, *bodies_now[k])
+                    spent[k] += cpu_seconds(worker) - before
+            for k, total in enumerate(spent):
+                per_request[k].append(total * 1000 / requests)
+    result = _figures(per_request[0]) | {"file_bytes": len(blob), "requests_per_round": requests}
+    if against is not None:
+        result["against"] = {"checkout": str(against)} | _figures(per_request[1])
+        result["difference_ms_per_round"] = [round(a - b, 3) for a, b in zip(*per_request, strict=True)]
+    return result
+
+
+def _figures(per_request: list[float]) -> dict[str, object]:
+    return {"worker_cpu_ms_per_request": [round(value, 3) for value in per_request],
+            "median_ms": round(statistics.median(per_request), 3),
+            "min_ms": round(min(per_request), 3)}
+
+
+@contextlib.contextmanager
+def _server(tree: Path | None) -> Iterator[tuple[int, http.client.HTTPConnection]]:
+    """A one-worker server of this checkout, or of ``tree``, on a fresh store: its worker and a connection."""
     with tempfile.TemporaryDirectory(prefix="xdsi-stow-cpu-") as scratch:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        server = serve(Path(scratch), port)
+        server = serve(Path(scratch), port, tree=tree)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
             [worker] = workers_of(server.pid)
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            for _ in range(warmup):
-                send(connection, *next(made))
-            per_request = []
-            for _ in range(rounds):
-                prepared = [next(made) for _ in range(requests)]
-                before = cpu_seconds(worker)
-                for body, content_type in prepared:
-                    send(connection, body, content_type)
-                per_request.append((cpu_seconds(worker) - before) * 1000 / requests)
-            connection.close()
+            yield worker, connection
         finally:
+            connection.close()
             server.send_signal(signal.SIGTERM)
             server.wait(30)
-    return {"file_bytes": len(blob), "requests_per_round": requests,
-            "worker_cpu_ms_per_request": [round(value, 3) for value in per_request],
-            "median_ms": round(statistics.median(per_request), 3),
-            "min_ms": round(min(per_request), 3)}
 
 
 def profile(corpus: Path, requests: int, top: int, modality: str = "CT") -> str:
@@ -157,11 +185,13 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=45, help="profile lines per listing (default 45)")
     parser.add_argument("--modality", default="CT", help="the corpus file sent: CT (default) or MR, a smaller one")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="another checkout of xdsi, measured in turn with this one")
     args = parser.parse_args()
     if args.profile:
         sys.stdout.write(profile(args.corpus, args.profile, args.top, args.modality))
         return
-    result = measure(args.corpus, args.requests, args.rounds, args.warmup, args.modality)
+    result = measure(args.corpus, args.requests, args.rounds, args.warmup, args.modality, args.against)
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")

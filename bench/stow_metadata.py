@@ -166,12 +166,16 @@ def workers_of(master: int) -> list[int]:
     return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
 
 
-def serve(folder: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
+def serve(folder: Path, port: int, tree: Path | None = None, **settings: str) -> subprocess.Popen[bytes]:
+    """``xdsi serve`` with one worker on a fresh store in ``folder``; of the checkout ``tree`` if given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDSI_")}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree.resolve())
     env.update({"XDSI_DATABASE_URL": f"sqlite:///{folder / 'x.db'}", "XDSI_STORAGE": str(folder / "store"),
                 **{f"XDSI_{k.upper()}": v for k, v in settings.items()}})
     process = subprocess.Popen([sys.executable, "-m", "xdsi", "serve", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "1", "--no-access-log"], env=env, stdout=subprocess.DEVNULL)
+                                "--workers", "1", "--no-access-log"], env=env, stdout=subprocess.DEVNULL,
+                                cwd=tree)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -115,6 +115,17 @@ def test_stow_cpu_measures_a_real_server_and_profiles_the_same_requests(tmp_path
     figures = json.loads(out.read_text())
     assert len(figures["worker_cpu_ms_per_request"]) == 2 and figures["min_ms"] > 0
     assert figures["requests_per_round"] == 4 and figures["file_bytes"] > 1000
+    # --against: a second server, of another checkout (here the same one), measured in turn.
+    paired = tmp_path / "paired.json"
+    result = bench("stow_cpu.py", "--corpus", str(tmp_path / "corpus"), "--modality", modality, "--requests", "3",
+                   "--rounds", "2", "--warmup", "1", "--against", str(Path(__file__).resolve().parents[2]),
+                   "--out", str(paired))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(paired.read_text())
+    assert len(figures["against"]["worker_cpu_ms_per_request"]) == 2 and figures["against"]["min_ms"] > 0
+    pairs = zip(figures["difference_ms_per_round"], figures["worker_cpu_ms_per_request"],
+                figures["against"]["worker_cpu_ms_per_request"], strict=True)
+    assert all(abs(difference - (a - b)) < 0.002 for difference, a, b in pairs)  # each figure rounded to 3 places
     profiled = bench("stow_cpu.py", "--corpus", str(tmp_path / "corpus"), "--modality", modality,
                      "--profile", "3", "--top", "30")
     assert profiled.returncode == 0, profiled.stderr
