@@ -549,7 +549,12 @@ class _RawReader:
                 self.kept += length
                 if self.kept > _RAW_HEADER_BUDGET:
                     raise _Decline
-                elements.append(RawElement(tag, vr, length, self._bytes(pos, length)))
+                offset = pos - self.base
+                if offset >= 0 and offset + length <= len(self.window):  # as for the header
+                    value = self.window[offset : offset + length]
+                else:
+                    value = self._bytes(pos, length)
+                elements.append(RawElement(tag, vr, length, value))
                 pos += length
         return elements, pos
 

@@ -506,9 +506,8 @@ def _object(elements: Iterable[Encoded], written: _Written | None = None) -> dic
     # PS3.18 F.2.2: members in ascending tag order, which encode_dataset yields.
     out: dict[str, Any] = {}
     for e in elements:
-        memo = written if written is not None and is_kept(e) else None
-        if memo is not None:
-            seen = memo.get(id(e))
+        if written is not None:
+            seen = written.get(id(e))
             if seen is not None and seen[0] is e:
                 out[seen[1]] = seen[2]
                 continue
@@ -524,10 +523,10 @@ def _object(elements: Iterable[Encoded], written: _Written | None = None) -> dic
             attr["InlineBinary"] = b64encode(e.payload)
         key = tag_text(e.tag)
         out[key] = attr
-        if memo is not None:
-            if len(memo) >= _WRITTEN_ELEMENTS:
-                memo.clear()
-            memo[id(e)] = (e, key, attr)
+        if written is not None and is_kept(e):
+            if len(written) >= _WRITTEN_ELEMENTS:
+                written.clear()
+            written[id(e)] = (e, key, attr)
     return out
 
 

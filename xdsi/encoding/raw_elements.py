@@ -75,10 +75,11 @@ def _encode(
     elements: list[RawElement], bulk_data: BulkDataCallback, threshold: int, path: tuple[int, ...],
     charsets: str | list[str],
 ) -> list[Encoded]:
-    by_tag = {e.tag: e for e in elements}
-    if path and SPECIFIC_CHARACTER_SET in by_tag:
+    if path and any(e.tag == SPECIFIC_CHARACTER_SET for e in elements):
         # pydicom decodes such an item partly with the enclosing set's character set.
         raise _Unmodelled
+    charsets_key = charsets if isinstance(charsets, str) else tuple(charsets)
+    by_tag: dict[int, RawElement] | None = None
     encoded: list[Encoded] = []
     creators: dict[int, str | None] = {}
     for element in elements:
@@ -91,6 +92,7 @@ def _encode(
             owner = creator_tag(tag)
             if owner is not None:
                 if owner not in creators:
+                    by_tag = by_tag or {e.tag: e for e in elements}
                     creators[owner] = _creator(by_tag.get(owner), charsets)
                 creator = creators[owner]
         vr = element.vr
@@ -107,7 +109,13 @@ def _encode(
             if uri is not None:
                 encoded.append(Encoded(tag, vr, creator, "uri", uri))
                 continue
-        encoded.append(_decoded(element, creator, charsets))
+        value = element.value
+        if value is not None and len(value) <= _KEPT_VALUE_BYTES:
+            key = (tag, vr, value, creator, charsets_key)
+            kept = _kept.get(key)
+            encoded.append(kept if kept is not None else _keep(key, _inline(element, creator, charsets)))
+        else:
+            encoded.append(_inline(element, creator, charsets))
     return encoded
 
 
@@ -121,21 +129,14 @@ def _creator(element: RawElement | None, charsets: str | list[str]) -> str | Non
     return value if isinstance(value, str) and value else None
 
 
-def _decoded(element: RawElement, creator: str | None, charsets: str | list[str]) -> Encoded:
-    """``_inline``, kept for short values seen before."""
-    value = element.value
-    if value is None or len(value) > _KEPT_VALUE_BYTES:
-        return _inline(element, creator, charsets)
-    key = (element.tag, element.vr, value, creator, charsets if isinstance(charsets, str) else tuple(charsets))
-    kept = _kept.get(key)
-    if kept is None:
-        kept = _inline(element, creator, charsets)
-        if len(_kept) >= _KEPT_ELEMENTS:
-            _kept.clear()
-            _kept_ids.clear()
-        _kept[key] = kept
-        _kept_ids.add(id(kept))
-    return kept
+def _keep(key: tuple[Any, ...], element: Encoded) -> Encoded:
+    """``element``, kept under ``key`` to be handed back the next time."""
+    if len(_kept) >= _KEPT_ELEMENTS:
+        _kept.clear()
+        _kept_ids.clear()
+    _kept[key] = element
+    _kept_ids.add(id(element))
+    return element
 
 
 def _inline(element: RawElement, creator: str | None, charsets: str | list[str]) -> Encoded:
