@@ -24,7 +24,7 @@ from xdsi.encoding.values import converted, plain_values
 
 # The elements of one series repeat byte for byte from instance to instance (patient, study,
 # equipment, acquisition): an element already decoded under the same character sets and private
-# creator is taken as it was, which halves the walk of a slice. Only short values are kept
+# creator is taken as it was, which halves the parse of a slice. Only short values are kept
 # (Encoded values are never changed once made), and the table starts over once full.
 _KEPT_VALUE_BYTES = 256
 _KEPT_ELEMENTS = 8192
