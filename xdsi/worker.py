@@ -94,45 +94,37 @@ class ClientSocket:
         return self.sock.fileno()
 
     def recv(self, size: int, flags: int = 0) -> bytes:
-        while self.held:
-            first = self.held[0]
-            if isinstance(first, bytes):
-                self.held.popleft()
-                if len(first) > size:
-                    self.held.appendleft(first[size:])
-                return first[:size]
-            data = first.read(size)
-            if data:
-                return data
-            self.held.popleft()
-            first.close()
-        return self.sock.recv(size, flags)
+        piece = self._piece(size)
+        return self.sock.recv(size, flags) if piece is None else piece
 
     def take(self, size: int) -> bytes:
         """Up to ``size`` bytes as one piece: the held ones joined (the one copy a body read
         costs), or, once none are held, one read of the socket."""
         pieces: list[bytes] = []
         wanted = size
-        while self.held and wanted:
-            first = self.held[0]
-            if isinstance(first, bytes):
-                piece = first
-                if len(first) > wanted:
-                    self.held[0] = first[wanted:]
-                    piece = first[:wanted]
-                else:
-                    self.held.popleft()
-            else:
-                piece = first.read(wanted)
-                if not piece:
-                    self.held.popleft()
-                    first.close()
-                    continue
+        while wanted and (piece := self._piece(wanted)) is not None:
             pieces.append(piece)
             wanted -= len(piece)
         if not pieces:
             return self.sock.recv(size)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _piece(self, wanted: int) -> bytes | None:
+        """The next held bytes, at most ``wanted`` of them; None once nothing is held."""
+        while self.held:
+            first = self.held[0]
+            if isinstance(first, bytes):
+                if len(first) > wanted:
+                    self.held[0] = first[wanted:]
+                    return first[:wanted]
+                self.held.popleft()
+                return first
+            data = first.read(wanted)
+            if data:
+                return data
+            self.held.popleft()
+            first.close()
+        return None
 
     def take_held(self) -> bytes:
         """What is still held once a request is served: the next requests of a pipeline, including
@@ -185,13 +177,11 @@ class HeldBody(io.RawIOBase):
     application left unread and finds the next request where it begins.
     """
 
-    def __init__(self, body: Body, reader: LengthReader, sock: ClientSocket) -> None:
+    def __init__(self, body: Body, sock: ClientSocket) -> None:
         super().__init__()
         self.body = body
-        self.reader = reader
+        self.reader: LengthReader = body.reader
         self.sock = sock
-        # What gunicorn's parser read past the head, if anything, comes first.
-        self.ahead = reader.unreader.take_buffered()
 
     def readable(self) -> bool:
         return True
@@ -201,9 +191,14 @@ class HeldBody(io.RawIOBase):
         wanted = left if size is None or size < 0 else min(size, left)
         if wanted <= 0:
             return b""
-        if self.ahead:
-            data, self.ahead = self.ahead[:wanted], self.ahead[wanted:]
-        else:
+        # What gunicorn's parser read past the head comes first, and what is not wanted now stays
+        # with it: a body left unread, or a pipelined request, is where gunicorn looks for it.
+        unreader = self.reader.unreader
+        data = unreader.take_buffered()
+        if len(data) > wanted:
+            unreader.unread(data[wanted:])
+            data = data[:wanted]
+        elif not data:
             try:
                 data = self.sock.take(wanted)
             except OSError:
@@ -226,7 +221,7 @@ def _held_input(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
     body = environ.get("wsgi.input")
     sock = environ.get("gunicorn.socket")
     if isinstance(body, Body) and isinstance(body.reader, LengthReader) and isinstance(sock, ClientSocket):
-        environ["wsgi.input"] = HeldBody(body, body.reader, sock)
+        environ["wsgi.input"] = HeldBody(body, sock)
     return app(environ, start_response)
 
 

@@ -45,7 +45,7 @@ def held_socket(sock: socket.socket, *pieces: bytes | str) -> ClientSocket:
 def request(client: ClientSocket) -> tuple[RequestParser, HeldBody]:
     parser = RequestParser(Config(), client, ("127.0.0.1", 1))
     message = next(parser)
-    return parser, HeldBody(message.body, message.body.reader, client)
+    return parser, HeldBody(message.body, client)
 
 
 def head(length: int) -> bytes:
@@ -68,6 +68,19 @@ def test_a_body_left_partly_unread_is_skipped_by_gunicorn_before_the_next_reques
     assert body.read(6) == b"012345"
     nxt = next(parser)
     assert (nxt.method, nxt.path) == ("GET", "/after")
+
+
+def test_a_request_whose_body_gunicorn_read_with_its_head_leaves_what_follows_to_gunicorn(pair) -> None:
+    """Pipelined bytes reach the parser in one piece (the head, the body and the next requests):
+    the body is what its length says, and the rest is still there for gunicorn, read or not."""
+    client = held_socket(pair[0], head(10) + b"0123456789" + head(4) + b"abcdGET /last HTTP/1.1\r\nHost: a\r\n\r\n")
+    parser, body = request(client)
+    assert body.read(4) == b"0123" and body.read(100) == b"456789" and body.read() == b""
+    second = next(parser)
+    following = HeldBody(second.body, client)
+    assert following.read(2) == b"ab"  # the rest of this body is left unread
+    last = next(parser)
+    assert (last.method, last.path) == ("GET", "/last")
 
 
 def test_read_all_readinto_and_lines_give_the_same_bytes(pair) -> None:
