@@ -54,6 +54,26 @@ def stow_head(length: int, extra: str = "") -> bytes:
             f"Content-Length: {length}\r\n{extra}\r\n").encode()
 
 
+def read_answers(sock: socket.socket, count: int) -> list[bytes]:
+    """The first ``count`` answers on ``sock``, each its status line up to its body's end (Content-Length)."""
+    received, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in received:
+            data = sock.recv(65536)
+            assert data, f"the connection closed after {answers!r} and {received!r}"
+            received += data
+        head, _, received = received.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(received) < length:
+            data = sock.recv(65536)
+            assert data, f"the connection closed inside the answer {head!r}"
+            received += data
+        answers.append(head + b"\r\n\r\n" + received[:length])
+        received = received[length:]
+    return answers
+
+
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Two-second timeouts and at most 4 connections per address, in one worker."""
@@ -140,34 +160,9 @@ def test_a_body_larger_than_memory_holds_is_stored_whole(strict: LiveServer) -> 
 def test_pipelined_requests_are_answered_in_order(strict: LiveServer) -> None:
     sock = connect(strict)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    # Read raw: one HTTPResponse per answer would each buffer past their own answer.
-    received = b""
-    while b"HTTP/1.1 404" not in received:
-        data = sock.recv(65536)
-        assert data, f"the connection closed after {received!r}"
-        received += data
-    assert received.startswith(b"HTTP/1.1 200") and received.index(b"HTTP/1.1 404") > 0
+    first, second = read_answers(sock, 2)
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 404")
     sock.close()
-
-
-def read_answers(sock: socket.socket, count: int) -> list[bytes]:
-    """The first ``count`` answers on ``sock``, each its status line up to its body's end (Content-Length)."""
-    received, answers = b"", []
-    while len(answers) < count:
-        while b"\r\n\r\n" not in received:
-            data = sock.recv(65536)
-            assert data, f"the connection closed after {answers!r} and {received!r}"
-            received += data
-        head, _, received = received.partition(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:")))
-        while len(received) < length:
-            data = sock.recv(65536)
-            assert data, f"the connection closed inside the answer {head!r}"
-            received += data
-        answers.append(head + b"\r\n\r\n" + received[:length])
-        received = received[length:]
-    return answers
 
 
 @pytest.mark.parametrize("size", [(256, 256), (1024, 1536)], ids=["held in memory", "spooled"])
@@ -186,6 +181,23 @@ def test_a_stored_body_and_the_request_pipelined_behind_it_are_both_answered(
     again = strict.request("GET", f"{STUDIES}/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
                                   f"{ds.SOPInstanceUID}", headers={"Accept": "application/dicom; transfer-syntax=*"})
     assert again.status == 200 and again.body == data
+
+
+def test_two_stored_bodies_and_a_request_pipelined_in_one_send_are_all_answered(strict: LiveServer) -> None:
+    """The second request reaches gunicorn's parser with the first's leftovers, head, body and the
+    request behind it in one piece; its body must end where its length says."""
+    datasets = [make_dataset(rows=64, columns=64) for _ in range(2)]
+    sock = connect(strict)
+    sock.sendall(b"".join(stow_head(len(data)) + data for data in map(to_bytes, datasets))
+                 + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    first, second, health = read_answers(sock, 3)
+    sock.close()
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200"), (first[:300], second[:300])
+    assert health.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in health
+    for ds in datasets:
+        stored = strict.request("GET", f"{STUDIES}/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
+                                       f"{ds.SOPInstanceUID}", headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert stored.status == 200 and stored.body == to_bytes(ds)
 
 
 def test_a_body_the_application_does_not_read_is_skipped_and_the_next_request_answered(strict: LiveServer) -> None:
