@@ -12,10 +12,11 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from tests.dicomfiles import make_dataset, to_bytes
-from xdsi.dicom.parsing import Limits, open_instance
-from xdsi.encoding import dicom_json
+from xdsi.dicom.parsing import Limits, RawElement, open_instance
+from xdsi.encoding import dicom_json, raw_elements
 from xdsi.encoding.bulkdata import BulkDataCallback, BulkDataRef, beyond_threshold
 from xdsi.encoding.model import Encoded
+from xdsi.encoding.raw_elements import encode_elements
 from xdsi.encoding.walk import encode_instance, encode_tree
 
 LIMITS = Limits(max_bytes=1 << 31, max_inflated_bytes=1 << 29, max_deflate_ratio=200, defer_size=1024)
@@ -82,3 +83,15 @@ def test_the_same_private_bytes_under_another_creator_keep_their_own_creator(tmp
     assert first_json == first_reference and second_json == second_reference
     assert {e.creator for e in first if e.tag == 0x00291010} == {"VENDOR A"}
     assert {e.creator for e in second if e.tag == 0x00291010} == {"VENDOR B"}
+
+
+def test_the_kept_tables_stay_bounded_however_many_elements_are_walked() -> None:
+    """A stream of values that never repeat (UIDs, times) must not grow the process's memory."""
+    elements = [RawElement(0x00081155, "UI", 24, f"1.2.3.{n:019d}".encode()) for n in range(3 * 8192)]
+    for start in range(0, len(elements), 1000):
+        walked = encode_elements(elements[start:start + 1000], lambda _ref: None, 1024)
+        assert walked is not None
+        dicom_json.dumps_encoded(walked)
+    assert 0 < len(raw_elements._kept) <= raw_elements._KEPT_ELEMENTS
+    assert len(raw_elements._kept_ids) == len(raw_elements._kept)
+    assert 0 < len(dicom_json._written) <= dicom_json._WRITTEN_ELEMENTS
