@@ -126,6 +126,28 @@ class ClientSocket:
             first.close()
         return None
 
+    def skip(self, size: int) -> int:
+        """Drops up to ``size`` held bytes without reading them out; how many were dropped."""
+        dropped = 0
+        while dropped < size and self.held:
+            first = self.held[0]
+            if isinstance(first, bytes):
+                count = min(len(first), size - dropped)
+                if count < len(first):
+                    self.held[0] = first[count:]
+                else:
+                    self.held.popleft()
+            else:
+                here = first.tell()
+                end = first.seek(0, io.SEEK_END)
+                count = min(end - here, size - dropped)
+                first.seek(here + count)
+                if here + count == end:
+                    self.held.popleft()
+                    first.close()
+            dropped += count
+        return dropped
+
     def take_held(self) -> bytes:
         """What is still held once a request is served: the next requests of a pipeline, including
         bytes TLS already decrypted (they no longer make the socket readable to the poller)."""
@@ -323,6 +345,29 @@ class BufferingWorker(ThreadWorker):
             return
         ahead = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
         self._start_intake(conn, ahead)
+
+    def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
+        """Whether the connection serves another request once an answer that said it would is sent.
+
+        gunicorn drains at most 64 KiB of a body the application left unread (a 415 or 401 answered
+        before the body is looked at) and closes the connection beyond: the client's next request,
+        sent on a connection the answer announced as kept alive, then meets a closed socket. Here
+        every request is held whole before a thread serves it, so the rest of a body of known
+        length is dropped where it is held, however long, with no wait on the client. A chunked
+        body is drained through gunicorn's reader, which finds its end, as long as it was held in
+        memory; one spooled to a file closes the connection as gunicorn would.
+        """
+        if not keepalive:
+            return False
+        body = conn.parser.mesg.body
+        if isinstance(body.reader, LengthReader) and not getattr(body, "failed", False):
+            reader = body.reader
+            ahead = reader.unreader.take_buffered()  # what gunicorn's parser read past the head
+            if len(ahead) > reader.length:
+                reader.unreader.unread(ahead[reader.length:])
+            reader.length -= min(len(ahead), reader.length)
+            reader.length -= conn.sock.skip(reader.length)
+        return bool(conn.parser.finish_body(max_bytes=MEMORY_PER_REQUEST))
 
     def finish_request(self, conn: TConn, fs: Any) -> None:
         """gthread reads a request again at once when its parser holds bytes past the last one; the

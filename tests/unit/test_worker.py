@@ -109,3 +109,11 @@ def test_a_socket_failure_marks_the_body_failed_so_the_connection_closes(pair) -
     with pytest.raises(TimeoutError):
         body.read(10)
     assert body.body.failed is True
+
+
+def test_skip_drops_held_bytes_and_spool_files_up_to_the_size_and_leaves_the_rest(pair) -> None:
+    client = held_socket(pair[0], b"abc", "defgh", b"ijklmn")
+    assert client.skip(2) == 2 and client.recv(2) == b"c"
+    assert client.skip(3) == 3 and client.recv(100) == b"gh"  # in the spool file, by seeking
+    assert client.skip(4) == 4 and client.recv(100) == b"mn"
+    assert client.skip(10) == 0  # nothing held: the socket itself is never read
