@@ -7,13 +7,17 @@ of the same length each time, one client on one keep-alive connection. CPU time 
 wall time on what else the machine runs, but on a shared host it still drifts by a third within
 minutes. To compare two versions, ``--against OTHER_CHECKOUT`` starts a server of each and sends
 them requests in turn, the order swapped every time, so that both meet the same moments of the
-host; each round's difference is printed. With ``--profile N`` the real application
+host; each round's difference is printed. ``--floor`` also sends each round's bodies once more as
+text/plain, which the server refuses (415) before reading them: the CPU of that answer is what any
+0.5 MB request costs in the server (receiving the body, HTTP, the application up to its refusal),
+the floor under a stored instance; user and system time are given apart. With ``--profile N`` the real application
 (``create_app``, Flask's test client) stores N instances the same way under cProfile instead, to
 say where that time goes.
 
   .venv/bin/python bench/corpus.py --out bench/corpus-harness --studies 6 --series 1 --instances 4
   .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --requests 300 --rounds 3
   .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --rounds 8 --requests 150 --against ../xdsi-before
+  .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --rounds 4 --requests 300 --floor
   .venv/bin/python bench/stow_cpu.py --corpus bench/corpus-harness --profile 400
 """
 
@@ -38,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stow_metadata import cpu_seconds, serve, workers_of
+from bench.stow_metadata import cpu_times, serve, workers_of
 
 
 def ct_file(corpus: Path, modality: str = "CT") -> tuple[bytes, bytes]:
@@ -70,17 +74,26 @@ def bodies(blob: bytes, uid: bytes) -> Iterator[tuple[bytes, str]]:
         yield body, f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
-def send(connection: http.client.HTTPConnection, body: bytes, content_type: str) -> None:
+def send(connection: http.client.HTTPConnection, body: bytes, content_type: str, expected: int = 200) -> None:
     connection.request("POST", "/dicom-web/studies", body=body,
                        headers={"Content-Type": content_type, "Accept": "application/dicom+json"})
     response = connection.getresponse()
     answer = response.read()
-    if response.status != 200:
+    if response.status != expected:
         raise SystemExit(f"STOW-RS answered {response.status}: {answer[:300]!r}")
 
 
+def floor(worker: int, connection: http.client.HTTPConnection, prepared: list[tuple[bytes, str]]) -> dict[str, float]:
+    """The worker's user and system CPU per request, ms, for ``prepared`` sent as text/plain (415)."""
+    user, system = cpu_times(worker)
+    for body, _content_type in prepared:
+        send(connection, body, "text/plain", expected=415)
+    after = cpu_times(worker)
+    return {"user": (after[0] - user) * 1000 / len(prepared), "system": (after[1] - system) * 1000 / len(prepared)}
+
+
 def measure(corpus: Path, requests: int, rounds: int, warmup: int, modality: str = "CT",
-            against: Path | None = None) -> dict[str, object]:
+            against: Path | None = None, with_floor: bool = False) -> dict[str, object]:
     blob, uid = ct_file(corpus, modality)
     made = bodies(blob, uid)
     trees = [None] if against is None else [None, against]
@@ -90,22 +103,38 @@ def measure(corpus: Path, requests: int, rounds: int, warmup: int, modality: str
             for _worker, connection in servers:
                 send(connection, *next(made))
         per_request: list[list[float]] = [[] for _ in servers]
+        split: list[dict[str, float]] = []
+        floors: list[dict[str, float]] = []
         for _ in range(rounds):
             prepared = [[next(made) for _ in servers] for _ in range(requests)]
             # Each worker's CPU over the whole round: what it does after an answer counts too,
             # and the other server's requests cost it nothing.
-            before = [cpu_seconds(worker) for worker, _connection in servers]
+            before = [cpu_times(worker) for worker, _connection in servers]
             for number, bodies_now in enumerate(prepared):
                 order = range(len(servers)) if number % 2 == 0 else reversed(range(len(servers)))
                 for k in order:
                     send(servers[k][1], *bodies_now[k])
             for k, (worker, _connection) in enumerate(servers):
-                per_request[k].append((cpu_seconds(worker) - before[k]) * 1000 / requests)
-    result = _figures(per_request[0]) | {"file_bytes": len(blob), "requests_per_round": requests}
+                after = cpu_times(worker)
+                per_request[k].append((sum(after) - sum(before[k])) * 1000 / requests)
+                if k == 0:
+                    split.append({"user": (after[0] - before[k][0]) * 1000 / requests,
+                                  "system": (after[1] - before[k][1]) * 1000 / requests})
+            if with_floor:
+                floors.append(floor(*servers[0], [bodies_now[0] for bodies_now in prepared]))
+    result = _figures(per_request[0]) | {"file_bytes": len(blob), "requests_per_round": requests,
+                                         "user_system_ms_per_request": _rounded(split)}
+    if with_floor:
+        result["floor_415_user_system_ms_per_request"] = _rounded(floors)
+        result["floor_415_median_ms"] = round(statistics.median(f["user"] + f["system"] for f in floors), 3)
     if against is not None:
         result["against"] = {"checkout": str(against)} | _figures(per_request[1])
         result["difference_ms_per_round"] = [round(a - b, 3) for a, b in zip(*per_request, strict=True)]
     return result
+
+
+def _rounded(figures: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{key: round(value, 3) for key, value in figure.items()} for figure in figures]
 
 
 def _figures(per_request: list[float]) -> dict[str, object]:
@@ -186,11 +215,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--against", type=Path, metavar="CHECKOUT",
                         help="another checkout of xdsi, measured in turn with this one")
+    parser.add_argument("--floor", action="store_true",
+                        help="also the CPU of the same requests refused unread (415): the floor under a stored one")
     args = parser.parse_args()
+    if args.floor and args.against:
+        parser.error("--floor measures one checkout; leave out --against")
     if args.profile:
         sys.stdout.write(profile(args.corpus, args.profile, args.top, args.modality))
         return
-    result = measure(args.corpus, args.requests, args.rounds, args.warmup, args.modality, args.against)
+    result = measure(args.corpus, args.requests, args.rounds, args.warmup, args.modality, args.against, args.floor)
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")

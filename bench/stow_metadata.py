@@ -158,8 +158,14 @@ def post_file(port: int, path: Path, content_type: str, timeout: float = 600) ->
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process (its parser processes not included)."""
+    return sum(cpu_times(pid))
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process, apart."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def workers_of(master: int) -> list[int]:

@@ -110,10 +110,14 @@ def test_stow_cpu_measures_a_real_server_and_profiles_the_same_requests(tmp_path
     modality = next(se["modality"] for st in manifest["studies"] for se in st["series"] if se["modality"] in ("CT", "MR"))
     out = tmp_path / "cpu.json"
     result = bench("stow_cpu.py", "--corpus", str(tmp_path / "corpus"), "--modality", modality,
-                   "--requests", "4", "--rounds", "2", "--warmup", "1", "--out", str(out))
+                   "--requests", "4", "--rounds", "2", "--warmup", "1", "--floor", "--out", str(out))
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
     assert len(figures["worker_cpu_ms_per_request"]) == 2 and figures["min_ms"] > 0
+    # --floor: the same bodies refused unread (415, or the script stops) on the same connection.
+    assert len(figures["floor_415_user_system_ms_per_request"]) == 2 and figures["floor_415_median_ms"] >= 0
+    for whole, split in zip(figures["worker_cpu_ms_per_request"], figures["user_system_ms_per_request"], strict=True):
+        assert abs(whole - split["user"] - split["system"]) < 0.002
     assert figures["requests_per_round"] == 4 and figures["file_bytes"] > 1000
     # --against: a second server, of another checkout (here the same one), measured in turn.
     paired = tmp_path / "paired.json"
