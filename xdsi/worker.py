@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from gunicorn.http.body import DEFAULT_MAX_TRAILER_SECTION, Body, LengthReader
+from gunicorn.http.errors import NoMoreData, ParseException
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from xdsi.config import Network, Settings
@@ -352,10 +353,11 @@ class BufferingWorker(ThreadWorker):
         gunicorn drains at most 64 KiB of a body the application left unread (a 415 or 401 answered
         before the body is looked at) and closes the connection beyond: the client's next request,
         sent on a connection the answer announced as kept alive, then meets a closed socket. Here
-        every request is held whole before a thread serves it, so the rest of a body of known
-        length is dropped where it is held, however long, with no wait on the client. A chunked
-        body is drained through gunicorn's reader, which finds its end, as long as it was held in
-        memory; one spooled to a file closes the connection as gunicorn would.
+        every request is held whole before a thread serves it (or cut short by the client's end of
+        stream), so draining never waits on the client and costs less than receiving did: the rest
+        of a body of known length is dropped where it is held, and a chunked one is read to its
+        end through gunicorn's reader, which finds it. A framing fault met on the way closes the
+        connection, as gunicorn would.
         """
         if not keepalive:
             return False
@@ -367,7 +369,10 @@ class BufferingWorker(ThreadWorker):
                 reader.unreader.unread(ahead[reader.length:])
             reader.length -= min(len(ahead), reader.length)
             reader.length -= conn.sock.skip(reader.length)
-        return bool(conn.parser.finish_body(max_bytes=MEMORY_PER_REQUEST))
+        try:
+            return bool(conn.parser.finish_body())
+        except (NoMoreData, ParseException):
+            return False
 
     def finish_request(self, conn: TConn, fs: Any) -> None:
         """gthread reads a request again at once when its parser holds bytes past the last one; the

@@ -206,8 +206,8 @@ def _chunked(body: bytes, size: int = 50_000) -> bytes:
 
 
 @pytest.mark.parametrize(("size", "chunked"), [(50_000, False), (600_000, False), (3_000_000, False),
-                                               (600_000, True)],
-                         ids=["50 KB", "600 KB held in memory", "3 MB spooled", "600 KB chunked"])
+                                               (600_000, True), (3_000_000, True)],
+                         ids=["50 KB", "600 KB held in memory", "3 MB spooled", "600 KB chunked", "3 MB chunked, spooled"])
 def test_a_body_the_application_does_not_read_is_skipped_and_the_next_request_answered(
         strict: LiveServer, size: int, chunked: bool) -> None:
     """A 415 is answered before any of the body is read; the next request on the connection
@@ -224,6 +224,21 @@ def test_a_body_the_application_does_not_read_is_skipped_and_the_next_request_an
         refused, health = read_answers(sock, 2)
     assert refused.startswith(b"HTTP/1.1 415"), refused[:300]
     assert health.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in health
+
+
+def test_an_unread_chunked_body_that_breaks_its_framing_ends_the_connection_after_the_one_answer(
+        strict: LiveServer) -> None:
+    """Dropping the unread body meets the broken chunk size: where a next request would start is
+    unknown, so the connection closes, and no second answer follows the 415 on it."""
+    with contextlib.closing(connect(strict)) as sock:
+        sock.sendall(f"POST {STUDIES} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n"
+                     "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    assert received.startswith(b"HTTP/1.1 415"), received[:300]
+    assert received.count(b"HTTP/1.1 ") == 1, received  # no 400 written behind the answer already sent
 
 
 def test_a_client_sending_its_next_request_after_an_unread_large_body_is_answered(strict: LiveServer) -> None:
