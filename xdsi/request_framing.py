@@ -52,7 +52,10 @@ class RequestFraming:
     ``expects_continue`` set: the front answers 100 Continue itself while it reads the body
     (RFC 9110 10.1.1), and the application, reading the body after it is whole, has no reason to.
     A Content-Length over ``max_body`` (or a chunked body growing past it) is ready at once: the
-    application refuses it from its head (413) without the body being read.
+    application refuses it from its head (413) without the body being read, and an
+    ``Expect: 100-continue`` is taken out of such a head too, so that the body is not invited.
+    ``whole`` says whether the request was followed to its end: only then is all of it held, and
+    only then can the connection carry another request after the answer.
     """
 
     def __init__(self, *, max_head: int, max_chunk_line: int, max_trailers: int, max_body: int) -> None:
@@ -63,6 +66,7 @@ class RequestFraming:
         self.remaining = 0  # bytes left of the body (LENGTH) or of the chunk (CHUNK_DATA)
         self.body_bytes = 0
         self.expects_continue = False
+        self.whole = False
 
     def feed(self, data: bytes) -> Step:
         if self.state is _Body.HEAD:
@@ -115,7 +119,7 @@ class RequestFraming:
                 return head, True
             self.remaining = int(lengths[0])
             if self.remaining > self.max_body:
-                return head, True
+                return (b"\r\n".join(kept) + b"\r\n\r\n" if continue_line else head), True
             self.state = _Body.LENGTH if self.remaining else _Body.DONE
         else:
             self.state = _Body.DONE
@@ -149,7 +153,8 @@ class RequestFraming:
                     return self._unreadable(data, at, head)
         self.body_bytes += at
         body, rest = data[:at], data[at:]
-        if self.state is _Body.DONE or self.body_bytes > self.max_body:
+        self.whole = self.state is _Body.DONE
+        if self.whole or self.body_bytes > self.max_body:
             return Step(Progress.READY, head, body, rest)
         return Step(Progress.MORE, head, body)
 

@@ -87,6 +87,8 @@ class ClientSocket:
         self._closed = False
         # Over TLS: the verified client certificate's subject, once the handshake is done.
         self.peer_subject: str | None = None
+        # While set, reads past the held bytes meet the end of the stream instead of the client.
+        self.held_only = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
@@ -96,7 +98,9 @@ class ClientSocket:
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         piece = self._piece(size)
-        return self.sock.recv(size, flags) if piece is None else piece
+        if piece is not None:
+            return piece
+        return b"" if self.held_only else self.sock.recv(size, flags)
 
     def take(self, size: int) -> bytes:
         """Up to ``size`` bytes as one piece: the held ones joined (the one copy a body read
@@ -352,12 +356,12 @@ class BufferingWorker(ThreadWorker):
 
         gunicorn drains at most 64 KiB of a body the application left unread (a 415 or 401 answered
         before the body is looked at) and closes the connection beyond: the client's next request,
-        sent on a connection the answer announced as kept alive, then meets a closed socket. Here
-        every request is held whole before a thread serves it (or cut short by the client's end of
-        stream), so draining never waits on the client and costs less than receiving did: the rest
-        of a body of known length is dropped where it is held, and a chunked one is read to its
-        end through gunicorn's reader, which finds it. A framing fault met on the way closes the
-        connection, as gunicorn would.
+        sent on a connection the answer announced as kept alive, then meets a closed socket. Here a
+        request whose answer keeps the connection was held whole before a thread served it
+        (``handle_request``), so draining costs less than receiving did and never waits on the
+        client: the rest of a body of known length is dropped where it is held, and a chunked one
+        is read to its end through gunicorn's reader, which finds it, from the held bytes only. A
+        framing fault met on the way closes the connection, as gunicorn would.
         """
         if not keepalive:
             return False
@@ -369,10 +373,23 @@ class BufferingWorker(ThreadWorker):
                 reader.unreader.unread(ahead[reader.length:])
             reader.length -= min(len(ahead), reader.length)
             reader.length -= conn.sock.skip(reader.length)
+            if reader.length:
+                return False  # not all held after all: where the next request starts is unknown
+        conn.sock.held_only = True
         try:
             return bool(conn.parser.finish_body())
         except (NoMoreData, ParseException):
             return False
+        finally:
+            conn.sock.held_only = False
+
+    def handle_request(self, req: Any, conn: TConn) -> bool:
+        """A request not held to its end (a body over ``max_request_bytes``, refused from its head,
+        or one the client cut short) is answered with ``Connection: close``: the rest of its body
+        is not read, so the connection cannot carry another request."""
+        if not getattr(conn, "xdsi_held_whole", False):
+            req.must_close = True
+        return bool(super().handle_request(req, conn))
 
     def finish_request(self, conn: TConn, fs: Any) -> None:
         """gthread reads a request again at once when its parser holds bytes past the last one; the
@@ -502,6 +519,7 @@ class BufferingWorker(ThreadWorker):
         self._free_memory(intake)
         conn.data_ready = True
         conn.xdsi_whole = True
+        conn.xdsi_held_whole = intake.framing.whole
         self.enqueue_req(conn)
 
     # -- connections out -----------------------------------------------------------------------

@@ -226,6 +226,27 @@ def test_a_body_the_application_does_not_read_is_skipped_and_the_next_request_an
     assert health.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in health
 
 
+@pytest.mark.parametrize("expect", [True, False], ids=["Expect: 100-continue", "body sent at once"])
+def test_a_body_over_the_limit_is_refused_from_its_head_and_the_connection_closed(
+        strict: LiveServer, expect: bool) -> None:
+    """413 without 100 Continue before it (the body is not invited), and Connection: close: the body
+    is not read, so the connection cannot carry another request. The close is at once, with no
+    thread waiting for the body the client might still send."""
+    head = (f"POST {STUDIES} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/dicom\r\n"
+            f"Content-Length: {strict.settings.max_request_bytes + 1}\r\n" + ("Expect: 100-continue\r\n" if expect else "")
+            + "\r\n").encode()
+    with contextlib.closing(connect(strict)) as sock:
+        sock.settimeout(5)
+        started = time.monotonic()
+        sock.sendall(head + (b"" if expect else b"x" * 100_000))
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    assert time.monotonic() - started < 3
+    assert received.startswith(b"HTTP/1.1 413"), received[:300]
+    assert b"100 Continue" not in received and b"\r\nConnection: close\r\n" in received, received[:300]
+
+
 def test_an_unread_chunked_body_that_breaks_its_framing_ends_the_connection_after_the_one_answer(
         strict: LiveServer) -> None:
     """Dropping the unread body meets the broken chunk size: where a next request would start is

@@ -55,8 +55,14 @@ def test_a_request_is_ready_at_its_last_byte_however_it_arrives(name: str, piece
 
 def test_a_request_cut_short_is_not_ready() -> None:
     for request, _ in REQUESTS.values():
-        steps, _ = feed_all(request[:-1], 0)
-        assert steps[-1].progress is Progress.MORE
+        steps, f = feed_all(request[:-1], 0)
+        assert steps[-1].progress is Progress.MORE and not f.whole
+
+
+@pytest.mark.parametrize("name", REQUESTS)
+def test_a_request_followed_to_its_end_is_whole(name: str) -> None:
+    _steps, f = feed_all(REQUESTS[name][0], 1)
+    assert f.whole
 
 
 def test_expect_100_continue_is_taken_out_of_the_head_and_noted() -> None:
@@ -92,15 +98,26 @@ def test_expect_without_a_body_or_on_http_1_0_is_left_to_the_parser() -> None:
         "bad size", "bad extension", "no CRLF after data", "size line over the limit", "bare LF in trailers",
         "trailers over the limit"])
 def test_framing_it_cannot_follow_is_ready_at_once_for_the_parser_to_refuse(request_bytes: bytes) -> None:
-    assert framing().feed(request_bytes).progress is Progress.READY
+    f = framing()
+    assert f.feed(request_bytes).progress is Progress.READY and not f.whole
 
 
 def test_a_body_over_the_limit_is_ready_at_once_for_the_application_to_refuse() -> None:
-    assert framing(max_body=100).feed(b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n").progress is Progress.READY
+    f = framing(max_body=100)
+    assert f.feed(b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n").progress is Progress.READY and not f.whole
     f = framing(max_body=100)
     assert f.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").progress is Progress.MORE
     assert f.feed(b"ffff\r\n" + b"x" * 50).progress is Progress.MORE
-    assert f.feed(b"x" * 60).progress is Progress.READY
+    assert f.feed(b"x" * 60).progress is Progress.READY and not f.whole
+
+
+def test_a_body_over_the_limit_is_not_invited_with_100_continue() -> None:
+    """The parser would answer 100 Continue to the Expect line, and the client would send what the
+    application is about to refuse: the line is taken out of such a head."""
+    f = framing(max_body=100)
+    step = f.feed(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 101\r\n\r\n")
+    assert step.progress is Progress.READY and step.head == b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n"
+    assert not f.expects_continue and not f.whole
 
 
 def test_a_head_without_end_past_the_limit_is_too_large() -> None:

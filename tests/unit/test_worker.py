@@ -117,3 +117,13 @@ def test_skip_drops_held_bytes_and_spool_files_up_to_the_size_and_leaves_the_res
     assert client.skip(3) == 3 and client.recv(100) == b"gh"  # in the spool file, by seeking
     assert client.skip(4) == 4 and client.recv(100) == b"mn"
     assert client.skip(10) == 0  # nothing held: the socket itself is never read
+
+
+def test_while_held_only_a_read_past_the_held_bytes_meets_the_end_instead_of_the_client(pair) -> None:
+    ours, theirs = pair
+    client = held_socket(ours, b"ab")
+    theirs.sendall(b"from the client")
+    client.held_only = True
+    assert client.recv(10) == b"ab" and client.recv(10) == b""
+    client.held_only = False
+    assert client.recv(100) == b"from the client"
