@@ -68,6 +68,10 @@ _RECV = 256 << 10
 # OpenSSL's reasons for a handshake refused because a required client certificate was not sent.
 _NO_CERTIFICATE = frozenset({"PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_REQUIRED"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# gunicorn's bounds for a graceful close (RFC 9112 9.6): what the client still sends after the last
+# answer is read and dropped for at most this long and this much, then the connection closes.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 64 << 10
 
 
 class ClientSocket:
@@ -267,6 +271,34 @@ class Intake:
     handshaking: bool = False
 
 
+@dataclass
+class _Lingering:
+    """A connection half-closed after its last answer, waiting for the client to close its side."""
+
+    deadline: float
+    left: int = _LINGER_BYTES
+
+
+class _Conn(TConn):
+    """gthread's connection, whose graceful close waits in the event loop, not on it.
+
+    gunicorn half-closes a connection that ends after its answer and reads what the client still
+    sends, for up to 2 s, before closing: closing with bytes unread sends a reset that can destroy
+    the answer. It reads in the event loop's own thread, blocking it: five clients that asked for
+    ``Connection: close`` and then neither sent nor closed held every other client up for 8 s.
+    """
+
+    def __init__(self, worker: BufferingWorker, sock: ClientSocket, client: Any, server: Any) -> None:
+        super().__init__(worker.cfg, sock, client, server)
+        self.worker = worker
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful and threading.current_thread() is self.worker.loop_thread:
+            self.worker.linger(self.sock)
+        else:  # an application thread may wait (gunicorn's own graceful close), the event loop may not
+            super().close(graceful)
+
+
 class BufferingWorker(ThreadWorker):
     """gthread whose event loop reads every request whole before an application thread serves it."""
 
@@ -280,6 +312,8 @@ class BufferingWorker(ThreadWorker):
         self.notified = 0.0
         self.per_address: Counter[str] = Counter()
         self.per_address_lock = threading.Lock()
+        self.lingering: dict[ClientSocket, _Lingering] = {}
+        self.loop_thread = threading.current_thread()
         if self.cfg.is_ssl:
             raise RuntimeError("xdsi's worker does TLS itself (tls_cert, tls_key); gunicorn's TLS settings stay off")
         self.tls: ssl.SSLContext | None = server_context(settings) if settings.tls_enabled else None
@@ -326,7 +360,7 @@ class BufferingWorker(ThreadWorker):
             return
         self.nr_conns += 1
         wrapped = ClientSocket(sock, float(self.settings.send_timeout), partial(self._released, address))
-        conn = TConn(self.cfg, wrapped, client, listener.getsockname())
+        conn = _Conn(self, wrapped, client, listener.getsockname())
         if self.tls is None:
             self._start_intake(conn, b"")
             return
@@ -524,10 +558,42 @@ class BufferingWorker(ThreadWorker):
 
     # -- connections out -----------------------------------------------------------------------
 
+    def linger(self, sock: ClientSocket) -> None:
+        """Half-closes ``sock`` after its last answer; it closes once the client has closed its side,
+        sent 64 KiB more or let 2 s pass, each noticed by the event loop."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            return
+        self.lingering[sock] = _Lingering(time.monotonic() + _LINGER_SECONDS)
+        self.poller.register(sock, selectors.EVENT_READ, partial(self._lingering_readable, sock))
+
+    def _lingering_readable(self, sock: ClientSocket, _fileobj: object) -> None:
+        lingering = self.lingering[sock]
+        try:
+            data = socket.socket.recv(sock.sock, _RECV)  # as sent: over TLS, no record is read any more
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        lingering.left -= len(data)
+        if not data or lingering.left <= 0:
+            self._end_linger(sock)
+
+    def _end_linger(self, sock: ClientSocket) -> None:
+        del self.lingering[sock]
+        self.poller.unregister(sock)
+        sock.close()
+
     def murder_pending(self) -> None:
-        """Runs once per turn of the event loop: also ends the intakes past their deadline."""
+        """Runs once per turn of the event loop: also ends the intakes past their deadline, and the
+        lingering closes past theirs."""
         super().murder_pending()
         now = time.monotonic()
+        for sock in [sock for sock, lingering in self.lingering.items() if lingering.deadline < now]:
+            self._end_linger(sock)
         for intake in [i for i in self.intakes.values() if i.deadline < now]:
             if intake.handshaking:
                 # No HTTP answer can reach a client that has not finished its handshake.

@@ -278,6 +278,33 @@ def test_a_client_sending_its_next_request_after_an_unread_large_body_is_answere
         stored.read()
 
 
+def test_connections_closing_after_their_answer_do_not_hold_up_other_clients(patient: LiveServer) -> None:
+    """After an answer with Connection: close the server half-closes and reads what the client still
+    sends for up to 2 s (RFC 9112 9.6: closing with unread bytes would send a reset that can destroy
+    the answer). Clients that neither close nor send must not make that wait the event loop's:
+    others are served meanwhile, and each lingering connection is closed after the 2 s."""
+    held = []
+    for _ in range(5):
+        sock = connect(patient)
+        sock.sendall(b"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        held.append(sock)
+    try:
+        time.sleep(0.2)
+        for _ in range(5):
+            started = time.monotonic()
+            assert patient.request("GET", "/healthz").status == 200
+            assert time.monotonic() - started < 1.0
+        for sock in held:
+            sock.settimeout(10)
+            received = b""
+            while data := sock.recv(65536):
+                received += data
+            assert received.startswith(b"HTTP/1.1 404") and b"\r\nConnection: close\r\n" in received
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_one_address_holds_at_most_max_client_connections_and_others_are_served(strict: LiveServer) -> None:
     held = [connect(strict, "127.0.2.1") for _ in range(4)]
     for sock in held:
