@@ -6,7 +6,9 @@ Against a server on this machine (loopback only), in three steps:
   open     --slow connections, from --addresses loopback source addresses (127.0.1.1, 127.0.1.2,
            ...) so a per-address connection limit does not refuse them: half send a request head
            one header line every --interval seconds, half send a STOW-RS head announcing a body of
-           1 MB and then one byte of it every --interval seconds
+           1 MB and then one byte of it every --interval seconds; and --lingering connections that
+           send a whole request with Connection: close, read the answer, then neither send nor close
+           (each is replaced by a new one every --interval seconds, so that as many linger all along)
   loaded   the same requests as idle while those connections trickle; each has --timeout seconds
 A last step opens --burst connections from one address (127.0.2.1) and counts those the server
 accepts and keeps open: what one client may hold.
@@ -58,8 +60,10 @@ class Trickler:
     kind: str
     opened: float
     lines: list[bytes]
+    address: str = ""
     closed_after: float | None = None
     answer: bytes = b""
+    replaced: bool = False
 
 
 @dataclass
@@ -72,26 +76,37 @@ class SlowCrowd:
     refused: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def open(self, count: int, addresses: list[str], target: str) -> None:
-        for number in range(count):
-            kind = "headers" if number % 2 == 0 else "body"
-            sock = socket.socket()
-            try:
-                sock.bind((addresses[number % len(addresses)], 0))
-                sock.connect(("127.0.0.1", self.port))
-            except OSError:
+    target: str = ""
+
+    def open(self, count: int, addresses: list[str], target: str, lingering: int = 0) -> None:
+        self.target = target
+        kinds = ["headers" if number % 2 == 0 else "body" for number in range(count)] + ["lingering"] * lingering
+        for number, kind in enumerate(kinds):
+            member = self._connect(kind, addresses[number % len(addresses)])
+            if member is None:
                 self.refused += 1
-                sock.close()
-                continue
-            sock.setblocking(False)
-            if kind == "headers":
-                lines = [f"GET {target}/studies HTTP/1.1\r\n".encode()] + [
-                    f"X-Slow-{n}: {n}\r\n".encode() for n in range(10_000)]
             else:
-                head = (f"POST {target}/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                        "Content-Type: application/dicom\r\nContent-Length: 1000000\r\n\r\n").encode()
-                lines = [head] + [b"\0"] * 1_000_000
-            self.members.append(Trickler(sock, kind, time.monotonic(), lines[::-1]))
+                self.members.append(member)
+
+    def _connect(self, kind: str, address: str) -> Trickler | None:
+        sock = socket.socket()
+        try:
+            sock.bind((address, 0))
+            sock.connect(("127.0.0.1", self.port))
+        except OSError:
+            sock.close()
+            return None
+        sock.setblocking(False)
+        if kind == "headers":
+            lines = [f"GET {self.target}/studies HTTP/1.1\r\n".encode()] + [
+                f"X-Slow-{n}: {n}\r\n".encode() for n in range(10_000)]
+        elif kind == "body":
+            head = (f"POST {self.target}/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Type: application/dicom\r\nContent-Length: 1000000\r\n\r\n").encode()
+            lines = [head] + [b"\0"] * 1_000_000
+        else:
+            lines = [f"GET {self.target}/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()]
+        return Trickler(sock, kind, time.monotonic(), lines[::-1], address)
 
     def run(self) -> None:
         """Each INTERVAL, every open member sends its next line; a member the server closed is noted."""
@@ -102,7 +117,10 @@ class SlowCrowd:
         while not self.stop.is_set():
             now = time.monotonic()
             if now >= next_send:
+                self._replace_lingering(selector)
                 for member in self.open_members():
+                    if not member.lines:
+                        continue
                     try:
                         member.sock.send(member.lines.pop())
                     except OSError:
@@ -124,16 +142,31 @@ class SlowCrowd:
             member.closed_after = time.monotonic() - member.opened
             selector.unregister(member.sock)
 
+    def _replace_lingering(self, selector: selectors.BaseSelector) -> None:
+        """A lingering connection the server has answered (and half-closed) is closed by now and a new
+        one takes its place."""
+        for member in [m for m in self.members if m.kind == "lingering" and m.closed_after is not None]:
+            if member.replaced:
+                continue
+            member.replaced = True
+            member.sock.close()
+            again = self._connect("lingering", member.address)
+            if again is not None:
+                self.members.append(again)
+                selector.register(again.sock, selectors.EVENT_READ, again)
+
     def open_members(self) -> list[Trickler]:
         return [m for m in self.members if m.closed_after is None]
 
     def report(self) -> dict[str, Any]:
-        cut = [m for m in self.members if m.closed_after is not None]
+        slow = [m for m in self.members if m.kind != "lingering"]
+        cut = [m for m in slow if m.closed_after is not None]
         statuses = sorted({m.answer.split(b"\r\n", 1)[0].decode("latin-1") for m in cut if m.answer})
-        return {"opened": len(self.members), "refused_at_connect": self.refused,
-                "still_open": len(self.open_members()), "cut_by_server": len(cut),
-                "cut_after_s_median": round(statistics.median(m.closed_after for m in cut), 1) if cut else None,
-                "answers_when_cut": statuses}
+        return {"opened": len(slow), "refused_at_connect": self.refused,
+                "still_open": len([m for m in slow if m.closed_after is None]), "cut_by_server": len(cut),
+                "cut_after_s_median": round(statistics.median(m.closed_after or 0.0 for m in cut), 1) if cut else None,
+                "answers_when_cut": statuses,
+                "lingering_opened": len(self.members) - len(slow)}
 
     def close(self) -> None:
         self.stop.set()
@@ -269,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"   {idle}", flush=True)
     crowd = SlowCrowd(port, args.interval)
     addresses = [f"127.0.1.{n}" for n in range(1, args.addresses + 1)]
-    crowd.open(args.slow, addresses, origin.path)
+    crowd.open(args.slow, addresses, origin.path, args.lingering)
     trickle = threading.Thread(target=crowd.run, daemon=True)
     trickle.start()
     time.sleep(args.settle)
@@ -315,6 +348,7 @@ def main() -> int:
     parser.add_argument("--label", default="server", help="name of this run")
     for flag, kind, default, text in (
         ("--slow", int, 200, "slow connections (half trickle headers, half a body)"),
+        ("--lingering", int, 0, "connections that ask for Connection: close, then neither send nor close"),
         ("--addresses", int, 20, "loopback source addresses the slow connections come from"),
         ("--interval", float, 5.0, "seconds between two lines (or bytes) of a slow connection"),
         ("--requests", int, 30, "rounds of normal requests (one QIDO-RS, one WADO-RS each)"),
@@ -328,8 +362,8 @@ def main() -> int:
     args = parser.parse_args()
     if not loopback(args.base_url):
         parser.error(f"{args.base_url} is not on a loopback address")
-    if args.slow > 1000 or args.burst > 1000:
-        parser.error("--slow and --burst are bounded at 1000 connections")
+    if args.slow + args.lingering > 1000 or args.burst > 1000:
+        parser.error("--slow with --lingering, and --burst, are bounded at 1000 connections")
     return run(args)
 
 
