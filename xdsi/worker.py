@@ -222,20 +222,33 @@ class HeldBody(io.RawIOBase):
         wanted = left if size is None or size < 0 else min(size, left)
         if wanted <= 0:
             return b""
-        # What gunicorn's parser read past the head comes first, and what is not wanted now stays
-        # with it: a body left unread, or a pipelined request, is where gunicorn looks for it.
-        unreader = self.reader.unreader
-        data = unreader.take_buffered()
-        if len(data) > wanted:
-            unreader.unread(data[wanted:])
-            data = data[:wanted]
-        elif not data:
+        data = self._buffered(wanted)
+        if not data:
             try:
                 data = self.sock.take(wanted)
             except OSError:
                 self.body.failed = True  # where the next request starts is unknown: the connection closes
                 raise
         self.reader.length = left - len(data)
+        return data
+
+    def drop_rest(self) -> bool:
+        """Drops what the application left of the body where it is held, without reading it out;
+        whether all of it was held (else where the next request starts is unknown)."""
+        left = self.reader.length
+        left -= len(self._buffered(left))
+        left -= self.sock.skip(left)
+        self.reader.length = left
+        return not left
+
+    def _buffered(self, wanted: int) -> bytes:
+        """What gunicorn's parser read past the head, at most ``wanted`` of it. What is not wanted
+        stays with it: a body left unread, or a pipelined request, is where gunicorn looks for it."""
+        unreader = self.reader.unreader
+        data = unreader.take_buffered()
+        if len(data) > wanted:
+            unreader.unread(data[wanted:])
+            data = data[:wanted]
         return data
 
     def readall(self) -> bytes:
@@ -291,6 +304,8 @@ class _Conn(TConn):
     def __init__(self, worker: BufferingWorker, sock: ClientSocket, client: Any, server: Any) -> None:
         super().__init__(worker.cfg, sock, client, server)
         self.worker = worker
+        self.ready = False  # its request is held and goes to a thread
+        self.held_whole = False  # ... and was followed to its end (RequestFraming.whole)
 
     def close(self, graceful: bool = False) -> None:
         if graceful and threading.current_thread() is self.worker.loop_thread:
@@ -378,8 +393,8 @@ class BufferingWorker(ThreadWorker):
         gthread calls this for a new connection, a kept-alive one that became readable, and one
         whose parser read ahead into the next request (those bytes start the intake).
         """
-        if getattr(conn, "xdsi_whole", False):
-            conn.xdsi_whole = False
+        if conn.ready:
+            conn.ready = False
             super().enqueue_req(conn)
             return
         ahead = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
@@ -400,15 +415,8 @@ class BufferingWorker(ThreadWorker):
         if not keepalive:
             return False
         body = conn.parser.mesg.body
-        if isinstance(body.reader, LengthReader) and not getattr(body, "failed", False):
-            reader = body.reader
-            ahead = reader.unreader.take_buffered()  # what gunicorn's parser read past the head
-            if len(ahead) > reader.length:
-                reader.unreader.unread(ahead[reader.length:])
-            reader.length -= min(len(ahead), reader.length)
-            reader.length -= conn.sock.skip(reader.length)
-            if reader.length:
-                return False  # not all held after all: where the next request starts is unknown
+        if isinstance(body.reader, LengthReader) and not HeldBody(body, conn.sock).drop_rest():
+            return False
         conn.sock.held_only = True
         try:
             return bool(conn.parser.finish_body())
@@ -421,7 +429,7 @@ class BufferingWorker(ThreadWorker):
         """A request not held to its end (a body over ``max_request_bytes``, refused from its head,
         or one the client cut short) is answered with ``Connection: close``: the rest of its body
         is not read, so the connection cannot carry another request."""
-        if not getattr(conn, "xdsi_held_whole", False):
+        if not conn.held_whole:
             req.must_close = True
         return bool(super().handle_request(req, conn))
 
@@ -466,8 +474,9 @@ class BufferingWorker(ThreadWorker):
             log.warning("TLS handshake with %s failed: %s", _address(conn), reason)
             if isinstance(exc, ssl.SSLCertVerificationError) or reason in _NO_CERTIFICATE:
                 self.app.auditor.refused_node(_address(conn), f"TLS client certificate refused: {reason}")
-            _linger(tls_sock)
-            self._drop(intake)
+            # What the client sent is dropped before the close, which would otherwise send a reset that
+            # destroys the TLS alert telling it why (a TLS 1.3 client sends its request at once).
+            self._drop(intake, linger=True)
             return
         intake.handshaking = False
         conn.sock.peer_subject = client_subject(tls_sock)
@@ -552,8 +561,8 @@ class BufferingWorker(ThreadWorker):
             held.append(rest)
         self._free_memory(intake)
         conn.data_ready = True
-        conn.xdsi_whole = True
-        conn.xdsi_held_whole = intake.framing.whole
+        conn.ready = True
+        conn.held_whole = intake.framing.whole
         self.enqueue_req(conn)
 
     # -- connections out -----------------------------------------------------------------------
@@ -610,21 +619,20 @@ class BufferingWorker(ThreadWorker):
             self._refuse(intake, 408, reason)
 
     def _refuse(self, intake: Intake, status: int, reason: str, retry_after: int | None = None) -> None:
+        """Answers ``status`` and ends the connection, lingering for the client's end (RFC 9112 9.6)."""
+        _send_quietly(intake.conn.sock.sock, _answer(status, reason, retry_after))
+        self._drop(intake, linger=True)
+
+    def _drop(self, intake: Intake, *, linger: bool = False) -> None:
         self._forget(intake)
         self._free_memory(intake)
-        _answer_and_close(intake.conn.sock.sock, status, reason, retry_after)
-        self._drop_conn(intake)
-
-    def _drop(self, intake: Intake) -> None:
-        self._forget(intake)
-        self._free_memory(intake)
-        self._drop_conn(intake)
-
-    def _drop_conn(self, intake: Intake) -> None:
         if intake.spool is not None:
             intake.spool.close()
-        intake.conn.close()
         self.nr_conns -= 1
+        if linger:
+            self.linger(intake.conn.sock)
+        else:
+            intake.conn.close()
 
     def _forget(self, intake: Intake) -> None:
         del self.intakes[intake.conn]
@@ -669,16 +677,6 @@ def _receive(sock: socket.socket) -> bytes | None:
     return data
 
 
-def _linger(sock: socket.socket) -> None:
-    """Before closing a refused handshake: what the client sent is read and dropped, so that closing sends
-    no RST that would destroy the TLS alert telling it why (a TLS 1.3 client sends its request at once)."""
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_WR)
-        for _ in range(16):
-            if not socket.socket.recv(sock, _RECV):
-                break
-
-
 def _over_tls(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
     """The application, told the request came over TLS and by whom, when a certificate proved it.
 
@@ -700,12 +698,18 @@ _REASONS = {408: "Request Timeout", 429: "Too Many Requests", 431: "Request Head
             503: "Service Unavailable"}
 
 
-def _answer_and_close(sock: socket.socket, status: int, text: str, retry_after: int | None = None) -> None:
-    """A short plain-text answer written without blocking, then the connection closed (RFC 9112 9.6)."""
+def _answer(status: int, text: str, retry_after: int | None = None) -> bytes:
+    """A short plain-text answer that ends the connection."""
     body = text.encode() + b"\n"
     extra = f"Retry-After: {retry_after}\r\n" if retry_after else ""
-    _send_quietly(sock, (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                         f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n").encode() + body)
+    return (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n").encode() + body
+
+
+def _answer_and_close(sock: socket.socket, status: int, text: str, retry_after: int | None = None) -> None:
+    """``_answer`` written without blocking, then the connection closed at once: a client over its
+    connection quota is not given a lingering socket as well."""
+    _send_quietly(sock, _answer(status, text, retry_after))
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
     sock.close()

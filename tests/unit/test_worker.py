@@ -127,3 +127,15 @@ def test_while_held_only_a_read_past_the_held_bytes_meets_the_end_instead_of_the
     assert client.recv(10) == b"ab" and client.recv(10) == b""
     client.held_only = False
     assert client.recv(100) == b"from the client"
+
+
+def test_drop_rest_drops_the_unread_body_where_it_is_held_and_says_whether_all_of_it_was(pair) -> None:
+    client = held_socket(pair[0], head(12) + b"abcd", b"efgh", "ijkl", b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    parser, body = request(client)
+    assert body.read(2) == b"ab"  # "cd" stays with gunicorn's parser, the rest is held
+    assert body.drop_rest() is True and body.read() == b""
+    nxt = next(parser)  # the next request is where it begins, found without reading the body out
+    assert (nxt.method, nxt.path) == ("GET", "/next")
+    cut = held_socket(pair[0], head(100), b"only this")  # a body the client stopped sending
+    _, short = request(cut)
+    assert short.drop_rest() is False
